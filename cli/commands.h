@@ -1,0 +1,15 @@
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace nftpol::cli {
+
+// Each returns the process exit status; `args` excludes the program and subcommand names.
+int canReachCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int matrixCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int explainCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int lintCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+}  // namespace nftpol::cli

@@ -1,0 +1,44 @@
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+
+namespace {
+
+constexpr const char* kUsage = R"(usage: nftpol COMMAND [OPTIONS]
+
+Ask questions of Kubernetes NetworkPolicies before they are enforced.
+
+commands:
+  can-reach --cluster PATH... FROM TO --port PORT [--protocol TCP|UDP|SCTP] [--output text|json]
+      Can FROM open a connection to TO? FROM and TO are namespace/pod or an IP address.
+      Exit 0 allowed, 1 denied, 2 bad input.
+  matrix --cluster PATH... --port PORT [--protocol P] [--output table|json|dot] [--what-if PATH...]
+      Reachability of every pod pair; with --what-if, only the cells that PATH's objects would change.
+  explain --cluster PATH... [namespace/policy]
+      The pods each policy selects, and each rule's peers and ports resolved.
+  lint --cluster PATH...
+      Validation errors and suspicious policies. Exit 0 clean, 1 warnings, 2 errors.
+
+--cluster takes YAML or JSON files or directories (recursive), e.g. `kubectl get ns,pods,netpol -A -o yaml`.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+    (args.empty() ? std::cerr : std::cout) << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  std::ios::sync_with_stdio(false);
+  if (command == "can-reach") return nftpol::cli::canReachCommand(args, std::cout, std::cerr);
+  if (command == "matrix") return nftpol::cli::matrixCommand(args, std::cout, std::cerr);
+  if (command == "explain") return nftpol::cli::explainCommand(args, std::cout, std::cerr);
+  if (command == "lint") return nftpol::cli::lintCommand(args, std::cout, std::cerr);
+  std::cerr << "nftpol: unknown command \"" << command << "\"\n" << kUsage;
+  return 2;
+}

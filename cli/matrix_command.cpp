@@ -1,0 +1,165 @@
+// nftpol matrix: the reachability of every pod pair, and with --what-if the cells a change would flip.
+#include <algorithm>
+#include <map>
+#include <ostream>
+
+#include "args.h"
+#include "cluster_input.h"
+#include "commands.h"
+#include "nftpol/policy/matrix.h"
+
+namespace nftpol::cli {
+namespace {
+
+using namespace nftpol::policy;
+
+void printTable(const Compiled& c, const BitMatrix& m, const std::string& service, std::ostream& out) {
+  size_t width = 4;
+  for (const Pod* p : c.pods()) width = std::max(width, p->key().size());
+  out << "reachability on " << service << " (rows: from, columns: to; . allowed, X denied)\n";
+  out << std::string(width, ' ');
+  for (const Pod* p : c.pods()) out << ' ' << p->key();
+  out << '\n';
+  for (size_t i = 0; i < c.pods().size(); ++i) {
+    std::string name = c.pod(i).key();
+    out << name << std::string(width - name.size(), ' ');
+    for (size_t j = 0; j < c.pods().size(); ++j) {
+      size_t w = c.pod(j).key().size();
+      out << ' ' << std::string((w - 1) / 2, ' ') << (m.get(i, j) ? '.' : 'X') << std::string(w - 1 - (w - 1) / 2, ' ');
+    }
+    out << '\n';
+  }
+}
+
+void printJson(const Compiled& c, const BitMatrix& m, std::ostream& out) {
+  out << "{\"pods\":[";
+  for (size_t i = 0; i < c.pods().size(); ++i) out << (i ? "," : "") << jsonString(c.pod(i).key());
+  out << "],\"matrix\":[";
+  for (size_t i = 0; i < c.pods().size(); ++i) {
+    out << (i ? ",[" : "[");
+    for (size_t j = 0; j < c.pods().size(); ++j) out << (j ? "," : "") << (m.get(i, j) ? "true" : "false");
+    out << "]";
+  }
+  out << "]}\n";
+}
+
+void printDot(const Compiled& c, const BitMatrix& m, const std::string& service, std::ostream& out) {
+  out << "digraph reachability {\n  label=" << jsonString("reachability on " + service)
+      << ";\n  node [shape=box];\n";
+  std::map<std::string, std::vector<size_t>> byNamespace;
+  for (size_t i = 0; i < c.pods().size(); ++i) byNamespace[c.pod(i).ns].push_back(i);
+  for (const auto& [ns, pods] : byNamespace) {
+    out << "  subgraph " << jsonString("cluster_" + ns) << " {\n    label=" << jsonString(ns) << ";\n";
+    for (size_t i : pods) out << "    " << jsonString(c.pod(i).key()) << " [label=" << jsonString(c.pod(i).name) << "];\n";
+    out << "  }\n";
+  }
+  for (size_t i = 0; i < c.pods().size(); ++i)
+    for (size_t j = 0; j < c.pods().size(); ++j)
+      if (i != j && m.get(i, j)) out << "  " << jsonString(c.pod(i).key()) << " -> " << jsonString(c.pod(j).key()) << ";\n";
+  out << "}\n";
+}
+
+struct Change {
+  std::string from, to;
+  bool after;
+};
+
+int whatIf(const LoadedCluster& before, const LoadedCluster& after, Protocol protocol, uint16_t port,
+           const std::string& output, std::ostream& out) {
+  const Compiled& b = *before.compiled;
+  const Compiled& a = *after.compiled;
+  BitMatrix mb = reachability(b, protocol, port), ma = reachability(a, protocol, port);
+  // Pods present on both sides, as (id before, id after); both lists are sorted by namespace/name.
+  std::vector<std::pair<PodId, PodId>> common;
+  std::vector<std::string> added, removed;
+  for (PodId i = 0, j = 0; i < b.pods().size() || j < a.pods().size();) {
+    if (j == a.pods().size() || (i < b.pods().size() && b.pod(i).key() < a.pod(j).key())) {
+      removed.push_back(b.pod(i++).key());
+    } else if (i == b.pods().size() || a.pod(j).key() < b.pod(i).key()) {
+      added.push_back(a.pod(j++).key());
+    } else {
+      common.emplace_back(i++, j++);
+    }
+  }
+  std::vector<Change> changes;
+  for (auto [bi, ai] : common)
+    for (auto [bj, aj] : common)
+      if (mb.get(bi, bj) != ma.get(ai, aj)) changes.push_back({b.pod(bi).key(), b.pod(bj).key(), ma.get(ai, aj)});
+  std::string service = std::string(toString(protocol)) + "/" + std::to_string(port);
+  if (output == "json") {
+    out << "{\"protocol\":" << jsonString(std::string(toString(protocol))) << ",\"port\":" << port
+        << ",\"changes\":[";
+    for (size_t i = 0; i < changes.size(); ++i)
+      out << (i ? "," : "") << "{\"from\":" << jsonString(changes[i].from) << ",\"to\":" << jsonString(changes[i].to)
+          << ",\"before\":" << (changes[i].after ? "false" : "true") << ",\"after\":"
+          << (changes[i].after ? "true" : "false") << "}";
+    auto list = [&](const std::vector<std::string>& v) {
+      out << "[";
+      for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << jsonString(v[i]);
+      out << "]";
+    };
+    out << "],\"addedPods\":";
+    list(added);
+    out << ",\"removedPods\":";
+    list(removed);
+    out << "}\n";
+    return 0;
+  }
+  out << "what-if on " << service << ": " << changes.size() << " cell(s) change\n";
+  for (const auto& ch : changes)
+    out << (ch.after ? "  + " : "  - ") << ch.from << " -> " << ch.to << (ch.after ? "  newly allowed" : "  newly denied")
+        << "\n";
+  for (const auto& p : added) out << "  pod added: " << p << "\n";
+  for (const auto& p : removed) out << "  pod removed: " << p << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int matrixCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  auto args = Args::parse(argv, {"cluster", "port", "protocol", "output", "what-if"});
+  if (!args) {
+    err << "nftpol matrix: " << args.error().message << "\n";
+    return kExitBadInput;
+  }
+  if (!args->positionals().empty()) {
+    err << "usage: nftpol matrix --cluster PATH... --port PORT [--protocol TCP|UDP|SCTP] "
+           "[--output table|json|dot] [--what-if PATH...]\n";
+    return kExitBadInput;
+  }
+  auto protocol = parseProtocolArg(args->last("protocol"));
+  auto port = parsePortArg(args->last("port"));
+  std::string output = args->last("output").value_or("table");
+  for (const auto* e : {protocol ? nullptr : &protocol.error(), port ? nullptr : &port.error()}) {
+    if (e) {
+      err << "nftpol matrix: " << e->message << "\n";
+      return kExitBadInput;
+    }
+  }
+  bool whatIfMode = !args->all("what-if").empty();
+  if (output != "table" && output != "json" && (output != "dot" || whatIfMode)) {
+    err << "nftpol matrix: invalid --output \"" << output << "\" (must be table, json"
+        << (whatIfMode ? " with --what-if" : " or dot") << ")\n";
+    return kExitBadInput;
+  }
+  auto cluster = loadCluster(args->all("cluster"), {}, err);
+  if (!cluster) return kExitBadInput;
+  if (whatIfMode) {
+    auto changed = loadCluster(args->all("cluster"), args->all("what-if"), err);
+    if (!changed) return kExitBadInput;
+    return whatIf(*cluster, *changed, *protocol, *port, output, out);
+  }
+  const Compiled& c = *cluster->compiled;
+  BitMatrix m = reachability(c, *protocol, *port);
+  std::string service = std::string(toString(*protocol)) + "/" + std::to_string(*port);
+  if (output == "json") {
+    printJson(c, m, out);
+  } else if (output == "dot") {
+    printDot(c, m, service, out);
+  } else {
+    printTable(c, m, service, out);
+  }
+  return 0;
+}
+
+}  // namespace nftpol::cli

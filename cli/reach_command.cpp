@@ -1,0 +1,170 @@
+// nftpol can-reach: one connection, its verdict, and the policies and rules that decide it.
+#include <ostream>
+
+#include "args.h"
+#include "cluster_input.h"
+#include "commands.h"
+#include "nftpol/policy/reach.h"
+
+namespace nftpol::cli {
+namespace {
+
+using namespace nftpol::policy;
+
+std::string endpointName(const Compiled& c, const Endpoint& e) {
+  return e.pod ? c.pod(*e.pod).key() : e.address->toString();
+}
+
+std::string familyName(Family f) { return f == Family::kV4 ? "IPv4" : "IPv6"; }
+
+std::string ruleText(const Compiled& c, const RuleHit& hit) {
+  const CompiledRule& rule = c.rules()[hit.rule];
+  const NetworkPolicy& p = *c.policies()[rule.policy].policy;
+  const char* peers = rule.direction == Direction::kIngress ? "from" : "to";
+  std::string out = p.key() + " " + rule.name();
+  out += hit.peer < 0 ? std::string(" (every peer") : std::string(" (") + peers + "[" + std::to_string(hit.peer) + "]";
+  out += hit.port == kAllPorts ? ", every port)"
+                               : ", ports[" + std::to_string(hit.port) + "] " + rule.rule->ports[hit.port].toString() + ")";
+  return out + " at " + rule.rule->where.toString();
+}
+
+void printSide(const Compiled& c, const char* label, const std::string& who, const SideVerdict& side,
+               std::ostream& out) {
+  out << "  " << label << " of " << who << ": ";
+  if (!side.applies) {
+    out << "outside the cluster, no policy applies\n";
+    return;
+  }
+  if (side.isolating.empty()) {
+    out << "not isolated (no policy selects it for " << label << "), allowed\n";
+    return;
+  }
+  out << "isolated by ";
+  for (size_t i = 0; i < side.isolating.size(); ++i)
+    out << (i ? ", " : "") << c.policies()[side.isolating[i]].policy->key();
+  if (side.hits.empty()) {
+    out << "; no rule allows it, denied\n";
+    return;
+  }
+  out << "; allowed by\n";
+  for (const auto& hit : side.hits) out << "    " << ruleText(c, hit) << "\n";
+}
+
+void jsonSide(const Compiled& c, const SideVerdict& side, std::ostream& out) {
+  out << "{\"applies\":" << (side.applies ? "true" : "false") << ",\"isolated\":"
+      << (side.isolating.empty() ? "false" : "true") << ",\"allowed\":" << (side.allowed ? "true" : "false")
+      << ",\"policies\":[";
+  for (size_t i = 0; i < side.isolating.size(); ++i)
+    out << (i ? "," : "") << jsonString(c.policies()[side.isolating[i]].policy->key());
+  out << "],\"allowedBy\":[";
+  for (size_t i = 0; i < side.hits.size(); ++i) {
+    const auto& hit = side.hits[i];
+    const CompiledRule& rule = c.rules()[hit.rule];
+    out << (i ? "," : "") << "{\"policy\":" << jsonString(c.policies()[rule.policy].policy->key())
+        << ",\"rule\":" << jsonString(rule.name()) << ",\"peer\":" << hit.peer << ",\"port\":" << hit.port
+        << ",\"location\":" << jsonString(rule.rule->where.toString()) << "}";
+  }
+  out << "]}";
+}
+
+const char* becauseText(Because b) {
+  switch (b) {
+    case Because::kSelf:
+      return "self";
+    case Because::kNoCommonFamily:
+      return "no-common-address-family";
+    case Because::kPolicies:
+      break;
+  }
+  return "policies";
+}
+
+}  // namespace
+
+int canReachCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  auto args = Args::parse(argv, {"cluster", "port", "protocol", "output"});
+  if (!args) {
+    err << "nftpol can-reach: " << args.error().message << "\n";
+    return kExitBadInput;
+  }
+  if (args->positionals().size() != 2) {
+    err << "usage: nftpol can-reach --cluster PATH... FROM TO --port PORT [--protocol TCP|UDP|SCTP] "
+           "[--output text|json]\n  FROM and TO are namespace/pod or an IP address\n";
+    return kExitBadInput;
+  }
+  auto protocol = parseProtocolArg(args->last("protocol"));
+  auto port = parsePortArg(args->last("port"));
+  std::string output = args->last("output").value_or("text");
+  for (const auto* e : {protocol ? nullptr : &protocol.error(), port ? nullptr : &port.error()}) {
+    if (e) {
+      err << "nftpol can-reach: " << e->message << "\n";
+      return kExitBadInput;
+    }
+  }
+  if (output != "text" && output != "json") {
+    err << "nftpol can-reach: invalid --output \"" << output << "\" (must be text or json)\n";
+    return kExitBadInput;
+  }
+  auto cluster = loadCluster(args->all("cluster"), {}, err);
+  if (!cluster) return kExitBadInput;
+  const Compiled& c = *cluster->compiled;
+  auto from = resolveEndpoint(c, args->positionals()[0]);
+  auto to = resolveEndpoint(c, args->positionals()[1]);
+  for (const auto* e : {from ? nullptr : &from.error(), to ? nullptr : &to.error()}) {
+    if (e) {
+      err << "nftpol can-reach: " << e->message << "\n";
+      return kExitBadInput;
+    }
+  }
+  if (!from->pod && !to->pod) {
+    err << "nftpol can-reach: FROM and TO are both outside the cluster; no NetworkPolicy applies\n";
+    return kExitBadInput;
+  }
+  ReachQuery q{.from = *from, .to = *to, .protocol = *protocol, .port = *port};
+  auto verdicts = canReach(c, q);
+  bool allowed = anyAllowed(verdicts);
+  std::string fromName = endpointName(c, *from), toName = endpointName(c, *to);
+  std::string service = std::string(toString(q.protocol)) + "/" + std::to_string(q.port);
+
+  if (output == "json") {
+    out << "{\"allowed\":" << (allowed ? "true" : "false") << ",\"from\":" << jsonString(fromName)
+        << ",\"to\":" << jsonString(toName) << ",\"protocol\":" << jsonString(std::string(toString(q.protocol)))
+        << ",\"port\":" << q.port << ",\"verdicts\":[";
+    for (size_t i = 0; i < verdicts.size(); ++i) {
+      const Verdict& v = verdicts[i];
+      out << (i ? "," : "") << "{\"allowed\":" << (v.allowed ? "true" : "false")
+          << ",\"reason\":" << jsonString(becauseText(v.because));
+      if (v.family) {
+        out << ",\"family\":" << jsonString(familyName(*v.family)) << ",\"source\":"
+            << jsonString(v.source->toString()) << ",\"destination\":" << jsonString(v.destination->toString())
+            << ",\"egress\":";
+        jsonSide(c, v.egress, out);
+        out << ",\"ingress\":";
+        jsonSide(c, v.ingress, out);
+      }
+      out << "}";
+    }
+    out << "]}\n";
+    return allowed ? 0 : 1;
+  }
+
+  out << (allowed ? "ALLOWED" : "DENIED") << ": " << fromName << " -> " << toName << " on " << service << "\n";
+  for (const Verdict& v : verdicts) {
+    if (v.because == Because::kSelf) {
+      out << "  traffic a pod sends to itself is always allowed\n";
+      continue;
+    }
+    if (v.because == Because::kNoCommonFamily) {
+      out << "  the two ends share no address family (IPv4/IPv6)\n";
+      continue;
+    }
+    if (verdicts.size() > 1)
+      out << " " << familyName(*v.family) << " " << v.source->toString() << " -> " << v.destination->toString()
+          << ": " << (v.allowed ? "allowed" : "denied") << "\n";
+    printSide(c, "egress", fromName, v.egress, out);
+    printSide(c, "ingress", toName, v.ingress, out);
+  }
+  return allowed ? 0 : 1;
+}
+
+}  // namespace nftpol::cli

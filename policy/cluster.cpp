@@ -1,0 +1,94 @@
+#include "nftpol/policy/cluster.h"
+
+#include <algorithm>
+
+namespace nftpol::policy {
+
+std::string Diagnostic::toString() const {
+  std::string out = where.toString() + ": ";
+  if (severity == Severity::kWarning) out += "warning: ";
+  if (!object.empty()) out += object + ": ";
+  if (!field.empty()) out += field + ": ";
+  return out + message;
+}
+
+bool hasErrors(const std::vector<Diagnostic>& diagnostics) {
+  return std::any_of(diagnostics.begin(), diagnostics.end(),
+                     [](const Diagnostic& d) { return d.severity == Severity::kError; });
+}
+
+Labels namespaceLabels(const std::string& name, Labels labels) {
+  labels.set("kubernetes.io/metadata.name", name);
+  return labels;
+}
+
+namespace {
+
+template <typename T>
+void upsertInto(std::vector<T>& items, std::unordered_map<std::string, size_t>& index, std::string key, T item) {
+  auto [it, inserted] = index.try_emplace(std::move(key), items.size());
+  if (inserted) {
+    items.push_back(std::move(item));
+  } else {
+    items[it->second] = std::move(item);
+  }
+}
+
+}  // namespace
+
+void ClusterState::upsert(Namespace ns) {
+  ns.labels = namespaceLabels(ns.name, std::move(ns.labels));
+  auto key = ns.name;
+  upsertInto(namespaces_, namespaceIndex_, std::move(key), std::move(ns));
+}
+
+// Keys are computed before the call: argument evaluation order would otherwise let the move happen first.
+void ClusterState::upsert(Pod pod) {
+  auto key = pod.key();
+  upsertInto(pods_, podIndex_, std::move(key), std::move(pod));
+}
+
+void ClusterState::upsert(NetworkPolicy policy) {
+  auto key = policy.key();
+  upsertInto(policies_, policyIndex_, std::move(key), std::move(policy));
+}
+
+void ClusterState::upsert(OtherObject other) {
+  auto key = other.kind + "/" + other.ns + "/" + other.name;
+  upsertInto(others_, otherIndex_, std::move(key), std::move(other));
+}
+
+std::vector<Diagnostic> ClusterState::implyMissingNamespaces() {
+  std::vector<Diagnostic> warnings;
+  auto imply = [&](const std::string& name, const SourceLocation& where, const std::string& object) {
+    if (namespaceIndex_.count(name)) return;
+    upsert(Namespace{.name = name, .labels = {}, .where = where, .implied = true});
+    warnings.push_back(Diagnostic{
+        .severity = Severity::kWarning,
+        .where = where,
+        .object = object,
+        .field = "metadata.namespace",
+        .message = "namespace \"" + name +
+                   "\" has no Namespace object; assuming one labelled only kubernetes.io/metadata.name=" + name});
+  };
+  for (const auto& p : pods_) imply(p.ns, p.where, "Pod " + p.key());
+  for (const auto& p : policies_) imply(p.ns, p.where, "NetworkPolicy " + p.key());
+  return warnings;
+}
+
+const Namespace* ClusterState::findNamespace(const std::string& name) const {
+  auto it = namespaceIndex_.find(name);
+  return it == namespaceIndex_.end() ? nullptr : &namespaces_[it->second];
+}
+
+const Pod* ClusterState::findPod(const std::string& ns, const std::string& name) const {
+  auto it = podIndex_.find(ns + "/" + name);
+  return it == podIndex_.end() ? nullptr : &pods_[it->second];
+}
+
+const NetworkPolicy* ClusterState::findPolicy(const std::string& ns, const std::string& name) const {
+  auto it = policyIndex_.find(ns + "/" + name);
+  return it == policyIndex_.end() ? nullptr : &policies_[it->second];
+}
+
+}  // namespace nftpol::policy

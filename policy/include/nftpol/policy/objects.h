@@ -1,0 +1,136 @@
+#pragma once
+
+// The Kubernetes objects the engine reads, reduced to the fields NetworkPolicy semantics need. Every object
+// here is valid: the loader only builds one after the API server's validation rules passed.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "nftpol/ip.h"
+#include "nftpol/selectors/labels.h"
+#include "nftpol/selectors/selector.h"
+
+namespace nftpol::policy {
+
+using selectors::LabelSelector;
+using selectors::Labels;
+
+// 1-based line and column, as editors and compilers print them. The file name is shared by all its objects.
+struct SourceLocation {
+  std::shared_ptr<const std::string> file;
+  int line = 0;
+  int column = 0;
+  std::string toString() const;  // "file:line:column"
+};
+
+enum class Protocol : uint8_t { kTCP, kUDP, kSCTP };
+std::string_view toString(Protocol p);
+std::optional<Protocol> parseProtocol(std::string_view text);  // exactly "TCP", "UDP" or "SCTP"
+
+struct Namespace {
+  std::string name;
+  Labels labels;  // always includes kubernetes.io/metadata.name
+  SourceLocation where;
+  bool implied = false;  // made up because a pod or policy named it and no Namespace object was loaded
+};
+
+struct ContainerPort {
+  std::string name;  // may be empty
+  uint16_t port = 0;
+  Protocol protocol = Protocol::kTCP;
+};
+
+enum class PodPhase : uint8_t { kPending, kRunning, kSucceeded, kFailed, kUnknown };
+
+struct Pod {
+  std::string ns;
+  std::string name;
+  Labels labels;
+  std::string nodeName;
+  bool hostNetwork = false;
+  PodPhase phase = PodPhase::kRunning;
+  std::vector<ContainerPort> ports;
+  std::vector<IpAddress> ips;  // status.podIPs (or status.podIP), in order, IPv4 and IPv6
+  SourceLocation where;
+
+  std::string key() const { return ns + "/" + name; }
+  // NetworkPolicy ignores pods without an address, finished pods and host-network pods.
+  bool takesPart() const {
+    return !ips.empty() && !hostNetwork && phase != PodPhase::kSucceeded && phase != PodPhase::kFailed;
+  }
+  const IpAddress* address(Family f) const;
+  // The port number of the container port with this name and protocol, if any.
+  std::optional<uint16_t> namedPort(std::string_view name, Protocol protocol) const;
+};
+
+// One entry of a rule's `ports`. Exactly one of: every port of the protocol, a numeric range, a named port.
+struct PortSpec {
+  struct AllPorts {
+    bool operator==(const AllPorts&) const = default;
+  };
+  struct Range {
+    uint16_t first = 0;
+    uint16_t last = 0;  // == first without endPort
+    bool operator==(const Range&) const = default;
+  };
+  Protocol protocol = Protocol::kTCP;
+  std::variant<AllPorts, Range, std::string> port;
+
+  std::string toString() const;  // "TCP/80", "TCP/8000-8080", "TCP/http", "UDP/*"
+};
+
+struct IpBlock {
+  Cidr cidr;
+  std::vector<Cidr> except;
+  bool contains(const IpAddress& ip) const;
+  std::string toString() const;  // "10.0.0.0/16 except 10.0.1.0/24"
+};
+
+// A pod/namespace selector peer: podSelector alone scopes to the policy's namespace; namespaceSelector alone
+// means every pod of the matching namespaces; both mean matching pods in matching namespaces.
+struct SelectorPeer {
+  std::optional<LabelSelector> podSelector;
+  std::optional<LabelSelector> namespaceSelector;  // at least one of the two is set
+};
+
+using Peer = std::variant<SelectorPeer, IpBlock>;
+
+enum class Direction : uint8_t { kIngress, kEgress };
+std::string_view toString(Direction d);  // "ingress" / "egress"
+
+struct Rule {
+  std::vector<Peer> peers;     // empty: every peer
+  std::vector<PortSpec> ports;  // empty: every port
+  SourceLocation where;
+};
+
+struct NetworkPolicy {
+  std::string ns;
+  std::string name;
+  LabelSelector podSelector;
+  bool ingress = true;  // policyTypes, after the API server's defaulting
+  bool egress = false;
+  std::vector<Rule> ingressRules;
+  std::vector<Rule> egressRules;
+  SourceLocation where;
+
+  std::string key() const { return ns + "/" + name; }
+  bool has(Direction d) const { return d == Direction::kIngress ? ingress : egress; }
+  const std::vector<Rule>& rules(Direction d) const { return d == Direction::kIngress ? ingressRules : egressRules; }
+};
+
+// Objects of other kinds (Service, EndpointSlice, Node, ...) are kept by identity for later stages.
+struct OtherObject {
+  std::string apiVersion;
+  std::string kind;
+  std::string ns;
+  std::string name;
+  SourceLocation where;
+};
+
+}  // namespace nftpol::policy

@@ -1,0 +1,62 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nftpol/policy/compiled.h"
+
+namespace nftpol::policy {
+
+// One end of a connection: a pod that takes part in NetworkPolicy, or an address outside the cluster.
+struct Endpoint {
+  std::optional<PodId> pod;
+  std::optional<IpAddress> address;  // set for outside addresses; pods use their own address of each family
+
+  static Endpoint ofPod(PodId id) { return Endpoint{id, std::nullopt}; }
+  static Endpoint ofAddress(const IpAddress& ip) { return Endpoint{std::nullopt, ip}; }
+};
+
+// Resolves "namespace/pod" or an IP address (a pod's address resolves to that pod). Says why when it cannot:
+// unknown pod, pod without an address, host-network or finished pod.
+Result<Endpoint> resolveEndpoint(const Compiled& compiled, const std::string& text);
+
+// A rule that admits the connection: which peer entry matched (-1: the rule has no peers, so all match) and
+// which port entry (kAllPorts: the rule lists no ports).
+struct RuleHit {
+  uint32_t rule;  // into Compiled::rules()
+  int peer;
+  int port;
+};
+
+// The verdict of one side: the source pod's egress, or the destination pod's ingress.
+struct SideVerdict {
+  bool applies = false;  // false when that end is outside the cluster: no policy of ours governs it
+  std::vector<uint32_t> isolating;  // policies selecting the pod for this direction
+  std::vector<RuleHit> hits;        // every rule that admits the connection
+  bool allowed = true;
+};
+
+enum class Because : uint8_t { kPolicies, kSelf, kNoCommonFamily };
+
+struct Verdict {
+  bool allowed = false;
+  Because because = Because::kPolicies;
+  std::optional<Family> family;
+  std::optional<IpAddress> source, destination;
+  SideVerdict egress, ingress;
+};
+
+struct ReachQuery {
+  Endpoint from;
+  Endpoint to;
+  Protocol protocol = Protocol::kTCP;
+  uint16_t port = 0;
+};
+
+// One verdict per address family the two ends share (one for single-stack clusters). The connection is allowed
+// when any of them is: a dual-stack client may use either family.
+std::vector<Verdict> canReach(const Compiled& compiled, const ReachQuery& query);
+bool anyAllowed(const std::vector<Verdict>& verdicts);
+
+}  // namespace nftpol::policy

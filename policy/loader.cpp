@@ -1,0 +1,789 @@
+#include "nftpol/policy/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <sstream>
+
+namespace nftpol::policy {
+namespace {
+
+using selectors::Operator;
+using selectors::Requirement;
+
+// Collects the diagnostics of one object and knows how to locate a YAML node in the original file.
+class Context {
+ public:
+  Context(std::shared_ptr<const std::string> file, int lineOffset, std::vector<Diagnostic>& out)
+      : file_(std::move(file)), lineOffset_(lineOffset), out_(out) {}
+
+  SourceLocation at(const YAML::Node& node) const {
+    // yaml-cpp marks count from 0 and some nodes carry none; fall back to the object's own start.
+    if (!node.IsDefined()) return start_;
+    auto mark = node.Mark();
+    if (mark.is_null() || mark.line < 0) return start_;
+    return SourceLocation{file_, mark.line + 1 + lineOffset_, mark.column + 1};
+  }
+  void beginObject(const YAML::Node& node) {
+    start_ = SourceLocation{file_, lineOffset_ + 1, 1};
+    start_ = at(node);
+    object_.clear();
+    errors_ = 0;
+  }
+  void nameObject(std::string object) { object_ = std::move(object); }
+  void error(const YAML::Node& node, std::string field, std::string message) {
+    ++errors_;
+    out_.push_back({Severity::kError, at(node), object_, std::move(field), std::move(message)});
+  }
+  void warn(const YAML::Node& node, std::string field, std::string message) {
+    out_.push_back({Severity::kWarning, at(node), object_, std::move(field), std::move(message)});
+  }
+  int errors() const { return errors_; }
+  const SourceLocation& start() const { return start_; }
+  std::shared_ptr<const std::string> file() const { return file_; }
+  int lineOffset() const { return lineOffset_; }
+
+ private:
+  std::shared_ptr<const std::string> file_;
+  int lineOffset_;
+  std::vector<Diagnostic>& out_;
+  SourceLocation start_;
+  std::string object_;
+  int errors_ = 0;
+};
+
+std::string join(const std::string& path, std::string_view field) {
+  return path.empty() ? std::string(field) : path + "." + std::string(field);
+}
+std::string indexed(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+
+// The API server treats a null field like an absent one.
+std::optional<YAML::Node> child(const YAML::Node& map, std::string_view key) {
+  if (!map.IsMap()) return std::nullopt;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == key) {
+      if (it->second.IsNull()) return std::nullopt;
+      return it->second;
+    }
+  }
+  return std::nullopt;
+}
+
+// Strict field validation, as `kubectl apply` does by default: a misspelt `namespaceSelector` must not
+// silently widen a policy.
+void rejectUnknownFields(Context& cx, const YAML::Node& map, const std::string& path,
+                         std::initializer_list<std::string_view> known) {
+  if (!map.IsMap()) return;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    std::string key = it->first.IsScalar() ? it->first.Scalar() : "<non-scalar key>";
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      cx.error(it->first, path, "unknown field \"" + key + "\"");
+  }
+}
+
+bool expectMap(Context& cx, const YAML::Node& node, const std::string& path) {
+  if (node.IsMap()) return true;
+  cx.error(node, path, "must be a map");
+  return false;
+}
+bool expectSequence(Context& cx, const YAML::Node& node, const std::string& path) {
+  if (node.IsSequence()) return true;
+  cx.error(node, path, "must be a list");
+  return false;
+}
+
+// A YAML plain scalar like 1, true or 1.5 is not a string to the API server (sigs.k8s.io/yaml, YAML 1.1).
+bool isPlainNonString(const YAML::Node& node) {
+  if (node.Tag() != "?") return false;
+  const std::string& s = node.Scalar();
+  static const char* kWords[] = {"true", "false", "yes", "no", "on", "off", "True", "False", "Yes", "No",
+                                 "On",   "Off",   "TRUE", "FALSE", "YES", "NO", "ON", "OFF", "y", "n", "Y", "N"};
+  for (const char* w : kWords)
+    if (s == w) return true;
+  // go-yaml's resolver: integers [-+]?[0-9]+ and floats [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+  size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  auto digits = [&] {
+    size_t from = i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    return i - from;
+  };
+  size_t before = digits();
+  size_t after = 0;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    after = digits();
+  }
+  if (before == 0 && after == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == s.size();
+}
+
+std::optional<std::string> stringField(Context& cx, const YAML::Node& node, const std::string& path) {
+  if (!node.IsScalar()) {
+    cx.error(node, path, "must be a string");
+    return std::nullopt;
+  }
+  if (isPlainNonString(node)) {
+    cx.error(node, path, "must be a string (quote \"" + node.Scalar() + "\")");
+    return std::nullopt;
+  }
+  return node.Scalar();
+}
+
+bool isPlainInteger(const YAML::Node& node) {
+  if (!node.IsScalar() || node.Tag() != "?") return false;
+  const std::string& s = node.Scalar();
+  size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  return i < s.size() && std::all_of(s.begin() + i, s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::optional<long long> intField(Context& cx, const YAML::Node& node, const std::string& path) {
+  if (!isPlainInteger(node)) {
+    cx.error(node, path, "must be an integer");
+    return std::nullopt;
+  }
+  const std::string& s = node.Scalar();
+  long long v = 0;
+  const char* begin = s.data() + (s[0] == '+' ? 1 : 0);
+  auto [end, ec] = std::from_chars(begin, s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) {
+    cx.error(node, path, "integer \"" + s + "\" is out of range");
+    return std::nullopt;
+  }
+  return v;
+}
+
+std::optional<bool> boolField(Context& cx, const YAML::Node& node, const std::string& path) {
+  if (node.IsScalar()) {
+    const std::string& s = node.Scalar();
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+  }
+  cx.error(node, path, "must be true or false");
+  return std::nullopt;
+}
+
+std::optional<uint16_t> portNumber(Context& cx, const YAML::Node& node, const std::string& path) {
+  auto v = intField(cx, node, path);
+  if (!v) return std::nullopt;
+  if (*v < 1 || *v > 65535) {
+    cx.error(node, path, std::to_string(*v) + " is not a valid port number (must be between 1 and 65535)");
+    return std::nullopt;
+  }
+  return static_cast<uint16_t>(*v);
+}
+
+// IANA_SVC_NAME: 1-15 characters of [a-z0-9-], at least one letter, no leading, trailing or double '-'.
+bool isValidPortName(std::string_view s) {
+  if (s.empty() || s.size() > 15 || s.front() == '-' || s.back() == '-' || s.find("--") != std::string_view::npos)
+    return false;
+  bool letter = false;
+  for (char c : s) {
+    if (c >= 'a' && c <= 'z') {
+      letter = true;
+    } else if (!(c >= '0' && c <= '9') && c != '-') {
+      return false;
+    }
+  }
+  return letter;
+}
+const char* kPortNameRule =
+    "must be a port number or an IANA service name (1-15 lowercase alphanumerics or '-', with at least one "
+    "letter, not starting, ending or doubling '-')";
+
+std::optional<Protocol> protocolField(Context& cx, const YAML::Node& node, const std::string& path) {
+  auto s = stringField(cx, node, path);
+  if (!s) return std::nullopt;
+  auto p = parseProtocol(*s);
+  if (!p) cx.error(node, path, "unsupported value \"" + *s + "\" (must be TCP, UDP or SCTP)");
+  return p;
+}
+
+Labels labelsField(Context& cx, const YAML::Node& node, const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> items;
+  if (!expectMap(cx, node, path)) return {};
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    auto key = stringField(cx, it->first, path);
+    if (!key) continue;
+    if (auto bad = selectors::validateLabelKey(*key)) {
+      cx.error(it->first, path, *bad);
+      continue;
+    }
+    std::string fieldPath = path + "[" + *key + "]";
+    std::string value;
+    if (!it->second.IsNull()) {
+      auto v = stringField(cx, it->second, fieldPath);
+      if (!v) continue;
+      value = *v;
+    }
+    if (auto bad = selectors::validateLabelValue(value)) {
+      cx.error(it->second, fieldPath, *bad);
+      continue;
+    }
+    items.emplace_back(*key, value);
+  }
+  return Labels(std::move(items));
+}
+
+std::optional<LabelSelector> selectorField(Context& cx, const YAML::Node& node, const std::string& path) {
+  if (!expectMap(cx, node, path)) return std::nullopt;
+  rejectUnknownFields(cx, node, path, {"matchLabels", "matchExpressions"});
+  int before = cx.errors();
+  std::vector<Requirement> reqs;
+  if (auto ml = child(node, "matchLabels")) {
+    Labels labels = labelsField(cx, *ml, join(path, "matchLabels"));
+    for (const auto& [k, v] : labels.items()) reqs.push_back({k, Operator::kIn, {v}});
+  }
+  if (auto me = child(node, "matchExpressions")) {
+    std::string mePath = join(path, "matchExpressions");
+    if (expectSequence(cx, *me, mePath)) {
+      for (size_t i = 0; i < me->size(); ++i) {
+        YAML::Node e = (*me)[i];
+        std::string ePath = indexed(mePath, i);
+        if (!expectMap(cx, e, ePath)) continue;
+        rejectUnknownFields(cx, e, ePath, {"key", "operator", "values"});
+        Requirement r;
+        auto key = child(e, "key");
+        if (!key) {
+          cx.error(e, join(ePath, "key"), "required");
+        } else if (auto k = stringField(cx, *key, join(ePath, "key"))) {
+          if (auto bad = selectors::validateLabelKey(*k)) cx.error(*key, join(ePath, "key"), *bad);
+          r.key = *k;
+        }
+        auto op = child(e, "operator");
+        std::optional<std::string> opText;
+        if (!op) {
+          cx.error(e, join(ePath, "operator"), "required");
+        } else {
+          opText = stringField(cx, *op, join(ePath, "operator"));
+        }
+        if (opText) {
+          if (*opText == "In") {
+            r.op = Operator::kIn;
+          } else if (*opText == "NotIn") {
+            r.op = Operator::kNotIn;
+          } else if (*opText == "Exists") {
+            r.op = Operator::kExists;
+          } else if (*opText == "DoesNotExist") {
+            r.op = Operator::kDoesNotExist;
+          } else {
+            cx.error(*op, join(ePath, "operator"),
+                     "unsupported value \"" + *opText + "\" (must be In, NotIn, Exists or DoesNotExist)");
+            opText.reset();
+          }
+        }
+        auto values = child(e, "values");
+        std::string vPath = join(ePath, "values");
+        if (values && expectSequence(cx, *values, vPath)) {
+          for (size_t j = 0; j < values->size(); ++j) {
+            YAML::Node v = (*values)[j];
+            if (auto s = stringField(cx, v, indexed(vPath, j))) {
+              if (auto bad = selectors::validateLabelValue(*s)) cx.error(v, indexed(vPath, j), *bad);
+              r.values.push_back(*s);
+            }
+          }
+        }
+        if (opText) {
+          bool needsValues = r.op == Operator::kIn || r.op == Operator::kNotIn;
+          bool hasValues = values && values->IsSequence() && values->size() > 0;
+          if (needsValues && !hasValues)
+            cx.error(values ? *values : e, vPath, "must be specified when operator is In or NotIn");
+          if (!needsValues && hasValues)
+            cx.error(*values, vPath, "may not be specified when operator is Exists or DoesNotExist");
+        }
+        reqs.push_back(std::move(r));
+      }
+    }
+  }
+  if (cx.errors() != before) return std::nullopt;
+  auto selector = LabelSelector::create(std::move(reqs));
+  if (!selector) {
+    cx.error(node, path, selector.error().message);
+    return std::nullopt;
+  }
+  return *selector;
+}
+
+struct Meta {
+  std::string name;
+  std::string ns;
+  Labels labels;
+};
+
+std::optional<Meta> metadataField(Context& cx, const YAML::Node& object, const std::string& kind, bool namespaced,
+                                  const std::string& defaultNamespace) {
+  auto md = child(object, "metadata");
+  if (!md) {
+    cx.nameObject(kind);
+    cx.error(object, "metadata", "required");
+    return std::nullopt;
+  }
+  if (!expectMap(cx, *md, "metadata")) return std::nullopt;
+  Meta meta;
+  auto name = child(*md, "name");
+  if (name) {
+    if (auto s = stringField(cx, *name, "metadata.name")) meta.name = *s;
+  }
+  if (namespaced) {
+    meta.ns = defaultNamespace;
+    if (auto ns = child(*md, "namespace")) {
+      if (auto s = stringField(cx, *ns, "metadata.namespace")) meta.ns = *s;
+    }
+    cx.nameObject(kind + " " + meta.ns + "/" + meta.name);
+  } else {
+    cx.nameObject(kind + " " + meta.name);
+  }
+  if (!name) {
+    cx.error(*md, "metadata.name", "required");
+  } else if (auto bad = kind == "Namespace" ? selectors::validateDnsLabel(meta.name)
+                                            : selectors::validateDnsSubdomain(meta.name)) {
+    cx.error(*name, "metadata.name", *bad);
+  }
+  if (namespaced) {
+    if (auto bad = selectors::validateDnsLabel(meta.ns)) {
+      auto ns = child(*md, "namespace");
+      cx.error(ns ? *ns : *md, "metadata.namespace", *bad);
+    }
+  }
+  if (auto labels = child(*md, "labels")) meta.labels = labelsField(cx, *labels, "metadata.labels");
+  return meta;
+}
+
+void loadNamespace(Context& cx, const YAML::Node& object, ClusterState& state) {
+  auto meta = metadataField(cx, object, "Namespace", false, "");
+  if (!meta || cx.errors()) return;
+  state.upsert(Namespace{.name = meta->name, .labels = std::move(meta->labels), .where = cx.start()});
+}
+
+std::optional<PodPhase> parsePhase(std::string_view s) {
+  if (s == "Pending") return PodPhase::kPending;
+  if (s == "Running") return PodPhase::kRunning;
+  if (s == "Succeeded") return PodPhase::kSucceeded;
+  if (s == "Failed") return PodPhase::kFailed;
+  if (s == "Unknown") return PodPhase::kUnknown;
+  return std::nullopt;
+}
+
+void loadContainerPorts(Context& cx, const YAML::Node& containers, const std::string& path, Pod& pod) {
+  if (!expectSequence(cx, containers, path)) return;
+  for (size_t i = 0; i < containers.size(); ++i) {
+    YAML::Node c = containers[i];
+    std::string cPath = indexed(path, i);
+    if (!expectMap(cx, c, cPath)) continue;
+    auto ports = child(c, "ports");
+    if (!ports) continue;
+    std::string pPath = join(cPath, "ports");
+    if (!expectSequence(cx, *ports, pPath)) continue;
+    for (size_t j = 0; j < ports->size(); ++j) {
+      YAML::Node p = (*ports)[j];
+      std::string portPath = indexed(pPath, j);
+      if (!expectMap(cx, p, portPath)) continue;
+      ContainerPort cp;
+      if (auto n = child(p, "name")) {
+        if (auto s = stringField(cx, *n, join(portPath, "name"))) {
+          if (!isValidPortName(*s)) cx.error(*n, join(portPath, "name"), kPortNameRule);
+          cp.name = *s;
+        }
+      }
+      if (auto n = child(p, "containerPort")) {
+        if (auto v = portNumber(cx, *n, join(portPath, "containerPort"))) cp.port = *v;
+      } else {
+        cx.error(p, join(portPath, "containerPort"), "required");
+      }
+      if (auto n = child(p, "protocol")) {
+        if (auto v = protocolField(cx, *n, join(portPath, "protocol"))) cp.protocol = *v;
+      }
+      pod.ports.push_back(std::move(cp));
+    }
+  }
+}
+
+void loadPod(Context& cx, const YAML::Node& object, ClusterState& state) {
+  auto meta = metadataField(cx, object, "Pod", true, "default");
+  if (!meta) return;
+  Pod pod{.ns = meta->ns, .name = meta->name, .labels = std::move(meta->labels), .where = cx.start()};
+  if (auto spec = child(object, "spec"); spec && expectMap(cx, *spec, "spec")) {
+    if (auto n = child(*spec, "nodeName")) {
+      if (auto s = stringField(cx, *n, "spec.nodeName")) pod.nodeName = *s;
+    }
+    if (auto n = child(*spec, "hostNetwork")) {
+      if (auto b = boolField(cx, *n, "spec.hostNetwork")) pod.hostNetwork = *b;
+    }
+    if (auto n = child(*spec, "containers")) loadContainerPorts(cx, *n, "spec.containers", pod);
+  }
+  if (auto status = child(object, "status"); status && expectMap(cx, *status, "status")) {
+    if (auto n = child(*status, "phase")) {
+      if (auto s = stringField(cx, *n, "status.phase")) {
+        if (auto ph = parsePhase(*s)) {
+          pod.phase = *ph;
+        } else {
+          cx.error(*n, "status.phase",
+                   "unsupported value \"" + *s + "\" (must be Pending, Running, Succeeded, Failed or Unknown)");
+        }
+      }
+    }
+    auto addIp = [&](const YAML::Node& n, const std::string& path) {
+      auto s = stringField(cx, n, path);
+      if (!s) return;
+      auto ip = IpAddress::parse(*s);
+      if (!ip) {
+        cx.error(n, path, ip.error().message);
+      } else if (std::find(pod.ips.begin(), pod.ips.end(), *ip) == pod.ips.end()) {
+        pod.ips.push_back(*ip);
+      }
+    };
+    if (auto n = child(*status, "podIP")) addIp(*n, "status.podIP");
+    if (auto n = child(*status, "podIPs"); n && expectSequence(cx, *n, "status.podIPs")) {
+      for (size_t i = 0; i < n->size(); ++i) {
+        YAML::Node entry = (*n)[i];
+        std::string path = indexed("status.podIPs", i);
+        if (!expectMap(cx, entry, path)) continue;
+        if (auto ip = child(entry, "ip")) addIp(*ip, join(path, "ip"));
+      }
+    }
+  }
+  if (cx.errors()) return;
+  state.upsert(std::move(pod));
+}
+
+std::optional<PortSpec> loadPortSpec(Context& cx, const YAML::Node& node, const std::string& path) {
+  if (!expectMap(cx, node, path)) return std::nullopt;
+  rejectUnknownFields(cx, node, path, {"protocol", "port", "endPort"});
+  int before = cx.errors();
+  PortSpec spec;
+  if (auto p = child(node, "protocol")) {
+    if (auto v = protocolField(cx, *p, join(path, "protocol"))) spec.protocol = *v;
+  }
+  auto port = child(node, "port");
+  auto endPort = child(node, "endPort");
+  std::optional<uint16_t> first;
+  if (port) {
+    // IntOrString: a plain YAML/JSON number is a port number; anything quoted is a name.
+    if (isPlainInteger(*port)) {
+      first = portNumber(cx, *port, join(path, "port"));
+      if (first) spec.port = PortSpec::Range{*first, *first};
+    } else if (auto s = stringField(cx, *port, join(path, "port"))) {
+      if (isValidPortName(*s)) {
+        spec.port = *s;
+      } else {
+        cx.error(*port, join(path, "port"), std::string("invalid port \"") + *s + "\": " + kPortNameRule);
+      }
+    }
+  }
+  if (endPort) {
+    std::string ePath = join(path, "endPort");
+    if (!port) {
+      cx.error(*endPort, ePath, "may not be specified without a numeric port");
+    } else if (std::holds_alternative<std::string>(spec.port)) {
+      cx.error(*endPort, ePath, "may not be specified when port is a named port");
+    } else if (auto last = portNumber(cx, *endPort, ePath); last && first) {
+      if (*last < *first) {
+        cx.error(*endPort, ePath, "must be greater than or equal to port (" + std::to_string(*first) + ")");
+      } else {
+        spec.port = PortSpec::Range{*first, *last};
+      }
+    }
+  }
+  if (cx.errors() != before) return std::nullopt;
+  return spec;
+}
+
+std::optional<Peer> loadPeer(Context& cx, const YAML::Node& node, const std::string& path) {
+  if (!expectMap(cx, node, path)) return std::nullopt;
+  rejectUnknownFields(cx, node, path, {"podSelector", "namespaceSelector", "ipBlock"});
+  int before = cx.errors();
+  auto pod = child(node, "podSelector");
+  auto ns = child(node, "namespaceSelector");
+  auto block = child(node, "ipBlock");
+  if (!pod && !ns && !block) {
+    cx.error(node, path, "must specify a peer (podSelector, namespaceSelector or ipBlock)");
+    return std::nullopt;
+  }
+  if (block && (pod || ns)) {
+    cx.error(node, path, "may not specify both ipBlock and another peer");
+    return std::nullopt;
+  }
+  if (block) {
+    std::string bPath = join(path, "ipBlock");
+    if (!expectMap(cx, *block, bPath)) return std::nullopt;
+    rejectUnknownFields(cx, *block, bPath, {"cidr", "except"});
+    auto cidrNode = child(*block, "cidr");
+    if (!cidrNode) {
+      cx.error(*block, join(bPath, "cidr"), "required");
+      return std::nullopt;
+    }
+    auto text = stringField(cx, *cidrNode, join(bPath, "cidr"));
+    if (!text) return std::nullopt;
+    auto cidr = Cidr::parse(*text);
+    if (!cidr) {
+      cx.error(*cidrNode, join(bPath, "cidr"), cidr.error().message);
+      return std::nullopt;
+    }
+    IpBlock ipBlock{.cidr = *cidr, .except = {}};
+    if (auto ex = child(*block, "except"); ex && expectSequence(cx, *ex, join(bPath, "except"))) {
+      for (size_t i = 0; i < ex->size(); ++i) {
+        YAML::Node e = (*ex)[i];
+        std::string ePath = indexed(join(bPath, "except"), i);
+        auto s = stringField(cx, e, ePath);
+        if (!s) continue;
+        auto c = Cidr::parse(*s);
+        if (!c) {
+          cx.error(e, ePath, c.error().message);
+        } else if (!cidr->covers(*c)) {
+          cx.error(e, ePath, "not within cidr " + cidr->toString());
+        } else if (c->prefixLength() == cidr->prefixLength()) {
+          cx.error(e, ePath, "must be strictly smaller than cidr " + cidr->toString());
+        } else {
+          ipBlock.except.push_back(*c);
+        }
+      }
+    }
+    if (cx.errors() != before) return std::nullopt;
+    return Peer{std::move(ipBlock)};
+  }
+  SelectorPeer peer;
+  if (pod) peer.podSelector = selectorField(cx, *pod, join(path, "podSelector"));
+  if (ns) peer.namespaceSelector = selectorField(cx, *ns, join(path, "namespaceSelector"));
+  if (cx.errors() != before) return std::nullopt;
+  return Peer{std::move(peer)};
+}
+
+std::vector<Rule> loadRules(Context& cx, const YAML::Node& node, const std::string& path, const char* peersField) {
+  std::vector<Rule> rules;
+  if (!expectSequence(cx, node, path)) return rules;
+  for (size_t i = 0; i < node.size(); ++i) {
+    YAML::Node r = node[i];
+    std::string rPath = indexed(path, i);
+    if (r.IsNull()) {  // `- {}` is the usual spelling, but a bare `-` means the same empty rule
+      rules.push_back(Rule{.peers = {}, .ports = {}, .where = cx.at(r)});
+      continue;
+    }
+    if (!expectMap(cx, r, rPath)) continue;
+    rejectUnknownFields(cx, r, rPath, {peersField, "ports"});
+    Rule rule{.peers = {}, .ports = {}, .where = cx.at(r)};
+    if (auto peers = child(r, peersField)) {
+      std::string pPath = join(rPath, peersField);
+      if (expectSequence(cx, *peers, pPath)) {
+        for (size_t j = 0; j < peers->size(); ++j) {
+          if (auto peer = loadPeer(cx, (*peers)[j], indexed(pPath, j))) rule.peers.push_back(std::move(*peer));
+        }
+      }
+    }
+    if (auto ports = child(r, "ports")) {
+      std::string pPath = join(rPath, "ports");
+      if (expectSequence(cx, *ports, pPath)) {
+        for (size_t j = 0; j < ports->size(); ++j) {
+          if (auto spec = loadPortSpec(cx, (*ports)[j], indexed(pPath, j))) rule.ports.push_back(std::move(*spec));
+        }
+      }
+    }
+    rules.push_back(std::move(rule));
+  }
+  return rules;
+}
+
+void loadNetworkPolicy(Context& cx, const YAML::Node& object, ClusterState& state) {
+  auto meta = metadataField(cx, object, "NetworkPolicy", true, "default");
+  if (!meta) return;
+  NetworkPolicy policy{.ns = meta->ns, .name = meta->name, .where = cx.start()};
+  auto spec = child(object, "spec");
+  if (!spec) {
+    cx.error(object, "spec", "required");
+    return;
+  }
+  if (!expectMap(cx, *spec, "spec")) return;
+  rejectUnknownFields(cx, *spec, "spec", {"podSelector", "ingress", "egress", "policyTypes"});
+  if (auto sel = child(*spec, "podSelector")) {
+    if (auto s = selectorField(cx, *sel, "spec.podSelector")) policy.podSelector = *s;
+  }
+  if (auto ingress = child(*spec, "ingress")) policy.ingressRules = loadRules(cx, *ingress, "spec.ingress", "from");
+  auto egress = child(*spec, "egress");
+  if (egress) policy.egressRules = loadRules(cx, *egress, "spec.egress", "to");
+  // The API server's defaulting: Ingress always, Egress when spec.egress has a rule (`egress: []` adds none).
+  policy.ingress = true;
+  policy.egress = egress && egress->IsSequence() && egress->size() > 0;
+  if (auto types = child(*spec, "policyTypes"); types && expectSequence(cx, *types, "spec.policyTypes")) {
+    if (types->size() > 0) {
+      policy.ingress = policy.egress = false;
+      if (types->size() > 2) cx.error(*types, "spec.policyTypes", "may not have more than 2 entries");
+      for (size_t i = 0; i < types->size(); ++i) {
+        std::string tPath = indexed("spec.policyTypes", i);
+        auto s = stringField(cx, (*types)[i], tPath);
+        if (!s) continue;
+        if (*s == "Ingress") {
+          policy.ingress = true;
+        } else if (*s == "Egress") {
+          policy.egress = true;
+        } else {
+          cx.error((*types)[i], tPath, "unsupported value \"" + *s + "\" (must be Ingress or Egress)");
+        }
+      }
+    }
+  }
+  if (cx.errors()) return;
+  state.upsert(std::move(policy));
+}
+
+const std::vector<std::string_view> kKeptKinds = {"Service", "EndpointSlice", "Endpoints", "Node"};
+
+void loadObject(Context& cx, const YAML::Node& object, ClusterState& state, const std::string& inheritedKind,
+                int depth) {
+  cx.beginObject(object);
+  if (object.IsNull()) return;  // an empty document or list item
+  if (!object.IsMap()) {
+    cx.error(object, "", "expected a Kubernetes object (a map with apiVersion, kind and metadata)");
+    return;
+  }
+  std::string kind = inheritedKind, apiVersion;
+  if (auto k = child(object, "kind")) {
+    if (auto s = stringField(cx, *k, "kind")) kind = *s;
+  }
+  if (auto v = child(object, "apiVersion")) {
+    if (auto s = stringField(cx, *v, "apiVersion")) apiVersion = *s;
+  }
+  if (kind.empty()) {
+    if (!cx.errors()) cx.error(object, "kind", "required");
+    return;
+  }
+  auto checkVersion = [&](const char* want) {
+    if (apiVersion.empty() || apiVersion == want) return true;
+    cx.nameObject(kind);
+    cx.error(*child(object, "apiVersion"), "apiVersion",
+             "unsupported apiVersion \"" + apiVersion + "\" for " + kind + " (must be " + want + ")");
+    return false;
+  };
+  if (kind.ends_with("List") && child(object, "items")) {
+    if (depth > 4) {
+      cx.error(object, "items", "lists nested too deeply");
+      return;
+    }
+    auto items = *child(object, "items");
+    if (!expectSequence(cx, items, "items")) return;
+    std::string itemKind = kind == "List" ? "" : kind.substr(0, kind.size() - 4);
+    for (size_t i = 0; i < items.size(); ++i) loadObject(cx, items[i], state, itemKind, depth + 1);
+    return;
+  }
+  if (kind == "Namespace") {
+    if (checkVersion("v1")) loadNamespace(cx, object, state);
+  } else if (kind == "Pod") {
+    if (checkVersion("v1")) loadPod(cx, object, state);
+  } else if (kind == "NetworkPolicy") {
+    if (checkVersion("networking.k8s.io/v1")) loadNetworkPolicy(cx, object, state);
+  } else if (std::find(kKeptKinds.begin(), kKeptKinds.end(), kind) != kKeptKinds.end()) {
+    OtherObject other{.apiVersion = apiVersion, .kind = kind, .where = cx.start()};
+    if (auto md = child(object, "metadata")) {
+      if (auto n = child(*md, "name"); n && n->IsScalar()) other.name = n->Scalar();
+      if (auto n = child(*md, "namespace"); n && n->IsScalar()) other.ns = n->Scalar();
+    }
+    state.upsert(std::move(other));
+  } else {
+    cx.nameObject(kind);
+    cx.warn(object, "", "kind " + kind + " is not used by nftpol; skipped");
+  }
+}
+
+// Splits a YAML stream at document markers so that one broken document does not hide the others, and each
+// document keeps its line numbers. The marker itself is blanked so columns stay where they were.
+struct Document {
+  std::string text;
+  int firstLine;  // 0-based line of the document's first line in the file
+};
+
+std::vector<Document> splitDocuments(std::string_view text) {
+  std::vector<Document> docs;
+  Document current{"", 0};
+  int line = 0;
+  auto isMarker = [](std::string_view l, std::string_view m) {
+    return l.substr(0, 3) == m && (l.size() == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r');
+  };
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    std::string_view l = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
+    bool start = isMarker(l, "---");
+    bool stop = isMarker(l, "...");
+    if (start || stop) {
+      if (!current.text.empty()) docs.push_back(std::move(current));
+      current = Document{"", line};
+      current.text.append(3, ' ');
+      current.text.append(l.substr(3));
+      current.text += '\n';
+    } else {
+      current.text.append(l);
+      current.text += '\n';
+    }
+    if (end == std::string_view::npos) break;
+    pos = end + 1;
+    ++line;
+  }
+  if (!current.text.empty()) docs.push_back(std::move(current));
+  return docs;
+}
+
+}  // namespace
+
+void loadText(std::string_view text, const std::string& fileName, ClusterState& state,
+              std::vector<Diagnostic>& diagnostics) {
+  auto file = std::make_shared<const std::string>(fileName);
+  for (auto& doc : splitDocuments(text)) {
+    Context cx(file, doc.firstLine, diagnostics);
+    try {
+      YAML::Node root = YAML::Load(doc.text);
+      loadObject(cx, root, state, "", 0);
+    } catch (const YAML::Exception& e) {
+      SourceLocation where{file, doc.firstLine + 1, 1};
+      if (!e.mark.is_null()) where = SourceLocation{file, e.mark.line + 1 + doc.firstLine, e.mark.column + 1};
+      diagnostics.push_back({Severity::kError, where, "", "", "invalid YAML: " + e.msg});
+    } catch (const std::exception& e) {  // yaml-cpp can throw std errors on pathological input
+      diagnostics.push_back({Severity::kError, SourceLocation{file, doc.firstLine + 1, 1}, "", "",
+                             std::string("invalid YAML: ") + e.what()});
+    }
+  }
+}
+
+void loadPaths(const std::vector<std::string>& paths, ClusterState& state, std::vector<Diagnostic>& diagnostics) {
+  namespace fs = std::filesystem;
+  for (const auto& path : paths) {
+    std::vector<std::string> files;
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+      for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+           it.increment(ec)) {
+        auto ext = it->path().extension();
+        if (it->is_regular_file(ec) && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
+          files.push_back(it->path().string());
+      }
+      std::sort(files.begin(), files.end());
+    } else {
+      files.push_back(path);
+    }
+    if (ec) {
+      diagnostics.push_back({Severity::kError, SourceLocation{std::make_shared<const std::string>(path), 0, 0}, "",
+                             "", "cannot read: " + ec.message()});
+      continue;
+    }
+    for (const auto& f : files) {
+      std::ifstream in(f, std::ios::binary);
+      if (!in) {
+        diagnostics.push_back({Severity::kError, SourceLocation{std::make_shared<const std::string>(f), 0, 0}, "",
+                               "", "cannot read: " + std::string(std::strerror(errno))});
+        continue;
+      }
+      std::stringstream buffer;
+      buffer << in.rdbuf();
+      loadText(buffer.str(), f, state, diagnostics);
+    }
+  }
+}
+
+}  // namespace nftpol::policy

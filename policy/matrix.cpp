@@ -1,0 +1,210 @@
+#include "nftpol/policy/matrix.h"
+
+#include <map>
+#include <memory>
+
+namespace nftpol::policy {
+namespace {
+
+// Transposes a 64x64 bit block in place (row r, column c = bit c of word r); the recursive block swap of
+// Hacker's Delight, 6 rounds of 32 word operations instead of 4096 bit moves.
+void transpose64(uint64_t a[64]) {
+  uint64_t m = 0x00000000FFFFFFFFull;
+  for (int j = 32; j != 0; j >>= 1, m ^= m << j) {
+    for (int k = 0; k < 64; k = ((k | j) + 1) & ~j) {
+      uint64_t t = ((a[k] >> j) ^ a[k | j]) & m;
+      a[k] ^= t << j;
+      a[k | j] ^= t;
+    }
+  }
+}
+
+using Bits = std::vector<uint64_t>;
+
+void orInto(Bits& dst, const Bits& src) {
+  for (size_t i = 0; i < dst.size(); ++i) dst[i] |= src[i];
+}
+
+class MatrixBuilder {
+ public:
+  MatrixBuilder(const Compiled& c, Protocol protocol, uint16_t port)
+      : c_(c), n_(c.pods().size()), words_((n_ + 63) / 64), protocol_(protocol), port_(port) {
+    ones_.assign(words_, ~uint64_t{0});
+    if (n_ % 64) ones_.back() = (uint64_t{1} << (n_ % 64)) - 1;
+  }
+
+  BitMatrix build() {
+    BitMatrix result(n_);
+    bool any[2] = {false, false};
+    for (const Pod* p : c_.pods())
+      for (const auto& ip : p->ips) any[ip.family() == Family::kV4 ? 0 : 1] = true;
+    for (Family f : {Family::kV4, Family::kV6}) {
+      if (!any[f == Family::kV4 ? 0 : 1]) continue;
+      family_ = f;
+      ruleBits_.clear();
+      blockBits_.clear();
+      egressMemo_.clear();
+      Bits has(words_, 0);
+      for (PodId i = 0; i < n_; ++i)
+        if (c_.pod(i).address(f)) has[i / 64] |= uint64_t{1} << (i % 64);
+      BitMatrix ingress = ingressRows().transposed();  // row i: the destinations whose ingress admits i
+      for (PodId i = 0; i < n_; ++i) {
+        if (!c_.pod(i).address(f)) continue;
+        const Bits& egress = egressRow(i);
+        uint64_t* out = result.row(i);
+        const uint64_t* in = ingress.row(i);
+        for (size_t w = 0; w < words_; ++w) out[w] |= egress[w] & in[w] & has[w];
+      }
+    }
+    for (PodId i = 0; i < n_; ++i) result.set(i, i);  // a pod may always talk to itself
+    return result;
+  }
+
+ private:
+  Bits fromList(const std::vector<PodId>& pods) const {
+    Bits b(words_, 0);
+    for (PodId p : pods) b[p / 64] |= uint64_t{1} << (p % 64);
+    return b;
+  }
+
+  const Bits& selectorBits(uint32_t id) {
+    auto& slot = selectorBits_[id];
+    if (!slot) slot = std::make_unique<Bits>(fromList(c_.resolvedPeer(id).pods));
+    return *slot;
+  }
+
+  const Bits& blockBits(uint32_t id) {
+    auto& slot = blockBits_[id];
+    if (!slot) {
+      slot = std::make_unique<Bits>(words_, 0);
+      const IpBlock& block = c_.ipBlock(id);
+      for (PodId p = 0; p < n_; ++p) {
+        const IpAddress* ip = c_.pod(p).address(family_);
+        if (ip && block.contains(*ip)) (*slot)[p / 64] |= uint64_t{1} << (p % 64);
+      }
+    }
+    return *slot;
+  }
+
+  // The pods matched by any peer of the rule, in the current family.
+  const Bits& ruleBits(uint32_t ruleId) {
+    auto& slot = ruleBits_[ruleId];
+    if (slot) return *slot;
+    const CompiledRule& rule = c_.rules()[ruleId];
+    if (rule.peers.empty()) {
+      slot = std::make_unique<Bits>(ones_);
+    } else {
+      slot = std::make_unique<Bits>(words_, 0);
+      for (const auto& peer : rule.peers)
+        orInto(*slot, peer.kind == CompiledPeer::Kind::kSelector ? selectorBits(peer.id) : blockBits(peer.id));
+    }
+    return *slot;
+  }
+
+  // Pods whose container port `name`/protocol is the queried port: where a named port in an egress rule lands.
+  const Bits& namedPortBits(const std::string& name) {
+    auto& slot = namedPortBits_[name];
+    if (!slot) {
+      slot = std::make_unique<Bits>(words_, 0);
+      for (PodId p = 0; p < n_; ++p)
+        if (c_.pod(p).namedPort(name, protocol_) == port_) (*slot)[p / 64] |= uint64_t{1} << (p % 64);
+    }
+    return *slot;
+  }
+
+  // Row j: the sources that j's ingress admits. Pods whose admitting rules are the same share one computation.
+  BitMatrix ingressRows() {
+    BitMatrix rows(n_);
+    std::map<std::vector<uint32_t>, Bits> memo;
+    std::vector<uint32_t> admitting;
+    for (PodId j = 0; j < n_; ++j) {
+      uint64_t* out = rows.row(j);
+      if (!c_.isolated(j, Direction::kIngress)) {
+        std::copy(ones_.begin(), ones_.end(), out);
+        continue;
+      }
+      admitting.clear();
+      for (uint32_t policyId : c_.isolating(j, Direction::kIngress))
+        for (uint32_t ruleId : c_.policies()[policyId].ingressRules)
+          if (c_.portMatch(c_.rules()[ruleId], protocol_, port_, &c_.pod(j))) admitting.push_back(ruleId);
+      auto [it, inserted] = memo.try_emplace(admitting);
+      if (inserted) {
+        it->second.assign(words_, 0);
+        for (uint32_t ruleId : admitting) orInto(it->second, ruleBits(ruleId));
+      }
+      std::copy(it->second.begin(), it->second.end(), out);
+    }
+    return rows;
+  }
+
+  // The destinations that i's egress admits. Named ports resolve on each destination, so a rule that admits the
+  // port only by name contributes its peers that carry that name with the queried number.
+  const Bits& egressRow(PodId i) {
+    if (!c_.isolated(i, Direction::kEgress)) return ones_;
+    std::vector<std::pair<uint32_t, int>> contributions;  // (rule, -1 all peers | index of a named port entry)
+    for (uint32_t policyId : c_.isolating(i, Direction::kEgress)) {
+      for (uint32_t ruleId : c_.policies()[policyId].egressRules) {
+        const CompiledRule& rule = c_.rules()[ruleId];
+        if (c_.portMatch(rule, protocol_, port_, nullptr)) {
+          contributions.emplace_back(ruleId, -1);
+          continue;
+        }
+        const auto& ports = rule.rule->ports;
+        for (size_t k = 0; k < ports.size(); ++k)
+          if (ports[k].protocol == protocol_ && std::holds_alternative<std::string>(ports[k].port))
+            contributions.emplace_back(ruleId, static_cast<int>(k));
+      }
+    }
+    auto [it, inserted] = egressMemo_.try_emplace(std::move(contributions));
+    if (inserted) {
+      it->second.assign(words_, 0);
+      for (auto [ruleId, entry] : it->first) {
+        const Bits& peers = ruleBits(ruleId);
+        if (entry < 0) {
+          orInto(it->second, peers);
+        } else {
+          const Bits& named = namedPortBits(std::get<std::string>(c_.rules()[ruleId].rule->ports[entry].port));
+          for (size_t w = 0; w < words_; ++w) it->second[w] |= peers[w] & named[w];
+        }
+      }
+    }
+    return it->second;
+  }
+
+  const Compiled& c_;
+  size_t n_, words_;
+  Protocol protocol_;
+  uint16_t port_;
+  Family family_ = Family::kV4;
+  Bits ones_;
+  std::map<uint32_t, std::unique_ptr<Bits>> selectorBits_, blockBits_, ruleBits_;
+  std::map<std::string, std::unique_ptr<Bits>> namedPortBits_;
+  std::map<std::vector<std::pair<uint32_t, int>>, Bits> egressMemo_;
+};
+
+}  // namespace
+
+BitMatrix BitMatrix::transposed() const {
+  BitMatrix t(n_);
+  uint64_t block[64];
+  for (size_t bi = 0; bi < words_; ++bi) {
+    for (size_t bj = 0; bj < words_; ++bj) {
+      for (size_t r = 0; r < 64; ++r) {
+        size_t row = bi * 64 + r;
+        block[r] = row < n_ ? bits_[row * words_ + bj] : 0;
+      }
+      transpose64(block);
+      for (size_t r = 0; r < 64; ++r) {
+        size_t row = bj * 64 + r;
+        if (row < n_) t.bits_[row * words_ + bi] = block[r];
+      }
+    }
+  }
+  return t;
+}
+
+BitMatrix reachability(const Compiled& compiled, Protocol protocol, uint16_t port) {
+  return MatrixBuilder(compiled, protocol, port).build();
+}
+
+}  // namespace nftpol::policy
