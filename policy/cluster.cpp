@@ -1,6 +1,7 @@
 #include "nftpol/policy/cluster.h"
 
 #include <algorithm>
+#include <functional>
 
 namespace nftpol::policy {
 
@@ -34,7 +35,31 @@ void upsertInto(std::vector<T>& items, std::unordered_map<std::string, size_t>& 
   }
 }
 
+template <typename T>
+bool removeFrom(std::vector<T>& items, std::unordered_map<std::string, size_t>& index, const std::string& key,
+                const std::function<std::string(const T&)>& keyOf) {
+  auto it = index.find(key);
+  if (it == index.end()) return false;
+  size_t at = it->second;
+  index.erase(it);
+  if (at != items.size() - 1) {  // keep the vector dense: move the last item into the hole
+    items[at] = std::move(items.back());
+    index[keyOf(items[at])] = at;
+  }
+  items.pop_back();
+  return true;
+}
+
 }  // namespace
+
+bool ClusterState::remove(const std::string& kind, const std::string& key) {
+  if (kind == "Namespace") return removeFrom<Namespace>(namespaces_, namespaceIndex_, key, [](const auto& n) { return n.name; });
+  if (kind == "Pod") return removeFrom<Pod>(pods_, podIndex_, key, [](const auto& p) { return p.key(); });
+  if (kind == "NetworkPolicy")
+    return removeFrom<NetworkPolicy>(policies_, policyIndex_, key, [](const auto& p) { return p.key(); });
+  return removeFrom<OtherObject>(others_, otherIndex_, kind + "/" + key,
+                                 [](const auto& o) { return o.kind + "/" + o.ns + "/" + o.name; });
+}
 
 void ClusterState::upsert(Namespace ns) {
   ns.labels = namespaceLabels(ns.name, std::move(ns.labels));

@@ -103,7 +103,7 @@ bool isPlainNonString(const YAML::Node& node) {
   if (node.Tag() != "?") return false;
   const std::string& s = node.Scalar();
   static const char* kWords[] = {"true", "false", "yes", "no", "on", "off", "True", "False", "Yes", "No",
-                                 "On",   "Off",   "TRUE", "FALSE", "YES", "NO", "ON", "OFF", "y", "n", "Y", "N"};
+                                 "On",   "Off",   "TRUE", "FALSE", "YES", "NO", "ON", "OFF"};
   for (const char* w : kWords)
     if (s == w) return true;
   // go-yaml's resolver: integers [-+]?[0-9]+ and floats [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
@@ -720,7 +720,7 @@ std::vector<Document> splitDocuments(std::string_view text) {
       current.text += '\n';
     } else {
       current.text.append(l);
-      current.text += '\n';
+      if (end != std::string_view::npos) current.text += '\n';  // no phantom line after the last one
     }
     if (end == std::string_view::npos) break;
     pos = end + 1;

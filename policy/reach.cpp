@@ -9,7 +9,7 @@ Result<Endpoint> resolveEndpoint(const Compiled& compiled, const std::string& te
   if (slash == std::string::npos) {
     auto ip = IpAddress::parse(text);
     if (!ip) return Error{"\"" + text + "\" is neither namespace/pod nor an IP address"};
-    if (auto pod = compiled.podByAddress(*ip)) return Endpoint::ofPod(*pod);
+    if (auto pod = compiled.podByAddress(*ip)) return Endpoint{*pod, *ip};
     return Endpoint::ofAddress(*ip);
   }
   std::string ns = text.substr(0, slash), name = text.substr(slash + 1);

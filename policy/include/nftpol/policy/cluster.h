@@ -32,6 +32,9 @@ class ClusterState {
   void upsert(Pod pod);
   void upsert(NetworkPolicy policy);
   void upsert(OtherObject other);
+  // Removes the object of that kind ("Namespace", "Pod", "NetworkPolicy" or another kept kind); false when
+  // there was none. Namespaced kinds take "namespace/name", Namespace takes the name.
+  bool remove(const std::string& kind, const std::string& key);
 
   // Namespaces that pods or policies name but that were not loaded are implied (with only their
   // kubernetes.io/metadata.name label), and each gets a warning located at the first object that named it.

@@ -11,7 +11,9 @@ namespace nftpol::policy {
 // One end of a connection: a pod that takes part in NetworkPolicy, or an address outside the cluster.
 struct Endpoint {
   std::optional<PodId> pod;
-  std::optional<IpAddress> address;  // set for outside addresses; pods use their own address of each family
+  // Set for outside addresses, and for a pod named by one of its addresses, which fixes the connection's family.
+  // A pod named as namespace/pod uses its own address of each family.
+  std::optional<IpAddress> address;
 
   static Endpoint ofPod(PodId id) { return Endpoint{id, std::nullopt}; }
   static Endpoint ofAddress(const IpAddress& ip) { return Endpoint{std::nullopt, ip}; }
