@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages nftpol needs that are missing (as root). Idempotent and quick when all are there.
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config git
+  clang libclang-rt-14-dev # libFuzzer and clang's sanitizer runtimes, for the fuzz target
+  libyaml-cpp-dev libre2-dev catch2 libcpprest-dev
+  libnftnl-dev libmnl-dev nftables iproute2
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
