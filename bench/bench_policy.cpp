@@ -86,11 +86,13 @@ void runSize(const Size& s, int repetitions) {
       allowedShare = double(cells) / (double(n) * double(n));
     }
   }
+  char matrixText[32] = "-";
+  if (s.matrix) std::snprintf(matrixText, sizeof matrixText, "%.1f", median(matrix));
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("| %6u | %5u | %5u | %6zu | %9.1f | %9.1f | %9.4f | %10s | %5.1f%% | %7.0f |\n", s.pods, s.namespaces,
+  std::printf("| %6u | %5u | %5u | %6zu | %9.1f | %9.1f | %9.4f | %10s | %6.1f%% | %7.0f |\n", s.pods, s.namespaces,
               s.policies, n, median(load), median(compile), median(query),
-              s.matrix ? std::to_string(median(matrix)).substr(0, 7).c_str() : "-",
+              matrixText,
               s.matrix ? 100 * allowedShare : 100.0 * double(allowedCount) / 2000, usage.ru_maxrss / 1024.0);
   std::fflush(stdout);
 }

@@ -83,7 +83,7 @@ void writePolicy(std::ostream& out, Rng& rng, uint32_t index, uint32_t nsIndex, 
       break;
     case 5:  // egress: web to api, and DNS
       out << target << "  policyTypes: [Egress]\n  egress:\n  - to:\n    - podSelector:\n        matchLabels:\n"
-          << "          tier: api\n    ports:\n    - port: 8080\n  - ports:\n    - protocol: UDP\n      port: 53\n";
+          << "          tier: api\n    ports:\n    - port: http\n  - ports:\n    - protocol: UDP\n      port: 53\n";
       break;
     case 6:  // egress to the internet but not the cluster's ranges
       out << target << "  policyTypes: [Egress]\n  egress:\n  - to:\n    - ipBlock:\n        cidr: 0.0.0.0/0\n"

@@ -211,4 +211,38 @@ std::optional<int> Compiled::portMatch(const CompiledRule& rule, Protocol protoc
   return std::nullopt;
 }
 
+std::vector<Allowance> Compiled::allowances(PodId pod, Direction d) const {
+  std::vector<Allowance> out;
+  for (uint32_t policyId : isolating(pod, d)) {
+    const CompiledPolicy& cp = policies_[policyId];
+    for (uint32_t ruleId : d == Direction::kIngress ? cp.ingressRules : cp.egressRules) {
+      const CompiledRule& rule = rules_[ruleId];
+      Allowance a{.rule = ruleId, .allPeers = rule.peers.empty(), .peers = rule.peers,
+                  .allPorts = rule.rule->ports.empty()};
+      for (const PortSpec& spec : rule.rule->ports) {
+        if (std::holds_alternative<PortSpec::AllPorts>(spec.port)) {
+          a.ports.push_back({spec.protocol, 0, 65535});
+        } else if (const auto* range = std::get_if<PortSpec::Range>(&spec.port)) {
+          a.ports.push_back({spec.protocol, range->first, range->last});
+        } else if (d == Direction::kIngress) {
+          if (auto number = pods_[pod]->namedPort(std::get<std::string>(spec.port), spec.protocol))
+            a.ports.push_back({spec.protocol, *number, *number});
+        } else {
+          for (PodId dst = 0; dst < pods_.size(); ++dst) {
+            auto number = pods_[dst]->namedPort(std::get<std::string>(spec.port), spec.protocol);
+            if (!number) continue;
+            bool inPeers = a.allPeers;
+            for (const auto& peer : a.peers)
+              for (const auto& ip : pods_[dst]->ips) inPeers = inPeers || peerMatches(peer, dst, ip.family());
+            if (inPeers) a.namedTargets.push_back({dst, spec.protocol, *number});
+          }
+        }
+      }
+      // A rule whose only ports were names that resolve nowhere admits nothing; keep it out of the set.
+      if (a.allPorts || !a.ports.empty() || !a.namedTargets.empty()) out.push_back(std::move(a));
+    }
+  }
+  return out;
+}
+
 }  // namespace nftpol::policy

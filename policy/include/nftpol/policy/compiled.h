@@ -43,6 +43,35 @@ struct CompiledPolicy {
   std::vector<uint32_t> egressRules;
 };
 
+// A protocol and an inclusive port range; 0-65535 means every port of the protocol.
+struct PortMatch {
+  Protocol protocol = Protocol::kTCP;
+  uint16_t first = 0;
+  uint16_t last = 65535;
+  bool allPorts() const { return first == 0 && last == 65535; }
+  bool operator==(const PortMatch&) const = default;
+};
+
+// A named port of an egress rule, resolved on one destination pod.
+struct NamedPortTarget {
+  PodId pod;
+  Protocol protocol;
+  uint16_t port;
+  bool operator==(const NamedPortTarget&) const = default;
+};
+
+// One entry of a pod's allowed set in one direction, flattened for rendering: traffic with these peers on these
+// ports is admitted by `rule` (and so by its policy). Named ports are already resolved: in ingress on the pod
+// itself, into `ports`; in egress on each destination pod, into `namedTargets`.
+struct Allowance {
+  uint32_t rule;                    // into Compiled::rules()
+  bool allPeers = false;            // the rule names no peer: every address, inside the cluster or not
+  std::vector<CompiledPeer> peers;  // otherwise these selector sets and ipBlocks
+  bool allPorts = false;            // the rule names no port: every protocol and port
+  std::vector<PortMatch> ports;
+  std::vector<NamedPortTarget> namedTargets;  // egress only: (destination, protocol, port), destination in peers
+};
+
 // Where a rule's ports admit a connection: the index of the matching `ports` entry, or kAllPorts when the
 // rule lists no ports.
 constexpr int kAllPorts = -1;
@@ -78,6 +107,10 @@ class Compiled {
   // Which port entry admits (protocol, port) on the destination: `dst` is the destination pod, or nullptr for
   // an address outside the cluster, where named ports never match. nullopt when none does.
   std::optional<int> portMatch(const CompiledRule& rule, Protocol protocol, uint16_t port, const Pod* dst) const;
+
+  // The pod's allowed set in one direction, one entry per rule of the policies isolating it (empty when the pod
+  // is isolated and nothing is allowed; meaningless when it is not isolated — see isolated()).
+  std::vector<Allowance> allowances(PodId pod, Direction d) const;
 
  private:
   const ClusterState* state_ = nullptr;
