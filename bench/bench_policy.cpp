@@ -28,7 +28,9 @@ struct Size {
   bool matrix;  // the full matrix is quadratic in memory: 100k pods would need 1.25 GB per bit matrix
 };
 
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -43,7 +45,8 @@ double timeMs(F&& f) {
 }
 
 void runSize(const Size& s, int repetitions) {
-  std::string yaml = bench::generateYaml({.namespaces = s.namespaces, .pods = s.pods, .policies = s.policies, .seed = 42});
+  std::string yaml =
+      bench::generateYaml({.namespaces = s.namespaces, .pods = s.pods, .policies = s.policies, .seed = 42});
   std::vector<double> load, compile, matrix;
   std::unique_ptr<ClusterState> state;
   for (int r = 0; r < repetitions; ++r) {
@@ -60,7 +63,8 @@ void runSize(const Size& s, int repetitions) {
     state = std::move(fresh);
   }
   std::optional<Compiled> compiled;
-  for (int r = 0; r < repetitions; ++r) compile.push_back(timeMs([&] { compiled.emplace(Compiled::build(*state)); }));
+  for (int r = 0; r < repetitions; ++r)
+    compile.push_back(timeMs([&] { compiled.emplace(Compiled::build(*state)); }));
 
   // can-reach: many random pairs, each timed; the median of single queries.
   std::vector<double> query;
@@ -81,7 +85,8 @@ void runSize(const Size& s, int repetitions) {
       matrix.push_back(timeMs([&] {
         BitMatrix m = reachability(*compiled, Protocol::kTCP, 8080);
         for (size_t i = 0; i < m.size(); ++i)  // touch the result so nothing is optimised away
-          for (size_t w = 0; w < m.wordsPerRow(); ++w) cells += __builtin_popcountll(m.row(i)[w]);
+          for (size_t w = 0; w < m.wordsPerRow(); ++w)
+            cells += __builtin_popcountll(m.row(i)[w]);
       }));
       allowedShare = double(cells) / (double(n) * double(n));
     }
@@ -90,9 +95,8 @@ void runSize(const Size& s, int repetitions) {
   if (s.matrix) std::snprintf(matrixText, sizeof matrixText, "%.1f", median(matrix));
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("| %6u | %5u | %5u | %6zu | %9.1f | %9.1f | %9.4f | %10s | %6.1f%% | %7.0f |\n", s.pods, s.namespaces,
-              s.policies, n, median(load), median(compile), median(query),
-              matrixText,
+  std::printf("| %6u | %5u | %5u | %6zu | %9.1f | %9.1f | %9.4f | %10s | %6.1f%% | %7.0f |\n", s.pods,
+              s.namespaces, s.policies, n, median(load), median(compile), median(query), matrixText,
               s.matrix ? 100 * allowedShare : 100.0 * double(allowedCount) / 2000, usage.ru_maxrss / 1024.0);
   std::fflush(stdout);
 }
@@ -103,9 +107,15 @@ int main(int argc, char** argv) {
   bool large = argc > 1 && std::strcmp(argv[1], "--large") == 0;
   std::vector<Size> sizes = {{1000, 100, 200, true}, {5000, 500, 1000, true}, {10000, 1000, 2000, true}};
   if (large) sizes.push_back({100000, 10000, 20000, false});
-  std::printf("medians; matrix = all pod pairs on TCP/8080, computed not printed; allowed = share of allowed pairs\n");
-  std::printf("|   pods |   ns  | pols  | active | load ms   | compile ms | query ms | matrix ms  | allowed | peak MB |\n");
-  std::printf("|--------|-------|-------|--------|-----------|-----------|-----------|------------|---------|---------|\n");
+  std::printf(
+      "medians; matrix = all pod pairs on TCP/8080, computed not printed; allowed = share of allowed "
+      "pairs\n");
+  std::printf(
+      "|   pods |   ns  | pols  | active | load ms   | compile ms | query ms | matrix ms  | allowed | peak "
+      "MB |\n");
+  std::printf(
+      "|--------|-------|-------|--------|-----------|-----------|-----------|------------|---------|--------"
+      "-|\n");
   std::fflush(stdout);
   for (const Size& s : sizes) {
     pid_t child = fork();

@@ -41,12 +41,18 @@ const App kApps[] = {
 constexpr uint32_t kAppsPerNamespace = 5;
 const char* kEnvs[] = {"prod", "staging", "dev"};
 
-std::string ns(uint32_t i) { return "ns-" + std::to_string(i); }
-std::string team(uint32_t i) { return "team-" + std::to_string(i % 20); }
-std::string appName(uint32_t app) { return "app-" + std::to_string(app); }
+std::string ns(uint32_t i) {
+  return "ns-" + std::to_string(i);
+}
+std::string team(uint32_t i) {
+  return "team-" + std::to_string(i % 20);
+}
+std::string appName(uint32_t app) {
+  return "app-" + std::to_string(app);
+}
 
-void header(std::ostream& out, const std::string& kind, const std::string& apiVersion, const std::string& name,
-            const std::string& namespaceName) {
+void header(std::ostream& out, const std::string& kind, const std::string& apiVersion,
+            const std::string& name, const std::string& namespaceName) {
   out << "---\napiVersion: " << apiVersion << "\nkind: " << kind << "\nmetadata:\n  name: " << name << "\n";
   if (!namespaceName.empty()) out << "  namespace: " << namespaceName << "\n";
 }
@@ -71,22 +77,29 @@ void writePolicy(std::ostream& out, Rng& rng, uint32_t index, uint32_t nsIndex, 
           << appName(peerApp) << "\n    ports:\n    - port: " << peer.ports[0].first << "\n";
       break;
     case 3:  // from a team's namespaces, selected apps, numeric port
-      out << target << "  ingress:\n  - from:\n    - namespaceSelector:\n        matchLabels:\n          team: "
-          << team(rng.below(namespaces)) << "\n      podSelector:\n        matchExpressions:\n        - key: tier\n"
-          << "          operator: In\n          values: [web, api]\n    ports:\n    - protocol: TCP\n      port: "
+      out << target
+          << "  ingress:\n  - from:\n    - namespaceSelector:\n        matchLabels:\n          team: "
+          << team(rng.below(namespaces))
+          << "\n      podSelector:\n        matchExpressions:\n        - key: tier\n"
+          << "          operator: In\n          values: [web, api]\n    ports:\n    - protocol: TCP\n      "
+             "port: "
           << kApps[app].ports[0].second << "\n";
       break;
     case 4:  // monitoring scrapes metrics by name
-      out << "  podSelector:\n    matchExpressions:\n    - key: tier\n      operator: NotIn\n      values: [db, cache]\n"
+      out << "  podSelector:\n    matchExpressions:\n    - key: tier\n      operator: NotIn\n      values: "
+             "[db, cache]\n"
           << "  ingress:\n  - from:\n    - namespaceSelector:\n        matchLabels:\n          "
              "kubernetes.io/metadata.name: ns-0\n    ports:\n    - port: metrics\n";
       break;
     case 5:  // egress: web to api, and DNS
-      out << target << "  policyTypes: [Egress]\n  egress:\n  - to:\n    - podSelector:\n        matchLabels:\n"
-          << "          tier: api\n    ports:\n    - port: http\n  - ports:\n    - protocol: UDP\n      port: 53\n";
+      out << target
+          << "  policyTypes: [Egress]\n  egress:\n  - to:\n    - podSelector:\n        matchLabels:\n"
+          << "          tier: api\n    ports:\n    - port: http\n  - ports:\n    - protocol: UDP\n      "
+             "port: 53\n";
       break;
     case 6:  // egress to the internet but not the cluster's ranges
-      out << target << "  policyTypes: [Egress]\n  egress:\n  - to:\n    - ipBlock:\n        cidr: 0.0.0.0/0\n"
+      out << target
+          << "  policyTypes: [Egress]\n  egress:\n  - to:\n    - ipBlock:\n        cidr: 0.0.0.0/0\n"
           << "        except: [10.0.0.0/8, 192.168.0.0/16]\n    ports:\n    - port: 443\n";
       break;
     case 7: {  // ingress from a CIDR with a hole, and a port range
@@ -98,7 +111,8 @@ void writePolicy(std::ostream& out, Rng& rng, uint32_t index, uint32_t nsIndex, 
     }
     default:  // from other environments' namespaces, except dev, all ports of one protocol
       out << target << "  ingress:\n  - from:\n    - namespaceSelector:\n        matchExpressions:\n"
-          << "        - key: env\n          operator: NotIn\n          values: [dev]\n    ports:\n    - protocol: TCP\n";
+          << "        - key: env\n          operator: NotIn\n          values: [dev]\n    ports:\n    - "
+             "protocol: TCP\n";
       break;
   }
 }
@@ -123,17 +137,19 @@ std::string generateYaml(const GeneratorOptions& o) {
     uint32_t fate = rng.below(100);  // a few pods that NetworkPolicy ignores, as in any real cluster
     if (fate == 0) out << "  hostNetwork: true\n";
     out << "  containers:\n  - name: main\n    ports:\n";
-    for (const auto& [name, port] : a.ports) out << "    - name: " << name << "\n      containerPort: " << port << "\n";
+    for (const auto& [name, port] : a.ports)
+      out << "    - name: " << name << "\n      containerPort: " << port << "\n";
     out << "status:\n  phase: " << (fate == 1 ? "Pending" : fate == 2 ? "Succeeded" : "Running") << "\n";
     if (fate != 1) {
       uint32_t host = p + 1;
-      std::string v4 = "10." + std::to_string(64 + (host >> 16)) + "." + std::to_string((host >> 8) & 0xff) + "." +
-                       std::to_string(host & 0xff);
+      std::string v4 = "10." + std::to_string(64 + (host >> 16)) + "." + std::to_string((host >> 8) & 0xff) +
+                       "." + std::to_string(host & 0xff);
       out << "  podIP: " << v4 << "\n  podIPs:\n  - ip: " << v4 << "\n";
       if (o.dualStack) out << "  - ip: fd00::" << std::hex << host << std::dec << "\n";
     }
   }
-  for (uint32_t i = 0; i < o.policies; ++i) writePolicy(out, rng, i, i % namespaces, namespaces);
+  for (uint32_t i = 0; i < o.policies; ++i)
+    writePolicy(out, rng, i, i % namespaces, namespaces);
   return out.str();
 }
 
@@ -142,7 +158,8 @@ policy::ClusterState generateCluster(const GeneratorOptions& options) {
   std::vector<policy::Diagnostic> diagnostics;
   policy::loadText(generateYaml(options), "generated", state, diagnostics);
   if (!diagnostics.empty()) {  // the generator must only write valid objects: anything else is its own bug
-    for (const auto& d : diagnostics) std::fprintf(stderr, "generator bug: %s\n", d.toString().c_str());
+    for (const auto& d : diagnostics)
+      std::fprintf(stderr, "generator bug: %s\n", d.toString().c_str());
     std::abort();
   }
   return state;

@@ -48,10 +48,13 @@ std::optional<std::string> Args::last(const std::string& option) const {
   return values.back();
 }
 
+namespace {
+
 Result<policy::Protocol> parseProtocolArg(const std::optional<std::string>& text) {
   if (!text) return policy::Protocol::kTCP;
   std::string upper;
-  for (char ch : *text) upper += static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
+  for (char ch : *text)
+    upper += static_cast<char>(ch >= 'a' && ch <= 'z' ? ch - 32 : ch);
   if (auto p = policy::parseProtocol(upper)) return *p;
   return Error{"invalid --protocol \"" + *text + "\" (must be TCP, UDP or SCTP)"};
 }
@@ -63,6 +66,20 @@ Result<uint16_t> parsePortArg(const std::optional<std::string>& text) {
   if (ec != std::errc() || end != text->data() + text->size() || v < 1 || v > 65535)
     return Error{"invalid --port \"" + *text + "\" (must be a number between 1 and 65535)"};
   return static_cast<uint16_t>(v);
+}
+
+}  // namespace
+
+std::string Service::toString() const {
+  return std::string(policy::toString(protocol)) + "/" + std::to_string(port);
+}
+
+Result<Service> parseService(const Args& args) {
+  auto protocol = parseProtocolArg(args.last("protocol"));
+  if (!protocol) return protocol.error();
+  auto port = parsePortArg(args.last("port"));
+  if (!port) return port.error();
+  return Service{*protocol, *port};
 }
 
 std::string jsonString(const std::string& s) {

@@ -29,8 +29,13 @@ class Args {
   std::vector<std::string> positionals_;
 };
 
-Result<policy::Protocol> parseProtocolArg(const std::optional<std::string>& text);  // default TCP
-Result<uint16_t> parsePortArg(const std::optional<std::string>& text);              // required, 1-65535
+// The destination of a simulated connection: --port (required, 1-65535) and --protocol (default TCP).
+struct Service {
+  policy::Protocol protocol;
+  uint16_t port;
+  std::string toString() const;  // "TCP/80"
+};
+Result<Service> parseService(const Args& args);
 
 // JSON string literal with escapes.
 std::string jsonString(const std::string& s);

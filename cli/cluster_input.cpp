@@ -18,7 +18,8 @@ std::unique_ptr<LoadedCluster> loadCluster(const std::vector<std::string>& paths
   if (!overlay.empty()) policy::loadPaths(overlay, *loaded->state, loaded->diagnostics);
   auto implied = loaded->state->implyMissingNamespaces();
   loaded->diagnostics.insert(loaded->diagnostics.end(), implied.begin(), implied.end());
-  for (const auto& d : loaded->diagnostics) err << d.toString() << "\n";
+  for (const auto& d : loaded->diagnostics)
+    err << d.toString() << "\n";
   if (policy::hasErrors(loaded->diagnostics)) {
     err << "nftpol: the manifests have errors; nothing was evaluated\n";
     return nullptr;

@@ -22,13 +22,16 @@ int explainCommand(const std::vector<std::string>& argv, std::ostream& out, std:
   if (!cluster) return kExitBadInput;
   const Compiled& c = *cluster->compiled;
   if (args->positionals().empty()) {
-    if (c.policies().empty()) out << "no NetworkPolicy in the cluster: every pod accepts and sends all traffic\n";
-    for (uint32_t i = 0; i < c.policies().size(); ++i) out << (i ? "\n" : "") << explainPolicy(c, i);
+    if (c.policies().empty())
+      out << "no NetworkPolicy in the cluster: every pod accepts and sends all traffic\n";
+    for (uint32_t i = 0; i < c.policies().size(); ++i)
+      out << (i ? "\n" : "") << explainPolicy(c, i);
     return 0;
   }
   const std::string& which = args->positionals()[0];
   auto slash = which.find('/');
-  auto id = slash == std::string::npos ? std::nullopt : c.findPolicy(which.substr(0, slash), which.substr(slash + 1));
+  auto id = slash == std::string::npos ? std::nullopt
+                                       : c.findPolicy(which.substr(0, slash), which.substr(slash + 1));
   if (!id) {
     err << "nftpol explain: no NetworkPolicy " << which << " (give it as namespace/name)\n";
     return kExitBadInput;

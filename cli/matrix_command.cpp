@@ -15,17 +15,20 @@ using namespace nftpol::policy;
 
 void printTable(const Compiled& c, const BitMatrix& m, const std::string& service, std::ostream& out) {
   size_t width = 4;
-  for (const Pod* p : c.pods()) width = std::max(width, p->key().size());
+  for (const Pod* p : c.pods())
+    width = std::max(width, p->key().size());
   out << "reachability on " << service << " (rows: from, columns: to; . allowed, X denied)\n";
   out << std::string(width, ' ');
-  for (const Pod* p : c.pods()) out << ' ' << p->key();
+  for (const Pod* p : c.pods())
+    out << ' ' << p->key();
   out << '\n';
   for (size_t i = 0; i < c.pods().size(); ++i) {
     std::string name = c.pod(i).key();
     out << name << std::string(width - name.size(), ' ');
     for (size_t j = 0; j < c.pods().size(); ++j) {
       size_t w = c.pod(j).key().size();
-      out << ' ' << std::string((w - 1) / 2, ' ') << (m.get(i, j) ? '.' : 'X') << std::string(w - 1 - (w - 1) / 2, ' ');
+      out << ' ' << std::string((w - 1) / 2, ' ') << (m.get(i, j) ? '.' : 'X')
+          << std::string(w - 1 - (w - 1) / 2, ' ');
     }
     out << '\n';
   }
@@ -33,11 +36,13 @@ void printTable(const Compiled& c, const BitMatrix& m, const std::string& servic
 
 void printJson(const Compiled& c, const BitMatrix& m, std::ostream& out) {
   out << "{\"pods\":[";
-  for (size_t i = 0; i < c.pods().size(); ++i) out << (i ? "," : "") << jsonString(c.pod(i).key());
+  for (size_t i = 0; i < c.pods().size(); ++i)
+    out << (i ? "," : "") << jsonString(c.pod(i).key());
   out << "],\"matrix\":[";
   for (size_t i = 0; i < c.pods().size(); ++i) {
     out << (i ? ",[" : "[");
-    for (size_t j = 0; j < c.pods().size(); ++j) out << (j ? "," : "") << (m.get(i, j) ? "true" : "false");
+    for (size_t j = 0; j < c.pods().size(); ++j)
+      out << (j ? "," : "") << (m.get(i, j) ? "true" : "false");
     out << "]";
   }
   out << "]}\n";
@@ -47,15 +52,18 @@ void printDot(const Compiled& c, const BitMatrix& m, const std::string& service,
   out << "digraph reachability {\n  label=" << jsonString("reachability on " + service)
       << ";\n  node [shape=box];\n";
   std::map<std::string, std::vector<size_t>> byNamespace;
-  for (size_t i = 0; i < c.pods().size(); ++i) byNamespace[c.pod(i).ns].push_back(i);
+  for (size_t i = 0; i < c.pods().size(); ++i)
+    byNamespace[c.pod(i).ns].push_back(i);
   for (const auto& [ns, pods] : byNamespace) {
     out << "  subgraph " << jsonString("cluster_" + ns) << " {\n    label=" << jsonString(ns) << ";\n";
-    for (size_t i : pods) out << "    " << jsonString(c.pod(i).key()) << " [label=" << jsonString(c.pod(i).name) << "];\n";
+    for (size_t i : pods)
+      out << "    " << jsonString(c.pod(i).key()) << " [label=" << jsonString(c.pod(i).name) << "];\n";
     out << "  }\n";
   }
   for (size_t i = 0; i < c.pods().size(); ++i)
     for (size_t j = 0; j < c.pods().size(); ++j)
-      if (i != j && m.get(i, j)) out << "  " << jsonString(c.pod(i).key()) << " -> " << jsonString(c.pod(j).key()) << ";\n";
+      if (i != j && m.get(i, j))
+        out << "  " << jsonString(c.pod(i).key()) << " -> " << jsonString(c.pod(j).key()) << ";\n";
   out << "}\n";
 }
 
@@ -64,8 +72,9 @@ struct Change {
   bool after;
 };
 
-int whatIf(const LoadedCluster& before, const LoadedCluster& after, Protocol protocol, uint16_t port,
+int whatIf(const LoadedCluster& before, const LoadedCluster& after, const Service& service,
            const std::string& output, std::ostream& out) {
+  auto [protocol, port] = service;
   const Compiled& b = *before.compiled;
   const Compiled& a = *after.compiled;
   BitMatrix mb = reachability(b, protocol, port), ma = reachability(a, protocol, port);
@@ -84,18 +93,20 @@ int whatIf(const LoadedCluster& before, const LoadedCluster& after, Protocol pro
   std::vector<Change> changes;
   for (auto [bi, ai] : common)
     for (auto [bj, aj] : common)
-      if (mb.get(bi, bj) != ma.get(ai, aj)) changes.push_back({b.pod(bi).key(), b.pod(bj).key(), ma.get(ai, aj)});
-  std::string service = std::string(toString(protocol)) + "/" + std::to_string(port);
+      if (mb.get(bi, bj) != ma.get(ai, aj))
+        changes.push_back({b.pod(bi).key(), b.pod(bj).key(), ma.get(ai, aj)});
   if (output == "json") {
     out << "{\"protocol\":" << jsonString(std::string(toString(protocol))) << ",\"port\":" << port
         << ",\"changes\":[";
     for (size_t i = 0; i < changes.size(); ++i)
-      out << (i ? "," : "") << "{\"from\":" << jsonString(changes[i].from) << ",\"to\":" << jsonString(changes[i].to)
-          << ",\"before\":" << (changes[i].after ? "false" : "true") << ",\"after\":"
-          << (changes[i].after ? "true" : "false") << "}";
+      out << (i ? "," : "") << "{\"from\":" << jsonString(changes[i].from)
+          << ",\"to\":" << jsonString(changes[i].to)
+          << ",\"before\":" << (changes[i].after ? "false" : "true")
+          << ",\"after\":" << (changes[i].after ? "true" : "false") << "}";
     auto list = [&](const std::vector<std::string>& v) {
       out << "[";
-      for (size_t i = 0; i < v.size(); ++i) out << (i ? "," : "") << jsonString(v[i]);
+      for (size_t i = 0; i < v.size(); ++i)
+        out << (i ? "," : "") << jsonString(v[i]);
       out << "]";
     };
     out << "],\"addedPods\":";
@@ -105,12 +116,14 @@ int whatIf(const LoadedCluster& before, const LoadedCluster& after, Protocol pro
     out << "}\n";
     return 0;
   }
-  out << "what-if on " << service << ": " << changes.size() << " cell(s) change\n";
+  out << "what-if on " << service.toString() << ": " << changes.size() << " cell(s) change\n";
   for (const auto& ch : changes)
-    out << (ch.after ? "  + " : "  - ") << ch.from << " -> " << ch.to << (ch.after ? "  newly allowed" : "  newly denied")
-        << "\n";
-  for (const auto& p : added) out << "  pod added: " << p << "\n";
-  for (const auto& p : removed) out << "  pod removed: " << p << "\n";
+    out << (ch.after ? "  + " : "  - ") << ch.from << " -> " << ch.to
+        << (ch.after ? "  newly allowed" : "  newly denied") << "\n";
+  for (const auto& p : added)
+    out << "  pod added: " << p << "\n";
+  for (const auto& p : removed)
+    out << "  pod removed: " << p << "\n";
   return 0;
 }
 
@@ -127,15 +140,12 @@ int matrixCommand(const std::vector<std::string>& argv, std::ostream& out, std::
            "[--output table|json|dot] [--what-if PATH...]\n";
     return kExitBadInput;
   }
-  auto protocol = parseProtocolArg(args->last("protocol"));
-  auto port = parsePortArg(args->last("port"));
-  std::string output = args->last("output").value_or("table");
-  for (const auto* e : {protocol ? nullptr : &protocol.error(), port ? nullptr : &port.error()}) {
-    if (e) {
-      err << "nftpol matrix: " << e->message << "\n";
-      return kExitBadInput;
-    }
+  auto service = parseService(*args);
+  if (!service) {
+    err << "nftpol matrix: " << service.error().message << "\n";
+    return kExitBadInput;
   }
+  std::string output = args->last("output").value_or("table");
   bool whatIfMode = !args->all("what-if").empty();
   if (output != "table" && output != "json" && (output != "dot" || whatIfMode)) {
     err << "nftpol matrix: invalid --output \"" << output << "\" (must be table, json"
@@ -147,17 +157,16 @@ int matrixCommand(const std::vector<std::string>& argv, std::ostream& out, std::
   if (whatIfMode) {
     auto changed = loadCluster(args->all("cluster"), args->all("what-if"), err);
     if (!changed) return kExitBadInput;
-    return whatIf(*cluster, *changed, *protocol, *port, output, out);
+    return whatIf(*cluster, *changed, *service, output, out);
   }
   const Compiled& c = *cluster->compiled;
-  BitMatrix m = reachability(c, *protocol, *port);
-  std::string service = std::string(toString(*protocol)) + "/" + std::to_string(*port);
+  BitMatrix m = reachability(c, service->protocol, service->port);
   if (output == "json") {
     printJson(c, m, out);
   } else if (output == "dot") {
-    printDot(c, m, service, out);
+    printDot(c, m, service->toString(), out);
   } else {
-    printTable(c, m, service, out);
+    printTable(c, m, service->toString(), out);
   }
   return 0;
 }

@@ -15,16 +15,20 @@ std::string endpointName(const Compiled& c, const Endpoint& e) {
   return e.pod ? c.pod(*e.pod).key() : e.address->toString();
 }
 
-std::string familyName(Family f) { return f == Family::kV4 ? "IPv4" : "IPv6"; }
+std::string familyName(Family f) {
+  return f == Family::kV4 ? "IPv4" : "IPv6";
+}
 
 std::string ruleText(const Compiled& c, const RuleHit& hit) {
   const CompiledRule& rule = c.rules()[hit.rule];
   const NetworkPolicy& p = *c.policies()[rule.policy].policy;
   const char* peers = rule.direction == Direction::kIngress ? "from" : "to";
   std::string out = p.key() + " " + rule.name();
-  out += hit.peer < 0 ? std::string(" (every peer") : std::string(" (") + peers + "[" + std::to_string(hit.peer) + "]";
-  out += hit.port == kAllPorts ? ", every port)"
-                               : ", ports[" + std::to_string(hit.port) + "] " + rule.rule->ports[hit.port].toString() + ")";
+  out += hit.peer < 0 ? std::string(" (every peer")
+                      : std::string(" (") + peers + "[" + std::to_string(hit.peer) + "]";
+  out += hit.port == kAllPorts
+             ? ", every port)"
+             : ", ports[" + std::to_string(hit.port) + "] " + rule.rule->ports[hit.port].toString() + ")";
   return out + " at " + rule.rule->where.toString();
 }
 
@@ -47,13 +51,14 @@ void printSide(const Compiled& c, const char* label, const std::string& who, con
     return;
   }
   out << "; allowed by\n";
-  for (const auto& hit : side.hits) out << "    " << ruleText(c, hit) << "\n";
+  for (const auto& hit : side.hits)
+    out << "    " << ruleText(c, hit) << "\n";
 }
 
 void jsonSide(const Compiled& c, const SideVerdict& side, std::ostream& out) {
-  out << "{\"applies\":" << (side.applies ? "true" : "false") << ",\"isolated\":"
-      << (side.isolating.empty() ? "false" : "true") << ",\"allowed\":" << (side.allowed ? "true" : "false")
-      << ",\"policies\":[";
+  out << "{\"applies\":" << (side.applies ? "true" : "false")
+      << ",\"isolated\":" << (side.isolating.empty() ? "false" : "true")
+      << ",\"allowed\":" << (side.allowed ? "true" : "false") << ",\"policies\":[";
   for (size_t i = 0; i < side.isolating.size(); ++i)
     out << (i ? "," : "") << jsonString(c.policies()[side.isolating[i]].policy->key());
   out << "],\"allowedBy\":[";
@@ -92,15 +97,12 @@ int canReachCommand(const std::vector<std::string>& argv, std::ostream& out, std
            "[--output text|json]\n  FROM and TO are namespace/pod or an IP address\n";
     return kExitBadInput;
   }
-  auto protocol = parseProtocolArg(args->last("protocol"));
-  auto port = parsePortArg(args->last("port"));
-  std::string output = args->last("output").value_or("text");
-  for (const auto* e : {protocol ? nullptr : &protocol.error(), port ? nullptr : &port.error()}) {
-    if (e) {
-      err << "nftpol can-reach: " << e->message << "\n";
-      return kExitBadInput;
-    }
+  auto service = parseService(*args);
+  if (!service) {
+    err << "nftpol can-reach: " << service.error().message << "\n";
+    return kExitBadInput;
   }
+  std::string output = args->last("output").value_or("text");
   if (output != "text" && output != "json") {
     err << "nftpol can-reach: invalid --output \"" << output << "\" (must be text or json)\n";
     return kExitBadInput;
@@ -120,24 +122,24 @@ int canReachCommand(const std::vector<std::string>& argv, std::ostream& out, std
     err << "nftpol can-reach: FROM and TO are both outside the cluster; no NetworkPolicy applies\n";
     return kExitBadInput;
   }
-  ReachQuery q{.from = *from, .to = *to, .protocol = *protocol, .port = *port};
+  ReachQuery q{.from = *from, .to = *to, .protocol = service->protocol, .port = service->port};
   auto verdicts = canReach(c, q);
   bool allowed = anyAllowed(verdicts);
   std::string fromName = endpointName(c, *from), toName = endpointName(c, *to);
-  std::string service = std::string(toString(q.protocol)) + "/" + std::to_string(q.port);
 
   if (output == "json") {
     out << "{\"allowed\":" << (allowed ? "true" : "false") << ",\"from\":" << jsonString(fromName)
-        << ",\"to\":" << jsonString(toName) << ",\"protocol\":" << jsonString(std::string(toString(q.protocol)))
-        << ",\"port\":" << q.port << ",\"verdicts\":[";
+        << ",\"to\":" << jsonString(toName)
+        << ",\"protocol\":" << jsonString(std::string(toString(q.protocol))) << ",\"port\":" << q.port
+        << ",\"verdicts\":[";
     for (size_t i = 0; i < verdicts.size(); ++i) {
       const Verdict& v = verdicts[i];
       out << (i ? "," : "") << "{\"allowed\":" << (v.allowed ? "true" : "false")
           << ",\"reason\":" << jsonString(becauseText(v.because));
       if (v.family) {
-        out << ",\"family\":" << jsonString(familyName(*v.family)) << ",\"source\":"
-            << jsonString(v.source->toString()) << ",\"destination\":" << jsonString(v.destination->toString())
-            << ",\"egress\":";
+        out << ",\"family\":" << jsonString(familyName(*v.family))
+            << ",\"source\":" << jsonString(v.source->toString())
+            << ",\"destination\":" << jsonString(v.destination->toString()) << ",\"egress\":";
         jsonSide(c, v.egress, out);
         out << ",\"ingress\":";
         jsonSide(c, v.ingress, out);
@@ -148,7 +150,8 @@ int canReachCommand(const std::vector<std::string>& argv, std::ostream& out, std
     return allowed ? 0 : 1;
   }
 
-  out << (allowed ? "ALLOWED" : "DENIED") << ": " << fromName << " -> " << toName << " on " << service << "\n";
+  out << (allowed ? "ALLOWED" : "DENIED") << ": " << fromName << " -> " << toName << " on "
+      << service->toString() << "\n";
   for (const Verdict& v : verdicts) {
     if (v.because == Because::kSelf) {
       out << "  traffic a pod sends to itself is always allowed\n";
@@ -159,8 +162,8 @@ int canReachCommand(const std::vector<std::string>& argv, std::ostream& out, std
       continue;
     }
     if (verdicts.size() > 1)
-      out << " " << familyName(*v.family) << " " << v.source->toString() << " -> " << v.destination->toString()
-          << ": " << (v.allowed ? "allowed" : "denied") << "\n";
+      out << " " << familyName(*v.family) << " " << v.source->toString() << " -> "
+          << v.destination->toString() << ": " << (v.allowed ? "allowed" : "denied") << "\n";
     printSide(c, "egress", fromName, v.egress, out);
     printSide(c, "ingress", toName, v.ingress, out);
   }

@@ -33,7 +33,8 @@ std::string IpAddress::toString() const {
 Result<Cidr> Cidr::parse(std::string_view text) {
   auto slash = text.find('/');
   auto bad = [&] {
-    return Error{"invalid CIDR \"" + std::string(text) + "\" (must be an address and a prefix length, e.g. 10.0.0.0/16)"};
+    return Error{"invalid CIDR \"" + std::string(text) +
+                 "\" (must be an address and a prefix length, e.g. 10.0.0.0/16)"};
   };
   if (slash == std::string_view::npos) return bad();
   auto ip = IpAddress::parse(text.substr(0, slash));
@@ -45,7 +46,8 @@ Result<Cidr> Cidr::parse(std::string_view text) {
       prefix > ip->bitLength() || (len.size() > 1 && len[0] == '0'))
     return bad();
   IpAddress base = *ip;
-  for (int i = prefix; i < base.bitLength(); ++i) base.bytes_[i / 8] &= static_cast<uint8_t>(~(0x80 >> (i % 8)));
+  for (int i = prefix; i < base.bitLength(); ++i)
+    base.bytes_[i / 8] &= static_cast<uint8_t>(~(0x80 >> (i % 8)));
   return Cidr(base, prefix);
 }
 
@@ -63,6 +65,8 @@ bool Cidr::covers(const Cidr& other) const {
   return other.family() == family() && other.prefix_ >= prefix_ && contains(other.base_);
 }
 
-std::string Cidr::toString() const { return base_.toString() + "/" + std::to_string(prefix_); }
+std::string Cidr::toString() const {
+  return base_.toString() + "/" + std::to_string(prefix_);
+}
 
 }  // namespace nftpol

@@ -26,7 +26,8 @@ Labels namespaceLabels(const std::string& name, Labels labels) {
 namespace {
 
 template <typename T>
-void upsertInto(std::vector<T>& items, std::unordered_map<std::string, size_t>& index, std::string key, T item) {
+void upsertInto(std::vector<T>& items, std::unordered_map<std::string, size_t>& index, std::string key,
+                T item) {
   auto [it, inserted] = index.try_emplace(std::move(key), items.size());
   if (inserted) {
     items.push_back(std::move(item));
@@ -53,7 +54,8 @@ bool removeFrom(std::vector<T>& items, std::unordered_map<std::string, size_t>& 
 }  // namespace
 
 bool ClusterState::remove(const std::string& kind, const std::string& key) {
-  if (kind == "Namespace") return removeFrom<Namespace>(namespaces_, namespaceIndex_, key, [](const auto& n) { return n.name; });
+  if (kind == "Namespace")
+    return removeFrom<Namespace>(namespaces_, namespaceIndex_, key, [](const auto& n) { return n.name; });
   if (kind == "Pod") return removeFrom<Pod>(pods_, podIndex_, key, [](const auto& p) { return p.key(); });
   if (kind == "NetworkPolicy")
     return removeFrom<NetworkPolicy>(policies_, policyIndex_, key, [](const auto& p) { return p.key(); });
@@ -93,11 +95,14 @@ std::vector<Diagnostic> ClusterState::implyMissingNamespaces() {
         .where = where,
         .object = object,
         .field = "metadata.namespace",
-        .message = "namespace \"" + name +
-                   "\" has no Namespace object; assuming one labelled only kubernetes.io/metadata.name=" + name});
+        .message =
+            "namespace \"" + name +
+            "\" has no Namespace object; assuming one labelled only kubernetes.io/metadata.name=" + name});
   };
-  for (const auto& p : pods_) imply(p.ns, p.where, "Pod " + p.key());
-  for (const auto& p : policies_) imply(p.ns, p.where, "NetworkPolicy " + p.key());
+  for (const auto& p : pods_)
+    imply(p.ns, p.where, "Pod " + p.key());
+  for (const auto& p : policies_)
+    imply(p.ns, p.where, "NetworkPolicy " + p.key());
   return warnings;
 }
 

@@ -22,7 +22,8 @@ class Selection {
     for (PodId id = 0; id < pods.size(); ++id) {
       auto& ns = byNamespace_[pods[id]->ns];
       ns.pods.push_back(id);
-      for (const auto& [k, v] : pods[id]->labels.items()) ns.byLabel[NamespaceIndex::labelKey(k, v)].push_back(id);
+      for (const auto& [k, v] : pods[id]->labels.items())
+        ns.byLabel[NamespaceIndex::labelKey(k, v)].push_back(id);
     }
   }
 
@@ -65,18 +66,21 @@ Compiled Compiled::build(const ClusterState& state) {
   std::sort(c.pods_.begin(), c.pods_.end(),
             [](const Pod* a, const Pod* b) { return std::tie(a->ns, a->name) < std::tie(b->ns, b->name); });
   for (PodId id = 0; id < c.pods_.size(); ++id)
-    for (const auto& ip : c.pods_[id]->ips) c.byAddress_.emplace_back(ip, id);
+    for (const auto& ip : c.pods_[id]->ips)
+      c.byAddress_.emplace_back(ip, id);
   std::stable_sort(c.byAddress_.begin(), c.byAddress_.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
 
   Selection selection(c.pods_);
   std::vector<const Namespace*> namespaces;
-  for (const auto& ns : state.namespaces()) namespaces.push_back(&ns);
+  for (const auto& ns : state.namespaces())
+    namespaces.push_back(&ns);
   std::sort(namespaces.begin(), namespaces.end(),
             [](const Namespace* a, const Namespace* b) { return a->name < b->name; });
 
   std::vector<const NetworkPolicy*> policies;
-  for (const auto& p : state.policies()) policies.push_back(&p);
+  for (const auto& p : state.policies())
+    policies.push_back(&p);
   std::sort(policies.begin(), policies.end(), [](const NetworkPolicy* a, const NetworkPolicy* b) {
     return std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
   });
@@ -121,7 +125,8 @@ Compiled Compiled::build(const ClusterState& state) {
     CompiledPolicy cp{.policy = p, .selected = selection.select(p->ns, p->podSelector)};
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       if (!p->has(d)) continue;
-      for (PodId pod : cp.selected) ++counts[static_cast<int>(d)][pod];
+      for (PodId pod : cp.selected)
+        ++counts[static_cast<int>(d)][pod];
       const auto& rules = p->rules(d);
       for (uint32_t i = 0; i < rules.size(); ++i) {
         CompiledRule rule{.policy = policyId, .direction = d, .index = i, .rule = &rules[i]};
@@ -132,33 +137,36 @@ Compiled Compiled::build(const ClusterState& state) {
             rule.peers.push_back({CompiledPeer::Kind::kIpBlock, internBlock(std::get<IpBlock>(peer))});
           }
         }
-        (d == Direction::kIngress ? cp.ingressRules : cp.egressRules).push_back(static_cast<uint32_t>(c.rules_.size()));
+        (d == Direction::kIngress ? cp.ingressRules : cp.egressRules)
+            .push_back(static_cast<uint32_t>(c.rules_.size()));
         c.rules_.push_back(std::move(rule));
       }
     }
     c.policies_.push_back(std::move(cp));
   }
 
-  // Compressed per-pod lists of isolating policies; policies are visited in sorted order, so each list is too.
+  // Compressed per-pod lists of isolating policies; policies are visited in sorted order, so each list is
+  // too.
   for (int d = 0; d < 2; ++d) {
     auto& offsets = c.offsets_[d];
     offsets.assign(c.pods_.size() + 1, 0);
-    for (size_t i = 0; i < c.pods_.size(); ++i) offsets[i + 1] = offsets[i] + counts[d][i];
+    for (size_t i = 0; i < c.pods_.size(); ++i)
+      offsets[i + 1] = offsets[i] + counts[d][i];
     c.isolatingPolicies_[d].resize(offsets.back());
     std::vector<uint32_t> fill(offsets.begin(), offsets.end() - 1);
     for (uint32_t policyId = 0; policyId < c.policies_.size(); ++policyId) {
       const auto& cp = c.policies_[policyId];
       if (!cp.policy->has(static_cast<Direction>(d))) continue;
-      for (PodId pod : cp.selected) c.isolatingPolicies_[d][fill[pod]++] = policyId;
+      for (PodId pod : cp.selected)
+        c.isolatingPolicies_[d][fill[pod]++] = policyId;
     }
   }
   return c;
 }
 
 std::optional<PodId> Compiled::findPod(const std::string& ns, const std::string& name) const {
-  auto it = std::lower_bound(pods_.begin(), pods_.end(), std::tie(ns, name), [](const Pod* p, const auto& key) {
-    return std::tie(p->ns, p->name) < key;
-  });
+  auto it = std::lower_bound(pods_.begin(), pods_.end(), std::tie(ns, name),
+                             [](const Pod* p, const auto& key) { return std::tie(p->ns, p->name) < key; });
   if (it == pods_.end() || (*it)->ns != ns || (*it)->name != name) return std::nullopt;
   return static_cast<PodId>(it - pods_.begin());
 }
@@ -217,7 +225,9 @@ std::vector<Allowance> Compiled::allowances(PodId pod, Direction d) const {
     const CompiledPolicy& cp = policies_[policyId];
     for (uint32_t ruleId : d == Direction::kIngress ? cp.ingressRules : cp.egressRules) {
       const CompiledRule& rule = rules_[ruleId];
-      Allowance a{.rule = ruleId, .allPeers = rule.peers.empty(), .peers = rule.peers,
+      Allowance a{.rule = ruleId,
+                  .allPeers = rule.peers.empty(),
+                  .peers = rule.peers,
                   .allPorts = rule.rule->ports.empty()};
       for (const PortSpec& spec : rule.rule->ports) {
         if (std::holds_alternative<PortSpec::AllPorts>(spec.port)) {
@@ -233,7 +243,8 @@ std::vector<Allowance> Compiled::allowances(PodId pod, Direction d) const {
             if (!number) continue;
             bool inPeers = a.allPeers;
             for (const auto& peer : a.peers)
-              for (const auto& ip : pods_[dst]->ips) inPeers = inPeers || peerMatches(peer, dst, ip.family());
+              for (const auto& ip : pods_[dst]->ips)
+                inPeers = inPeers || peerMatches(peer, dst, ip.family());
             if (inPeers) a.namedTargets.push_back({dst, spec.protocol, *number});
           }
         }

@@ -9,7 +9,8 @@ namespace {
 std::string podList(const Compiled& c, const std::vector<PodId>& pods) {
   if (pods.empty()) return "no pods";
   std::string out;
-  for (size_t i = 0; i < pods.size(); ++i) out += (i ? ", " : "") + c.pod(pods[i]).key();
+  for (size_t i = 0; i < pods.size(); ++i)
+    out += (i ? ", " : "") + c.pod(pods[i]).key();
   return out;
 }
 
@@ -24,7 +25,8 @@ std::vector<PodId> peerPods(const Compiled& c, const CompiledRule& rule) {
   for (PodId p = 0; p < c.pods().size(); ++p) {
     bool match = rule.peers.empty();
     for (const auto& peer : rule.peers) {
-      for (const auto& ip : c.pod(p).ips) match = match || c.peerMatches(peer, p, ip.family());
+      for (const auto& ip : c.pod(p).ips)
+        match = match || c.peerMatches(peer, p, ip.family());
       if (match) break;
     }
     if (match) out.push_back(p);
@@ -35,15 +37,17 @@ std::vector<PodId> peerPods(const Compiled& c, const CompiledRule& rule) {
 // Where a named port lands: on the selected pods for ingress, on the peer pods for egress.
 std::vector<std::pair<PodId, uint16_t>> resolveNamed(const Compiled& c, const CompiledRule& rule,
                                                      const std::string& name, Protocol protocol) {
-  const auto& targets = rule.direction == Direction::kIngress ? c.policies()[rule.policy].selected
-                                                              : peerPods(c, rule);
+  const auto& targets =
+      rule.direction == Direction::kIngress ? c.policies()[rule.policy].selected : peerPods(c, rule);
   std::vector<std::pair<PodId, uint16_t>> out;
   for (PodId p : targets)
     if (auto port = c.pod(p).namedPort(name, protocol)) out.emplace_back(p, *port);
   return out;
 }
 
-const char* peersField(Direction d) { return d == Direction::kIngress ? "from" : "to"; }
+const char* peersField(Direction d) {
+  return d == Direction::kIngress ? "from" : "to";
+}
 
 }  // namespace
 
@@ -65,13 +69,17 @@ std::string explainPolicy(const Compiled& c, uint32_t policyId) {
     for (uint32_t ruleId : ruleIds) {
       const CompiledRule& rule = c.rules()[ruleId];
       out += "  " + rule.name() + ":\n";
-      if (rule.peers.empty()) out += "    " + std::string(peersField(d)) + ": every peer (all pods and addresses)\n";
+      if (rule.peers.empty())
+        out += "    " + std::string(peersField(d)) + ": every peer (all pods and addresses)\n";
       for (size_t i = 0; i < rule.peers.size(); ++i) {
         const CompiledPeer& peer = rule.peers[i];
         out += "    " + std::string(peersField(d)) + "[" + std::to_string(i) + "] ";
         if (peer.kind == CompiledPeer::Kind::kSelector) {
           const ResolvedPeer& r = c.resolvedPeer(peer.id);
-          out += r.description + ": " + podList(c, r.pods) + "\n";
+          out += r.description + " -> namespaces [";
+          for (size_t k = 0; k < r.namespaces.size(); ++k)
+            out += (k ? ", " : "") + r.namespaces[k];
+          out += "], " + podList(c, r.pods) + "\n";
         } else {
           std::vector<PodId> inside;
           for (PodId pod = 0; pod < c.pods().size(); ++pod)
@@ -80,7 +88,8 @@ std::string explainPolicy(const Compiled& c, uint32_t policyId) {
                 inside.push_back(pod);
                 break;
               }
-          out += "ipBlock " + c.ipBlock(peer.id).toString() + " (cluster pods inside: " + podList(c, inside) + ")\n";
+          out += "ipBlock " + c.ipBlock(peer.id).toString() + " (cluster pods inside: " + podList(c, inside) +
+                 ")\n";
         }
       }
       const auto& ports = rule.rule->ports;
@@ -91,7 +100,8 @@ std::string explainPolicy(const Compiled& c, uint32_t policyId) {
           auto resolved = resolveNamed(c, rule, *name, ports[i].protocol);
           out += resolved.empty() ? " (resolves on no pod)" : " (";
           for (size_t k = 0; k < resolved.size(); ++k)
-            out += (k ? ", " : "") + c.pod(resolved[k].first).key() + "=" + std::to_string(resolved[k].second);
+            out +=
+                (k ? ", " : "") + c.pod(resolved[k].first).key() + "=" + std::to_string(resolved[k].second);
           if (!resolved.empty()) out += ")";
         }
         out += "\n";
@@ -110,7 +120,8 @@ std::vector<Diagnostic> lint(const Compiled& c) {
       out.push_back({Severity::kWarning, where, object, std::move(field), std::move(message)});
     };
     if (cp.selected.empty())
-      warn(p.where, "spec.podSelector", "selects no pod {" + p.podSelector.toString() + "} in namespace " + p.ns);
+      warn(p.where, "spec.podSelector",
+           "selects no pod {" + p.podSelector.toString() + "} in namespace " + p.ns);
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       if (!p.has(d)) continue;
       const auto& ruleIds = d == Direction::kIngress ? cp.ingressRules : cp.egressRules;

@@ -61,7 +61,9 @@ class Context {
 std::string join(const std::string& path, std::string_view field) {
   return path.empty() ? std::string(field) : path + "." + std::string(field);
 }
-std::string indexed(const std::string& path, size_t i) { return path + "[" + std::to_string(i) + "]"; }
+std::string indexed(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
 
 // The API server treats a null field like an absent one.
 std::optional<YAML::Node> child(const YAML::Node& map, std::string_view key) {
@@ -102,15 +104,16 @@ bool expectSequence(Context& cx, const YAML::Node& node, const std::string& path
 bool isPlainNonString(const YAML::Node& node) {
   if (node.Tag() != "?") return false;
   const std::string& s = node.Scalar();
-  static const char* kWords[] = {"true", "false", "yes", "no", "on", "off", "True", "False", "Yes", "No",
-                                 "On",   "Off",   "TRUE", "FALSE", "YES", "NO", "ON", "OFF"};
+  static const char* kWords[] = {"true", "false", "yes", "no",   "on",    "off", "True", "False", "Yes",
+                                 "No",   "On",    "Off", "TRUE", "FALSE", "YES", "NO",   "ON",    "OFF"};
   for (const char* w : kWords)
     if (s == w) return true;
   // go-yaml's resolver: integers [-+]?[0-9]+ and floats [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
   size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
   auto digits = [&] {
     size_t from = i;
-    while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9')
+      ++i;
     return i - from;
   };
   size_t before = digits();
@@ -185,7 +188,8 @@ std::optional<uint16_t> portNumber(Context& cx, const YAML::Node& node, const st
 
 // IANA_SVC_NAME: 1-15 characters of [a-z0-9-], at least one letter, no leading, trailing or double '-'.
 bool isValidPortName(std::string_view s) {
-  if (s.empty() || s.size() > 15 || s.front() == '-' || s.back() == '-' || s.find("--") != std::string_view::npos)
+  if (s.empty() || s.size() > 15 || s.front() == '-' || s.back() == '-' ||
+      s.find("--") != std::string_view::npos)
     return false;
   bool letter = false;
   for (char c : s) {
@@ -242,7 +246,8 @@ std::optional<LabelSelector> selectorField(Context& cx, const YAML::Node& node, 
   std::vector<Requirement> reqs;
   if (auto ml = child(node, "matchLabels")) {
     Labels labels = labelsField(cx, *ml, join(path, "matchLabels"));
-    for (const auto& [k, v] : labels.items()) reqs.push_back({k, Operator::kIn, {v}});
+    for (const auto& [k, v] : labels.items())
+      reqs.push_back({k, Operator::kIn, {v}});
   }
   if (auto me = child(node, "matchExpressions")) {
     std::string mePath = join(path, "matchExpressions");
@@ -320,8 +325,8 @@ struct Meta {
   Labels labels;
 };
 
-std::optional<Meta> metadataField(Context& cx, const YAML::Node& object, const std::string& kind, bool namespaced,
-                                  const std::string& defaultNamespace) {
+std::optional<Meta> metadataField(Context& cx, const YAML::Node& object, const std::string& kind,
+                                  bool namespaced, const std::string& defaultNamespace) {
   auto md = child(object, "metadata");
   if (!md) {
     cx.nameObject(kind);
@@ -427,8 +432,9 @@ void loadPod(Context& cx, const YAML::Node& object, ClusterState& state) {
         if (auto ph = parsePhase(*s)) {
           pod.phase = *ph;
         } else {
-          cx.error(*n, "status.phase",
-                   "unsupported value \"" + *s + "\" (must be Pending, Running, Succeeded, Failed or Unknown)");
+          cx.error(
+              *n, "status.phase",
+              "unsupported value \"" + *s + "\" (must be Pending, Running, Succeeded, Failed or Unknown)");
         }
       }
     }
@@ -558,7 +564,8 @@ std::optional<Peer> loadPeer(Context& cx, const YAML::Node& node, const std::str
   return Peer{std::move(peer)};
 }
 
-std::vector<Rule> loadRules(Context& cx, const YAML::Node& node, const std::string& path, const char* peersField) {
+std::vector<Rule> loadRules(Context& cx, const YAML::Node& node, const std::string& path,
+                            const char* peersField) {
   std::vector<Rule> rules;
   if (!expectSequence(cx, node, path)) return rules;
   for (size_t i = 0; i < node.size(); ++i) {
@@ -575,7 +582,8 @@ std::vector<Rule> loadRules(Context& cx, const YAML::Node& node, const std::stri
       std::string pPath = join(rPath, peersField);
       if (expectSequence(cx, *peers, pPath)) {
         for (size_t j = 0; j < peers->size(); ++j) {
-          if (auto peer = loadPeer(cx, (*peers)[j], indexed(pPath, j))) rule.peers.push_back(std::move(*peer));
+          if (auto peer = loadPeer(cx, (*peers)[j], indexed(pPath, j)))
+            rule.peers.push_back(std::move(*peer));
         }
       }
     }
@@ -583,7 +591,8 @@ std::vector<Rule> loadRules(Context& cx, const YAML::Node& node, const std::stri
       std::string pPath = join(rPath, "ports");
       if (expectSequence(cx, *ports, pPath)) {
         for (size_t j = 0; j < ports->size(); ++j) {
-          if (auto spec = loadPortSpec(cx, (*ports)[j], indexed(pPath, j))) rule.ports.push_back(std::move(*spec));
+          if (auto spec = loadPortSpec(cx, (*ports)[j], indexed(pPath, j)))
+            rule.ports.push_back(std::move(*spec));
         }
       }
     }
@@ -606,7 +615,8 @@ void loadNetworkPolicy(Context& cx, const YAML::Node& object, ClusterState& stat
   if (auto sel = child(*spec, "podSelector")) {
     if (auto s = selectorField(cx, *sel, "spec.podSelector")) policy.podSelector = *s;
   }
-  if (auto ingress = child(*spec, "ingress")) policy.ingressRules = loadRules(cx, *ingress, "spec.ingress", "from");
+  if (auto ingress = child(*spec, "ingress"))
+    policy.ingressRules = loadRules(cx, *ingress, "spec.ingress", "from");
   auto egress = child(*spec, "egress");
   if (egress) policy.egressRules = loadRules(cx, *egress, "spec.egress", "to");
   // The API server's defaulting: Ingress always, Egress when spec.egress has a rule (`egress: []` adds none).
@@ -670,7 +680,8 @@ void loadObject(Context& cx, const YAML::Node& object, ClusterState& state, cons
     auto items = *child(object, "items");
     if (!expectSequence(cx, items, "items")) return;
     std::string itemKind = kind == "List" ? "" : kind.substr(0, kind.size() - 4);
-    for (size_t i = 0; i < items.size(); ++i) loadObject(cx, items[i], state, itemKind, depth + 1);
+    for (size_t i = 0; i < items.size(); ++i)
+      loadObject(cx, items[i], state, itemKind, depth + 1);
     return;
   }
   if (kind == "Namespace") {
@@ -751,14 +762,15 @@ void loadText(std::string_view text, const std::string& fileName, ClusterState& 
   }
 }
 
-void loadPaths(const std::vector<std::string>& paths, ClusterState& state, std::vector<Diagnostic>& diagnostics) {
+void loadPaths(const std::vector<std::string>& paths, ClusterState& state,
+               std::vector<Diagnostic>& diagnostics) {
   namespace fs = std::filesystem;
   for (const auto& path : paths) {
     std::vector<std::string> files;
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
-      for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
-           it.increment(ec)) {
+      for (auto it = fs::recursive_directory_iterator(path, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
         auto ext = it->path().extension();
         if (it->is_regular_file(ec) && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
           files.push_back(it->path().string());
@@ -768,15 +780,16 @@ void loadPaths(const std::vector<std::string>& paths, ClusterState& state, std::
       files.push_back(path);
     }
     if (ec) {
-      diagnostics.push_back({Severity::kError, SourceLocation{std::make_shared<const std::string>(path), 0, 0}, "",
-                             "", "cannot read: " + ec.message()});
+      diagnostics.push_back({Severity::kError,
+                             SourceLocation{std::make_shared<const std::string>(path), 0, 0}, "", "",
+                             "cannot read: " + ec.message()});
       continue;
     }
     for (const auto& f : files) {
       std::ifstream in(f, std::ios::binary);
       if (!in) {
-        diagnostics.push_back({Severity::kError, SourceLocation{std::make_shared<const std::string>(f), 0, 0}, "",
-                               "", "cannot read: " + std::string(std::strerror(errno))});
+        diagnostics.push_back({Severity::kError, SourceLocation{std::make_shared<const std::string>(f), 0, 0},
+                               "", "", "cannot read: " + std::string(std::strerror(errno))});
         continue;
       }
       std::stringstream buffer;

@@ -22,7 +22,8 @@ void transpose64(uint64_t a[64]) {
 using Bits = std::vector<uint64_t>;
 
 void orInto(Bits& dst, const Bits& src) {
-  for (size_t i = 0; i < dst.size(); ++i) dst[i] |= src[i];
+  for (size_t i = 0; i < dst.size(); ++i)
+    dst[i] |= src[i];
 }
 
 class MatrixBuilder {
@@ -37,7 +38,8 @@ class MatrixBuilder {
     BitMatrix result(n_);
     bool any[2] = {false, false};
     for (const Pod* p : c_.pods())
-      for (const auto& ip : p->ips) any[ip.family() == Family::kV4 ? 0 : 1] = true;
+      for (const auto& ip : p->ips)
+        any[ip.family() == Family::kV4 ? 0 : 1] = true;
     for (Family f : {Family::kV4, Family::kV6}) {
       if (!any[f == Family::kV4 ? 0 : 1]) continue;
       family_ = f;
@@ -53,17 +55,20 @@ class MatrixBuilder {
         const Bits& egress = egressRow(i);
         uint64_t* out = result.row(i);
         const uint64_t* in = ingress.row(i);
-        for (size_t w = 0; w < words_; ++w) out[w] |= egress[w] & in[w] & has[w];
+        for (size_t w = 0; w < words_; ++w)
+          out[w] |= egress[w] & in[w] & has[w];
       }
     }
-    for (PodId i = 0; i < n_; ++i) result.set(i, i);  // a pod may always talk to itself
+    for (PodId i = 0; i < n_; ++i)
+      result.set(i, i);  // a pod may always talk to itself
     return result;
   }
 
  private:
   Bits fromList(const std::vector<PodId>& pods) const {
     Bits b(words_, 0);
-    for (PodId p : pods) b[p / 64] |= uint64_t{1} << (p % 64);
+    for (PodId p : pods)
+      b[p / 64] |= uint64_t{1} << (p % 64);
     return b;
   }
 
@@ -96,12 +101,14 @@ class MatrixBuilder {
     } else {
       slot = std::make_unique<Bits>(words_, 0);
       for (const auto& peer : rule.peers)
-        orInto(*slot, peer.kind == CompiledPeer::Kind::kSelector ? selectorBits(peer.id) : blockBits(peer.id));
+        orInto(*slot,
+               peer.kind == CompiledPeer::Kind::kSelector ? selectorBits(peer.id) : blockBits(peer.id));
     }
     return *slot;
   }
 
-  // Pods whose container port `name`/protocol is the queried port: where a named port in an egress rule lands.
+  // Pods whose container port `name`/protocol is the queried port: where a named port in an egress rule
+  // lands.
   const Bits& namedPortBits(const std::string& name) {
     auto& slot = namedPortBits_[name];
     if (!slot) {
@@ -112,7 +119,8 @@ class MatrixBuilder {
     return *slot;
   }
 
-  // Row j: the sources that j's ingress admits. Pods whose admitting rules are the same share one computation.
+  // Row j: the sources that j's ingress admits. Pods whose admitting rules are the same share one
+  // computation.
   BitMatrix ingressRows() {
     BitMatrix rows(n_);
     std::map<std::vector<uint32_t>, Bits> memo;
@@ -130,18 +138,20 @@ class MatrixBuilder {
       auto [it, inserted] = memo.try_emplace(admitting);
       if (inserted) {
         it->second.assign(words_, 0);
-        for (uint32_t ruleId : admitting) orInto(it->second, ruleBits(ruleId));
+        for (uint32_t ruleId : admitting)
+          orInto(it->second, ruleBits(ruleId));
       }
       std::copy(it->second.begin(), it->second.end(), out);
     }
     return rows;
   }
 
-  // The destinations that i's egress admits. Named ports resolve on each destination, so a rule that admits the
-  // port only by name contributes its peers that carry that name with the queried number.
+  // The destinations that i's egress admits. Named ports resolve on each destination, so a rule that admits
+  // the port only by name contributes its peers that carry that name with the queried number.
   const Bits& egressRow(PodId i) {
     if (!c_.isolated(i, Direction::kEgress)) return ones_;
-    std::vector<std::pair<uint32_t, int>> contributions;  // (rule, -1 all peers | index of a named port entry)
+    std::vector<std::pair<uint32_t, int>>
+        contributions;  // (rule, -1 all peers | index of a named port entry)
     for (uint32_t policyId : c_.isolating(i, Direction::kEgress)) {
       for (uint32_t ruleId : c_.policies()[policyId].egressRules) {
         const CompiledRule& rule = c_.rules()[ruleId];
@@ -163,8 +173,10 @@ class MatrixBuilder {
         if (entry < 0) {
           orInto(it->second, peers);
         } else {
-          const Bits& named = namedPortBits(std::get<std::string>(c_.rules()[ruleId].rule->ports[entry].port));
-          for (size_t w = 0; w < words_; ++w) it->second[w] |= peers[w] & named[w];
+          const Bits& named =
+              namedPortBits(std::get<std::string>(c_.rules()[ruleId].rule->ports[entry].port));
+          for (size_t w = 0; w < words_; ++w)
+            it->second[w] |= peers[w] & named[w];
         }
       }
     }

@@ -25,7 +25,9 @@ std::optional<Protocol> parseProtocol(std::string_view text) {
   return std::nullopt;
 }
 
-std::string_view toString(Direction d) { return d == Direction::kIngress ? "ingress" : "egress"; }
+std::string_view toString(Direction d) {
+  return d == Direction::kIngress ? "ingress" : "egress";
+}
 
 const IpAddress* Pod::address(Family f) const {
   for (const auto& ip : ips)
@@ -66,7 +68,8 @@ bool IpBlock::contains(const IpAddress& ip) const {
 
 std::string IpBlock::toString() const {
   std::string out = cidr.toString();
-  for (size_t i = 0; i < except.size(); ++i) out += (i ? ", " : " except ") + except[i].toString();
+  for (size_t i = 0; i < except.size(); ++i)
+    out += (i ? ", " : " except ") + except[i].toString();
   return out;
 }
 

@@ -16,7 +16,8 @@ Result<Endpoint> resolveEndpoint(const Compiled& compiled, const std::string& te
   if (auto pod = compiled.findPod(ns, name)) return Endpoint::ofPod(*pod);
   const Pod* pod = compiled.state().findPod(ns, name);
   if (!pod) return Error{"no pod " + text + " in the cluster"};
-  if (pod->hostNetwork) return Error{"pod " + text + " uses the host network; NetworkPolicy does not apply to it"};
+  if (pod->hostNetwork)
+    return Error{"pod " + text + " uses the host network; NetworkPolicy does not apply to it"};
   if (pod->phase == PodPhase::kSucceeded || pod->phase == PodPhase::kFailed)
     return Error{"pod " + text + " has finished; NetworkPolicy ignores it"};
   return Error{"pod " + text + " has no IP address yet; NetworkPolicy ignores it"};
@@ -24,8 +25,8 @@ Result<Endpoint> resolveEndpoint(const Compiled& compiled, const std::string& te
 
 namespace {
 
-// Evaluates one side. `self` is the pod whose policies apply; `other` is the far end; `dst` the destination pod
-// (for named ports) or nullptr when the destination is outside the cluster.
+// Evaluates one side. `self` is the pod whose policies apply; `other` is the far end; `dst` the destination
+// pod (for named ports) or nullptr when the destination is outside the cluster.
 SideVerdict evaluateSide(const Compiled& c, Direction d, PodId self, const Endpoint& other, Family family,
                          const IpAddress& otherAddress, const ReachQuery& q, const Pod* dst) {
   SideVerdict side{.applies = true};
@@ -77,7 +78,8 @@ std::vector<Verdict> canReach(const Compiled& c, const ReachQuery& q) {
     if (std::find(toFamilies.begin(), toFamilies.end(), f) == toFamilies.end()) continue;
     Verdict v{.family = f, .source = addressOf(c, q.from, f), .destination = addressOf(c, q.to, f)};
     const Pod* dst = q.to.pod ? &c.pod(*q.to.pod) : nullptr;
-    if (q.from.pod) v.egress = evaluateSide(c, Direction::kEgress, *q.from.pod, q.to, f, *v.destination, q, dst);
+    if (q.from.pod)
+      v.egress = evaluateSide(c, Direction::kEgress, *q.from.pod, q.to, f, *v.destination, q, dst);
     if (q.to.pod) v.ingress = evaluateSide(c, Direction::kIngress, *q.to.pod, q.from, f, *v.source, q, dst);
     v.allowed = v.egress.allowed && v.ingress.allowed;
     out.push_back(std::move(v));

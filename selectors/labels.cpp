@@ -5,7 +5,8 @@
 namespace nftpol::selectors {
 
 Labels::Labels(std::vector<std::pair<std::string, std::string>> items) {
-  for (auto& [k, v] : items) set(std::move(k), std::move(v));
+  for (auto& [k, v] : items)
+    set(std::move(k), std::move(v));
 }
 
 const std::string* Labels::find(std::string_view key) const {
@@ -35,13 +36,18 @@ std::string Labels::toString() const {
 
 namespace {
 
-bool isAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-bool isLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
+bool isAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+bool isLowerAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
 
 // [A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?
 bool isQualifiedNamePart(std::string_view s) {
   if (s.empty() || !isAlnum(s.front()) || !isAlnum(s.back())) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return isAlnum(c) || c == '-' || c == '_' || c == '.'; });
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return isAlnum(c) || c == '-' || c == '_' || c == '.'; });
 }
 
 // [a-z0-9]([-a-z0-9]*[a-z0-9])?
@@ -82,7 +88,8 @@ std::optional<std::string> validateLabelKey(std::string_view key) {
     name = key.substr(slash + 1);
     if (prefix.empty() || validateDnsSubdomain(prefix))
       return "invalid label key \"" + std::string(key) +
-             "\": the prefix must be a DNS subdomain (lowercase alphanumeric, '-' or '.', at most 253 characters)";
+             "\": the prefix must be a DNS subdomain (lowercase alphanumeric, '-' or '.', at most 253 "
+             "characters)";
   }
   if (name.empty() || name.size() > 63 || !isQualifiedNamePart(name))
     return "invalid label key \"" + std::string(key) +
@@ -94,7 +101,8 @@ std::optional<std::string> validateLabelKey(std::string_view key) {
 std::optional<std::string> validateLabelValue(std::string_view value) {
   if (value.empty() || (value.size() <= 63 && isQualifiedNamePart(value))) return std::nullopt;
   return "invalid label value \"" + std::string(value) +
-         "\": must be empty or 1-63 characters of alphanumerics, '-', '_' or '.', starting and ending with an "
+         "\": must be empty or 1-63 characters of alphanumerics, '-', '_' or '.', starting and ending with "
+         "an "
          "alphanumeric character";
 }
 

@@ -51,7 +51,8 @@ std::string LabelSelector::toString() const {
     if (!out.empty()) out += ',';
     auto list = [&] {
       std::string s = "(";
-      for (size_t i = 0; i < r.values.size(); ++i) s += (i ? "," : "") + r.values[i];
+      for (size_t i = 0; i < r.values.size(); ++i)
+        s += (i ? "," : "") + r.values[i];
       return s + ")";
     };
     switch (r.op) {

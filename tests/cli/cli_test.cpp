@@ -13,7 +13,8 @@ struct Run {
   std::string out, err;
 };
 
-Run run(int (*command)(const std::vector<std::string>&, std::ostream&, std::ostream&), std::vector<std::string> args) {
+Run run(int (*command)(const std::vector<std::string>&, std::ostream&, std::ostream&),
+        std::vector<std::string> args) {
   std::ostringstream out, err;
   int status = command(args, out, err);
   return {status, out.str(), err.str()};
@@ -24,46 +25,56 @@ const std::string kCluster = NFTPOL_SOURCE_DIR "/samples/cluster";
 }  // namespace
 
 TEST_CASE("can-reach: exit 0 allowed, 1 denied, 2 bad input", "[cli]") {
-  auto allowed = run(canReachCommand, {"--cluster", kCluster, "shop/frontend-0", "shop/api-0", "--port", "8080"});
+  auto allowed =
+      run(canReachCommand, {"--cluster", kCluster, "shop/frontend-0", "shop/api-0", "--port", "8080"});
   CHECK(allowed.status == 0);
   CHECK(allowed.out.rfind("ALLOWED: shop/frontend-0 -> shop/api-0 on TCP/8080\n", 0) == 0);
-  CHECK(allowed.out.find("shop/frontend-to-api ingress[0] (from[0], ports[0] TCP/http) at ") != std::string::npos);
+  CHECK(allowed.out.find("shop/frontend-to-api ingress[0] (from[0], ports[0] TCP/http) at ") !=
+        std::string::npos);
 
-  auto denied = run(canReachCommand, {"--cluster", kCluster, "shop/frontend-0", "shop/db-0", "--port", "5432"});
+  auto denied =
+      run(canReachCommand, {"--cluster", kCluster, "shop/frontend-0", "shop/db-0", "--port", "5432"});
   CHECK(denied.status == 1);
-  CHECK(denied.out ==
-        "DENIED: shop/frontend-0 -> shop/db-0 on TCP/5432\n"
-        "  egress of shop/frontend-0: isolated by shop/default-deny, shop/frontend-egress; no rule allows it, denied\n"
-        "  ingress of shop/db-0: isolated by shop/db-from-api, shop/default-deny; no rule allows it, denied\n");
+  CHECK(
+      denied.out ==
+      "DENIED: shop/frontend-0 -> shop/db-0 on TCP/5432\n"
+      "  egress of shop/frontend-0: isolated by shop/default-deny, shop/frontend-egress; no rule allows it, "
+      "denied\n"
+      "  ingress of shop/db-0: isolated by shop/db-from-api, shop/default-deny; no rule allows it, denied\n");
 
   CHECK(run(canReachCommand, {"--cluster", kCluster, "shop/nope", "shop/db-0", "--port", "1"}).err ==
         "nftpol can-reach: no pod shop/nope in the cluster\n");
   CHECK(run(canReachCommand, {"--cluster", kCluster, "shop/api-0", "shop/db-0", "--port", "0"}).status == 2);
-  CHECK(run(canReachCommand, {"--cluster", kCluster, "shop/api-0", "shop/db-0", "--port", "1", "--protocol", "icmp"})
+  CHECK(run(canReachCommand,
+            {"--cluster", kCluster, "shop/api-0", "shop/db-0", "--port", "1", "--protocol", "icmp"})
             .err == "nftpol can-reach: invalid --protocol \"icmp\" (must be TCP, UDP or SCTP)\n");
   CHECK(run(canReachCommand, {"--cluster", kCluster, "shop/api-0", "--port", "1"}).status == 2);
   CHECK(run(canReachCommand, {"shop/api-0", "shop/db-0", "--port", "1"}).status == 2);
 }
 
 TEST_CASE("can-reach --output json", "[cli]") {
-  auto r = run(canReachCommand, {"--cluster", kCluster, "shop/api-0", "93.184.216.34", "--port", "443", "--output", "json"});
+  auto r = run(canReachCommand,
+               {"--cluster", kCluster, "shop/api-0", "93.184.216.34", "--port", "443", "--output", "json"});
   CHECK(r.status == 0);
-  CHECK(r.out ==
-        "{\"allowed\":true,\"from\":\"shop/api-0\",\"to\":\"93.184.216.34\",\"protocol\":\"TCP\",\"port\":443,"
-        "\"verdicts\":[{\"allowed\":true,\"reason\":\"policies\",\"family\":\"IPv4\",\"source\":\"10.244.1.11\","
-        "\"destination\":\"93.184.216.34\",\"egress\":{\"applies\":true,\"isolated\":true,\"allowed\":true,"
-        "\"policies\":[\"shop/api-to-db\",\"shop/default-deny\"],\"allowedBy\":[{\"policy\":\"shop/api-to-db\","
-        "\"rule\":\"egress[2]\",\"peer\":0,\"port\":0,\"location\":\"" +
-            kCluster +
-            "/policies.yaml:78:5\"}]},\"ingress\":{\"applies\":false,\"isolated\":false,\"allowed\":true,"
-            "\"policies\":[],\"allowedBy\":[]}}]}\n");
+  CHECK(
+      r.out ==
+      "{\"allowed\":true,\"from\":\"shop/api-0\",\"to\":\"93.184.216.34\",\"protocol\":\"TCP\",\"port\":443,"
+      "\"verdicts\":[{\"allowed\":true,\"reason\":\"policies\",\"family\":\"IPv4\",\"source\":\"10.244.1."
+      "11\","
+      "\"destination\":\"93.184.216.34\",\"egress\":{\"applies\":true,\"isolated\":true,\"allowed\":true,"
+      "\"policies\":[\"shop/api-to-db\",\"shop/default-deny\"],\"allowedBy\":[{\"policy\":\"shop/api-to-db\","
+      "\"rule\":\"egress[2]\",\"peer\":0,\"port\":0,\"location\":\"" +
+          kCluster +
+          "/policies.yaml:78:5\"}]},\"ingress\":{\"applies\":false,\"isolated\":false,\"allowed\":true,"
+          "\"policies\":[],\"allowedBy\":[]}}]}\n");
 }
 
 TEST_CASE("matrix --output json is the documented contract", "[cli]") {
   auto r = run(matrixCommand, {"--cluster", kCluster, "--port", "5432", "--output", "json"});
   CHECK(r.status == 0);
   CHECK(r.out ==
-        "{\"pods\":[\"monitoring/prometheus-0\",\"payments/gateway-0\",\"shop/api-0\",\"shop/api-1\",\"shop/db-0\","
+        "{\"pods\":[\"monitoring/prometheus-0\",\"payments/gateway-0\",\"shop/api-0\",\"shop/api-1\",\"shop/"
+        "db-0\","
         "\"shop/frontend-0\",\"shop/frontend-1\"],\"matrix\":["
         "[true,false,false,false,false,false,false],"  // gateway only takes shop/api on https
         "[true,true,false,false,false,false,false],"
@@ -78,8 +89,8 @@ TEST_CASE("matrix table and dot", "[cli]") {
   auto table = run(matrixCommand, {"--cluster", kCluster, "--port", "5432"});
   CHECK(table.status == 0);
   CHECK(table.out.rfind("reachability on TCP/5432 (rows: from, columns: to; . allowed, X denied)\n", 0) == 0);
-  CHECK(table.out.find("\nshop/api-0                         X                    X              .          X          .  ") !=
-        std::string::npos);
+  CHECK(table.out.find("\nshop/api-0                         X                    X              .          "
+                       "X          .  ") != std::string::npos);
   auto dot = run(matrixCommand, {"--cluster", kCluster, "--port", "5432", "--output", "dot"});
   CHECK(dot.out.rfind("digraph reachability {\n", 0) == 0);
   CHECK(dot.out.find("  \"shop/api-0\" -> \"shop/db-0\";\n") != std::string::npos);
@@ -87,7 +98,8 @@ TEST_CASE("matrix table and dot", "[cli]") {
 }
 
 TEST_CASE("matrix --what-if prints only the cells that change", "[cli]") {
-  auto r = run(matrixCommand, {"--cluster", kCluster, "--port", "5432", "--what-if", NFTPOL_SOURCE_DIR "/samples/what-if"});
+  auto r = run(matrixCommand,
+               {"--cluster", kCluster, "--port", "5432", "--what-if", NFTPOL_SOURCE_DIR "/samples/what-if"});
   CHECK(r.status == 0);
   CHECK(r.out ==
         "what-if on TCP/5432: 2 cell(s) change\n"
@@ -95,25 +107,40 @@ TEST_CASE("matrix --what-if prints only the cells that change", "[cli]") {
         "  + shop/frontend-1 -> shop/db-0  newly allowed\n");
   auto json = run(matrixCommand, {"--cluster", kCluster, "--port", "5432", "--what-if",
                                   NFTPOL_SOURCE_DIR "/samples/what-if", "--output", "json"});
-  CHECK(json.out ==
-        "{\"protocol\":\"TCP\",\"port\":5432,\"changes\":[{\"from\":\"shop/frontend-0\",\"to\":\"shop/db-0\","
-        "\"before\":false,\"after\":true},{\"from\":\"shop/frontend-1\",\"to\":\"shop/db-0\",\"before\":false,"
-        "\"after\":true}],\"addedPods\":[],\"removedPods\":[]}\n");
+  CHECK(
+      json.out ==
+      "{\"protocol\":\"TCP\",\"port\":5432,\"changes\":[{\"from\":\"shop/frontend-0\",\"to\":\"shop/db-0\","
+      "\"before\":false,\"after\":true},{\"from\":\"shop/frontend-1\",\"to\":\"shop/db-0\",\"before\":false,"
+      "\"after\":true}],\"addedPods\":[],\"removedPods\":[]}\n");
+}
+
+TEST_CASE("matrix --what-if reports newly denied cells too", "[cli]") {
+  auto r = run(matrixCommand, {"--cluster", kCluster, "--port", "9090", "--what-if",
+                               NFTPOL_SOURCE_DIR "/tests/cli/data/what-if-deny-monitoring.yaml"});
+  CHECK(r.status == 0);
+  CHECK(r.out ==
+        "what-if on TCP/9090: 2 cell(s) change\n"
+        "  - monitoring/prometheus-0 -> shop/api-0  newly denied\n"
+        "  - monitoring/prometheus-0 -> shop/api-1  newly denied\n");
 }
 
 TEST_CASE("lint exit status: 0 clean, 1 warnings, 2 errors", "[cli]") {
   CHECK(run(lintCommand, {"--cluster", kCluster}).status == 0);
-  auto warn = run(lintCommand, {"--cluster", kCluster, "--cluster", NFTPOL_SOURCE_DIR "/tests/cli/data/lint-warn.yaml"});
+  auto warn = run(lintCommand,
+                  {"--cluster", kCluster, "--cluster", NFTPOL_SOURCE_DIR "/tests/cli/data/lint-warn.yaml"});
   CHECK(warn.status == 1);
   CHECK(warn.out.find("warning: NetworkPolicy shop/typo: spec.podSelector: selects no pod {app=fronted}") !=
         std::string::npos);
-  auto err = run(lintCommand, {"--cluster", kCluster, "--cluster", NFTPOL_SOURCE_DIR "/tests/cli/data/lint-error.yaml"});
+  auto err = run(lintCommand,
+                 {"--cluster", kCluster, "--cluster", NFTPOL_SOURCE_DIR "/tests/cli/data/lint-error.yaml"});
   CHECK(err.status == 2);
-  CHECK(err.out.find("lint-error.yaml:9:20: NetworkPolicy shop/bad: spec.ingress[0].ports[0].port: 0 is not a valid "
-                     "port number (must be between 1 and 65535)") != std::string::npos);
+  CHECK(err.out.find(
+            "lint-error.yaml:9:20: NetworkPolicy shop/bad: spec.ingress[0].ports[0].port: 0 is not a valid "
+            "port number (must be between 1 and 65535)") != std::string::npos);
   // The simulator refuses to answer from manifests with errors.
-  auto refused = run(canReachCommand, {"--cluster", kCluster, "--cluster", NFTPOL_SOURCE_DIR "/tests/cli/data/lint-error.yaml",
-                                       "shop/api-0", "shop/db-0", "--port", "5432"});
+  auto refused = run(canReachCommand,
+                     {"--cluster", kCluster, "--cluster", NFTPOL_SOURCE_DIR "/tests/cli/data/lint-error.yaml",
+                      "shop/api-0", "shop/db-0", "--port", "5432"});
   CHECK(refused.status == 2);
   CHECK(refused.err.find("nftpol: the manifests have errors; nothing was evaluated\n") != std::string::npos);
 }

@@ -4,8 +4,9 @@
 //
 // A case is a list of steps. Each step applies manifests, deletes objects or adds labels, then states the
 // expected truth table for a port and protocol: a default (allow or deny) and then cells to set, each written
-// "allow|deny FROM -> TO" with patterns "x/a", "x/*", "*/a" or "*". Later lines override earlier ones; a pod can always
-// reach itself, as upstream's AllowLoopback. The same files drive the conformance harness on real packets.
+// "allow|deny FROM -> TO" with patterns "x/a", "x/*", "*/a" or "*". Later lines override earlier ones; a pod
+// can always reach itself, as upstream's AllowLoopback. The same files drive the conformance harness on real
+// packets.
 #include <yaml-cpp/yaml.h>
 
 #include <catch2/catch.hpp>
@@ -28,16 +29,18 @@ const char* kPods[] = {"a", "b", "c"};
 std::string modelManifests() {
   std::ostringstream out;
   for (int n = 0; n < 3; ++n) {
-    out << "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: " << kNamespaces[n] << "\n  labels:\n    ns: "
-        << kNamespaces[n] << "\n";
+    out << "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: " << kNamespaces[n]
+        << "\n  labels:\n    ns: " << kNamespaces[n] << "\n";
     for (int p = 0; p < 3; ++p) {
-      out << "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: " << kPods[p] << "\n  namespace: " << kNamespaces[n]
-          << "\n  labels:\n    pod: " << kPods[p] << "\nspec:\n  nodeName: node-" << (p % 2) << "\n  containers:\n";
+      out << "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: " << kPods[p]
+          << "\n  namespace: " << kNamespaces[n] << "\n  labels:\n    pod: " << kPods[p]
+          << "\nspec:\n  nodeName: node-" << (p % 2) << "\n  containers:\n";
       for (int port : {80, 81}) {
         out << "  - name: cont-" << port << "\n    ports:\n";
         for (const char* proto : {"TCP", "UDP", "SCTP"}) {
           std::string lower = proto;
-          for (auto& ch : lower) ch = static_cast<char>(std::tolower(ch));
+          for (auto& ch : lower)
+            ch = static_cast<char>(std::tolower(ch));
           out << "    - name: serve-" << port << "-" << lower << "\n      containerPort: " << port
               << "\n      protocol: " << proto << "\n";
         }
@@ -58,11 +61,13 @@ bool patternMatches(const std::string& pattern, const std::string& pod) {
 
 std::string table(const std::vector<std::string>& pods, const std::vector<std::vector<bool>>& cells) {
   std::string out = "-\t";
-  for (const auto& p : pods) out += p + "\t";
+  for (const auto& p : pods)
+    out += p + "\t";
   out += "\n";
   for (size_t i = 0; i < pods.size(); ++i) {
     out += pods[i] + "\t";
-    for (size_t j = 0; j < pods.size(); ++j) out += std::string(cells[i][j] ? "." : "X") + "\t";
+    for (size_t j = 0; j < pods.size(); ++j)
+      out += std::string(cells[i][j] ? "." : "X") + "\t";
     out += "\n";
   }
   return out;
@@ -73,7 +78,8 @@ void runCase(const std::filesystem::path& file) {
   ClusterState state;
   std::vector<Diagnostic> diagnostics;
   loadText(modelManifests(), "model", state, diagnostics);
-  for (const auto& d : diagnostics) FAIL_CHECK(d.toString());
+  for (const auto& d : diagnostics)
+    FAIL_CHECK(d.toString());
   REQUIRE(diagnostics.empty());
   int stepNo = 0;
   for (const auto& step : doc["steps"]) {
@@ -87,21 +93,25 @@ void runCase(const std::filesystem::path& file) {
     for (const auto& rel : step["addLabels"]) {  // {namespace: y, labels: {...}} or {pod: x/a, labels: {...}}
       if (rel["namespace"]) {
         Namespace ns = *state.findNamespace(rel["namespace"].as<std::string>());
-        for (const auto& kv : rel["labels"]) ns.labels.set(kv.first.as<std::string>(), kv.second.as<std::string>());
+        for (const auto& kv : rel["labels"])
+          ns.labels.set(kv.first.as<std::string>(), kv.second.as<std::string>());
         state.upsert(ns);
       } else {
         auto key = rel["pod"].as<std::string>();
         auto slash = key.find('/');
         Pod pod = *state.findPod(key.substr(0, slash), key.substr(slash + 1));
-        for (const auto& kv : rel["labels"]) pod.labels.set(kv.first.as<std::string>(), kv.second.as<std::string>());
+        for (const auto& kv : rel["labels"])
+          pod.labels.set(kv.first.as<std::string>(), kv.second.as<std::string>());
         state.upsert(pod);
       }
     }
-    for (const auto& d : diagnostics) FAIL_CHECK(d.toString());
+    for (const auto& d : diagnostics)
+      FAIL_CHECK(d.toString());
     REQUIRE(diagnostics.empty());
     Compiled compiled = Compiled::build(state);
     std::vector<std::string> pods;
-    for (const Pod* p : compiled.pods()) pods.push_back(p->key());
+    for (const Pod* p : compiled.pods())
+      pods.push_back(p->key());
     REQUIRE(pods.size() == 9);
     for (const auto& probe : step["expect"]) {
       auto protocol = *parseProtocol(probe["protocol"].as<std::string>());
@@ -119,20 +129,24 @@ void runCase(const std::filesystem::path& file) {
         std::string from = text.substr(space + 1, arrow - space - 1), to = text.substr(arrow + 4);
         for (size_t i = 0; i < 9; ++i)
           for (size_t j = 0; j < 9; ++j)
-            if (patternMatches(from, pods[i]) && patternMatches(to, pods[j])) expected[i][j] = verb == "allow";
+            if (patternMatches(from, pods[i]) && patternMatches(to, pods[j]))
+              expected[i][j] = verb == "allow";
       }
-      for (size_t i = 0; i < 9; ++i) expected[i][i] = true;
+      for (size_t i = 0; i < 9; ++i)
+        expected[i][i] = true;
       BitMatrix m = reachability(compiled, protocol, port);
       std::vector<std::vector<bool>> actual(9, std::vector<bool>(9)), viaCanReach = actual;
       for (PodId i = 0; i < 9; ++i)
         for (PodId j = 0; j < 9; ++j) {
           actual[i][j] = m.get(i, j);
-          viaCanReach[i][j] = anyAllowed(
-              canReach(compiled, {Endpoint::ofPod(i), Endpoint::ofPod(j), protocol, port}));
+          viaCanReach[i][j] =
+              anyAllowed(canReach(compiled, {Endpoint::ofPod(i), Endpoint::ofPod(j), protocol, port}));
         }
       INFO(file.filename().string() << " step " << stepNo << " " << toString(protocol) << "/" << port
-                                    << "\nexpected:\n" << table(pods, expected) << "matrix:\n"
-                                    << table(pods, actual) << "can-reach:\n" << table(pods, viaCanReach));
+                                    << "\nexpected:\n"
+                                    << table(pods, expected) << "matrix:\n"
+                                    << table(pods, actual) << "can-reach:\n"
+                                    << table(pods, viaCanReach));
       CHECK(actual == expected);
       CHECK(viaCanReach == expected);
     }
@@ -148,6 +162,8 @@ TEST_CASE("upstream NetworkPolicy e2e cases", "[e2e]") {
   std::sort(files.begin(), files.end());
   REQUIRE(files.size() >= 30);
   for (const auto& f : files) {
-    DYNAMIC_SECTION(f.filename().string()) { runCase(f); }
+    DYNAMIC_SECTION(f.filename().string()) {
+      runCase(f);
+    }
   }
 }

@@ -38,16 +38,19 @@ struct TestCluster {
   }
   std::string errors() const {
     std::string out;
-    for (const auto& d : diagnostics) out += d.toString() + "\n";
+    for (const auto& d : diagnostics)
+      out += d.toString() + "\n";
     return out;
   }
 };
 
 // A pod manifest: labels as "k: v" lines are given inline as a flow map, e.g. "{app: web}".
 inline std::string pod(const std::string& ns, const std::string& name, const std::string& labels,
-                       const std::string& ip, const std::string& extraSpec = "", const std::string& ports = "") {
+                       const std::string& ip, const std::string& extraSpec = "",
+                       const std::string& ports = "") {
   std::string out = "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\n  namespace: " + ns +
-                    "\n  labels: " + labels + "\nspec:\n  nodeName: node-1\n" + extraSpec + "  containers:\n  - name: c\n";
+                    "\n  labels: " + labels + "\nspec:\n  nodeName: node-1\n" + extraSpec +
+                    "  containers:\n  - name: c\n";
   if (!ports.empty()) out += "    ports: " + ports + "\n";
   out += "status:\n  phase: Running\n";
   if (!ip.empty()) out += "  podIPs: " + ip + "\n";

@@ -9,17 +9,19 @@ using namespace nftpol::policy;
 using namespace nftpol::testing;
 
 TEST_CASE("kind: List with items, as kubectl get -o yaml prints", "[loader]") {
-  TestCluster c("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: a}\n"
-                "- apiVersion: v1\n  kind: Pod\n  metadata: {name: p, namespace: a}\n  status: {podIP: 10.244.0.1}\n"
-                "metadata: {resourceVersion: \"\"}\n");
+  TestCluster c(
+      "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata: {name: a}\n"
+      "- apiVersion: v1\n  kind: Pod\n  metadata: {name: p, namespace: a}\n  status: {podIP: 10.244.0.1}\n"
+      "metadata: {resourceVersion: \"\"}\n");
   CHECK(c.errors().empty());
   CHECK(c.state->namespaces().size() == 1);
   CHECK(c.state->pods().size() == 1);
 }
 
 TEST_CASE("typed lists name their items' kind, as the API returns them", "[loader]") {
-  TestCluster c("apiVersion: v1\nkind: PodList\nitems:\n- metadata: {name: p, namespace: default}\n"
-                "  status: {podIP: 10.244.0.1}\n");
+  TestCluster c(
+      "apiVersion: v1\nkind: PodList\nitems:\n- metadata: {name: p, namespace: default}\n"
+      "  status: {podIP: 10.244.0.1}\n");
   CHECK(c.state->pods().size() == 1);
 }
 
@@ -48,12 +50,14 @@ TEST_CASE("JSON, as kubectl get -o json prints", "[loader]") {
 }
 
 TEST_CASE("other kinds are kept, unknown kinds are skipped with a warning", "[loader]") {
-  TestCluster c("apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: a}\n---\napiVersion: apps/v1\n"
-                "kind: Deployment\nmetadata: {name: d}\n");
+  TestCluster c(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: s, namespace: a}\n---\napiVersion: apps/v1\n"
+      "kind: Deployment\nmetadata: {name: d}\n");
   CHECK(c.state->others().size() == 1);
   CHECK(c.state->others()[0].kind == "Service");
   REQUIRE(c.diagnostics.size() == 1);
-  CHECK(c.diagnostics[0].toString() == "test.yaml:5:1: warning: Deployment: kind Deployment is not used by nftpol; skipped");
+  CHECK(c.diagnostics[0].toString() ==
+        "test.yaml:5:1: warning: Deployment: kind Deployment is not used by nftpol; skipped");
 }
 
 TEST_CASE("a pod's namespace defaults to default, and a namespace without an object is implied", "[loader]") {
@@ -62,7 +66,8 @@ TEST_CASE("a pod's namespace defaults to default, and a namespace without an obj
   CHECK(c.state->pods()[0].ns == "default");
   REQUIRE(c.diagnostics.size() == 1);
   CHECK(c.diagnostics[0].toString() ==
-        "test.yaml:1:1: warning: Pod default/p: metadata.namespace: namespace \"default\" has no Namespace object; "
+        "test.yaml:1:1: warning: Pod default/p: metadata.namespace: namespace \"default\" has no Namespace "
+        "object; "
         "assuming one labelled only kubernetes.io/metadata.name=default");
   CHECK(c.state->findNamespace("default")->implied);
 }
@@ -77,7 +82,8 @@ TEST_CASE("directories are read recursively in sorted order, only YAML and JSON 
   auto dir = std::filesystem::temp_directory_path() / ("nftpol-loader-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "sub");
   std::ofstream(dir / "b.yaml") << ns("b");
-  std::ofstream(dir / "sub" / "a.json") << R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}})";
+  std::ofstream(dir / "sub" / "a.json")
+      << R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"a"}})";
   std::ofstream(dir / "notes.txt") << "not yaml: [";
   ClusterState state;
   std::vector<Diagnostic> diagnostics;

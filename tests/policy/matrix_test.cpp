@@ -18,7 +18,8 @@ TEST_CASE("the 64x64 block transpose agrees with a bit-by-bit one", "[matrix]") 
     BitMatrix t = m.transposed();
     bool same = true;
     for (size_t i = 0; i < n; ++i)
-      for (size_t j = 0; j < n; ++j) same = same && t.get(j, i) == m.get(i, j);
+      for (size_t j = 0; j < n; ++j)
+        same = same && t.get(j, i) == m.get(i, j);
     INFO(n);
     CHECK(same);
     CHECK(t.transposed() == m);
@@ -35,15 +36,16 @@ TEST_CASE("matrix agrees with can-reach on generated clusters", "[matrix]") {
   for (Row row : {Row{1, false, Protocol::kTCP, 8080}, Row{2, false, Protocol::kTCP, 9090},
                   Row{3, true, Protocol::kTCP, 5432}, Row{4, false, Protocol::kUDP, 53},
                   Row{5, true, Protocol::kTCP, 8050}, Row{6, false, Protocol::kTCP, 443}}) {
-    ClusterState state = bench::generateCluster({.namespaces = 6, .pods = 150, .policies = 40, .seed = row.seed,
-                                                 .dualStack = row.dualStack});
+    ClusterState state = bench::generateCluster(
+        {.namespaces = 6, .pods = 150, .policies = 40, .seed = row.seed, .dualStack = row.dualStack});
     Compiled c = Compiled::build(state);
     REQUIRE(c.pods().size() > 100);
     BitMatrix m = reachability(c, row.protocol, row.port);
     size_t mismatches = 0, allowed = 0;
     for (PodId i = 0; i < c.pods().size(); ++i)
       for (PodId j = 0; j < c.pods().size(); ++j) {
-        bool expected = anyAllowed(canReach(c, {Endpoint::ofPod(i), Endpoint::ofPod(j), row.protocol, row.port}));
+        bool expected =
+            anyAllowed(canReach(c, {Endpoint::ofPod(i), Endpoint::ofPod(j), row.protocol, row.port}));
         mismatches += expected != m.get(i, j);
         allowed += expected;
       }
@@ -63,17 +65,21 @@ TEST_CASE("the generator is deterministic from its seed", "[matrix]") {
   CHECK(state.policies().size() == 50);
 }
 
-// The flattened per-pod allowances (what the nftables renderer reads) must admit exactly what can-reach admits.
+// The flattened per-pod allowances (what the nftables renderer reads) must admit exactly what can-reach
+// admits.
 TEST_CASE("allowances agree with can-reach", "[compiled]") {
-  ClusterState state = bench::generateCluster({.namespaces = 8, .pods = 160, .policies = 60, .seed = 11, .dualStack = true});
+  ClusterState state =
+      bench::generateCluster({.namespaces = 8, .pods = 160, .policies = 60, .seed = 11, .dualStack = true});
   Compiled c = Compiled::build(state);
   auto admits = [&](PodId self, Direction d, PodId other, Family f, Protocol protocol, uint16_t port) {
     if (!c.isolated(self, d)) return true;
     for (const Allowance& a : c.allowances(self, d)) {
       bool peer = a.allPeers;
-      for (const auto& p : a.peers) peer = peer || c.peerMatches(p, other, f);
+      for (const auto& p : a.peers)
+        peer = peer || c.peerMatches(p, other, f);
       bool ports = a.allPorts;
-      for (const auto& m : a.ports) ports = ports || (m.protocol == protocol && m.first <= port && port <= m.last);
+      for (const auto& m : a.ports)
+        ports = ports || (m.protocol == protocol && m.first <= port && port <= m.last);
       if (peer && ports) return true;
       for (const auto& t : a.namedTargets)
         if (t.pod == other && t.protocol == protocol && t.port == port) return true;

@@ -26,7 +26,8 @@ TEST_CASE("a policy selects pods in its own namespace; {} selects all of them", 
   CHECK(c.reach("a/web", "b/client", 80));  // b is not selected by a policy in a
 }
 
-TEST_CASE("selector requirements are AND-ed; NotIn and DoesNotExist match pods lacking the key", "[semantics]") {
+TEST_CASE("selector requirements are AND-ed; NotIn and DoesNotExist match pods lacking the key",
+          "[semantics]") {
   SECTION("AND") {
     TestCluster c(base() + netpol("a", "deny", R"(  podSelector:
     matchLabels: {app: web}
@@ -35,19 +36,22 @@ TEST_CASE("selector requirements are AND-ed; NotIn and DoesNotExist match pods l
     CHECK(c.reach("b/client", "a/web", 80));  // tier=front fails the second requirement
   }
   SECTION("NotIn matches a pod without the key") {
-    TestCluster c(base() + netpol("a", "deny", "  podSelector:\n    matchExpressions: [{key: tier, operator: NotIn, "
-                                               "values: [front]}]\n"));
+    TestCluster c(base() + netpol("a", "deny",
+                                  "  podSelector:\n    matchExpressions: [{key: tier, operator: NotIn, "
+                                  "values: [front]}]\n"));
     CHECK(c.reach("b/client", "a/web", 80));
     CHECK_FALSE(c.reach("b/client", "a/db", 80));  // db has no tier label
   }
   SECTION("DoesNotExist matches a pod without the key") {
-    TestCluster c(base() + netpol("a", "deny", "  podSelector:\n    matchExpressions: [{key: tier, operator: "
-                                               "DoesNotExist}]\n"));
+    TestCluster c(base() + netpol("a", "deny",
+                                  "  podSelector:\n    matchExpressions: [{key: tier, operator: "
+                                  "DoesNotExist}]\n"));
     CHECK(c.reach("b/client", "a/web", 80));
     CHECK_FALSE(c.reach("b/client", "a/db", 80));
   }
   SECTION("Exists") {
-    TestCluster c(base() + netpol("a", "deny", "  podSelector:\n    matchExpressions: [{key: tier, operator: Exists}]\n"));
+    TestCluster c(base() + netpol("a", "deny",
+                                  "  podSelector:\n    matchExpressions: [{key: tier, operator: Exists}]\n"));
     CHECK_FALSE(c.reach("b/client", "a/web", 80));
     CHECK(c.reach("b/client", "a/db", 80));
   }
@@ -71,20 +75,25 @@ TEST_CASE("policyTypes defaulting follows the API server", "[semantics]") {
     CHECK_FALSE(c.reach("b/client", "a/web", 80));  // and Ingress, with no rules
   }
   SECTION("egress rules given but policyTypes [Ingress]: egress ignored") {
-    TestCluster c(base() + netpol("a", "p", "  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Ingress]\n"
-                                            "  egress: [{ports: [{port: 1}]}]\n  ingress: [{}]\n"));
+    TestCluster c(base() + netpol("a", "p",
+                                  "  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Ingress]\n"
+                                  "  egress: [{ports: [{port: 1}]}]\n  ingress: [{}]\n"));
     CHECK(c.reach("a/web", "b/client", 80));
   }
   SECTION("policyTypes [Egress] without rules denies all egress and leaves ingress open") {
-    TestCluster c(base() + netpol("a", "p", "  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Egress]\n"));
+    TestCluster c(base() +
+                  netpol("a", "p", "  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Egress]\n"));
     CHECK_FALSE(c.reach("a/web", "b/client", 80));
     CHECK(c.reach("b/client", "a/web", 80));
   }
 }
 
-TEST_CASE("isolation is per direction and allowed traffic is the union of the selecting policies", "[semantics]") {
-  TestCluster c(base() + netpol("a", "p1", "  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - ports: [{port: 80}]\n") +
-                netpol("a", "p2", "  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - ports: [{port: 81}]\n"));
+TEST_CASE("isolation is per direction and allowed traffic is the union of the selecting policies",
+          "[semantics]") {
+  TestCluster c(
+      base() +
+      netpol("a", "p1", "  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - ports: [{port: 80}]\n") +
+      netpol("a", "p2", "  podSelector: {matchLabels: {app: web}}\n  ingress:\n  - ports: [{port: 81}]\n"));
   CHECK(c.reach("b/client", "a/web", 80));
   CHECK(c.reach("b/client", "a/web", 81));
   CHECK_FALSE(c.reach("b/client", "a/web", 82));
@@ -130,21 +139,24 @@ TEST_CASE("peers are OR-ed, ports are OR-ed, and the two are AND-ed; missing mea
 TEST_CASE("peer forms", "[semantics]") {
   SECTION("podSelector alone means pods of the policy's namespace") {
     TestCluster c(base() + pod("b", "web", "{app: web}", "[{ip: 10.244.1.2}]") +
-                  netpol("a", "p", "  podSelector: {matchLabels: {app: db}}\n  ingress: [{from: [{podSelector: "
-                                   "{matchLabels: {app: web}}}]}]\n"));
+                  netpol("a", "p",
+                         "  podSelector: {matchLabels: {app: db}}\n  ingress: [{from: [{podSelector: "
+                         "{matchLabels: {app: web}}}]}]\n"));
     CHECK(c.reach("a/web", "a/db", 80));
     CHECK_FALSE(c.reach("b/web", "a/db", 80));
   }
   SECTION("namespaceSelector alone means every pod of the matching namespaces") {
-    TestCluster c(base() + netpol("a", "p", "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: "
-                                            "{matchLabels: {team: red}}}]}]\n"));
+    TestCluster c(base() + netpol("a", "p",
+                                  "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: "
+                                  "{matchLabels: {team: red}}}]}]\n"));
     CHECK(c.reach("b/client", "a/web", 80));
     CHECK_FALSE(c.reach("a/db", "a/web", 80));
   }
   SECTION("both in one peer mean matching pods in matching namespaces") {
     TestCluster c(base() + pod("b", "other", "{app: other}", "[{ip: 10.244.1.3}]") +
-                  netpol("a", "p", "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: "
-                                   "{team: red}}, podSelector: {matchLabels: {app: client}}}]}]\n"));
+                  netpol("a", "p",
+                         "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: "
+                         "{team: red}}, podSelector: {matchLabels: {app: client}}}]}]\n"));
     CHECK(c.reach("b/client", "a/web", 80));
     CHECK_FALSE(c.reach("b/other", "a/web", 80));
   }
@@ -179,7 +191,8 @@ TEST_CASE("ports: protocol default, names on the destination, ranges, protocol-o
     CHECK_FALSE(c.reach("b/client", "a/db", 8080));
   }
   SECTION("a named port matches name and protocol") {
-    TestCluster c(base() + netpol("a", "p", "  podSelector: {}\n  ingress: [{ports: [{port: dns, protocol: UDP}]}]\n"));
+    TestCluster c(
+        base() + netpol("a", "p", "  podSelector: {}\n  ingress: [{ports: [{port: dns, protocol: UDP}]}]\n"));
     CHECK(c.reach("b/client", "a/web", 53, Protocol::kUDP));
     CHECK_FALSE(c.reach("b/client", "a/web", 53, Protocol::kTCP));
     CHECK_FALSE(c.reach("b/client", "a/db", 53, Protocol::kUDP));  // db has no port named dns
@@ -192,7 +205,9 @@ TEST_CASE("ports: protocol default, names on the destination, ranges, protocol-o
     CHECK_FALSE(c.reach("b/client", "192.0.2.1", 8080));
   }
   SECTION("endPort makes an inclusive range") {
-    TestCluster c(base() + netpol("a", "p", "  podSelector: {}\n  ingress: [{ports: [{port: 8000, endPort: 8100}]}]\n"));
+    TestCluster c(
+        base() +
+        netpol("a", "p", "  podSelector: {}\n  ingress: [{ports: [{port: 8000, endPort: 8100}]}]\n"));
     CHECK_FALSE(c.reach("b/client", "a/web", 7999));
     CHECK(c.reach("b/client", "a/web", 8000));
     CHECK(c.reach("b/client", "a/web", 8100));
@@ -208,8 +223,9 @@ TEST_CASE("ports: protocol default, names on the destination, ranges, protocol-o
 }
 
 TEST_CASE("namespaces carry kubernetes.io/metadata.name", "[semantics]") {
-  TestCluster c(base() + netpol("a", "p", "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: "
-                                          "{kubernetes.io/metadata.name: b}}}]}]\n"));
+  TestCluster c(base() + netpol("a", "p",
+                                "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: "
+                                "{kubernetes.io/metadata.name: b}}}]}]\n"));
   CHECK(c.reach("b/client", "a/web", 80));
   CHECK_FALSE(c.reach("a/db", "a/web", 80));
   CHECK(*c.state->findNamespace("a")->labels.find("kubernetes.io/metadata.name") == "a");
@@ -246,8 +262,9 @@ TEST_CASE("traffic a pod sends to itself is always allowed", "[semantics]") {
 TEST_CASE("dual-stack pods have every address considered", "[semantics]") {
   TestCluster c(ns("a") + pod("a", "x", "{app: x}", "[{ip: 10.244.0.1}, {ip: 'fd00::1'}]") +
                 pod("a", "y", "{app: y}", "[{ip: 10.244.0.2}, {ip: 'fd00::2'}]") +
-                netpol("a", "v4-only", "  podSelector: {matchLabels: {app: y}}\n  ingress: [{from: [{ipBlock: {cidr: "
-                                       "10.244.0.0/24}}]}]\n"));
+                netpol("a", "v4-only",
+                       "  podSelector: {matchLabels: {app: y}}\n  ingress: [{from: [{ipBlock: {cidr: "
+                       "10.244.0.0/24}}]}]\n"));
   auto v = c.verdicts("a/x", "a/y", 80);
   REQUIRE(v.size() == 2);
   CHECK(v[0].family == Family::kV4);

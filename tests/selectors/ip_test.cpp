@@ -18,7 +18,8 @@ TEST_CASE("addresses and prefixes, IPv4 and IPv6", "[ip]") {
   CHECK(v6->contains(*IpAddress::parse("fd00:1:7fff::1")));
   CHECK_FALSE(v6->contains(*IpAddress::parse("fd00:1:8000::1")));
   CHECK(Cidr::parse("0.0.0.0/0")->contains(*IpAddress::parse("255.255.255.255")));
-  for (const char* bad : {"10.0.0.0", "10.0.0.0/", "10.0.0.0/33", "10.0.0/8", "::/129", "10.0.0.0/08", "x/1"}) {
+  for (const char* bad :
+       {"10.0.0.0", "10.0.0.0/", "10.0.0.0/33", "10.0.0/8", "::/129", "10.0.0.0/08", "x/1"}) {
     INFO(bad);
     CHECK_FALSE(Cidr::parse(bad).ok());
   }

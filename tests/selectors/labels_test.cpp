@@ -5,8 +5,8 @@
 using namespace nftpol::selectors;
 
 TEST_CASE("label keys follow the API server's qualified-name rules", "[labels]") {
-  for (const char* ok : {"app", "app.kubernetes.io/name", "a", "A-b_c.d", "kubernetes.io/metadata.name",
-                         "x/y", "123"}) {
+  for (const char* ok :
+       {"app", "app.kubernetes.io/name", "a", "A-b_c.d", "kubernetes.io/metadata.name", "x/y", "123"}) {
     INFO(ok);
     CHECK_FALSE(validateLabelKey(ok));
   }
@@ -18,8 +18,10 @@ TEST_CASE("label keys follow the API server's qualified-name rules", "[labels]")
 }
 
 TEST_CASE("label values may be empty or qualified-name parts of at most 63 characters", "[labels]") {
-  for (const char* ok : {"", "a", "v1.2-3_x", "123"}) CHECK_FALSE(validateLabelValue(ok));
-  for (const char* bad : {"-a", "a b", "a/b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}) {
+  for (const char* ok : {"", "a", "v1.2-3_x", "123"})
+    CHECK_FALSE(validateLabelValue(ok));
+  for (const char* bad :
+       {"-a", "a b", "a/b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}) {
     INFO(bad);
     CHECK(validateLabelValue(bad));
   }

@@ -51,8 +51,10 @@ TEST_CASE("create() enforces the operator/values rules", "[selector]") {
 }
 
 TEST_CASE("the string form is canonical, so equal selectors intern equally", "[selector]") {
-  auto a = make({{"z", Operator::kIn, {"2", "1"}}, {"a", Operator::kDoesNotExist, {}}, {"m", Operator::kIn, {"x"}}});
-  auto b = make({{"m", Operator::kIn, {"x"}}, {"a", Operator::kDoesNotExist, {}}, {"z", Operator::kIn, {"1", "2"}}});
+  auto a = make(
+      {{"z", Operator::kIn, {"2", "1"}}, {"a", Operator::kDoesNotExist, {}}, {"m", Operator::kIn, {"x"}}});
+  auto b = make(
+      {{"m", Operator::kIn, {"x"}}, {"a", Operator::kDoesNotExist, {}}, {"z", Operator::kIn, {"1", "2"}}});
   CHECK(a.toString() == "!a,m=x,z in (1,2)");
   CHECK(a.toString() == b.toString());
   CHECK(make({{"k", Operator::kNotIn, {"v"}}, {"e", Operator::kExists, {}}}).toString() == "e,k!=v");

@@ -10,14 +10,15 @@
 
 namespace nftpol::policy {
 
-using PodId = uint32_t;  // index into Compiled::pods(): the pods that take part, sorted by namespace then name
+using PodId =
+    uint32_t;  // index into Compiled::pods(): the pods that take part, sorted by namespace then name
 
 // A pod/namespace selector peer, resolved once for every rule that spells it the same way (same scope,
 // same selectors). The enforcement layer renders each one as a named set of addresses.
 struct ResolvedPeer {
-  std::string description;          // "namespaceSelector team=a, podSelector app=db" or "pods app=db in ns x"
+  std::string description;  // "namespaceSelector team=a, podSelector app=db" or "pods app=db in ns x"
   std::vector<std::string> namespaces;  // the namespaces in scope, sorted
-  std::vector<PodId> pods;          // sorted
+  std::vector<PodId> pods;              // sorted
 };
 
 struct CompiledPeer {
@@ -60,16 +61,17 @@ struct NamedPortTarget {
   bool operator==(const NamedPortTarget&) const = default;
 };
 
-// One entry of a pod's allowed set in one direction, flattened for rendering: traffic with these peers on these
-// ports is admitted by `rule` (and so by its policy). Named ports are already resolved: in ingress on the pod
-// itself, into `ports`; in egress on each destination pod, into `namedTargets`.
+// One entry of a pod's allowed set in one direction, flattened for rendering: traffic with these peers on
+// these ports is admitted by `rule` (and so by its policy). Named ports are already resolved: in ingress on
+// the pod itself, into `ports`; in egress on each destination pod, into `namedTargets`.
 struct Allowance {
   uint32_t rule;                    // into Compiled::rules()
   bool allPeers = false;            // the rule names no peer: every address, inside the cluster or not
   std::vector<CompiledPeer> peers;  // otherwise these selector sets and ipBlocks
   bool allPorts = false;            // the rule names no port: every protocol and port
   std::vector<PortMatch> ports;
-  std::vector<NamedPortTarget> namedTargets;  // egress only: (destination, protocol, port), destination in peers
+  std::vector<NamedPortTarget>
+      namedTargets;  // egress only: (destination, protocol, port), destination in peers
 };
 
 // Where a rule's ports admit a connection: the index of the matching `ports` entry, or kAllPorts when the
@@ -106,10 +108,11 @@ class Compiled {
   bool peerMatches(const CompiledPeer& peer, const IpAddress& external) const;
   // Which port entry admits (protocol, port) on the destination: `dst` is the destination pod, or nullptr for
   // an address outside the cluster, where named ports never match. nullopt when none does.
-  std::optional<int> portMatch(const CompiledRule& rule, Protocol protocol, uint16_t port, const Pod* dst) const;
+  std::optional<int> portMatch(const CompiledRule& rule, Protocol protocol, uint16_t port,
+                               const Pod* dst) const;
 
-  // The pod's allowed set in one direction, one entry per rule of the policies isolating it (empty when the pod
-  // is isolated and nothing is allowed; meaningless when it is not isolated — see isolated()).
+  // The pod's allowed set in one direction, one entry per rule of the policies isolating it (empty when the
+  // pod is isolated and nothing is allowed; meaningless when it is not isolated — see isolated()).
   std::vector<Allowance> allowances(PodId pod, Direction d) const;
 
  private:
@@ -120,7 +123,8 @@ class Compiled {
   std::vector<CompiledRule> rules_;
   std::vector<ResolvedPeer> peers_;
   std::vector<IpBlock> blocks_;
-  // Per pod and direction, a slice of isolatingPolicies_ (compressed rows: offsets_[d][pod]..offsets_[d][pod+1]).
+  // Per pod and direction, a slice of isolatingPolicies_ (compressed rows:
+  // offsets_[d][pod]..offsets_[d][pod+1]).
   std::vector<uint32_t> offsets_[2];
   std::vector<uint32_t> isolatingPolicies_[2];
 };

@@ -13,7 +13,8 @@ namespace nftpol::policy {
 std::string explainPolicy(const Compiled& compiled, uint32_t policyId);
 
 // Warnings about policies that are valid but probably not what their author meant: a policy that selects no
-// pod, a peer that matches nothing, a named port that resolves on no pod, a rule shadowed by an allow-all rule.
+// pod, a peer that matches nothing, a named port that resolves on no pod, a rule shadowed by an allow-all
+// rule.
 std::vector<Diagnostic> lint(const Compiled& compiled);
 
 }  // namespace nftpol::policy

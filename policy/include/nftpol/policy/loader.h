@@ -15,6 +15,7 @@ void loadText(std::string_view text, const std::string& fileName, ClusterState& 
               std::vector<Diagnostic>& diagnostics);
 
 // Files, or directories searched recursively for *.yaml, *.yml and *.json, read in sorted path order.
-void loadPaths(const std::vector<std::string>& paths, ClusterState& state, std::vector<Diagnostic>& diagnostics);
+void loadPaths(const std::vector<std::string>& paths, ClusterState& state,
+               std::vector<Diagnostic>& diagnostics);
 
 }  // namespace nftpol::policy

@@ -32,9 +32,9 @@ class BitMatrix {
   std::vector<uint64_t> bits_;
 };
 
-// Reachability of every pod pair for one destination port and protocol: cell (i, j) is true when pod i can open
-// a connection to pod j (ids are Compiled pod ids). Agrees with canReach on every pair; computed with bitsets so
-// that 10k pods take well under a second.
+// Reachability of every pod pair for one destination port and protocol: cell (i, j) is true when pod i can
+// open a connection to pod j (ids are Compiled pod ids). Agrees with canReach on every pair; computed with
+// bitsets so that 10k pods take well under a second.
 BitMatrix reachability(const Compiled& compiled, Protocol protocol, uint16_t port);
 
 }  // namespace nftpol::policy

@@ -17,8 +17,8 @@
 
 namespace nftpol::policy {
 
-using selectors::LabelSelector;
 using selectors::Labels;
+using selectors::LabelSelector;
 
 // 1-based line and column, as editors and compilers print them. The file name is shared by all its objects.
 struct SourceLocation {
@@ -104,7 +104,7 @@ enum class Direction : uint8_t { kIngress, kEgress };
 std::string_view toString(Direction d);  // "ingress" / "egress"
 
 struct Rule {
-  std::vector<Peer> peers;     // empty: every peer
+  std::vector<Peer> peers;      // empty: every peer
   std::vector<PortSpec> ports;  // empty: every port
   SourceLocation where;
 };
@@ -121,7 +121,9 @@ struct NetworkPolicy {
 
   std::string key() const { return ns + "/" + name; }
   bool has(Direction d) const { return d == Direction::kIngress ? ingress : egress; }
-  const std::vector<Rule>& rules(Direction d) const { return d == Direction::kIngress ? ingressRules : egressRules; }
+  const std::vector<Rule>& rules(Direction d) const {
+    return d == Direction::kIngress ? ingressRules : egressRules;
+  }
 };
 
 // Objects of other kinds (Service, EndpointSlice, Node, ...) are kept by identity for later stages.

@@ -11,8 +11,8 @@ namespace nftpol::policy {
 // One end of a connection: a pod that takes part in NetworkPolicy, or an address outside the cluster.
 struct Endpoint {
   std::optional<PodId> pod;
-  // Set for outside addresses, and for a pod named by one of its addresses, which fixes the connection's family.
-  // A pod named as namespace/pod uses its own address of each family.
+  // Set for outside addresses, and for a pod named by one of its addresses, which fixes the connection's
+  // family. A pod named as namespace/pod uses its own address of each family.
   std::optional<IpAddress> address;
 
   static Endpoint ofPod(PodId id) { return Endpoint{id, std::nullopt}; }
@@ -56,8 +56,8 @@ struct ReachQuery {
   uint16_t port = 0;
 };
 
-// One verdict per address family the two ends share (one for single-stack clusters). The connection is allowed
-// when any of them is: a dual-stack client may use either family.
+// One verdict per address family the two ends share (one for single-stack clusters). The connection is
+// allowed when any of them is: a dual-stack client may use either family.
 std::vector<Verdict> canReach(const Compiled& compiled, const ReachQuery& query);
 bool anyAllowed(const std::vector<Verdict>& verdicts);
 

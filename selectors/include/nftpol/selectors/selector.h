@@ -18,9 +18,9 @@ struct Requirement {
   bool operator==(const Requirement&) const = default;
 };
 
-// A metav1.LabelSelector: matchLabels become `In` requirements with one value, and all requirements are AND-ed.
-// Only valid selectors exist: create() checks the operator/values rules; keys and values are checked by the
-// loader, which knows where they stand in the file.
+// A metav1.LabelSelector: matchLabels become `In` requirements with one value, and all requirements are
+// AND-ed. Only valid selectors exist: create() checks the operator/values rules; keys and values are checked
+// by the loader, which knows where they stand in the file.
 class LabelSelector {
  public:
   LabelSelector() = default;  // the empty selector, which matches everything
