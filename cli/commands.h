@@ -10,6 +10,7 @@ namespace nftpol::cli {
 int canReachCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int matrixCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int explainCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int renderCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int lintCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace nftpol::cli

@@ -20,6 +20,8 @@ commands:
       The pods each policy selects, and each rule's peers and ports resolved.
   lint --cluster PATH...
       Validation errors and suspicious policies. Exit 0 clean, 1 warnings, 2 errors.
+  render --cluster PATH... --node NODE
+      The nftables table (`nft -f` syntax) that enforces the policies for the pods on NODE.
 
 --cluster takes YAML or JSON files or directories (recursive), e.g. `kubectl get ns,pods,netpol -A -o yaml`.
 )";
@@ -38,6 +40,7 @@ int main(int argc, char** argv) {
   if (command == "can-reach") return nftpol::cli::canReachCommand(args, std::cout, std::cerr);
   if (command == "matrix") return nftpol::cli::matrixCommand(args, std::cout, std::cerr);
   if (command == "explain") return nftpol::cli::explainCommand(args, std::cout, std::cerr);
+  if (command == "render") return nftpol::cli::renderCommand(args, std::cout, std::cerr);
   if (command == "lint") return nftpol::cli::lintCommand(args, std::cout, std::cerr);
   std::cerr << "nftpol: unknown command \"" << command << "\"\n" << kUsage;
   return 2;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -21,6 +22,13 @@ Result<IpAddress> IpAddress::parse(std::string_view text) {
     ip.family_ = Family::kV6;
     std::memcpy(ip.bytes_.data(), &a, 16);
   }
+  return ip;
+}
+
+IpAddress IpAddress::fromBytes(Family family, const std::array<uint8_t, 16>& bytes) {
+  IpAddress ip;
+  ip.family_ = family;
+  std::copy(bytes.begin(), bytes.begin() + (family == Family::kV4 ? 4 : 16), ip.bytes_.begin());
   return ip;
 }
 

@@ -16,6 +16,8 @@ enum class Family : uint8_t { kV4 = 4, kV6 = 6 };
 class IpAddress {
  public:
   static Result<IpAddress> parse(std::string_view text);
+  // For IPv4 only the first four bytes are used.
+  static IpAddress fromBytes(Family family, const std::array<uint8_t, 16>& bytes);
 
   Family family() const { return family_; }
   const std::array<uint8_t, 16>& bytes() const { return bytes_; }

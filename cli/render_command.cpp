@@ -1,0 +1,24 @@
+// nftpol render: the nftables table the controller would program on one node, as `nft -f` text.
+#include <ostream>
+
+#include "args.h"
+#include "cluster_input.h"
+#include "commands.h"
+#include "nftpol/nft/render.h"
+
+namespace nftpol::cli {
+
+int renderCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
+  auto args = Args::parse(argv, {"cluster", "node"});
+  if (!args || !args->positionals().empty() || !args->last("node")) {
+    if (!args) err << "nftpol render: " << args.error().message << "\n";
+    err << "usage: nftpol render --cluster PATH... --node NODE\n";
+    return kExitBadInput;
+  }
+  auto cluster = loadCluster(args->all("cluster"), {}, err);
+  if (!cluster) return kExitBadInput;
+  out << nft::toText(nft::render(*cluster->compiled, *args->last("node")));
+  return 0;
+}
+
+}  // namespace nftpol::cli

@@ -1,0 +1,117 @@
+#pragma once
+
+// A pure in-memory model of one nftables table, named as nftables names things (Table, Set, Map, Chain, Rule)
+// so that someone who knows `nft` knows this API. Rules are structured statements, not strings: the same
+// model prints as `nft -f` text and (in the netlink backend) becomes libnftnl expressions.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "nftpol/ip.h"
+#include "nftpol/policy/compiled.h"
+
+namespace nftpol::nft {
+
+using policy::PortMatch;
+using policy::Protocol;
+
+enum class Field : uint8_t { kSource, kDestination };
+
+// ct state established,related (or invalid).
+struct CtState {
+  std::vector<std::string> states;
+  bool operator==(const CtState&) const = default;
+};
+// ip saddr @set / ip6 daddr @set
+struct AddressInSet {
+  Family family;
+  Field field;
+  std::string set;
+  bool operator==(const AddressInSet&) const = default;
+};
+// meta l4proto . th dport { tcp . 80, udp . 53-54 }
+struct PortsIn {
+  std::vector<PortMatch> ports;
+  bool operator==(const PortsIn&) const = default;
+};
+// ip daddr . meta l4proto . th dport @set
+struct DestinationPortInSet {
+  Family family;
+  std::string set;
+  bool operator==(const DestinationPortInSet&) const = default;
+};
+using Match = std::variant<CtState, AddressInSet, PortsIn, DestinationPortInSet>;
+
+struct Verdict {
+  enum class Kind : uint8_t { kAccept, kDrop, kReturn, kJump };
+  Kind kind;
+  std::string chain;  // for kJump
+  bool operator==(const Verdict&) const = default;
+};
+// ip saddr vmap @map
+struct VerdictMapLookup {
+  Family family;
+  Field field;
+  std::string map;
+  bool operator==(const VerdictMapLookup&) const = default;
+};
+
+struct Rule {
+  std::vector<Match> matches;
+  std::variant<Verdict, VerdictMapLookup> action;
+  std::string comment;
+  bool operator==(const Rule&) const = default;
+};
+
+// A named set; with `verdicts`, a verdict map whose elements map a key to `jump <chain>`.
+struct Set {
+  std::string name;
+  std::string type;  // "ipv4_addr", "ipv4_addr . inet_proto . inet_service", ...
+  bool interval = false;
+  std::vector<std::string> elements;                          // for sets, in nft syntax
+  std::vector<std::pair<std::string, std::string>> verdicts;  // for maps: key -> chain to jump to
+  bool isMap = false;
+  std::string comment;
+  bool operator==(const Set&) const = default;
+};
+
+struct BaseChain {
+  std::string type;  // "filter"
+  std::string hook;  // "forward"
+  int priority = 0;
+  std::string policy;  // "accept"
+  bool operator==(const BaseChain&) const = default;
+};
+
+struct Chain {
+  std::string name;
+  std::optional<BaseChain> base;
+  std::vector<Rule> rules;
+  std::string comment;
+  bool operator==(const Chain&) const = default;
+};
+
+struct Table {
+  std::string family = "inet";
+  std::string name = "nftpol";
+  std::vector<Set> sets;      // sorted by name
+  std::vector<Chain> chains;  // base chains first, then by name
+  bool operator==(const Table&) const = default;
+
+  const Set* findSet(const std::string& name) const;
+  const Chain* findChain(const std::string& name) const;
+};
+
+// `nft -f` text: what `nftpol render` prints and what `nft list table inet nftpol` prints back.
+std::string toText(const Table& table);
+std::string toText(const Rule& rule);
+
+// Prints an address range as nft does: a prefix when it is exactly one, else "first-last".
+std::string rangeText(const IpAddress& first, const IpAddress& last);
+// The ranges an ipBlock covers (cidr minus every except), sorted, as nft interval elements.
+std::vector<std::string> blockElements(const policy::IpBlock& block);
+
+}  // namespace nftpol::nft

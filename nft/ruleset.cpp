@@ -1,0 +1,222 @@
+#include "nftpol/nft/ruleset.h"
+
+#include <algorithm>
+
+namespace nftpol::nft {
+namespace {
+
+using U128 = unsigned __int128;
+
+U128 toInt(const IpAddress& ip) {
+  U128 v = 0;
+  int n = ip.family() == Family::kV4 ? 4 : 16;
+  for (int i = 0; i < n; ++i)
+    v = (v << 8) | ip.bytes()[i];
+  return v;
+}
+
+IpAddress fromInt(Family f, U128 v) {
+  std::array<uint8_t, 16> bytes{};
+  int n = f == Family::kV4 ? 4 : 16;
+  for (int i = n - 1; i >= 0; --i) {
+    bytes[i] = static_cast<uint8_t>(v & 0xff);
+    v >>= 8;
+  }
+  return IpAddress::fromBytes(f, bytes);
+}
+
+const char* familyKeyword(Family f) {
+  return f == Family::kV4 ? "ip" : "ip6";
+}
+const char* fieldKeyword(Field f) {
+  return f == Field::kSource ? "saddr" : "daddr";
+}
+
+std::string protocolKeyword(Protocol p) {
+  switch (p) {
+    case Protocol::kTCP:
+      return "tcp";
+    case Protocol::kUDP:
+      return "udp";
+    case Protocol::kSCTP:
+      return "sctp";
+  }
+  return "?";
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s)
+    out += (c == '"' || c == '\\') ? '\'' : c;  // nft strings have no escapes
+  return out + "\"";
+}
+
+std::string elementsText(const std::vector<std::string>& items) {
+  if (items.size() <= 4) {
+    std::string out = "{ ";
+    for (size_t i = 0; i < items.size(); ++i)
+      out += (i ? ", " : "") + items[i];
+    return out + " }";
+  }
+  std::string out = "{ ";
+  for (size_t i = 0; i < items.size(); ++i)
+    out += (i ? ",\n\t\t\t     " : "") + items[i];
+  return out + " }";
+}
+
+std::string matchText(const Match& m) {
+  if (const auto* ct = std::get_if<CtState>(&m)) {
+    std::string out = "ct state ";
+    for (size_t i = 0; i < ct->states.size(); ++i)
+      out += (i ? "," : "") + ct->states[i];
+    return out;
+  }
+  if (const auto* a = std::get_if<AddressInSet>(&m))
+    return std::string(familyKeyword(a->family)) + " " + fieldKeyword(a->field) + " @" + a->set;
+  if (const auto* p = std::get_if<PortsIn>(&m)) {
+    std::vector<std::string> items;
+    for (const auto& port : p->ports) {
+      std::string item = protocolKeyword(port.protocol) + " . " + std::to_string(port.first);
+      if (port.last != port.first) item += "-" + std::to_string(port.last);
+      items.push_back(item);
+    }
+    if (p->ports.size() == 1) {  // nft takes a concatenation only against a set
+      const PortMatch& only = p->ports[0];
+      if (only.allPorts()) return "meta l4proto " + protocolKeyword(only.protocol);
+      std::string out =
+          protocolKeyword(only.protocol) + " dport " + std::to_string(only.first);  // as nft prints it
+      if (only.last != only.first) out += "-" + std::to_string(only.last);
+      return out;
+    }
+    std::string out = "meta l4proto . th dport { ";
+    for (size_t i = 0; i < items.size(); ++i)
+      out += (i ? ", " : "") + items[i];
+    return out + " }";
+  }
+  const auto& d = std::get<DestinationPortInSet>(m);
+  return std::string(familyKeyword(d.family)) + " daddr . meta l4proto . th dport @" + d.set;
+}
+
+}  // namespace
+
+std::string rangeText(const IpAddress& first, const IpAddress& last) {
+  if (first == last) return first.toString();
+  U128 lo = toInt(first), hi = toInt(last);
+  U128 size = hi - lo + 1;
+  int bits = first.bitLength();
+  // An exact prefix: the size is a power of two (or the whole space) and the start is aligned to it.
+  bool whole = size == 0 || (bits == 32 && size == (U128(1) << 32));
+  if (whole && lo == 0) return first.toString() + "/0";
+  if (size != 0 && (size & (size - 1)) == 0 && (lo & (size - 1)) == 0) {
+    int hostBits = 0;
+    while ((U128(1) << hostBits) < size)
+      ++hostBits;
+    return first.toString() + "/" + std::to_string(bits - hostBits);
+  }
+  return first.toString() + "-" + last.toString();
+}
+
+std::vector<std::string> blockElements(const policy::IpBlock& block) {
+  Family f = block.cidr.family();
+  int bits = block.cidr.base().bitLength();
+  auto rangeOf = [&](const Cidr& c) {
+    U128 lo = toInt(c.base());
+    int hostBits = bits - c.prefixLength();
+    U128 span = hostBits >= 128 ? ~U128(0) : ((U128(1) << hostBits) - 1);
+    return std::pair<U128, U128>{lo, lo + span};
+  };
+  std::vector<std::pair<U128, U128>> ranges = {rangeOf(block.cidr)};
+  for (const auto& e : block.except) {
+    auto [elo, ehi] = rangeOf(e);
+    std::vector<std::pair<U128, U128>> next;
+    for (auto [lo, hi] : ranges) {
+      if (ehi < lo || elo > hi) {
+        next.emplace_back(lo, hi);
+        continue;
+      }
+      if (elo > lo) next.emplace_back(lo, elo - 1);
+      if (ehi < hi) next.emplace_back(ehi + 1, hi);
+    }
+    ranges = std::move(next);
+  }
+  std::vector<std::string> out;
+  for (auto [lo, hi] : ranges)
+    out.push_back(rangeText(fromInt(f, lo), fromInt(f, hi)));
+  return out;
+}
+
+const Set* Table::findSet(const std::string& n) const {
+  for (const auto& s : sets)
+    if (s.name == n) return &s;
+  return nullptr;
+}
+
+const Chain* Table::findChain(const std::string& n) const {
+  for (const auto& c : chains)
+    if (c.name == n) return &c;
+  return nullptr;
+}
+
+std::string toText(const Rule& rule) {
+  std::string out;
+  for (const auto& m : rule.matches)
+    out += matchText(m) + " ";
+  if (const auto* v = std::get_if<Verdict>(&rule.action)) {
+    switch (v->kind) {
+      case Verdict::Kind::kAccept:
+        out += "accept";
+        break;
+      case Verdict::Kind::kDrop:
+        out += "drop";
+        break;
+      case Verdict::Kind::kReturn:
+        out += "return";
+        break;
+      case Verdict::Kind::kJump:
+        out += "jump " + v->chain;
+        break;
+    }
+  } else {
+    const auto& vm = std::get<VerdictMapLookup>(rule.action);
+    out += std::string(familyKeyword(vm.family)) + " " + fieldKeyword(vm.field) + " vmap @" + vm.map;
+  }
+  if (!rule.comment.empty()) out += " comment " + quote(rule.comment);
+  return out;
+}
+
+std::string toText(const Table& table) {
+  std::string out = "table " + table.family + " " + table.name + " {\n";
+  bool first = true;
+  for (const auto& s : table.sets) {
+    out += first ? "" : "\n";
+    first = false;
+    out += std::string("\t") + (s.isMap ? "map " : "set ") + s.name + " {\n";
+    out += "\t\ttype " + s.type + (s.isMap ? " : verdict" : "") + "\n";
+    if (s.interval) out += "\t\tflags interval\n";
+    if (!s.comment.empty()) out += "\t\tcomment " + quote(s.comment) + "\n";
+    std::vector<std::string> items = s.elements;
+    if (s.isMap) {
+      items.clear();
+      for (const auto& [key, chain] : s.verdicts)
+        items.push_back(key + " : jump " + chain);
+    }
+    if (!items.empty()) out += "\t\telements = " + elementsText(items) + "\n";
+    out += "\t}\n";
+  }
+  for (const auto& c : table.chains) {
+    out += first ? "" : "\n";
+    first = false;
+    out += "\tchain " + c.name + " {\n";
+    if (!c.comment.empty()) out += "\t\tcomment " + quote(c.comment) + "\n";
+    if (c.base)
+      out += "\t\ttype " + c.base->type + " hook " + c.base->hook + " priority " +
+             (c.base->priority == 0 ? std::string("filter") : std::to_string(c.base->priority)) +
+             "; policy " + c.base->policy + ";\n";
+    for (const auto& r : c.rules)
+      out += "\t\t" + toText(r) + "\n";
+    out += "\t}\n";
+  }
+  return out + "}\n";
+}
+
+}  // namespace nftpol::nft

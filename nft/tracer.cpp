@@ -1,0 +1,116 @@
+#include "nftpol/nft/tracer.h"
+
+#include <algorithm>
+
+namespace nftpol::nft {
+namespace {
+
+const char* protoName(Protocol p) {
+  return p == Protocol::kTCP ? "tcp" : p == Protocol::kUDP ? "udp" : "sctp";
+}
+
+// Does one set element (address, prefix or "first-last" range) contain the address?
+bool elementContains(const std::string& element, const IpAddress& ip) {
+  if (element.find('/') != std::string::npos) {
+    auto c = Cidr::parse(element);
+    return c && c->contains(ip);
+  }
+  auto dash = element.find('-');
+  if (dash != std::string::npos) {
+    auto first = IpAddress::parse(element.substr(0, dash));
+    auto last = IpAddress::parse(element.substr(dash + 1));
+    return first && last && first->family() == ip.family() && *first <= ip && ip <= *last;
+  }
+  auto a = IpAddress::parse(element);
+  return a && *a == ip;
+}
+
+class Tracer {
+ public:
+  Tracer(const Table& t, const Packet& p) : t_(t), p_(p) {}
+
+  Trace run() {
+    Trace trace;
+    const Chain* base = nullptr;
+    for (const auto& c : t_.chains)
+      if (c.base && c.base->hook == "forward") base = &c;
+    if (!base) {
+      trace.accepted = true;
+      return trace;
+    }
+    auto outcome = evaluate(*base, trace, 0);
+    trace.accepted = outcome != Outcome::kDrop;  // accept, or the base chain's policy accept
+    return trace;
+  }
+
+ private:
+  enum class Outcome { kAccept, kDrop, kReturn };
+
+  const IpAddress& address(Field f) const { return f == Field::kSource ? p_.source : p_.destination; }
+
+  bool matches(const Match& m) const {
+    if (std::holds_alternative<CtState>(m))
+      return false;  // a new connection: not established, related or invalid
+    if (const auto* a = std::get_if<AddressInSet>(&m)) {
+      const IpAddress& ip = address(a->field);
+      if (ip.family() != a->family) return false;
+      const Set* s = t_.findSet(a->set);
+      return s && std::any_of(s->elements.begin(), s->elements.end(),
+                              [&](const std::string& e) { return elementContains(e, ip); });
+    }
+    if (const auto* ports = std::get_if<PortsIn>(&m)) {
+      return std::any_of(ports->ports.begin(), ports->ports.end(), [&](const PortMatch& pm) {
+        return pm.protocol == p_.protocol && pm.first <= p_.port && p_.port <= pm.last;
+      });
+    }
+    const auto& d = std::get<DestinationPortInSet>(m);
+    if (p_.destination.family() != d.family) return false;
+    const Set* s = t_.findSet(d.set);
+    std::string key =
+        p_.destination.toString() + " . " + protoName(p_.protocol) + " . " + std::to_string(p_.port);
+    return s && std::find(s->elements.begin(), s->elements.end(), key) != s->elements.end();
+  }
+
+  Outcome evaluate(const Chain& chain, Trace& trace, int depth) {
+    if (depth > 16) return Outcome::kDrop;  // the kernel refuses loops; a runaway here is a rendering bug
+    for (const Rule& rule : chain.rules) {
+      if (!std::all_of(rule.matches.begin(), rule.matches.end(), [&](const Match& m) { return matches(m); }))
+        continue;
+      std::string jumpTo;
+      if (const auto* vm = std::get_if<VerdictMapLookup>(&rule.action)) {
+        const IpAddress& ip = address(vm->field);
+        if (ip.family() != vm->family) continue;
+        const Set* map = t_.findSet(vm->map);
+        if (!map) continue;
+        auto it = std::find_if(map->verdicts.begin(), map->verdicts.end(),
+                               [&](const auto& kv) { return kv.first == ip.toString(); });
+        if (it == map->verdicts.end()) continue;
+        jumpTo = it->second;
+      } else {
+        const auto& v = std::get<Verdict>(rule.action);
+        trace.path.push_back(chain.name + ": " + toText(rule));
+        if (v.kind == Verdict::Kind::kAccept) return Outcome::kAccept;
+        if (v.kind == Verdict::Kind::kDrop) return Outcome::kDrop;
+        if (v.kind == Verdict::Kind::kReturn) return Outcome::kReturn;
+        jumpTo = v.chain;
+      }
+      const Chain* target = t_.findChain(jumpTo);
+      if (!target) return Outcome::kDrop;
+      trace.path.push_back(chain.name + ": jump " + jumpTo);
+      Outcome o = evaluate(*target, trace, depth + 1);
+      if (o != Outcome::kReturn) return o;
+    }
+    return Outcome::kReturn;
+  }
+
+  const Table& t_;
+  const Packet& p_;
+};
+
+}  // namespace
+
+Trace trace(const Table& table, const Packet& packet) {
+  return Tracer(table, packet).run();
+}
+
+}  // namespace nftpol::nft
