@@ -160,21 +160,23 @@ class Renderer {
       std::string policyKey = c_.policies()[rule.policy].policy->key();
       if (firstPolicy.empty()) firstPolicy = policyKey;
       std::string comment = cut(policyKey + " " + rule.name(), kCommentMax);
-      std::vector<Match> ports;
-      if (!a.allPorts && !a.ports.empty()) ports.push_back(PortsIn{a.ports});
-      if (a.allPorts || !a.ports.empty()) {
-        if (a.allPeers) {
-          rules.push_back({ports, allow, comment});
-        } else {
-          for (const auto& peer : a.peers) {
-            for (Family f : {Family::kV4, Family::kV6}) {
-              if (peer.kind == CompiledPeer::Kind::kIpBlock && c_.ipBlock(peer.id).cidr.family() != f)
-                continue;
-              std::vector<Match> matches = {AddressInSet{f, peerField, peerSet(peer, f, policyKey)}};
-              matches.insert(matches.end(), ports.begin(), ports.end());
-              rules.push_back({matches, allow, comment});
-            }
-          }
+      // One rule per (peer, family) x port entry; no port match when the rule admits every port.
+      auto emit = [&](const std::optional<AddressInSet>& peerMatch) {
+        auto add = [&](const std::optional<PortIs>& port) {
+          Rule r{.action = allow, .comment = comment};
+          if (peerMatch) r.matches.emplace_back(*peerMatch);
+          if (port) r.matches.emplace_back(*port);
+          rules.push_back(std::move(r));
+        };
+        if (a.allPorts) add(std::nullopt);
+        for (const auto& port : a.ports) add(PortIs{port});
+      };
+      bool anyPortRule = a.allPorts || !a.ports.empty();  // named ports alone go to the named set below
+      if (anyPortRule && a.allPeers) emit(std::nullopt);
+      for (const auto& peer : anyPortRule ? a.peers : std::vector<CompiledPeer>{}) {
+        for (Family f : {Family::kV4, Family::kV6}) {
+          if (peer.kind == CompiledPeer::Kind::kIpBlock && c_.ipBlock(peer.id).cidr.family() != f) continue;
+          emit(AddressInSet{f, peerField, peerSet(peer, f, policyKey)});
         }
       }
       for (const auto& t : a.namedTargets)

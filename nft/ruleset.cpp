@@ -73,25 +73,12 @@ std::string matchText(const Match& m) {
   }
   if (const auto* a = std::get_if<AddressInSet>(&m))
     return std::string(familyKeyword(a->family)) + " " + fieldKeyword(a->field) + " @" + a->set;
-  if (const auto* p = std::get_if<PortsIn>(&m)) {
-    std::vector<std::string> items;
-    for (const auto& port : p->ports) {
-      std::string item = protocolKeyword(port.protocol) + " . " + std::to_string(port.first);
-      if (port.last != port.first) item += "-" + std::to_string(port.last);
-      items.push_back(item);
-    }
-    if (p->ports.size() == 1) {  // nft takes a concatenation only against a set
-      const PortMatch& only = p->ports[0];
-      if (only.allPorts()) return "meta l4proto " + protocolKeyword(only.protocol);
-      std::string out =
-          protocolKeyword(only.protocol) + " dport " + std::to_string(only.first);  // as nft prints it
-      if (only.last != only.first) out += "-" + std::to_string(only.last);
-      return out;
-    }
-    std::string out = "meta l4proto . th dport { ";
-    for (size_t i = 0; i < items.size(); ++i)
-      out += (i ? ", " : "") + items[i];
-    return out + " }";
+  if (const auto* p = std::get_if<PortIs>(&m)) {
+    const PortMatch& only = p->port;
+    if (only.allPorts()) return "meta l4proto " + protocolKeyword(only.protocol);
+    std::string out = protocolKeyword(only.protocol) + " dport " + std::to_string(only.first);  // as nft prints it
+    if (only.last != only.first) out += "-" + std::to_string(only.last);
+    return out;
   }
   const auto& d = std::get<DestinationPortInSet>(m);
   return std::string(familyKeyword(d.family)) + " daddr . meta l4proto . th dport @" + d.set;

@@ -58,10 +58,9 @@ class Tracer {
       return s && std::any_of(s->elements.begin(), s->elements.end(),
                               [&](const std::string& e) { return elementContains(e, ip); });
     }
-    if (const auto* ports = std::get_if<PortsIn>(&m)) {
-      return std::any_of(ports->ports.begin(), ports->ports.end(), [&](const PortMatch& pm) {
-        return pm.protocol == p_.protocol && pm.first <= p_.port && p_.port <= pm.last;
-      });
+    if (const auto* p = std::get_if<PortIs>(&m)) {
+      const PortMatch& pm = p->port;
+      return pm.protocol == p_.protocol && pm.first <= p_.port && p_.port <= pm.last;
     }
     const auto& d = std::get<DestinationPortInSet>(m);
     if (p_.destination.family() != d.family) return false;

@@ -32,10 +32,11 @@ struct AddressInSet {
   std::string set;
   bool operator==(const AddressInSet&) const = default;
 };
-// meta l4proto . th dport { tcp . 80, udp . 53-54 }
-struct PortsIn {
-  std::vector<PortMatch> ports;
-  bool operator==(const PortsIn&) const = default;
+// tcp dport 80 / udp dport 53-60 / meta l4proto sctp. One per rule: a rule with several port entries becomes
+// several rules, which keeps every rule a plain compare over netlink (no anonymous concatenated interval sets).
+struct PortIs {
+  PortMatch port;
+  bool operator==(const PortIs&) const = default;
 };
 // ip daddr . meta l4proto . th dport @set
 struct DestinationPortInSet {
@@ -43,7 +44,7 @@ struct DestinationPortInSet {
   std::string set;
   bool operator==(const DestinationPortInSet&) const = default;
 };
-using Match = std::variant<CtState, AddressInSet, PortsIn, DestinationPortInSet>;
+using Match = std::variant<CtState, AddressInSet, PortIs, DestinationPortInSet>;
 
 struct Verdict {
   enum class Kind : uint8_t { kAccept, kDrop, kReturn, kJump };
