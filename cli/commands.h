@@ -11,6 +11,8 @@ int canReachCommand(const std::vector<std::string>& args, std::ostream& out, std
 int matrixCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int explainCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int renderCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int controllerCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int cleanupCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int lintCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace nftpol::cli

@@ -22,6 +22,10 @@ commands:
       Validation errors and suspicious policies. Exit 0 clean, 1 warnings, 2 errors.
   render --cluster PATH... --node NODE
       The nftables table (`nft -f` syntax) that enforces the policies for the pods on NODE.
+  controller --manifests DIR --node NODE --once
+      Program that table into the kernel (this network namespace) in one netlink transaction.
+  cleanup
+      Remove table inet nftpol.
 
 --cluster takes YAML or JSON files or directories (recursive), e.g. `kubectl get ns,pods,netpol -A -o yaml`.
 )";
@@ -40,6 +44,8 @@ int main(int argc, char** argv) {
   if (command == "can-reach") return nftpol::cli::canReachCommand(args, std::cout, std::cerr);
   if (command == "matrix") return nftpol::cli::matrixCommand(args, std::cout, std::cerr);
   if (command == "explain") return nftpol::cli::explainCommand(args, std::cout, std::cerr);
+  if (command == "controller") return nftpol::cli::controllerCommand(args, std::cout, std::cerr);
+  if (command == "cleanup") return nftpol::cli::cleanupCommand(args, std::cout, std::cerr);
   if (command == "render") return nftpol::cli::renderCommand(args, std::cout, std::cerr);
   if (command == "lint") return nftpol::cli::lintCommand(args, std::cout, std::cerr);
   std::cerr << "nftpol: unknown command \"" << command << "\"\n" << kUsage;

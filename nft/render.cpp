@@ -169,7 +169,8 @@ class Renderer {
           rules.push_back(std::move(r));
         };
         if (a.allPorts) add(std::nullopt);
-        for (const auto& port : a.ports) add(PortIs{port});
+        for (const auto& port : a.ports)
+          add(PortIs{port});
       };
       bool anyPortRule = a.allPorts || !a.ports.empty();  // named ports alone go to the named set below
       if (anyPortRule && a.allPeers) emit(std::nullopt);

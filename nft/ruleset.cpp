@@ -76,7 +76,8 @@ std::string matchText(const Match& m) {
   if (const auto* p = std::get_if<PortIs>(&m)) {
     const PortMatch& only = p->port;
     if (only.allPorts()) return "meta l4proto " + protocolKeyword(only.protocol);
-    std::string out = protocolKeyword(only.protocol) + " dport " + std::to_string(only.first);  // as nft prints it
+    std::string out =
+        protocolKeyword(only.protocol) + " dport " + std::to_string(only.first);  // as nft prints it
     if (only.last != only.first) out += "-" + std::to_string(only.last);
     return out;
   }

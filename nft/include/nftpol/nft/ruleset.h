@@ -33,7 +33,8 @@ struct AddressInSet {
   bool operator==(const AddressInSet&) const = default;
 };
 // tcp dport 80 / udp dport 53-60 / meta l4proto sctp. One per rule: a rule with several port entries becomes
-// several rules, which keeps every rule a plain compare over netlink (no anonymous concatenated interval sets).
+// several rules, which keeps every rule a plain compare over netlink (no anonymous concatenated interval
+// sets).
 struct PortIs {
   PortMatch port;
   bool operator==(const PortIs&) const = default;

@@ -1,0 +1,55 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "nftpol/nft/kernel_view.h"
+#include "nftpol/result.h"
+
+namespace nftpol::nft {
+
+struct Applied {
+  size_t messages =
+      0;  // netlink messages in the transaction; 0 when the kernel already held the desired table
+};
+
+// One interface, a real and a fake (knftables' Interface): the controller and most tests do not know which.
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // Makes the kernel's table equal to `desired` in one transaction: all of it or, on error, none of it.
+  virtual Result<Applied> apply(const Table& desired) = 0;
+  // Removes the table (nothing to do when it is absent).
+  virtual Result<Applied> remove(const std::string& table) = 0;
+  // What the kernel holds now.
+  virtual Result<KernelView> read(const std::string& table) = 0;
+};
+
+// Keeps the view in memory; counts the messages the real backend would send for the same plan.
+class FakeBackend : public Backend {
+ public:
+  Result<Applied> apply(const Table& desired) override;
+  Result<Applied> remove(const std::string& table) override;
+  Result<KernelView> read(const std::string&) override { return view_; }
+  KernelView& view() { return view_; }  // tests tamper with it
+
+ private:
+  KernelView view_;
+};
+
+// libnftnl/libmnl over a NETLINK_NETFILTER socket, in the caller's network namespace.
+class NetlinkBackend : public Backend {
+ public:
+  static Result<std::unique_ptr<NetlinkBackend>> open();
+  ~NetlinkBackend() override;
+  Result<Applied> apply(const Table& desired) override;
+  Result<Applied> remove(const std::string& table) override;
+  Result<KernelView> read(const std::string& table) override;
+
+ private:
+  NetlinkBackend() = default;
+  struct Socket;
+  std::unique_ptr<Socket> socket_;
+};
+
+}  // namespace nftpol::nft

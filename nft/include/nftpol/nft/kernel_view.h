@@ -1,0 +1,77 @@
+#pragma once
+
+// The table as the kernel holds it, normalised so that a dump and a desired model compare byte for byte:
+// set elements as (key bytes, flags, jump target) tuples, and rules as their libnftnl expression printout.
+// The desired view is built with the same encoders the netlink messages use, so "equal" means "the kernel
+// would hold exactly this".
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nftpol/nft/ruleset.h"
+
+namespace nftpol::nft {
+
+struct ElementTuple {
+  std::string key;     // raw key bytes
+  uint32_t flags = 0;  // NFT_SET_ELEM_INTERVAL_END for interval end markers
+  std::string chain;   // verdict maps: the chain an element jumps to
+  auto operator<=>(const ElementTuple&) const = default;
+};
+
+struct SetView {
+  uint32_t flags = 0;
+  uint32_t keyType = 0;
+  uint32_t keyLength = 0;
+  std::vector<ElementTuple> elements;  // sorted
+  bool operator==(const SetView&) const = default;
+};
+
+struct ChainView {
+  std::optional<BaseChain> base;
+  std::vector<std::string> rules;  // signatures, in order
+  bool operator==(const ChainView&) const = default;
+};
+
+struct KernelView {
+  bool exists = false;
+  std::map<std::string, SetView> sets;
+  std::map<std::string, ChainView> chains;
+};
+
+KernelView viewOf(const Table& desired);
+
+// The steps that turn `current` into `desired` inside one transaction, in an order the kernel accepts: new
+// sets and chains first, then elements and rules, then removals once nothing refers to what they remove.
+struct Step {
+  enum class Kind : uint8_t {
+    kDeleteTable,
+    kAddTable,
+    kAddSet,
+    kAddChain,
+    kFlushChain,
+    kAddRules,
+    kDeleteElements,
+    kFlushSet,
+    kAddElements,
+    kDeleteChain,
+    kDeleteSet
+  };
+  Kind kind;
+  std::string name;                    // set or chain
+  std::vector<ElementTuple> elements;  // for element steps
+};
+
+struct Plan {
+  std::vector<Step> steps;
+  bool empty() const { return steps.empty(); }
+  // The number of netlink messages the plan sends (rules one each; elements one per step).
+  size_t messages(const Table& desired) const;
+};
+
+Plan plan(const KernelView& current, const Table& desired);
+
+}  // namespace nftpol::nft

@@ -1,0 +1,41 @@
+#pragma once
+
+// Building libnftnl objects from the model, apart from any socket (katran keeps the same split). Only nft/
+// includes libnftnl.
+
+#include <libnftnl/chain.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nftpol/nft/kernel_view.h"
+
+namespace nftpol::nft {
+
+template <typename T, void (*Free)(const T*)>
+struct NftnlDeleter {
+  void operator()(T* p) const { Free(p); }
+};
+using TablePtr = std::unique_ptr<nftnl_table, NftnlDeleter<nftnl_table, nftnl_table_free>>;
+using ChainPtr = std::unique_ptr<nftnl_chain, NftnlDeleter<nftnl_chain, nftnl_chain_free>>;
+using RulePtr = std::unique_ptr<nftnl_rule, NftnlDeleter<nftnl_rule, nftnl_rule_free>>;
+using SetPtr = std::unique_ptr<nftnl_set, NftnlDeleter<nftnl_set, nftnl_set_free>>;
+
+constexpr uint16_t kFamily = 1;  // NFPROTO_INET
+
+TablePtr buildTable(const Table& table);
+ChainPtr buildChain(const Table& table, const Chain& chain);
+RulePtr buildRule(const Table& table, const std::string& chain, const Rule& rule);
+SetPtr buildSet(const Table& table, const Set& set, uint32_t setId);
+// A set object carrying only these elements, for NEWSETELEM/DELSETELEM.
+SetPtr buildElements(const Table& table, const std::string& set, const std::vector<ElementTuple>& elements);
+
+SetView setViewOf(const Set& set);            // spec and encoded elements
+std::string ruleSignature(nftnl_rule* rule);  // expressions and comment, as libnftnl prints them
+
+}  // namespace nftpol::nft

@@ -1,0 +1,385 @@
+#include <libmnl/libmnl.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/common.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <map>
+
+#include "nftpol/nft/backend.h"
+#include "nftpol/nft/messages.h"
+
+namespace nftpol::nft {
+
+struct NetlinkBackend::Socket {
+  mnl_socket* nl = nullptr;
+  uint32_t portid = 0;
+  uint32_t seq = static_cast<uint32_t>(time(nullptr));
+  ~Socket() {
+    if (nl) mnl_socket_close(nl);
+  }
+};
+
+namespace {
+
+constexpr int kDumpRetries = 5;  // a dump interrupted by a concurrent change is retried this often
+constexpr size_t kElementsPerMessage = 512;  // keeps every message well inside one batch page
+constexpr uint32_t kBatchPage = 1 << 20;
+constexpr uint32_t kBatchOverrun = 1 << 18;
+constexpr int kAckTimeoutMs = 5000;
+
+std::string errnoText(int err) {
+  return std::strerror(err);
+}
+
+// Sends one request and feeds every reply to `cb` until the dump or the ACK ends it. Returns 0 or an errno.
+int talk(NetlinkBackend* /*unused*/, mnl_socket* nl, uint32_t portid, nlmsghdr* nlh, mnl_cb_t cb,
+         void* data) {
+  uint32_t seq = nlh->nlmsg_seq;
+  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
+  std::vector<char> buf(1 << 16);
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
+    if (n < 0) return errno;
+    int ret = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, cb, data);
+    if (ret < 0) return errno;  // an error message (errno set by libmnl), or EINTR for an interrupted dump
+    if (ret == MNL_CB_STOP) return 0;
+  }
+}
+
+int ignore(const nlmsghdr*, void*) {
+  return MNL_CB_OK;
+}
+
+struct DumpState {
+  const std::string* table;
+  KernelView* view;
+  std::vector<std::string> setNames;
+};
+
+int onChain(const nlmsghdr* nlh, void* data) {
+  auto* st = static_cast<DumpState*>(data);
+  ChainPtr c(nftnl_chain_alloc());
+  if (nftnl_chain_nlmsg_parse(nlh, c.get()) < 0) return MNL_CB_ERROR;
+  if (*st->table != nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TABLE) ||
+      nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_FAMILY) != kFamily)
+    return MNL_CB_OK;
+  ChainView& cv = st->view->chains[nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME)];
+  if (nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)) {
+    uint32_t hook = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM);
+    cv.base = BaseChain{nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE),
+                        hook == NF_INET_FORWARD ? "forward" : "other",
+                        nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO),
+                        nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_POLICY) == NF_ACCEPT ? "accept" : "drop"};
+  }
+  return MNL_CB_OK;
+}
+
+int onSet(const nlmsghdr* nlh, void* data) {
+  auto* st = static_cast<DumpState*>(data);
+  SetPtr s(nftnl_set_alloc());
+  if (nftnl_set_nlmsg_parse(nlh, s.get()) < 0) return MNL_CB_ERROR;
+  if (*st->table != nftnl_set_get_str(s.get(), NFTNL_SET_TABLE)) return MNL_CB_OK;
+  std::string name = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
+  SetView& v = st->view->sets[name];
+  v.flags = nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS) & (NFT_SET_INTERVAL | NFT_SET_MAP);
+  v.keyType = nftnl_set_get_u32(s.get(), NFTNL_SET_KEY_TYPE);
+  v.keyLength = nftnl_set_get_u32(s.get(), NFTNL_SET_KEY_LEN);
+  st->setNames.push_back(name);
+  return MNL_CB_OK;
+}
+
+int onElements(const nlmsghdr* nlh, void* data) {
+  auto* v = static_cast<SetView*>(data);
+  SetPtr s(nftnl_set_alloc());
+  if (nftnl_set_elems_nlmsg_parse(nlh, s.get()) < 0) return MNL_CB_ERROR;
+  nftnl_set_elems_iter* it = nftnl_set_elems_iter_create(s.get());
+  for (nftnl_set_elem* e = nftnl_set_elems_iter_next(it); e; e = nftnl_set_elems_iter_next(it)) {
+    ElementTuple t;
+    uint32_t len = 0;
+    const void* key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+    t.key.assign(static_cast<const char*>(key), len);
+    if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS))
+      t.flags = nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS);
+    if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_CHAIN))
+      t.chain = nftnl_set_elem_get_str(e, NFTNL_SET_ELEM_CHAIN);
+    v->elements.push_back(std::move(t));
+  }
+  nftnl_set_elems_iter_destroy(it);
+  return MNL_CB_OK;
+}
+
+int onRule(const nlmsghdr* nlh, void* data) {
+  auto* st = static_cast<DumpState*>(data);
+  RulePtr r(nftnl_rule_alloc());
+  if (nftnl_rule_nlmsg_parse(nlh, r.get()) < 0) return MNL_CB_ERROR;
+  if (*st->table != nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) return MNL_CB_OK;
+  st->view->chains[nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN)].rules.push_back(ruleSignature(r.get()));
+  return MNL_CB_OK;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<NetlinkBackend>> NetlinkBackend::open() {
+  auto s = std::make_unique<Socket>();
+  s->nl = mnl_socket_open(NETLINK_NETFILTER);
+  if (!s->nl) return Error{"netlink: cannot open a NETLINK_NETFILTER socket: " + errnoText(errno)};
+  if (mnl_socket_bind(s->nl, 0, MNL_SOCKET_AUTOPID) < 0)
+    return Error{"netlink: cannot bind the NETLINK_NETFILTER socket: " + errnoText(errno)};
+  s->portid = mnl_socket_get_portid(s->nl);
+  std::unique_ptr<NetlinkBackend> b(new NetlinkBackend());
+  b->socket_ = std::move(s);
+  return b;
+}
+
+NetlinkBackend::~NetlinkBackend() = default;
+
+Result<KernelView> NetlinkBackend::read(const std::string& table) {
+  Socket& s = *socket_;
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  for (int attempt = 0; attempt < kDumpRetries; ++attempt) {
+    KernelView view;
+    DumpState st{&table, &view, {}};
+    Table named;
+    named.name = table;
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, s.seq++);
+    nftnl_table_nlmsg_build_payload(nlh, buildTable(named).get());
+    int err = talk(this, s.nl, s.portid, nlh, ignore, nullptr);
+    if (err == ENOENT) return view;  // no table: nothing of ours in this namespace
+    if (err) return Error{"netlink: reading table inet " + table + ": " + errnoText(err)};
+    view.exists = true;
+
+    auto dump = [&](uint16_t type, mnl_cb_t cb, void* data, auto&& payload) {
+      nlmsghdr* h = nftnl_nlmsg_build_hdr(buf.data(), type, NFPROTO_INET, NLM_F_DUMP, s.seq++);
+      payload(h);
+      return talk(this, s.nl, s.portid, h, cb, data);
+    };
+    err = dump(NFT_MSG_GETCHAIN, onChain, &st, [&](nlmsghdr*) {});
+    if (!err)
+      err = dump(NFT_MSG_GETSET, onSet, &st, [&](nlmsghdr* h) {
+        SetPtr f(nftnl_set_alloc());
+        nftnl_set_set_str(f.get(), NFTNL_SET_TABLE, table.c_str());
+        nftnl_set_nlmsg_build_payload(h, f.get());
+      });
+    for (size_t i = 0; !err && i < st.setNames.size(); ++i) {
+      SetView& v = view.sets[st.setNames[i]];
+      err = dump(NFT_MSG_GETSETELEM, onElements, &v, [&](nlmsghdr* h) {
+        SetPtr f(nftnl_set_alloc());
+        nftnl_set_set_str(f.get(), NFTNL_SET_TABLE, table.c_str());
+        nftnl_set_set_str(f.get(), NFTNL_SET_NAME, st.setNames[i].c_str());
+        nftnl_set_elems_nlmsg_build_payload(h, f.get());
+      });
+      std::sort(v.elements.begin(), v.elements.end());
+    }
+    if (!err)
+      err = dump(NFT_MSG_GETRULE, onRule, &st, [&](nlmsghdr* h) {
+        RulePtr f(nftnl_rule_alloc());
+        nftnl_rule_set_str(f.get(), NFTNL_RULE_TABLE, table.c_str());
+        nftnl_rule_nlmsg_build_payload(h, f.get());
+      });
+    if (err == EINTR) continue;  // the ruleset changed while we read it: read it again
+    if (err) return Error{"netlink: reading table inet " + table + ": " + errnoText(err)};
+    return view;
+  }
+  return Error{"netlink: table inet " + table + " kept changing while being read (" +
+               std::to_string(kDumpRetries) + " attempts)"};
+}
+
+namespace {
+
+// One transaction under construction: every message asks for an ACK, and remembers what it was for, so that a
+// kernel error can be reported against the policy that produced the message.
+class Batch {
+ public:
+  explicit Batch(uint32_t& seq) : seq_(seq), b_(nftnl_batch_alloc(kBatchPage, kBatchOverrun)) {
+    nftnl_batch_begin(static_cast<char*>(nftnl_batch_buffer(b_)), seq_++);
+    nftnl_batch_update(b_);
+  }
+  ~Batch() { nftnl_batch_free(b_); }
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  nlmsghdr* add(uint16_t type, uint16_t flags, std::string what) {
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(b_)), type, NFPROTO_INET,
+                                          flags | NLM_F_ACK, seq_);
+    what_[seq_++] = std::move(what);
+    return nlh;
+  }
+  void done() { nftnl_batch_update(b_); }
+  size_t messages() const { return what_.size(); }
+
+  // Sends the batch and waits for every ACK. Errors name what failed; the kernel then applied nothing.
+  Result<size_t> send(mnl_socket* nl) {
+    nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(b_)), seq_++);
+    nftnl_batch_update(b_);
+    int n = nftnl_batch_iovec_len(b_);
+    std::vector<iovec> iov(static_cast<size_t>(n));
+    nftnl_batch_iovec(b_, iov.data(), n);
+    size_t total = 0;
+    for (const auto& v : iov)
+      total += v.iov_len;
+    int fd = mnl_socket_get_fd(nl);
+    int sndbuf = static_cast<int>(total + (1 << 16));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
+               sizeof sndbuf);  // large batches must go in one sendmsg
+    sockaddr_nl kernel{};
+    kernel.nl_family = AF_NETLINK;
+    msghdr msg{};
+    msg.msg_name = &kernel;
+    msg.msg_namelen = sizeof kernel;
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = iov.size();
+    if (sendmsg(fd, &msg, 0) < 0) return Error{"netlink: sending the transaction: " + errnoText(errno)};
+
+    std::vector<std::string> errors;
+    size_t acked = 0;
+    std::vector<char> buf(1 << 16);
+    while (acked < what_.size()) {
+      pollfd p{fd, POLLIN, 0};
+      int ready = poll(&p, 1, errors.empty() ? kAckTimeoutMs : 100);
+      if (ready <= 0) break;
+      ssize_t len = recv(fd, buf.data(), buf.size(), 0);
+      if (len < 0) return Error{"netlink: reading acknowledgements: " + errnoText(errno)};
+      int remaining = static_cast<int>(len);
+      for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, remaining);
+           nlh = mnl_nlmsg_next(nlh, &remaining)) {
+        if (nlh->nlmsg_type != NLMSG_ERROR) continue;
+        ++acked;
+        auto* e = static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
+        if (e->error != 0) {
+          auto it = what_.find(nlh->nlmsg_seq);
+          errors.push_back((it == what_.end() ? std::string("batch") : it->second) + ": " +
+                           errnoText(-e->error));
+        }
+      }
+    }
+    if (!errors.empty()) {
+      std::string text = "netlink: the kernel refused the transaction, so nothing of it was applied:";
+      for (const auto& e : errors)
+        text += "\n  " + e;
+      return Error{text};
+    }
+    if (acked < what_.size())
+      return Error{"netlink: the kernel acknowledged " + std::to_string(acked) + " of " +
+                   std::to_string(what_.size()) + " messages"};
+    return what_.size();
+  }
+
+ private:
+  uint32_t& seq_;
+  nftnl_batch* b_;
+  std::map<uint32_t, std::string> what_;
+};
+
+void addElements(Batch& batch, const Table& table, const std::string& set,
+                 const std::vector<ElementTuple>& all, bool remove) {
+  for (size_t i = 0; i < all.size(); i += kElementsPerMessage) {
+    std::vector<ElementTuple> part(all.begin() + i,
+                                   all.begin() + std::min(all.size(), i + kElementsPerMessage));
+    nlmsghdr* nlh =
+        batch.add(remove ? NFT_MSG_DELSETELEM : NFT_MSG_NEWSETELEM, remove ? 0 : NLM_F_CREATE,
+                  (remove ? "delete " : "add ") + std::to_string(part.size()) + " element(s) of set " + set);
+    nftnl_set_elems_nlmsg_build_payload(nlh, buildElements(table, set, part).get());
+    batch.done();
+  }
+}
+
+}  // namespace
+
+Result<Applied> NetlinkBackend::apply(const Table& desired) {
+  auto current = read(desired.name);
+  if (!current) return current.error();
+  Plan p = plan(*current, desired);
+  if (p.empty()) return Applied{0};
+  Batch batch(socket_->seq);
+  uint32_t setId = 1;
+  for (const Step& step : p.steps) {
+    switch (step.kind) {
+      case Step::Kind::kDeleteTable:
+        nftnl_table_nlmsg_build_payload(batch.add(NFT_MSG_DELTABLE, 0, "replace table " + desired.name),
+                                        buildTable(desired).get());
+        break;
+      case Step::Kind::kAddTable:
+        nftnl_table_nlmsg_build_payload(
+            batch.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, "add table " + desired.name),
+            buildTable(desired).get());
+        break;
+      case Step::Kind::kAddSet:
+        nftnl_set_nlmsg_build_payload(batch.add(NFT_MSG_NEWSET, NLM_F_CREATE, "add set " + step.name),
+                                      buildSet(desired, *desired.findSet(step.name), setId++).get());
+        break;
+      case Step::Kind::kAddChain:
+        nftnl_chain_nlmsg_build_payload(batch.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add chain " + step.name),
+                                        buildChain(desired, *desired.findChain(step.name)).get());
+        break;
+      case Step::Kind::kFlushChain: {
+        RulePtr r(nftnl_rule_alloc());
+        nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, kFamily);
+        nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, desired.name.c_str());
+        nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, step.name.c_str());
+        nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_DELRULE, 0, "flush chain " + step.name), r.get());
+        break;
+      }
+      case Step::Kind::kAddRules: {
+        const Chain& chain = *desired.findChain(step.name);
+        for (size_t i = 0; i < chain.rules.size(); ++i) {
+          std::string what = "add rule " + std::to_string(i) + " of chain " + chain.name;
+          if (!chain.rules[i].comment.empty()) what += " (" + chain.rules[i].comment + ")";
+          nlmsghdr* nlh = batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, what);
+          nftnl_rule_nlmsg_build_payload(nlh, buildRule(desired, chain.name, chain.rules[i]).get());
+          batch.done();
+        }
+        continue;
+      }
+      case Step::Kind::kDeleteElements:
+      case Step::Kind::kAddElements:
+        addElements(batch, desired, step.name, step.elements, step.kind == Step::Kind::kDeleteElements);
+        continue;
+      case Step::Kind::kFlushSet:
+        nftnl_set_elems_nlmsg_build_payload(batch.add(NFT_MSG_DELSETELEM, 0, "flush set " + step.name),
+                                            buildElements(desired, step.name, {}).get());
+        break;
+      case Step::Kind::kDeleteChain: {
+        Chain gone{.name = step.name};
+        nftnl_chain_nlmsg_build_payload(batch.add(NFT_MSG_DELCHAIN, 0, "delete chain " + step.name),
+                                        buildChain(desired, gone).get());
+        break;
+      }
+      case Step::Kind::kDeleteSet: {
+        Set gone{.name = step.name, .type = "ipv4_addr"};
+        nftnl_set_nlmsg_build_payload(batch.add(NFT_MSG_DELSET, 0, "delete set " + step.name),
+                                      buildSet(desired, gone, 0).get());
+        break;
+      }
+    }
+    batch.done();
+  }
+  auto sent = batch.send(socket_->nl);
+  if (!sent) return sent.error();
+  return Applied{*sent};
+}
+
+Result<Applied> NetlinkBackend::remove(const std::string& table) {
+  Table named;
+  named.name = table;
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  Batch batch(socket_->seq);
+  nftnl_table_nlmsg_build_payload(batch.add(NFT_MSG_DELTABLE, 0, "delete table inet " + table),
+                                  buildTable(named).get());
+  batch.done();
+  auto sent = batch.send(socket_->nl);
+  if (!sent) {
+    if (sent.error().message.find(std::strerror(ENOENT)) != std::string::npos) return Applied{0};
+    return sent.error();
+  }
+  return Applied{*sent};
+}
+
+}  // namespace nftpol::nft
