@@ -60,7 +60,9 @@ Plan plan(const KernelView& current, const Table& desired) {
 
   for (const auto& [name, s] : want.sets)
     if (!have.sets.count(name)) step(Step::Kind::kAddSet, name);
-  for (const auto& [name, c] : want.chains) {
+  for (const Chain& chain : desired.chains) {  // in the table's order, which is the order nft lists them in
+    const std::string& name = chain.name;
+    const ChainView& c = want.chains.at(name);
     auto it = have.chains.find(name);
     if (it == have.chains.end()) {
       step(Step::Kind::kAddChain, name);
