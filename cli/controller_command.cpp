@@ -4,38 +4,28 @@
 #include "args.h"
 #include "cluster_input.h"
 #include "commands.h"
-#include "nftpol/controller/reconcile.h"
+#include "nftpol/controller/controller.h"
 #include "nftpol/policy/loader.h"
 
 namespace nftpol::cli {
 
-int controllerCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
-  auto args = Args::parse(argv, {"manifests", "node"}, {"once"});
+int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*/, std::ostream& err) {
+  auto args = Args::parse(argv, {"manifests", "node", "listen"}, {"once"});
   if (!args || !args->positionals().empty() || !args->last("manifests") || !args->last("node")) {
     if (!args) err << "nftpol controller: " << args.error().message << "\n";
-    err << "usage: nftpol controller --manifests DIR --node NODE --once\n";
+    err << "usage: nftpol controller --manifests DIR --node NODE [--once] [--listen 127.0.0.1:9402]\n";
     return kExitBadInput;
   }
-  if (!args->flag("once")) {
-    err << "nftpol controller: only --once is implemented so far (the watch loop is not)\n";
-    return kExitBadInput;
-  }
-  auto cluster = loadCluster(args->all("manifests"), {}, err);
-  if (!cluster) return kExitBadInput;
   auto backend = nft::NetlinkBackend::open();
   if (!backend) {
     err << "nftpol controller: " << backend.error().message << "\n";
     return 1;
   }
-  auto result = controller::reconcile(*cluster->state, *args->last("node"), **backend);
-  if (!result) {
-    err << "nftpol controller: " << result.error().message << "\n";
-    return 1;
-  }
-  out << "reconciled node " << *args->last("node") << ": " << result->pods << " local pods, "
-      << result->policies << " policies, " << result->elements << " set elements, " << result->messages
-      << " netlink messages\n";
-  return 0;
+  controller::ControllerOptions options{.manifests = *args->last("manifests"),
+                                        .node = *args->last("node"),
+                                        .once = args->flag("once"),
+                                        .listen = args->last("listen").value_or("127.0.0.1:9402")};
+  return controller::Controller(std::move(options), std::move(*backend)).run();
 }
 
 int cleanupCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {

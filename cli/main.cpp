@@ -22,8 +22,8 @@ commands:
       Validation errors and suspicious policies. Exit 0 clean, 1 warnings, 2 errors.
   render --cluster PATH... --node NODE
       The nftables table (`nft -f` syntax) that enforces the policies for the pods on NODE.
-  controller --manifests DIR --node NODE --once
-      Program that table into the kernel (this network namespace) in one netlink transaction.
+  controller --manifests DIR --node NODE [--once] [--listen 127.0.0.1:9402]
+      Enforce DIR's policies for NODE's pods in this network namespace, then follow changes to DIR.
   cleanup
       Remove table inet nftpol.
 

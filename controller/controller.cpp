@@ -1,0 +1,129 @@
+#include "nftpol/controller/controller.h"
+
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "nftpol/controller/http_server.h"
+#include "nftpol/controller/log.h"
+#include "nftpol/controller/reconcile.h"
+#include "nftpol/controller/watcher.h"
+
+namespace nftpol::controller {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kMinBackoff{100}, kMaxBackoff{30000};
+constexpr std::chrono::milliseconds kIdle{60000};  // a periodic full resync repairs tampering nobody reported
+}  // namespace
+
+Controller::Controller(ControllerOptions options, std::unique_ptr<nft::Backend> backend)
+    : options_(std::move(options)), backend_(std::move(backend)), manifests_(options_.manifests) {}
+
+// Rereads what changed and reconciles. Returns true when the kernel now holds the current manifests.
+bool Controller::syncOnce(bool& firstSyncBlocked) {
+  auto change = manifests_.refresh();
+  for (const auto& d : change.diagnostics)
+    logLine(d.severity == policy::Severity::kError ? "error" : "warn", d.toString(), "event=manifest");
+  if (change.filesWithErrors) {
+    metrics_.manifestErrors(change.filesWithErrors);
+    logWarn(std::to_string(change.filesWithErrors) +
+                " manifest file(s) have errors; their last valid objects stay "
+                "in force",
+            "event=manifest-errors");
+  }
+  // Before the first sync a broken file has no last valid version, and enforcing without it could open
+  // traffic that an earlier run closed: wait until every file is valid.
+  if (!metrics_.ready() && manifests_.brokenFiles()) {
+    firstSyncBlocked = true;
+    return false;
+  }
+  firstSyncBlocked = false;
+  auto start = Clock::now();
+  auto state = manifests_.merged();
+  auto result = reconcile(state, options_.node, *backend_);
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!result) {
+    metrics_.reconcileFailed();
+    logError(result.error().message, "event=reconcile-failed node=" + options_.node);
+    return false;
+  }
+  metrics_.reconciled(seconds, result->messages, result->pods, result->policies, result->elements,
+                      manifests_.generation());
+  logInfo(
+      "reconciled",
+      "event=reconciled node=" + options_.node + " generation=" + std::to_string(manifests_.generation()) +
+          " messages=" + std::to_string(result->messages) + " pods=" + std::to_string(result->pods) +
+          " policies=" + std::to_string(result->policies) + " duration_ms=" + std::to_string(seconds * 1000));
+  return true;
+}
+
+int Controller::run() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before cpprestsdk starts threads, so they inherit it
+  int stopFd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+
+  if (options_.once) {
+    bool blocked = false;
+    bool ok = syncOnce(blocked);
+    ::close(stopFd);
+    return ok ? 0 : (blocked ? 2 : 1);
+  }
+
+  std::unique_ptr<HttpServer> http;
+  if (!options_.listen.empty()) {
+    auto started = HttpServer::start(options_.listen, metrics_);
+    if (!started) {
+      logError(started.error().message, "event=http-failed");
+      return 1;
+    }
+    http = std::move(*started);
+    logInfo("serving /healthz /readyz /metrics", "event=http listen=" + options_.listen);
+  }
+  auto watcher = Watcher::create(options_.manifests);
+  if (!watcher) {
+    logError(watcher.error().message, "event=watch-failed");
+    return 1;
+  }
+  logInfo("watching manifests", "event=start manifests=" + options_.manifests + " node=" + options_.node);
+
+  auto backoff = kMinBackoff;
+  bool pending = true;
+  for (;;) {
+    if (pending) {
+      bool blocked = false;
+      if (syncOnce(blocked)) {
+        pending = false;
+        backoff = kMinBackoff;
+      } else if (!blocked) {
+        logWarn("retrying", "event=retry in_ms=" + std::to_string(backoff.count()));
+      }
+    }
+    auto event = watcher->wait(pending ? backoff : kIdle, stopFd);
+    if (event == Watcher::Event::kStop) break;
+    if (event == Watcher::Event::kTimeout) {
+      if (pending) backoff = std::min(backoff * 2, kMaxBackoff);
+      pending = true;  // retry, or the periodic resync
+      continue;
+    }
+    // Debounce: an editor's save or a `kubectl get -o yaml >` is several events; wait until they settle.
+    auto first = Clock::now();
+    while (Clock::now() - first < options_.maxDebounce) {
+      auto more = watcher->wait(options_.debounce, stopFd);
+      if (more == Watcher::Event::kStop) goto stop;
+      if (more == Watcher::Event::kTimeout) break;
+    }
+    pending = true;
+  }
+stop:
+  logInfo("stopping; the rules stay in place", "event=stop");
+  ::close(stopFd);
+  return 0;
+}
+
+}  // namespace nftpol::controller

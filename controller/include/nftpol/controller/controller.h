@@ -1,0 +1,39 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "nftpol/controller/manifests.h"
+#include "nftpol/controller/metrics.h"
+#include "nftpol/nft/backend.h"
+
+namespace nftpol::controller {
+
+struct ControllerOptions {
+  std::string manifests;
+  std::string node;
+  bool once = false;
+  std::string listen = "127.0.0.1:9402";  // empty: no HTTP endpoint
+  std::chrono::milliseconds debounce{20};
+  std::chrono::milliseconds maxDebounce{250};
+};
+
+// Enforces the manifests of a directory for one node: reconciles at start, then on every change (inotify,
+// debounced). A failed sync is logged, counted and retried with backoff; the process never exits because of
+// one. SIGTERM and SIGINT stop it and leave the rules in place, so enforcement survives a restart.
+class Controller {
+ public:
+  Controller(ControllerOptions options, std::unique_ptr<nft::Backend> backend);
+  int run();  // the process exit status
+  const Metrics& metrics() const { return metrics_; }
+
+ private:
+  bool syncOnce(bool& firstSyncBlocked);
+  ControllerOptions options_;
+  std::unique_ptr<nft::Backend> backend_;
+  ManifestSet manifests_;
+  Metrics metrics_;
+};
+
+}  // namespace nftpol::controller

@@ -1,0 +1,30 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "nftpol/result.h"
+
+namespace nftpol::controller {
+
+// Watches a directory tree with inotify. wait() returns when something in it changed (or the timeout passed,
+// or the stop fd became readable); the caller then rereads what changed.
+class Watcher {
+ public:
+  static Result<Watcher> create(const std::string& directory);
+  Watcher(Watcher&& other) noexcept;
+  Watcher& operator=(Watcher&&) = delete;
+  ~Watcher();
+
+  enum class Event { kChanged, kTimeout, kStop };
+  // Blocks up to `timeout`; `stopFd` (e.g. a signalfd) interrupts the wait.
+  Event wait(std::chrono::milliseconds timeout, int stopFd);
+
+ private:
+  explicit Watcher(int fd, std::string directory) : fd_(fd), directory_(std::move(directory)) {}
+  void addTree();
+  int fd_ = -1;
+  std::string directory_;
+};
+
+}  // namespace nftpol::controller

@@ -1,0 +1,68 @@
+#include "nftpol/controller/metrics.h"
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+namespace nftpol::controller {
+
+void Metrics::reconciled(double seconds, size_t messages, size_t pods, size_t policies, size_t elements,
+                         size_t generation) {
+  std::lock_guard lock(mu_);
+  ++reconciles_;
+  durationSum_ += seconds;
+  for (size_t i = 0; i < kBuckets.size(); ++i)
+    if (seconds <= kBuckets[i]) ++bucketCounts_[i];
+  messages_ += messages;
+  pods_ = pods;
+  policies_ = policies;
+  elements_ = elements;
+  lastSyncUnix_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  syncedGeneration_ = generation + 1;
+}
+
+void Metrics::reconcileFailed() {
+  std::lock_guard lock(mu_);
+  ++errors_;
+}
+
+void Metrics::manifestErrors(size_t files) {
+  std::lock_guard lock(mu_);
+  manifestErrors_ += files;
+}
+
+std::string Metrics::prometheus() const {
+  std::lock_guard lock(mu_);
+  std::ostringstream out;
+  auto metric = [&](const char* name, const char* type, const char* help, auto value) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
+        << name << " " << value << "\n";
+  };
+  metric("nftpol_reconciles_total", "counter", "Successful reconciles.", reconciles_);
+  metric("nftpol_reconcile_errors_total", "counter", "Reconciles that failed (and were retried).", errors_);
+  metric("nftpol_manifest_errors_total", "counter", "Manifest files that failed to parse or validate.",
+         manifestErrors_);
+  metric("nftpol_netlink_messages_total", "counter", "Netlink messages sent in transactions.", messages_);
+  out << "# HELP nftpol_reconcile_duration_seconds Time from start of a reconcile to kernel commit.\n"
+      << "# TYPE nftpol_reconcile_duration_seconds histogram\n";
+  for (size_t i = 0; i < kBuckets.size(); ++i)
+    out << "nftpol_reconcile_duration_seconds_bucket{le=\"" << kBuckets[i] << "\"} " << bucketCounts_[i]
+        << "\n";
+  out << "nftpol_reconcile_duration_seconds_bucket{le=\"+Inf\"} " << reconciles_ << "\n"
+      << "nftpol_reconcile_duration_seconds_sum " << durationSum_ << "\n"
+      << "nftpol_reconcile_duration_seconds_count " << reconciles_ << "\n";
+  char lastSync[32];
+  std::snprintf(lastSync, sizeof lastSync, "%.3f", lastSyncUnix_);
+  metric("nftpol_last_sync_timestamp_seconds", "gauge", "Unix time of the last successful reconcile.",
+         lastSync);
+  metric("nftpol_pods_programmed", "gauge", "Pods on this node that take part in NetworkPolicy.", pods_);
+  metric("nftpol_policies_programmed", "gauge", "NetworkPolicies compiled.", policies_);
+  metric("nftpol_set_elements_programmed", "gauge", "Set and map elements in the table.", elements_);
+  size_t synced = syncedGeneration_.load();
+  metric("nftpol_synced_generation", "gauge",
+         "Manifest generation the kernel holds (-1 before the first sync).",
+         static_cast<long long>(synced) - 1);
+  return out.str();
+}
+
+}  // namespace nftpol::controller
