@@ -1,0 +1,133 @@
+// nftpol-probe: the two ends of a connectivity probe, bounded in time.
+//   nftpol-probe serve PORT...                  TCP and UDP on every port: reply "ok" to each
+//   connection/datagram nftpol-probe connect tcp|udp ADDRESS PORT [TIMEOUT_MS]
+//                                               exit 0 when the reply came within the timeout (default 400
+//                                               ms), 1 when it did not, 2 on bad usage
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+int usage() {
+  std::fprintf(stderr, "usage: nftpol-probe serve PORT... | connect tcp|udp ADDRESS PORT [TIMEOUT_MS]\n");
+  return 2;
+}
+
+bool parseAddress(const char* text, uint16_t port, sockaddr_storage& out, socklen_t& len) {
+  std::memset(&out, 0, sizeof out);
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
+  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    len = sizeof *v4;
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
+  if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    len = sizeof *v6;
+    return true;
+  }
+  return false;
+}
+
+int serve(const std::vector<uint16_t>& ports) {
+  std::vector<pollfd> fds;
+  std::vector<int> kinds;  // SOCK_STREAM or SOCK_DGRAM
+  for (uint16_t port : ports) {
+    for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+      int fd = socket(AF_INET6, type, 0);
+      int off = 0, on = 1;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);  // IPv4 and IPv6 on one socket
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+      sockaddr_in6 a{};
+      a.sin6_family = AF_INET6;
+      a.sin6_port = htons(port);
+      a.sin6_addr = in6addr_any;
+      if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+          (type == SOCK_STREAM && listen(fd, 64) != 0)) {
+        std::perror("nftpol-probe serve");
+        return 1;
+      }
+      fds.push_back({fd, POLLIN, 0});
+      kinds.push_back(type);
+    }
+  }
+  for (;;) {
+    if (poll(fds.data(), fds.size(), -1) < 0) continue;
+    for (size_t i = 0; i < fds.size(); ++i) {
+      if (!(fds[i].revents & POLLIN)) continue;
+      if (kinds[i] == SOCK_STREAM) {
+        int c = accept(fds[i].fd, nullptr, nullptr);
+        if (c >= 0) {
+          (void)!write(c, "ok\n", 3);
+          close(c);
+        }
+      } else {
+        char buf[512];
+        sockaddr_storage from{};
+        socklen_t len = sizeof from;
+        ssize_t n = recvfrom(fds[i].fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+        if (n >= 0) sendto(fds[i].fd, "ok\n", 3, 0, reinterpret_cast<sockaddr*>(&from), len);
+      }
+    }
+  }
+}
+
+int connectProbe(bool tcp, const char* address, uint16_t port, int timeoutMs) {
+  sockaddr_storage to{};
+  socklen_t len = 0;
+  if (!parseAddress(address, port, to, len)) return usage();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  auto left = [&] {
+    auto ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<long long>(0, ms.count()));
+  };
+  int fd = socket(to.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK, 0);
+  if (fd < 0) return 1;
+  if (tcp) {
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0 && errno != EINPROGRESS) return 1;
+  } else {
+    if (sendto(fd, "hi", 2, 0, reinterpret_cast<sockaddr*>(&to), len) < 0) return 1;
+  }
+  pollfd p{fd, POLLIN, 0};
+  while (left() > 0) {
+    if (poll(&p, 1, left()) <= 0) break;
+    char buf[16];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n >= 2 && buf[0] == 'o' && buf[1] == 'k') return 0;
+    if (n < 0 && errno != EAGAIN) break;  // refused or reset
+  }
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 3 && std::strcmp(argv[1], "serve") == 0) {
+    std::vector<uint16_t> ports;
+    for (int i = 2; i < argc; ++i)
+      ports.push_back(static_cast<uint16_t>(std::atoi(argv[i])));
+    return serve(ports);
+  }
+  if ((argc == 5 || argc == 6) && std::strcmp(argv[1], "connect") == 0) {
+    bool tcp = std::strcmp(argv[2], "tcp") == 0;
+    if (!tcp && std::strcmp(argv[2], "udp") != 0) return usage();
+    return connectProbe(tcp, argv[3], static_cast<uint16_t>(std::atoi(argv[4])),
+                        argc == 6 ? std::atoi(argv[5]) : 400);
+  }
+  return usage();
+}
