@@ -10,10 +10,11 @@
 namespace nftpol::cli {
 
 int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*/, std::ostream& err) {
-  auto args = Args::parse(argv, {"manifests", "node", "listen"}, {"once"});
+  auto args = Args::parse(argv, {"manifests", "node", "listen"}, {"once", "no-conntrack-revoke"});
   if (!args || !args->positionals().empty() || !args->last("manifests") || !args->last("node")) {
     if (!args) err << "nftpol controller: " << args.error().message << "\n";
-    err << "usage: nftpol controller --manifests DIR --node NODE [--once] [--listen 127.0.0.1:9402]\n";
+    err << "usage: nftpol controller --manifests DIR --node NODE [--once] [--listen 127.0.0.1:9402] "
+           "[--no-conntrack-revoke]\n";
     return kExitBadInput;
   }
   auto backend = nft::NetlinkBackend::open();
@@ -24,7 +25,8 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
   controller::ControllerOptions options{.manifests = *args->last("manifests"),
                                         .node = *args->last("node"),
                                         .once = args->flag("once"),
-                                        .listen = args->last("listen").value_or("127.0.0.1:9402")};
+                                        .listen = args->last("listen").value_or("127.0.0.1:9402"),
+                                        .revokeConntrack = !args->flag("no-conntrack-revoke")};
   return controller::Controller(std::move(options), std::move(*backend)).run();
 }
 

@@ -10,6 +10,7 @@
 #include "nftpol/controller/log.h"
 #include "nftpol/controller/reconcile.h"
 #include "nftpol/controller/watcher.h"
+#include "nftpol/nft/conntrack.h"
 
 namespace nftpol::controller {
 
@@ -49,6 +50,18 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
     metrics_.reconcileFailed();
     logError(result.error().message, "event=reconcile-failed node=" + options_.node);
     return false;
+  }
+  if (options_.revokeConntrack && result->messages > 0) {
+    auto revoked = nft::revokeDenied(result->table);
+    if (!revoked) {
+      logWarn(revoked.error().message, "event=conntrack-failed");
+    } else {
+      metrics_.revoked(revoked->deleted);
+      logInfo(revoked->deleted ? "established connections the change denies were cut"
+                               : "no established connection is denied",
+              "event=conntrack-revoked deleted=" + std::to_string(revoked->deleted) +
+                  " checked=" + std::to_string(revoked->checked));
+    }
   }
   metrics_.reconciled(seconds, result->messages, result->pods, result->policies, result->elements,
                       manifests_.generation());

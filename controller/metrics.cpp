@@ -31,6 +31,11 @@ void Metrics::manifestErrors(size_t files) {
   manifestErrors_ += files;
 }
 
+void Metrics::revoked(size_t connections) {
+  std::lock_guard lock(mu_);
+  revoked_ += connections;
+}
+
 std::string Metrics::prometheus() const {
   std::lock_guard lock(mu_);
   std::ostringstream out;
@@ -43,6 +48,8 @@ std::string Metrics::prometheus() const {
   metric("nftpol_manifest_errors_total", "counter", "Manifest files that failed to parse or validate.",
          manifestErrors_);
   metric("nftpol_netlink_messages_total", "counter", "Netlink messages sent in transactions.", messages_);
+  metric("nftpol_conntrack_revoked_total", "counter",
+         "Established connections cut because a change denied them.", revoked_);
   out << "# HELP nftpol_reconcile_duration_seconds Time from start of a reconcile to kernel commit.\n"
       << "# TYPE nftpol_reconcile_duration_seconds histogram\n";
   for (size_t i = 0; i < kBuckets.size(); ++i)

@@ -15,6 +15,7 @@ Result<ReconcileResult> reconcile(const policy::ClusterState& state, const std::
     r.pods += p->nodeName == node;
   for (const auto& s : desired.sets)
     r.elements += s.isMap ? s.verdicts.size() : s.elements.size();
+  r.table = std::move(desired);
   return r;
 }
 

@@ -62,8 +62,12 @@ spec:
 status: {phase: Running, podIP: 10.244.0.$3}
 YAML
 done
-"$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9432 2>"$dir/controller.log" &
-pids+=($!)
+start_controller() {
+  "$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9432 "$@" 2>>"$dir/controller.log" &
+  controller=$!
+  pids+=($controller)
+}
+start_controller
 
 passed=0 failed=0 generation=0
 declare -a enforce_ms=()
@@ -152,6 +156,38 @@ apply "named port and ipBlock except" "$named
 $except"; check_all "named port and ipBlock except"
 apply "all policies removed" ""; check_all "all policies removed"
 
+# Revoking: an established connection that a change denies stops at its next packet; with
+# --no-conntrack-revoke it goes on (conntrack's `established` verdict comes first).
+ip netns exec "$tag-x-a" "$probe" echo 82 &
+pids+=($!)
+revoke_case() {  # name, expectation: cut | held
+  apply "$1: allow y into x" "$deny_x
+$from_y"
+  ip netns exec "$tag-y-a" "$probe" hold 10.244.0.11 82 2000 > "$dir/hold" &
+  local h=$!
+  sleep 0.3
+  local mark=$(($(date +%s%N) / 1000000))
+  apply "$1: deny y" "$deny_x"
+  wait "$h"
+  local status=$?
+  if [ "$2" = cut ] && [ "$status" = 0 ]; then
+    revoke_ms=$(($(cat "$dir/hold") - mark))
+    passed=$((passed + 1))
+  elif [ "$2" = held ] && [ "$status" = 3 ]; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); echo "FAIL: $1: expected the established connection to be $2 (status $status)"
+    grep -E "conntrack|reconciled|DEBUG" "$dir/controller.log" | tail -12
+  fi
+}
+revoke_case "revoke" cut
+kill "$controller"; wait "$controller" 2>/dev/null
+start_controller --no-conntrack-revoke
+generation=0
+apply "restart without revocation" "$deny_x"
+revoke_case "no revoke" held
+
+echo "time from manifest write to the first refused packet of an established connection (ms): ${revoke_ms:-none}"
 sorted=$(printf '%s\n' "${enforce_ms[@]}" | sort -n | tr '\n' ' ')
 echo "time from manifest write to synced enforcement (ms): $sorted"
 echo "packets: $passed passed, $failed failed"

@@ -114,6 +114,67 @@ int connectProbe(bool tcp, const char* address, uint16_t port, int timeoutMs) {
   return 1;
 }
 
+long long unixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int echo(uint16_t port) {
+  int listener = socket(AF_INET6, SOCK_STREAM, 0);
+  int off = 0, on = 1;
+  setsockopt(listener, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  sockaddr_in6 a{};
+  a.sin6_family = AF_INET6;
+  a.sin6_port = htons(port);
+  a.sin6_addr = in6addr_any;
+  if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener, 16) != 0) {
+    std::perror("nftpol-probe echo");
+    return 1;
+  }
+  std::vector<pollfd> fds = {{listener, POLLIN, 0}};
+  for (;;) {
+    if (poll(fds.data(), fds.size(), -1) < 0) continue;
+    if (fds[0].revents & POLLIN) {
+      int c = accept(listener, nullptr, nullptr);
+      if (c >= 0) fds.push_back({c, POLLIN, 0});
+    }
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buf[256];
+      ssize_t n = recv(fds[i].fd, buf, sizeof buf, 0);
+      if (n <= 0 || send(fds[i].fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) < 0) {
+        close(fds[i].fd);
+        fds.erase(fds.begin() + static_cast<long>(i--));
+      }
+    }
+  }
+}
+
+int hold(const char* address, uint16_t port, int maxMs) {
+  sockaddr_storage to{};
+  socklen_t len = 0;
+  if (!parseAddress(address, port, to, len)) return usage();
+  int fd = socket(to.ss_family, SOCK_STREAM, 0);
+  timeval tv{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0) return 1;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMs);
+  while (std::chrono::steady_clock::now() < end) {
+    long long sent = unixMs();
+    pollfd p{fd, POLLIN, 0};
+    char c = 'x';
+    if (send(fd, &c, 1, MSG_NOSIGNAL) != 1 || poll(&p, 1, 100) != 1 || recv(fd, &c, 1, 0) != 1) {
+      std::printf("%lld\n", sent);
+      return 0;
+    }
+    usleep(10000);
+  }
+  std::printf("held\n");
+  return 3;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -129,5 +190,8 @@ int main(int argc, char** argv) {
     return connectProbe(tcp, argv[3], static_cast<uint16_t>(std::atoi(argv[4])),
                         argc == 6 ? std::atoi(argv[5]) : 400);
   }
+  if (argc == 3 && std::strcmp(argv[1], "echo") == 0) return echo(static_cast<uint16_t>(std::atoi(argv[2])));
+  if (argc == 5 && std::strcmp(argv[1], "hold") == 0)
+    return hold(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
   return usage();
 }

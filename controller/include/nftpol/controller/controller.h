@@ -15,6 +15,7 @@ struct ControllerOptions {
   std::string node;
   bool once = false;
   std::string listen = "127.0.0.1:9402";  // empty: no HTTP endpoint
+  bool revokeConntrack = true;  // delete the conntrack entries of established flows a change denies
   std::chrono::milliseconds debounce{20};
   std::chrono::milliseconds maxDebounce{250};
 };

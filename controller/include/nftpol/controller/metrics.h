@@ -15,6 +15,7 @@ class Metrics {
                   size_t generation);
   void reconcileFailed();
   void manifestErrors(size_t files);
+  void revoked(size_t connections);
 
   bool ready() const { return syncedGeneration_.load() > 0; }
   size_t syncedGeneration() const { return syncedGeneration_.load() - 1; }  // valid once ready()
@@ -25,7 +26,7 @@ class Metrics {
                                                       0.05,  0.1,    0.25,  0.5,  1.0};
   mutable std::mutex mu_;
   std::array<uint64_t, kBuckets.size()> bucketCounts_{};
-  uint64_t reconciles_ = 0, errors_ = 0, manifestErrors_ = 0, messages_ = 0;
+  uint64_t reconciles_ = 0, errors_ = 0, manifestErrors_ = 0, messages_ = 0, revoked_ = 0;
   double durationSum_ = 0, lastSyncUnix_ = 0;
   size_t pods_ = 0, policies_ = 0, elements_ = 0;
   std::atomic<size_t> syncedGeneration_{0};  // generation + 1, so that 0 means "never synced"

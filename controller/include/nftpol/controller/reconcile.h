@@ -13,6 +13,7 @@ struct ReconcileResult {
   size_t pods = 0;      // pods on this node that take part
   size_t policies = 0;
   size_t elements = 0;  // set and map elements in the desired table
+  nft::Table table;      // what the kernel now holds
 };
 
 // One reconcile: the desired table for `node`, rendered from `state`, applied through `backend` in one
