@@ -121,7 +121,8 @@ int Controller::run() {
     if (event == Watcher::Event::kStop) break;
     if (event == Watcher::Event::kTimeout) {
       if (pending) backoff = std::min(backoff * 2, kMaxBackoff);
-      pending = true;  // retry, or the periodic resync
+      if (!pending) backend_->forget();  // the periodic resync compares against a fresh dump
+      pending = true;
       continue;
     }
     // Debounce: an editor's save or a `kubectl get -o yaml >` is several events; wait until they settle.

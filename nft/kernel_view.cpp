@@ -6,15 +6,25 @@
 
 namespace nftpol::nft {
 
-KernelView viewOf(const Table& desired) {
+KernelView viewOf(const Table& desired, SignatureCache* cache) {
   KernelView v;
   v.exists = true;
   for (const auto& s : desired.sets)
     v.sets[s.name] = setViewOf(s);
   for (const auto& c : desired.chains) {
     ChainView cv{.base = c.base};
-    for (const auto& r : c.rules)
-      cv.rules.push_back(ruleSignature(buildRule(desired, c.name, r).get()));
+    const std::vector<std::string>* cached = nullptr;
+    if (cache) {
+      auto it = cache->chains.find(c.name);
+      if (it != cache->chains.end() && it->second.size() == c.rules.size()) cached = &it->second;
+    }
+    if (cached) {
+      cv.rules = *cached;
+    } else {
+      for (const auto& r : c.rules)
+        cv.rules.push_back(ruleSignature(buildRule(desired, c.name, r).get()));
+      if (cache) cache->chains[c.name] = cv.rules;
+    }
     v.chains[c.name] = std::move(cv);
   }
   return v;
@@ -34,8 +44,7 @@ bool sameSpec(const SetView& a, const SetView& b) {
 
 }  // namespace
 
-Plan plan(const KernelView& current, const Table& desired) {
-  KernelView want = viewOf(desired);
+Plan plan(const KernelView& current, const Table& desired, const KernelView& want) {
   Plan p;
   auto step = [&](Step::Kind kind, const std::string& name, std::vector<ElementTuple> elements = {}) {
     p.steps.push_back({kind, name, std::move(elements)});

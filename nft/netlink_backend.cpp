@@ -1,6 +1,7 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
+#include <libnftnl/gen.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -293,11 +294,40 @@ void addElements(Batch& batch, const Table& table, const std::string& set,
 
 }  // namespace
 
+Result<uint32_t> NetlinkBackend::generation() {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh =
+      nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETGEN, NFPROTO_UNSPEC, NLM_F_ACK, socket_->seq++);
+  uint32_t id = 0;
+  auto onGen = [](const nlmsghdr* h, void* data) -> int {
+    nftnl_gen* g = nftnl_gen_alloc();
+    if (nftnl_gen_nlmsg_parse(h, g) >= 0) *static_cast<uint32_t*>(data) = nftnl_gen_get_u32(g, NFTNL_GEN_ID);
+    nftnl_gen_free(g);
+    return MNL_CB_OK;
+  };
+  int err = talk(this, socket_->nl, socket_->portid, nlh, onGen, &id);
+  if (err) return Error{"netlink: reading the ruleset generation: " + errnoText(err)};
+  return id;
+}
+
 Result<Applied> NetlinkBackend::apply(const Table& desired) {
-  auto current = read(desired.name);
-  if (!current) return current.error();
-  Plan p = plan(*current, desired);
-  if (p.empty()) return Applied{0};
+  auto before = generation();
+  if (!before) return before.error();
+  KernelView current;
+  if (committed_ && committed_->first == *before) {
+    current = committed_->second;
+  } else {
+    auto dumped = read(desired.name);
+    if (!dumped) return dumped.error();
+    current = std::move(*dumped);
+  }
+  KernelView want = viewOf(desired, &signatures_);
+  Plan p = plan(current, desired, want);
+  if (p.empty()) {
+    committed_.emplace(*before, std::move(want));
+    return Applied{0};
+  }
+  committed_.reset();
   Batch batch(socket_->seq);
   uint32_t setId = 1;
   for (const Step& step : p.steps) {
@@ -363,10 +393,14 @@ Result<Applied> NetlinkBackend::apply(const Table& desired) {
   }
   auto sent = batch.send(socket_->nl);
   if (!sent) return sent.error();
+  // Another commit could land between ours and this read, and the next reconcile would then trust a stale
+  // view: the controller's periodic resync calls forget() and reads the kernel afresh to bound that.
+  if (auto after = generation()) committed_.emplace(*after, std::move(want));
   return Applied{*sent};
 }
 
 Result<Applied> NetlinkBackend::remove(const std::string& table) {
+  committed_.reset();
   Table named;
   named.name = table;
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "nftpol/nft/kernel_view.h"
@@ -23,6 +24,8 @@ class Backend {
   virtual Result<Applied> remove(const std::string& table) = 0;
   // What the kernel holds now.
   virtual Result<KernelView> read(const std::string& table) = 0;
+  // Drops anything remembered about the kernel, so that the next apply reads it afresh (periodic resync).
+  virtual void forget() {}
 };
 
 // Keeps the view in memory; counts the messages the real backend would send for the same plan.
@@ -45,11 +48,17 @@ class NetlinkBackend : public Backend {
   Result<Applied> apply(const Table& desired) override;
   Result<Applied> remove(const std::string& table) override;
   Result<KernelView> read(const std::string& table) override;
+  void forget() override { committed_.reset(); }
 
  private:
   NetlinkBackend() = default;
+  Result<uint32_t> generation();  // the ruleset generation, which every commit by anyone increments
   struct Socket;
   std::unique_ptr<Socket> socket_;
+  // What the kernel held after our last commit, and the generation it had then. While the generation is
+  // unchanged nobody has committed anything, so the view is still exact and no dump is needed.
+  std::optional<std::pair<uint32_t, KernelView>> committed_;
+  SignatureCache signatures_;
 };
 
 }  // namespace nftpol::nft

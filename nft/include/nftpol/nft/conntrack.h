@@ -13,8 +13,9 @@ struct Revoked {
 };
 
 // Deletes the conntrack entries of this network namespace whose original direction `table` would no longer
-// admit as a new connection, so that established flows a policy change denies stop at their next packet (which
-// then arrives as new and meets the policy). Judged by the packet tracer over the same table the kernel holds.
+// admit as a new connection, so that established flows a policy change denies stop at their next packet
+// (which then arrives as new and meets the policy). Judged by the packet tracer over the same table the
+// kernel holds.
 Result<Revoked> revokeDenied(const Table& table);
 
 }  // namespace nftpol::nft

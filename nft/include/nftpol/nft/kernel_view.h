@@ -42,7 +42,13 @@ struct KernelView {
   std::map<std::string, ChainView> chains;
 };
 
-KernelView viewOf(const Table& desired);
+// Chains are content-addressed (the name carries a hash of the rules), so a chain's signatures can be kept by
+// name across reconciles instead of being rebuilt through libnftnl every time.
+struct SignatureCache {
+  std::map<std::string, std::vector<std::string>> chains;
+};
+
+KernelView viewOf(const Table& desired, SignatureCache* cache = nullptr);
 
 // The steps that turn `current` into `desired` inside one transaction, in an order the kernel accepts: new
 // sets and chains first, then elements and rules, then removals once nothing refers to what they remove.
@@ -72,6 +78,9 @@ struct Plan {
   size_t messages(const Table& desired) const;
 };
 
-Plan plan(const KernelView& current, const Table& desired);
+Plan plan(const KernelView& current, const Table& desired, const KernelView& want);
+inline Plan plan(const KernelView& current, const Table& desired) {
+  return plan(current, desired, viewOf(desired));
+}
 
 }  // namespace nftpol::nft
