@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Policy engine benchmark: medians at 1k, 5k and 10k pods; pass --large to add 100k pods / 20k policies.
+# Every benchmark, medians throughout: the policy engine at 1k, 5k and 10k pods (--large adds 100k pods / 20k
+# policies), then as root the enforcement layer (in a network namespace of its own) and the data path.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" --target nftpol_bench >/dev/null
+cmake --build build -j"$(nproc)" >/dev/null
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
-exec ./build/bench/nftpol_bench "$@"
+echo; echo "== policy engine"
+./build/bench/nftpol_bench "$@"
+if [ "$(id -u)" != 0 ]; then echo "(enforcement and data path benchmarks need root)"; exit 0; fi
+echo; echo "== enforcement (10k pods, 2k policies; a private network namespace)"
+unshare --net ./build/bench/nftpol_bench_nft
+echo; echo "== data path"
+bench/datapath.sh build

@@ -175,6 +175,61 @@ int hold(const char* address, uint16_t port, int maxMs) {
   return 3;
 }
 
+int sink(uint16_t port) {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  int on = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener, 16) != 0) return 1;
+  std::vector<char> buf(1 << 17);
+  for (;;) {
+    int c = accept(listener, nullptr, nullptr);
+    while (c >= 0 && recv(c, buf.data(), buf.size(), 0) > 0) {
+    }
+    if (c >= 0) close(c);
+  }
+}
+
+int blast(const char* address, uint16_t port, int seconds) {
+  sockaddr_storage to{};
+  socklen_t len = 0;
+  if (!parseAddress(address, port, to, len)) return usage();
+  int fd = socket(to.ss_family, SOCK_STREAM, 0);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0) return 1;
+  std::vector<char> buf(1 << 16, 'x');
+  auto start = std::chrono::steady_clock::now(), end = start + std::chrono::seconds(seconds);
+  double bytes = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    ssize_t n = send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
+    if (n <= 0) return 1;
+    bytes += static_cast<double>(n);
+  }
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%.1f\n", bytes / elapsed / 1e6);
+  return 0;
+}
+
+int rate(const char* address, uint16_t port, int seconds) {
+  sockaddr_storage to{};
+  socklen_t len = 0;
+  if (!parseAddress(address, port, to, len)) return usage();
+  auto start = std::chrono::steady_clock::now(), end = start + std::chrono::seconds(seconds);
+  long long done = 0;
+  while (std::chrono::steady_clock::now() < end) {
+    int fd = socket(to.ss_family, SOCK_STREAM, 0);
+    linger l{1, 0};  // reset instead of TIME_WAIT, so that a long run does not exhaust local ports
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    char b[4];
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) == 0 && recv(fd, b, sizeof b, 0) > 0) ++done;
+    close(fd);
+  }
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%.0f\n", static_cast<double>(done) / elapsed);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -191,6 +246,11 @@ int main(int argc, char** argv) {
                         argc == 6 ? std::atoi(argv[5]) : 400);
   }
   if (argc == 3 && std::strcmp(argv[1], "echo") == 0) return echo(static_cast<uint16_t>(std::atoi(argv[2])));
+  if (argc == 3 && std::strcmp(argv[1], "sink") == 0) return sink(static_cast<uint16_t>(std::atoi(argv[2])));
+  if (argc == 5 && std::strcmp(argv[1], "blast") == 0)
+    return blast(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
+  if (argc == 5 && std::strcmp(argv[1], "rate") == 0)
+    return rate(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
   if (argc == 5 && std::strcmp(argv[1], "hold") == 0)
     return hold(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
   return usage();
