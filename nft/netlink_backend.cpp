@@ -393,9 +393,9 @@ Result<Applied> NetlinkBackend::apply(const Table& desired) {
   }
   auto sent = batch.send(socket_->nl);
   if (!sent) return sent.error();
-  // Another commit could land between ours and this read, and the next reconcile would then trust a stale
-  // view: the controller's periodic resync calls forget() and reads the kernel afresh to bound that.
-  if (auto after = generation()) committed_.emplace(*after, std::move(want));
+  // Trust what we wrote only when ours is the one commit since we read the generation: anything else
+  // committed in between (even to another table) makes the next reconcile read the kernel again.
+  if (auto after = generation(); after && *after == *before + 1) committed_.emplace(*after, std::move(want));
   return Applied{*sent};
 }
 
