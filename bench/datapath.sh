@@ -6,10 +6,8 @@
 set -uo pipefail
 build=${1:-build}
 seconds=${SECONDS_PER_RUN:-3}
-if [ -z "${NFTPOL_IN_NETNS:-}" ]; then
-  [ "$(id -u)" = 0 ] || { echo "needs root"; exit 1; }
-  NFTPOL_IN_NETNS=1 exec unshare --net "$0" "$@"
-fi
+source "$(dirname "$0")/../tests/lib/netns.sh"
+nftpol_reexec_in_netns "$@"
 nftpol=$build/cli/nftpol probe=$build/tests/nftpol-probe gen=$build/bench/nftpol-gen
 tag=nftpol-b$$
 dir=$(mktemp -d /tmp/nftpol-datapath.XXXXXX)
@@ -22,12 +20,7 @@ ip link add "$tag" type bridge && ip link set "$tag" up
 echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables
 for p in "a 11" "b 12"; do
   set -- $p
-  ip netns add "$tag-$1"
-  ip link add "${tag: -6}$1" type veth peer name eth0 netns "$tag-$1"
-  ip link set "${tag: -6}$1" master "$tag" up
-  ip -n "$tag-$1" addr add "10.244.0.$2/24" dev eth0
-  ip -n "$tag-$1" link set eth0 up
-  ip -n "$tag-$1" link set lo up
+  nftpol_add_pod "$tag-$1" "${tag: -6}$1" "$tag" "10.244.0.$2/24"
 done
 ip netns exec "$tag-b" "$probe" sink 5001 & pids+=($!)
 ip netns exec "$tag-b" "$probe" serve 5002 & pids+=($!)

@@ -4,10 +4,8 @@
 set -uo pipefail
 nftpol=$1
 src=$2
-if [ -z "${NFTPOL_IN_NETNS:-}" ]; then
-  [ "$(id -u)" = 0 ] || { echo "skipped: needs root for network namespaces"; exit 77; }
-  NFTPOL_IN_NETNS=1 exec unshare --net "$0" "$@"
-fi
+source "$(dirname "$0")/../lib/netns.sh"
+nftpol_reexec_in_netns "$@"
 ip link set lo up
 dir=$(mktemp -d /tmp/nftpol-ctl.XXXXXX)
 log=$dir/controller.log

@@ -6,10 +6,8 @@
 set -uo pipefail
 nftpol=$1
 probe=$2
-if [ -z "${NFTPOL_IN_NETNS:-}" ]; then
-  [ "$(id -u)" = 0 ] || { echo "skipped: needs root for network namespaces"; exit 77; }
-  NFTPOL_IN_NETNS=1 exec unshare --net "$0" "$@"
-fi
+source "$(dirname "$0")/../lib/netns.sh"
+nftpol_reexec_in_netns "$@"
 tag=nftpol-t$$
 dir=$(mktemp -d /tmp/nftpol-packets.XXXXXX)
 pods=("x a 11" "x b 12" "y a 13" "y b 14")
@@ -37,14 +35,8 @@ items:
 YAML
 for pod in "${pods[@]}"; do
   set -- $pod
-  ns=$tag-$1-$2 host=${tag: -6}$1$2
-  ip netns add "$ns"
-  ip link add "$host" type veth peer name eth0 netns "$ns"
-  ip link set "$host" master "$tag" up
-  ip -n "$ns" addr add "10.244.0.$3/24" dev eth0
-  ip -n "$ns" link set eth0 up
-  ip -n "$ns" link set lo up
-  ip -n "$ns" route add default via 10.244.0.1
+  ns=$tag-$1-$2
+  nftpol_add_pod "$ns" "${tag: -6}$1$2" "$tag" "10.244.0.$3/24" 10.244.0.1
   ip netns exec "$ns" "$probe" serve 80 81 &
   pids+=($!)
   cat > "$dir/m/pod-$1-$2.yaml" <<YAML

@@ -1,0 +1,22 @@
+# Shell helpers for tests and benchmarks that build nodes and pods out of network namespaces. Source it.
+
+# Re-executes the calling script inside a network namespace of its own (`unshare --net`), so that nothing it
+# programs can reach the root namespace and nothing it makes outlives it. Exits 77 (skipped) without root.
+nftpol_reexec_in_netns() {
+  [ -n "${NFTPOL_IN_NETNS:-}" ] && return 0
+  [ "$(id -u)" = 0 ] || { echo "skipped: needs root for network namespaces"; exit 77; }
+  NFTPOL_IN_NETNS=1 exec unshare --net "$0" "$@"
+}
+
+# nftpol_add_pod NETNS HOSTLINK BRIDGE ADDRESS/PREFIX [GATEWAY]: a pod as a named network namespace with eth0,
+# its host end attached to BRIDGE. The caller deletes NETNS on exit.
+nftpol_add_pod() {
+  local ns=$1 host=$2 bridge=$3 address=$4 gateway=${5:-}
+  ip netns add "$ns"
+  ip link add "$host" type veth peer name eth0 netns "$ns"
+  ip link set "$host" master "$bridge" up
+  ip -n "$ns" addr add "$address" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set lo up
+  if [ -n "$gateway" ]; then ip -n "$ns" route add default via "$gateway"; fi
+}
