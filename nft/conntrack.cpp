@@ -18,17 +18,9 @@ int collect(enum nf_conntrack_msg_type, struct nf_conntrack* ct, void* data) {
 }
 
 std::optional<Packet> originalOf(const nf_conntrack* ct) {
-  uint8_t l4 = nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO);
-  Protocol protocol;
-  if (l4 == IPPROTO_TCP) {
-    protocol = Protocol::kTCP;
-  } else if (l4 == IPPROTO_UDP) {
-    protocol = Protocol::kUDP;
-  } else if (l4 == IPPROTO_SCTP) {
-    protocol = Protocol::kSCTP;
-  } else {
-    return std::nullopt;  // NetworkPolicy speaks of TCP, UDP and SCTP only
-  }
+  // NetworkPolicy speaks of TCP, UDP and SCTP only
+  auto protocol = protocolFromNumber(nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO));
+  if (!protocol) return std::nullopt;
   std::array<uint8_t, 16> src{}, dst{};
   Family family;
   if (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) == AF_INET) {
@@ -41,7 +33,7 @@ std::optional<Packet> originalOf(const nf_conntrack* ct) {
     std::memcpy(src.data(), nfct_get_attr(ct, ATTR_ORIG_IPV6_SRC), 16);
     std::memcpy(dst.data(), nfct_get_attr(ct, ATTR_ORIG_IPV6_DST), 16);
   }
-  return Packet{IpAddress::fromBytes(family, src), IpAddress::fromBytes(family, dst), protocol,
+  return Packet{IpAddress::fromBytes(family, src), IpAddress::fromBytes(family, dst), *protocol,
                 ntohs(nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST))};
 }
 

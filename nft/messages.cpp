@@ -18,10 +18,6 @@ constexpr uint32_t concatType(uint32_t a, uint32_t b, uint32_t c) {
   return (((a << 6) | b) << 6) | c;
 }
 
-uint8_t protoNumber(Protocol p) {
-  return p == Protocol::kTCP ? 6 : p == Protocol::kUDP ? 17 : 132;
-}
-
 std::string addressBytes(const IpAddress& ip) {
   int n = ip.family() == Family::kV4 ? 4 : 16;
   return std::string(reinterpret_cast<const char*>(ip.bytes().data()), n);
@@ -135,7 +131,7 @@ void addMatch(nftnl_rule* r, const Match& m) {
     lookup(r, a->set, std::nullopt);
   } else if (const auto* p = std::get_if<PortIs>(&m)) {
     meta(r, NFT_META_L4PROTO, NFT_REG_1);
-    uint8_t proto = protoNumber(p->port.protocol);
+    uint8_t proto = ipProtocolNumber(p->port.protocol);
     cmp(r, NFT_CMP_EQ, &proto, 1);
     if (p->port.allPorts()) return;
     payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
@@ -198,7 +194,7 @@ std::vector<ElementTuple> encodeElements(const Set& s) {
       }
       auto dot2 = e.find(" . ", dot + 3);
       std::string proto = e.substr(dot + 3, dot2 - dot - 3);
-      uint32_t protoWord = proto == "tcp" ? 6 : proto == "udp" ? 17 : 132;
+      uint32_t protoWord = ipProtocolNumber(*protocolFromKeyword(proto));
       uint32_t portWord = htons(static_cast<uint16_t>(std::stoi(e.substr(dot2 + 3))));
       out.push_back(
           {addressBytes(*IpAddress::parse(e.substr(0, dot))) + word(protoWord) + word(portWord), 0, ""});

@@ -41,8 +41,7 @@ std::string errnoText(int err) {
 }
 
 // Sends one request and feeds every reply to `cb` until the dump or the ACK ends it. Returns 0 or an errno.
-int talk(NetlinkBackend* /*unused*/, mnl_socket* nl, uint32_t portid, nlmsghdr* nlh, mnl_cb_t cb,
-         void* data) {
+int talk(mnl_socket* nl, uint32_t portid, nlmsghdr* nlh, mnl_cb_t cb, void* data) {
   uint32_t seq = nlh->nlmsg_seq;
   if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
   std::vector<char> buf(1 << 16);
@@ -152,7 +151,7 @@ Result<KernelView> NetlinkBackend::read(const std::string& table) {
     named.name = table;
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, s.seq++);
     nftnl_table_nlmsg_build_payload(nlh, buildTable(named).get());
-    int err = talk(this, s.nl, s.portid, nlh, ignore, nullptr);
+    int err = talk(s.nl, s.portid, nlh, ignore, nullptr);
     if (err == ENOENT) return view;  // no table: nothing of ours in this namespace
     if (err) return Error{"netlink: reading table inet " + table + ": " + errnoText(err)};
     view.exists = true;
@@ -160,7 +159,7 @@ Result<KernelView> NetlinkBackend::read(const std::string& table) {
     auto dump = [&](uint16_t type, mnl_cb_t cb, void* data, auto&& payload) {
       nlmsghdr* h = nftnl_nlmsg_build_hdr(buf.data(), type, NFPROTO_INET, NLM_F_DUMP, s.seq++);
       payload(h);
-      return talk(this, s.nl, s.portid, h, cb, data);
+      return talk(s.nl, s.portid, h, cb, data);
     };
     err = dump(NFT_MSG_GETCHAIN, onChain, &st, [&](nlmsghdr*) {});
     if (!err)
@@ -305,7 +304,7 @@ Result<uint32_t> NetlinkBackend::generation() {
     nftnl_gen_free(g);
     return MNL_CB_OK;
   };
-  int err = talk(this, socket_->nl, socket_->portid, nlh, onGen, &id);
+  int err = talk(socket_->nl, socket_->portid, nlh, onGen, &id);
   if (err) return Error{"netlink: reading the ruleset generation: " + errnoText(err)};
   return id;
 }

@@ -43,14 +43,6 @@ const char* suffix(Family f) {
 const char* addrType(Family f) {
   return f == Family::kV4 ? "ipv4_addr" : "ipv6_addr";
 }
-// IP protocol numbers order concatenated keys in the kernel: tcp 6, udp 17, sctp 132.
-int protoNumber(policy::Protocol p) {
-  return p == policy::Protocol::kTCP ? 6 : p == policy::Protocol::kUDP ? 17 : 132;
-}
-const char* protoName(int number) {
-  return number == 6 ? "tcp" : number == 17 ? "udp" : "sctp";
-}
-
 class Renderer {
  public:
   Renderer(const Compiled& c, const std::string& node) : c_(c), node_(node) {}
@@ -153,7 +145,8 @@ class Renderer {
     Field peerField = d == Direction::kIngress ? Field::kSource : Field::kDestination;
     Verdict allow{d == Direction::kIngress ? Verdict::Kind::kAccept : Verdict::Kind::kReturn, ""};
     std::vector<Rule> rules;
-    std::map<Family, std::vector<std::tuple<IpAddress, int, uint16_t>>> named;  // address, IP protocol, port
+    std::map<Family, std::vector<std::tuple<IpAddress, uint8_t, uint16_t>>>
+        named;  // address, IP protocol, port
     std::string firstPolicy;
     for (const Allowance& a : c_.allowances(p, d)) {
       const auto& rule = c_.rules()[a.rule];
@@ -182,14 +175,15 @@ class Renderer {
       }
       for (const auto& t : a.namedTargets)
         for (const auto& ip : c_.pod(t.pod).ips)
-          named[ip.family()].emplace_back(ip, protoNumber(t.protocol), t.port);
+          named[ip.family()].emplace_back(ip, ipProtocolNumber(t.protocol), t.port);
     }
     for (auto& [f, tuples] : named) {
       std::sort(tuples.begin(), tuples.end());
       tuples.erase(std::unique(tuples.begin(), tuples.end()), tuples.end());
       std::vector<std::string> elements;
       for (const auto& [ip, proto, port] : tuples)
-        elements.push_back(ip.toString() + " . " + protoName(proto) + " . " + std::to_string(port));
+        elements.push_back(ip.toString() + " . " + nftKeyword(*protocolFromNumber(proto)) + " . " +
+                           std::to_string(port));
       std::string key;
       for (const auto& e : elements)
         key += e + ",";

@@ -32,18 +32,6 @@ const char* fieldKeyword(Field f) {
   return f == Field::kSource ? "saddr" : "daddr";
 }
 
-std::string protocolKeyword(Protocol p) {
-  switch (p) {
-    case Protocol::kTCP:
-      return "tcp";
-    case Protocol::kUDP:
-      return "udp";
-    case Protocol::kSCTP:
-      return "sctp";
-  }
-  return "?";
-}
-
 std::string quote(const std::string& s) {
   std::string out = "\"";
   for (char c : s)
@@ -75,9 +63,9 @@ std::string matchText(const Match& m) {
     return std::string(familyKeyword(a->family)) + " " + fieldKeyword(a->field) + " @" + a->set;
   if (const auto* p = std::get_if<PortIs>(&m)) {
     const PortMatch& only = p->port;
-    if (only.allPorts()) return "meta l4proto " + protocolKeyword(only.protocol);
+    if (only.allPorts()) return "meta l4proto " + std::string(nftKeyword(only.protocol));
     std::string out =
-        protocolKeyword(only.protocol) + " dport " + std::to_string(only.first);  // as nft prints it
+        std::string(nftKeyword(only.protocol)) + " dport " + std::to_string(only.first);  // as nft prints it
     if (only.last != only.first) out += "-" + std::to_string(only.last);
     return out;
   }
@@ -86,6 +74,42 @@ std::string matchText(const Match& m) {
 }
 
 }  // namespace
+
+const char* nftKeyword(Protocol p) {
+  switch (p) {
+    case Protocol::kTCP:
+      return "tcp";
+    case Protocol::kUDP:
+      return "udp";
+    case Protocol::kSCTP:
+      return "sctp";
+  }
+  return "?";
+}
+
+uint8_t ipProtocolNumber(Protocol p) {
+  switch (p) {
+    case Protocol::kTCP:
+      return 6;
+    case Protocol::kUDP:
+      return 17;
+    case Protocol::kSCTP:
+      return 132;
+  }
+  return 0;
+}
+
+std::optional<Protocol> protocolFromNumber(uint8_t number) {
+  for (Protocol p : {Protocol::kTCP, Protocol::kUDP, Protocol::kSCTP})
+    if (ipProtocolNumber(p) == number) return p;
+  return std::nullopt;
+}
+
+std::optional<Protocol> protocolFromKeyword(std::string_view keyword) {
+  for (Protocol p : {Protocol::kTCP, Protocol::kUDP, Protocol::kSCTP})
+    if (keyword == nftKeyword(p)) return p;
+  return std::nullopt;
+}
 
 std::string rangeText(const IpAddress& first, const IpAddress& last) {
   if (first == last) return first.toString();

@@ -5,10 +5,6 @@
 namespace nftpol::nft {
 namespace {
 
-const char* protoName(Protocol p) {
-  return p == Protocol::kTCP ? "tcp" : p == Protocol::kUDP ? "udp" : "sctp";
-}
-
 // Does one set element (address, prefix or "first-last" range) contain the address?
 bool elementContains(const std::string& element, const IpAddress& ip) {
   if (element.find('/') != std::string::npos) {
@@ -66,7 +62,7 @@ class Tracer {
     if (p_.destination.family() != d.family) return false;
     const Set* s = t_.findSet(d.set);
     std::string key =
-        p_.destination.toString() + " . " + protoName(p_.protocol) + " . " + std::to_string(p_.port);
+        p_.destination.toString() + " . " + nftKeyword(p_.protocol) + " . " + std::to_string(p_.port);
     return s && std::find(s->elements.begin(), s->elements.end(), key) != s->elements.end();
   }
 

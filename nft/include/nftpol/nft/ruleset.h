@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -19,6 +20,13 @@ using policy::PortMatch;
 using policy::Protocol;
 
 enum class Field : uint8_t { kSource, kDestination };
+
+// A protocol as nftables and the kernel name it: the `meta l4proto` keyword and the IP protocol number (which
+// also orders concatenated set keys). The one table of it in the project.
+const char* nftKeyword(Protocol p);    // "tcp", "udp", "sctp"
+uint8_t ipProtocolNumber(Protocol p);  // 6, 17, 132
+std::optional<Protocol> protocolFromNumber(uint8_t number);
+std::optional<Protocol> protocolFromKeyword(std::string_view keyword);
 
 // ct state established,related (or invalid).
 struct CtState {
