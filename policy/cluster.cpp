@@ -85,6 +85,18 @@ void ClusterState::upsert(OtherObject other) {
   upsertInto(others_, otherIndex_, std::move(key), std::move(other));
 }
 
+void ClusterState::absorb(ClusterState&& other) {
+  for (auto& n : other.namespaces_)
+    upsert(std::move(n));
+  for (auto& p : other.pods_)
+    upsert(std::move(p));
+  for (auto& p : other.policies_)
+    upsert(std::move(p));
+  for (auto& o : other.others_)
+    upsert(std::move(o));
+  other = ClusterState();
+}
+
 std::vector<Diagnostic> ClusterState::implyMissingNamespaces() {
   std::vector<Diagnostic> warnings;
   auto imply = [&](const std::string& name, const SourceLocation& where, const std::string& object) {

@@ -1,6 +1,6 @@
 #include "nftpol/policy/loader.h"
 
-#include <yaml-cpp/yaml.h>
+#include "yaml_tree.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -9,7 +9,9 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <span>
 #include <sstream>
+#include <thread>
 
 namespace nftpol::policy {
 namespace {
@@ -23,25 +25,25 @@ class Context {
   Context(std::shared_ptr<const std::string> file, int lineOffset, std::vector<Diagnostic>& out)
       : file_(std::move(file)), lineOffset_(lineOffset), out_(out) {}
 
-  SourceLocation at(const YAML::Node& node) const {
+  SourceLocation at(const yaml::Node& node) const {
     // yaml-cpp marks count from 0 and some nodes carry none; fall back to the object's own start.
-    if (!node.IsDefined()) return start_;
-    auto mark = node.Mark();
-    if (mark.is_null() || mark.line < 0) return start_;
+    if (!node.isDefined()) return start_;
+    auto mark = node.mark();
+    if (mark.line < 0) return start_;
     return SourceLocation{file_, mark.line + 1 + lineOffset_, mark.column + 1};
   }
-  void beginObject(const YAML::Node& node) {
+  void beginObject(const yaml::Node& node) {
     start_ = SourceLocation{file_, lineOffset_ + 1, 1};
     start_ = at(node);
     object_.clear();
     errors_ = 0;
   }
   void nameObject(std::string object) { object_ = std::move(object); }
-  void error(const YAML::Node& node, std::string field, std::string message) {
+  void error(const yaml::Node& node, std::string field, std::string message) {
     ++errors_;
     out_.push_back({Severity::kError, at(node), object_, std::move(field), std::move(message)});
   }
-  void warn(const YAML::Node& node, std::string field, std::string message) {
+  void warn(const yaml::Node& node, std::string field, std::string message) {
     out_.push_back({Severity::kWarning, at(node), object_, std::move(field), std::move(message)});
   }
   int errors() const { return errors_; }
@@ -66,12 +68,12 @@ std::string indexed(const std::string& path, size_t i) {
 }
 
 // The API server treats a null field like an absent one.
-std::optional<YAML::Node> child(const YAML::Node& map, std::string_view key) {
-  if (!map.IsMap()) return std::nullopt;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    if (it->first.IsScalar() && it->first.Scalar() == key) {
-      if (it->second.IsNull()) return std::nullopt;
-      return it->second;
+std::optional<yaml::Node> child(const yaml::Node& map, std::string_view key) {
+  if (!map.isMap()) return std::nullopt;
+  for (size_t i = 0; i < map.size(); ++i) {
+    if (map.key(i).isScalar() && map.key(i).scalar() == key) {
+      if (map.value(i).isNull()) return std::nullopt;
+      return map.value(i);
     }
   }
   return std::nullopt;
@@ -79,31 +81,31 @@ std::optional<YAML::Node> child(const YAML::Node& map, std::string_view key) {
 
 // Strict field validation, as `kubectl apply` does by default: a misspelt `namespaceSelector` must not
 // silently widen a policy.
-void rejectUnknownFields(Context& cx, const YAML::Node& map, const std::string& path,
+void rejectUnknownFields(Context& cx, const yaml::Node& map, const std::string& path,
                          std::initializer_list<std::string_view> known) {
-  if (!map.IsMap()) return;
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    std::string key = it->first.IsScalar() ? it->first.Scalar() : "<non-scalar key>";
+  if (!map.isMap()) return;
+  for (size_t i = 0; i < map.size(); ++i) {
+    std::string key = map.key(i).isScalar() ? map.key(i).scalar() : "<non-scalar key>";
     if (std::find(known.begin(), known.end(), key) == known.end())
-      cx.error(it->first, path, "unknown field \"" + key + "\"");
+      cx.error(map.key(i), path, "unknown field \"" + key + "\"");
   }
 }
 
-bool expectMap(Context& cx, const YAML::Node& node, const std::string& path) {
-  if (node.IsMap()) return true;
+bool expectMap(Context& cx, const yaml::Node& node, const std::string& path) {
+  if (node.isMap()) return true;
   cx.error(node, path, "must be a map");
   return false;
 }
-bool expectSequence(Context& cx, const YAML::Node& node, const std::string& path) {
-  if (node.IsSequence()) return true;
+bool expectSequence(Context& cx, const yaml::Node& node, const std::string& path) {
+  if (node.isSequence()) return true;
   cx.error(node, path, "must be a list");
   return false;
 }
 
 // A YAML plain scalar like 1, true or 1.5 is not a string to the API server (sigs.k8s.io/yaml, YAML 1.1).
-bool isPlainNonString(const YAML::Node& node) {
-  if (node.Tag() != "?") return false;
-  const std::string& s = node.Scalar();
+bool isPlainNonString(const yaml::Node& node) {
+  if (!node.isPlain()) return false;
+  const std::string& s = node.scalar();
   static const char* kWords[] = {"true", "false", "yes", "no",   "on",    "off", "True", "False", "Yes",
                                  "No",   "On",    "Off", "TRUE", "FALSE", "YES", "NO",   "ON",    "OFF"};
   for (const char* w : kWords)
@@ -131,31 +133,31 @@ bool isPlainNonString(const YAML::Node& node) {
   return i == s.size();
 }
 
-std::optional<std::string> stringField(Context& cx, const YAML::Node& node, const std::string& path) {
-  if (!node.IsScalar()) {
+std::optional<std::string> stringField(Context& cx, const yaml::Node& node, const std::string& path) {
+  if (!node.isScalar()) {
     cx.error(node, path, "must be a string");
     return std::nullopt;
   }
   if (isPlainNonString(node)) {
-    cx.error(node, path, "must be a string (quote \"" + node.Scalar() + "\")");
+    cx.error(node, path, "must be a string (quote \"" + node.scalar() + "\")");
     return std::nullopt;
   }
-  return node.Scalar();
+  return node.scalar();
 }
 
-bool isPlainInteger(const YAML::Node& node) {
-  if (!node.IsScalar() || node.Tag() != "?") return false;
-  const std::string& s = node.Scalar();
+bool isPlainInteger(const yaml::Node& node) {
+  if (!node.isScalar() || !node.isPlain()) return false;
+  const std::string& s = node.scalar();
   size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
   return i < s.size() && std::all_of(s.begin() + i, s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-std::optional<long long> intField(Context& cx, const YAML::Node& node, const std::string& path) {
+std::optional<long long> intField(Context& cx, const yaml::Node& node, const std::string& path) {
   if (!isPlainInteger(node)) {
     cx.error(node, path, "must be an integer");
     return std::nullopt;
   }
-  const std::string& s = node.Scalar();
+  const std::string& s = node.scalar();
   long long v = 0;
   const char* begin = s.data() + (s[0] == '+' ? 1 : 0);
   auto [end, ec] = std::from_chars(begin, s.data() + s.size(), v);
@@ -166,9 +168,9 @@ std::optional<long long> intField(Context& cx, const YAML::Node& node, const std
   return v;
 }
 
-std::optional<bool> boolField(Context& cx, const YAML::Node& node, const std::string& path) {
-  if (node.IsScalar()) {
-    const std::string& s = node.Scalar();
+std::optional<bool> boolField(Context& cx, const yaml::Node& node, const std::string& path) {
+  if (node.isScalar()) {
+    const std::string& s = node.scalar();
     if (s == "true" || s == "True" || s == "TRUE") return true;
     if (s == "false" || s == "False" || s == "FALSE") return false;
   }
@@ -176,7 +178,7 @@ std::optional<bool> boolField(Context& cx, const YAML::Node& node, const std::st
   return std::nullopt;
 }
 
-std::optional<uint16_t> portNumber(Context& cx, const YAML::Node& node, const std::string& path) {
+std::optional<uint16_t> portNumber(Context& cx, const yaml::Node& node, const std::string& path) {
   auto v = intField(cx, node, path);
   if (!v) return std::nullopt;
   if (*v < 1 || *v > 65535) {
@@ -205,7 +207,7 @@ const char* kPortNameRule =
     "must be a port number or an IANA service name (1-15 lowercase alphanumerics or '-', with at least one "
     "letter, not starting, ending or doubling '-')";
 
-std::optional<Protocol> protocolField(Context& cx, const YAML::Node& node, const std::string& path) {
+std::optional<Protocol> protocolField(Context& cx, const yaml::Node& node, const std::string& path) {
   auto s = stringField(cx, node, path);
   if (!s) return std::nullopt;
   auto p = parseProtocol(*s);
@@ -213,25 +215,26 @@ std::optional<Protocol> protocolField(Context& cx, const YAML::Node& node, const
   return p;
 }
 
-Labels labelsField(Context& cx, const YAML::Node& node, const std::string& path) {
+Labels labelsField(Context& cx, const yaml::Node& node, const std::string& path) {
   std::vector<std::pair<std::string, std::string>> items;
   if (!expectMap(cx, node, path)) return {};
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    auto key = stringField(cx, it->first, path);
+  for (size_t i = 0; i < node.size(); ++i) {
+    yaml::Node keyNode = node.key(i), valueNode = node.value(i);
+    auto key = stringField(cx, keyNode, path);
     if (!key) continue;
     if (auto bad = selectors::validateLabelKey(*key)) {
-      cx.error(it->first, path, *bad);
+      cx.error(keyNode, path, *bad);
       continue;
     }
     std::string fieldPath = path + "[" + *key + "]";
     std::string value;
-    if (!it->second.IsNull()) {
-      auto v = stringField(cx, it->second, fieldPath);
+    if (!valueNode.isNull()) {
+      auto v = stringField(cx, valueNode, fieldPath);
       if (!v) continue;
       value = *v;
     }
     if (auto bad = selectors::validateLabelValue(value)) {
-      cx.error(it->second, fieldPath, *bad);
+      cx.error(valueNode, fieldPath, *bad);
       continue;
     }
     items.emplace_back(*key, value);
@@ -239,7 +242,7 @@ Labels labelsField(Context& cx, const YAML::Node& node, const std::string& path)
   return Labels(std::move(items));
 }
 
-std::optional<LabelSelector> selectorField(Context& cx, const YAML::Node& node, const std::string& path) {
+std::optional<LabelSelector> selectorField(Context& cx, const yaml::Node& node, const std::string& path) {
   if (!expectMap(cx, node, path)) return std::nullopt;
   rejectUnknownFields(cx, node, path, {"matchLabels", "matchExpressions"});
   int before = cx.errors();
@@ -253,7 +256,7 @@ std::optional<LabelSelector> selectorField(Context& cx, const YAML::Node& node, 
     std::string mePath = join(path, "matchExpressions");
     if (expectSequence(cx, *me, mePath)) {
       for (size_t i = 0; i < me->size(); ++i) {
-        YAML::Node e = (*me)[i];
+        yaml::Node e = (*me)[i];
         std::string ePath = indexed(mePath, i);
         if (!expectMap(cx, e, ePath)) continue;
         rejectUnknownFields(cx, e, ePath, {"key", "operator", "values"});
@@ -291,7 +294,7 @@ std::optional<LabelSelector> selectorField(Context& cx, const YAML::Node& node, 
         std::string vPath = join(ePath, "values");
         if (values && expectSequence(cx, *values, vPath)) {
           for (size_t j = 0; j < values->size(); ++j) {
-            YAML::Node v = (*values)[j];
+            yaml::Node v = (*values)[j];
             if (auto s = stringField(cx, v, indexed(vPath, j))) {
               if (auto bad = selectors::validateLabelValue(*s)) cx.error(v, indexed(vPath, j), *bad);
               r.values.push_back(*s);
@@ -300,7 +303,7 @@ std::optional<LabelSelector> selectorField(Context& cx, const YAML::Node& node, 
         }
         if (opText) {
           bool needsValues = r.op == Operator::kIn || r.op == Operator::kNotIn;
-          bool hasValues = values && values->IsSequence() && values->size() > 0;
+          bool hasValues = values && values->isSequence() && values->size() > 0;
           if (needsValues && !hasValues)
             cx.error(values ? *values : e, vPath, "must be specified when operator is In or NotIn");
           if (!needsValues && hasValues)
@@ -325,7 +328,7 @@ struct Meta {
   Labels labels;
 };
 
-std::optional<Meta> metadataField(Context& cx, const YAML::Node& object, const std::string& kind,
+std::optional<Meta> metadataField(Context& cx, const yaml::Node& object, const std::string& kind,
                                   bool namespaced, const std::string& defaultNamespace) {
   auto md = child(object, "metadata");
   if (!md) {
@@ -364,7 +367,7 @@ std::optional<Meta> metadataField(Context& cx, const YAML::Node& object, const s
   return meta;
 }
 
-void loadNamespace(Context& cx, const YAML::Node& object, ClusterState& state) {
+void loadNamespace(Context& cx, const yaml::Node& object, ClusterState& state) {
   auto meta = metadataField(cx, object, "Namespace", false, "");
   if (!meta || cx.errors()) return;
   state.upsert(Namespace{.name = meta->name, .labels = std::move(meta->labels), .where = cx.start()});
@@ -379,10 +382,10 @@ std::optional<PodPhase> parsePhase(std::string_view s) {
   return std::nullopt;
 }
 
-void loadContainerPorts(Context& cx, const YAML::Node& containers, const std::string& path, Pod& pod) {
+void loadContainerPorts(Context& cx, const yaml::Node& containers, const std::string& path, Pod& pod) {
   if (!expectSequence(cx, containers, path)) return;
   for (size_t i = 0; i < containers.size(); ++i) {
-    YAML::Node c = containers[i];
+    yaml::Node c = containers[i];
     std::string cPath = indexed(path, i);
     if (!expectMap(cx, c, cPath)) continue;
     auto ports = child(c, "ports");
@@ -390,7 +393,7 @@ void loadContainerPorts(Context& cx, const YAML::Node& containers, const std::st
     std::string pPath = join(cPath, "ports");
     if (!expectSequence(cx, *ports, pPath)) continue;
     for (size_t j = 0; j < ports->size(); ++j) {
-      YAML::Node p = (*ports)[j];
+      yaml::Node p = (*ports)[j];
       std::string portPath = indexed(pPath, j);
       if (!expectMap(cx, p, portPath)) continue;
       ContainerPort cp;
@@ -413,7 +416,7 @@ void loadContainerPorts(Context& cx, const YAML::Node& containers, const std::st
   }
 }
 
-void loadPod(Context& cx, const YAML::Node& object, ClusterState& state) {
+void loadPod(Context& cx, const yaml::Node& object, ClusterState& state) {
   auto meta = metadataField(cx, object, "Pod", true, "default");
   if (!meta) return;
   Pod pod{.ns = meta->ns, .name = meta->name, .labels = std::move(meta->labels), .where = cx.start()};
@@ -438,7 +441,7 @@ void loadPod(Context& cx, const YAML::Node& object, ClusterState& state) {
         }
       }
     }
-    auto addIp = [&](const YAML::Node& n, const std::string& path) {
+    auto addIp = [&](const yaml::Node& n, const std::string& path) {
       auto s = stringField(cx, n, path);
       if (!s) return;
       auto ip = IpAddress::parse(*s);
@@ -451,7 +454,7 @@ void loadPod(Context& cx, const YAML::Node& object, ClusterState& state) {
     if (auto n = child(*status, "podIP")) addIp(*n, "status.podIP");
     if (auto n = child(*status, "podIPs"); n && expectSequence(cx, *n, "status.podIPs")) {
       for (size_t i = 0; i < n->size(); ++i) {
-        YAML::Node entry = (*n)[i];
+        yaml::Node entry = (*n)[i];
         std::string path = indexed("status.podIPs", i);
         if (!expectMap(cx, entry, path)) continue;
         if (auto ip = child(entry, "ip")) addIp(*ip, join(path, "ip"));
@@ -462,7 +465,7 @@ void loadPod(Context& cx, const YAML::Node& object, ClusterState& state) {
   state.upsert(std::move(pod));
 }
 
-std::optional<PortSpec> loadPortSpec(Context& cx, const YAML::Node& node, const std::string& path) {
+std::optional<PortSpec> loadPortSpec(Context& cx, const yaml::Node& node, const std::string& path) {
   if (!expectMap(cx, node, path)) return std::nullopt;
   rejectUnknownFields(cx, node, path, {"protocol", "port", "endPort"});
   int before = cx.errors();
@@ -504,7 +507,7 @@ std::optional<PortSpec> loadPortSpec(Context& cx, const YAML::Node& node, const 
   return spec;
 }
 
-std::optional<Peer> loadPeer(Context& cx, const YAML::Node& node, const std::string& path) {
+std::optional<Peer> loadPeer(Context& cx, const yaml::Node& node, const std::string& path) {
   if (!expectMap(cx, node, path)) return std::nullopt;
   rejectUnknownFields(cx, node, path, {"podSelector", "namespaceSelector", "ipBlock"});
   int before = cx.errors();
@@ -538,7 +541,7 @@ std::optional<Peer> loadPeer(Context& cx, const YAML::Node& node, const std::str
     IpBlock ipBlock{.cidr = *cidr, .except = {}};
     if (auto ex = child(*block, "except"); ex && expectSequence(cx, *ex, join(bPath, "except"))) {
       for (size_t i = 0; i < ex->size(); ++i) {
-        YAML::Node e = (*ex)[i];
+        yaml::Node e = (*ex)[i];
         std::string ePath = indexed(join(bPath, "except"), i);
         auto s = stringField(cx, e, ePath);
         if (!s) continue;
@@ -564,14 +567,14 @@ std::optional<Peer> loadPeer(Context& cx, const YAML::Node& node, const std::str
   return Peer{std::move(peer)};
 }
 
-std::vector<Rule> loadRules(Context& cx, const YAML::Node& node, const std::string& path,
+std::vector<Rule> loadRules(Context& cx, const yaml::Node& node, const std::string& path,
                             const char* peersField) {
   std::vector<Rule> rules;
   if (!expectSequence(cx, node, path)) return rules;
   for (size_t i = 0; i < node.size(); ++i) {
-    YAML::Node r = node[i];
+    yaml::Node r = node[i];
     std::string rPath = indexed(path, i);
-    if (r.IsNull()) {  // `- {}` is the usual spelling, but a bare `-` means the same empty rule
+    if (r.isNull()) {  // `- {}` is the usual spelling, but a bare `-` means the same empty rule
       rules.push_back(Rule{.peers = {}, .ports = {}, .where = cx.at(r)});
       continue;
     }
@@ -601,7 +604,7 @@ std::vector<Rule> loadRules(Context& cx, const YAML::Node& node, const std::stri
   return rules;
 }
 
-void loadNetworkPolicy(Context& cx, const YAML::Node& object, ClusterState& state) {
+void loadNetworkPolicy(Context& cx, const yaml::Node& object, ClusterState& state) {
   auto meta = metadataField(cx, object, "NetworkPolicy", true, "default");
   if (!meta) return;
   NetworkPolicy policy{.ns = meta->ns, .name = meta->name, .where = cx.start()};
@@ -621,7 +624,7 @@ void loadNetworkPolicy(Context& cx, const YAML::Node& object, ClusterState& stat
   if (egress) policy.egressRules = loadRules(cx, *egress, "spec.egress", "to");
   // The API server's defaulting: Ingress always, Egress when spec.egress has a rule (`egress: []` adds none).
   policy.ingress = true;
-  policy.egress = egress && egress->IsSequence() && egress->size() > 0;
+  policy.egress = egress && egress->isSequence() && egress->size() > 0;
   if (auto types = child(*spec, "policyTypes"); types && expectSequence(cx, *types, "spec.policyTypes")) {
     if (types->size() > 0) {
       policy.ingress = policy.egress = false;
@@ -646,11 +649,11 @@ void loadNetworkPolicy(Context& cx, const YAML::Node& object, ClusterState& stat
 
 const std::vector<std::string_view> kKeptKinds = {"Service", "EndpointSlice", "Endpoints", "Node"};
 
-void loadObject(Context& cx, const YAML::Node& object, ClusterState& state, const std::string& inheritedKind,
+void loadObject(Context& cx, const yaml::Node& object, ClusterState& state, const std::string& inheritedKind,
                 int depth) {
   cx.beginObject(object);
-  if (object.IsNull()) return;  // an empty document or list item
-  if (!object.IsMap()) {
+  if (!object.isDefined() || object.isNull()) return;  // an empty document or list item
+  if (!object.isMap()) {
     cx.error(object, "", "expected a Kubernetes object (a map with apiVersion, kind and metadata)");
     return;
   }
@@ -693,8 +696,8 @@ void loadObject(Context& cx, const YAML::Node& object, ClusterState& state, cons
   } else if (std::find(kKeptKinds.begin(), kKeptKinds.end(), kind) != kKeptKinds.end()) {
     OtherObject other{.apiVersion = apiVersion, .kind = kind, .where = cx.start()};
     if (auto md = child(object, "metadata")) {
-      if (auto n = child(*md, "name"); n && n->IsScalar()) other.name = n->Scalar();
-      if (auto n = child(*md, "namespace"); n && n->IsScalar()) other.ns = n->Scalar();
+      if (auto n = child(*md, "name"); n && n->isScalar()) other.name = n->scalar();
+      if (auto n = child(*md, "namespace"); n && n->isScalar()) other.ns = n->scalar();
     }
     state.upsert(std::move(other));
   } else {
@@ -741,24 +744,60 @@ std::vector<Document> splitDocuments(std::string_view text) {
   return docs;
 }
 
+void loadDocuments(std::span<const Document> docs, const std::shared_ptr<const std::string>& file,
+                   ClusterState& state, std::vector<Diagnostic>& diagnostics) {
+  yaml::Parser parser;
+  for (const auto& doc : docs) {
+    Context cx(file, doc.firstLine, diagnostics);
+    auto parsed = parser.parse(doc.text);
+    if (parsed.error) {
+      const yaml::Mark& m = parsed.error->mark;
+      SourceLocation where{file, doc.firstLine + 1, 1};
+      if (m.line >= 0) where = SourceLocation{file, m.line + 1 + doc.firstLine, m.column + 1};
+      diagnostics.push_back({Severity::kError, where, "", "", "invalid YAML: " + parsed.error->message});
+      continue;
+    }
+    loadObject(cx, parsed.root, state, "", 0);
+  }
+}
+
 }  // namespace
 
 void loadText(std::string_view text, const std::string& fileName, ClusterState& state,
               std::vector<Diagnostic>& diagnostics) {
   auto file = std::make_shared<const std::string>(fileName);
-  for (auto& doc : splitDocuments(text)) {
-    Context cx(file, doc.firstLine, diagnostics);
-    try {
-      YAML::Node root = YAML::Load(doc.text);
-      loadObject(cx, root, state, "", 0);
-    } catch (const YAML::Exception& e) {
-      SourceLocation where{file, doc.firstLine + 1, 1};
-      if (!e.mark.is_null()) where = SourceLocation{file, e.mark.line + 1 + doc.firstLine, e.mark.column + 1};
-      diagnostics.push_back({Severity::kError, where, "", "", "invalid YAML: " + e.msg});
-    } catch (const std::exception& e) {  // yaml-cpp can throw std errors on pathological input
-      diagnostics.push_back({Severity::kError, SourceLocation{file, doc.firstLine + 1, 1}, "", "",
-                             std::string("invalid YAML: ") + e.what()});
+  const std::vector<Document> docs = splitDocuments(text);
+  // A large stream (a cluster dump) is parsed on every core: each worker takes a contiguous run of documents
+  // into a state of its own, and the runs are merged in order, so a later document still replaces an earlier
+  // one exactly as in a sequential load.
+  constexpr size_t kParallelBytes = 256 * 1024;
+  size_t workers = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 8);
+  if (text.size() < kParallelBytes || docs.size() < 2 * workers || workers == 1) {
+    loadDocuments(docs, file, state, diagnostics);
+    return;
+  }
+  std::vector<std::span<const Document>> runs;
+  size_t perWorker = text.size() / workers + 1, from = 0, bytes = 0;
+  for (size_t i = 0; i < docs.size(); ++i) {
+    bytes += docs[i].text.size();
+    if (bytes >= perWorker || i + 1 == docs.size()) {
+      runs.emplace_back(docs.data() + from, i + 1 - from);
+      from = i + 1;
+      bytes = 0;
     }
+  }
+  std::vector<ClusterState> states(runs.size());
+  std::vector<std::vector<Diagnostic>> found(runs.size());
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < runs.size(); ++w)
+    threads.emplace_back([&, w] { loadDocuments(runs[w], file, states[w], found[w]); });
+  loadDocuments(runs[0], file, states[0], found[0]);
+  for (auto& t : threads)
+    t.join();
+  for (size_t w = 0; w < runs.size(); ++w) {
+    state.absorb(std::move(states[w]));
+    diagnostics.insert(diagnostics.end(), std::make_move_iterator(found[w].begin()),
+                       std::make_move_iterator(found[w].end()));
   }
 }
 

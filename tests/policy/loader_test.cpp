@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "generator.h"
 #include "helpers.h"
 
 using namespace nftpol;
@@ -100,4 +101,96 @@ TEST_CASE("a missing path is an error that names it", "[loader]") {
   loadPaths({"/nonexistent/nftpol.yaml"}, state, diagnostics);
   REQUIRE(diagnostics.size() == 1);
   CHECK(diagnostics[0].toString() == "/nonexistent/nftpol.yaml:0:0: cannot read: No such file or directory");
+}
+
+TEST_CASE("YAML as go-yaml reads it: anchors, nulls, block and tagged scalars", "[loader]") {
+  TestCluster c(
+      "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: p\n"
+      "    namespace: ~\n    labels: &l\n      app: web\n      note: |-\n        text\n"
+      "  status: {podIP: 10.244.0.1}\n"
+      "- {apiVersion: v1, kind: Pod, metadata: {name: q, namespace: null, labels: *l}, status: {podIP: "
+      "10.244.0.2}}\n---\n"
+      "apiVersion: v1\nkind: Namespace\nmetadata: {name: n, labels: {version: !!str 1, empty: }}\n");
+  INFO(c.errors());
+  CHECK_FALSE(hasErrors(c.diagnostics));
+  const Pod* p = c.state->findPod("default", "p");
+  const Pod* q = c.state->findPod("default", "q");
+  REQUIRE(p);
+  REQUIRE(q);
+  CHECK(p->labels.toString() == "app=web,note=text");
+  CHECK(q->labels.toString() == p->labels.toString());
+  CHECK(c.state->findNamespace("n")->labels.toString() == "empty=,kubernetes.io/metadata.name=n,version=1");
+}
+
+TEST_CASE("YAML errors name the place: syntax, unknown alias, quoted values", "[loader]") {
+  TestCluster c(
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: *nowhere}\n---\n"
+      "apiVersion: v1\nkind: Namespace\nmetadata: {name: n, labels: {a: \"b c\"}}\n---\n"
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: \"x\n");
+  auto lines = c.errors();
+  CHECK(lines.find("test.yaml:3:29: invalid YAML: unknown anchor \"nowhere\"") != std::string::npos);
+  CHECK(lines.find("test.yaml:7:33: Namespace n: metadata.labels[a]: invalid label value \"b c\"") !=
+        std::string::npos);
+  CHECK(lines.find("test.yaml:11:") != std::string::npos);
+}
+
+TEST_CASE("text that is not UTF-8 is refused where it stops being UTF-8", "[loader]") {
+  // The directive line once made libfyaml loop forever (found by the fuzzer).
+  TestCluster c(
+      "apiVersion: v1\nkind: Namespace\nmetadata: {name: \"caf\xc3\xa9\"}\n---\n%--nlgp-o\x95\x93:\v\n"
+      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n, labels: {a: \"\xed\xa0\x80\"}}\n");
+  auto lines = c.errors();
+  CHECK(lines.find("test.yaml:5:10: invalid YAML: invalid UTF-8 (byte 0x95)") != std::string::npos);
+  CHECK(lines.find("test.yaml:9:34: invalid YAML: invalid UTF-8 (byte 0xed)") != std::string::npos);
+  CHECK(lines.find("Namespace caf") != std::string::npos);  // valid UTF-8, an invalid name
+}
+
+TEST_CASE("a large stream loads on every core exactly as document by document", "[loader]") {
+  std::string yaml = bench::generateYaml({.namespaces = 40, .pods = 3000, .policies = 400, .seed = 7});
+  // A later document replaces an earlier pod, across the runs the workers take; one document is broken.
+  yaml +=
+      "---\napiVersion: v1\nkind: Pod\nmetadata: {name: pod-0, namespace: ns-0, labels: {moved: yes-it-is}}\n"
+      "status: {podIP: 10.1.2.3}\n---\nkind: Pod\nmetadata: {name: [\n";
+  size_t middle = yaml.find("\n---\n", yaml.size() / 2);
+  yaml.insert(middle, "\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: Bad}\n");
+  REQUIRE(yaml.size() > 512 * 1024);
+
+  ClusterState parallel;
+  std::vector<Diagnostic> parallelDiagnostics;
+  loadText(yaml, "big.yaml", parallel, parallelDiagnostics);
+
+  // The same documents one at a time, each far too small to be split.
+  ClusterState sequential;
+  std::vector<Diagnostic> sequentialDiagnostics;
+  size_t from = 0, lineOffset = 0;
+  while (from < yaml.size()) {
+    size_t next = yaml.find("\n---\n", from);
+    std::string doc = yaml.substr(from, next == std::string::npos ? std::string::npos : next + 1 - from);
+    std::vector<Diagnostic> found;
+    loadText(std::string(lineOffset, '\n') + doc, "big.yaml", sequential, found);
+    sequentialDiagnostics.insert(sequentialDiagnostics.end(), found.begin(), found.end());
+    lineOffset += static_cast<size_t>(std::count(doc.begin(), doc.end(), '\n'));
+    if (next == std::string::npos) break;
+    from = next + 1;
+  }
+
+  REQUIRE(parallel.pods().size() == sequential.pods().size());
+  REQUIRE(parallel.policies().size() == sequential.policies().size());
+  REQUIRE(parallel.namespaces().size() == sequential.namespaces().size());
+  for (size_t i = 0; i < parallel.pods().size(); ++i) {
+    const Pod& a = parallel.pods()[i];
+    const Pod& b = sequential.pods()[i];
+    CHECK((a.key() == b.key() && a.labels.items() == b.labels.items() && a.ips == b.ips &&
+           a.where.line == b.where.line));
+  }
+  for (size_t i = 0; i < parallel.policies().size(); ++i)
+    CHECK(parallel.policies()[i].where.line == sequential.policies()[i].where.line);
+  CHECK(parallel.findPod("ns-0", "pod-0")->labels.toString() == "moved=yes-it-is");
+  std::vector<std::string> a, b;
+  for (const auto& d : parallelDiagnostics)
+    a.push_back(d.toString());
+  for (const auto& d : sequentialDiagnostics)
+    b.push_back(d.toString());
+  CHECK(a == b);
+  CHECK(a.size() == 2);
 }

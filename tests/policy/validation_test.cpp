@@ -136,7 +136,7 @@ TEST_CASE("NetworkPolicy validation errors, exactly", "[validation]") {
        {np + "5:10: Pod x/p: status.podIP: invalid IP address \"10.0.0.300\""}},
       {"broken YAML",
        "apiVersion: v1\nkind: Pod\nmetadata: {name: p\n",
-       {np + "4:1: invalid YAML: end of map flow not found"}},
+       {np + "4:1: invalid YAML: missing comma in flow mapping"}},
       {"not an object",
        "- a\n- b\n",
        {np + "1:1: expected a Kubernetes object (a map with apiVersion, kind and metadata)"}},
@@ -158,5 +158,5 @@ TEST_CASE("an object with an error is left out whole, and the others still load"
   CHECK(state.policies().empty());
   CHECK(state.namespaces().size() == 2);
   REQUIRE(diagnostics.size() == 2);
-  CHECK(diagnostics[1].toString() == "p.yaml:20:1: invalid YAML: end of map flow not found");
+  CHECK(diagnostics[1].toString() == "p.yaml:20:1: invalid YAML: missing comma in flow mapping");
 }

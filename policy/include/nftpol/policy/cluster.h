@@ -35,6 +35,8 @@ class ClusterState {
   // Removes the object of that kind ("Namespace", "Pod", "NetworkPolicy" or another kept kind); false when
   // there was none. Namespaced kinds take "namespace/name", Namespace takes the name.
   bool remove(const std::string& kind, const std::string& key);
+  // Upserts every object of `other`, in its order.
+  void absorb(ClusterState&& other);
 
   // Namespaces that pods or policies name but that were not loaded are implied (with only their
   // kubernetes.io/metadata.name label), and each gets a warning located at the first object that named it.
