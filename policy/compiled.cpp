@@ -54,6 +54,17 @@ class Selection {
 
 }  // namespace
 
+PeerIdentity identify(const SelectorPeer& peer, const std::string& policyNamespace) {
+  static const LabelSelector kEverything;
+  const LabelSelector& podSel = peer.podSelector ? *peer.podSelector : kEverything;
+  std::string pods = podSel.toString();
+  if (peer.namespaceSelector) {
+    std::string ns = peer.namespaceSelector->toString();
+    return {"N " + ns + " | " + pods, "namespaces {" + ns + "}, pods {" + pods + "}"};
+  }
+  return {"S " + policyNamespace + " | " + pods, "namespace " + policyNamespace + ", pods {" + pods + "}"};
+}
+
 std::string CompiledRule::name() const {
   return std::string(toString(direction)) + "[" + std::to_string(index) + "]";
 }
@@ -89,20 +100,17 @@ Compiled Compiled::build(const ClusterState& state) {
   auto internSelectorPeer = [&](const SelectorPeer& peer, const std::string& policyNs) -> uint32_t {
     LabelSelector everything;
     const LabelSelector& podSel = peer.podSelector ? *peer.podSelector : everything;
-    std::string key = peer.namespaceSelector ? "N " + peer.namespaceSelector->toString() : "S " + policyNs;
-    key += " | " + podSel.toString();
-    auto [it, inserted] = peerIds.try_emplace(key, static_cast<uint32_t>(c.peers_.size()));
+    PeerIdentity id = identify(peer, policyNs);
+    auto [it, inserted] = peerIds.try_emplace(std::move(id.key), static_cast<uint32_t>(c.peers_.size()));
     if (!inserted) return it->second;
     ResolvedPeer resolved;
     if (peer.namespaceSelector) {
       for (const Namespace* ns : namespaces)
         if (peer.namespaceSelector->matches(ns->labels)) resolved.namespaces.push_back(ns->name);
-      resolved.description = "namespaces {" + peer.namespaceSelector->toString() + "}";
     } else {
       resolved.namespaces.push_back(policyNs);
-      resolved.description = "namespace " + policyNs;
     }
-    resolved.description += ", pods {" + podSel.toString() + "}";
+    resolved.description = std::move(id.description);
     for (const auto& ns : resolved.namespaces) {
       auto pods = selection.select(ns, podSel);
       resolved.pods.insert(resolved.pods.end(), pods.begin(), pods.end());

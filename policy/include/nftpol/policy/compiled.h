@@ -21,6 +21,14 @@ struct ResolvedPeer {
   std::vector<PodId> pods;              // sorted
 };
 
+// Rules that spell a selector peer the same way (same scope, same selectors) share one resolved peer: `key`
+// identifies it, `description` says what it selects (and names its nftables set).
+struct PeerIdentity {
+  std::string key;
+  std::string description;
+};
+PeerIdentity identify(const SelectorPeer& peer, const std::string& policyNamespace);
+
 struct CompiledPeer {
   enum class Kind : uint8_t { kSelector, kIpBlock };
   Kind kind;

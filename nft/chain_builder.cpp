@@ -1,0 +1,174 @@
+#include "chain_builder.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "nftpol/nft/render.h"
+
+namespace nftpol::nft::detail {
+
+namespace {
+constexpr size_t kCommentMax = 127;  // the kernel keeps comments of up to 128 bytes with the terminating NUL
+constexpr size_t kReadableMax = 48;  // keeps names short enough to read in `nft list`
+}  // namespace
+
+std::string hash8(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(h ^ (h >> 32)));
+  return buf;
+}
+
+std::string cut(std::string s, size_t max) {
+  if (s.size() > max) s = s.substr(0, max - 3) + "...";
+  return s;
+}
+
+const char* familySuffix(Family f) {
+  return f == Family::kV4 ? "-v4" : "-v6";
+}
+const char* addressType(Family f) {
+  return f == Family::kV4 ? "ipv4_addr" : "ipv6_addr";
+}
+
+std::string mapName(Direction d, Family f) {
+  return std::string(d == Direction::kIngress ? "ingress" : "egress") + familySuffix(f);
+}
+std::string peerSetName(const std::string& peerDescription, Family f) {
+  return "peer-" + hash8(peerDescription) + familySuffix(f);
+}
+std::string cidrSetName(const policy::IpBlock& block, Family f) {
+  return "cidr-" + hash8(block.toString()) + familySuffix(f);
+}
+
+Set peerSet(const std::string& description, Family f, const std::string& user,
+            const std::vector<IpAddress>& addresses) {
+  Set s{.name = peerSetName(description, f), .type = addressType(f)};
+  s.comment = cut(user + ": " + description, kCommentMax);
+  s.elements.reserve(addresses.size());
+  for (const auto& ip : addresses)
+    s.elements.push_back(ip.toString());
+  return s;
+}
+
+Set cidrSet(const policy::IpBlock& block, Family f, const std::string& user) {
+  Set s{.name = cidrSetName(block, f), .type = addressType(f), .interval = true};
+  s.comment = cut(user + ": " + block.toString(), kCommentMax);
+  s.elements = blockElements(block);
+  return s;
+}
+
+BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
+                      const std::vector<std::string>& isolatedBy) {
+  Field peerField = d == Direction::kIngress ? Field::kSource : Field::kDestination;
+  Verdict allow{d == Direction::kIngress ? Verdict::Kind::kAccept : Verdict::Kind::kReturn, ""};
+  BuiltChain built;
+  std::vector<Rule>& rules = built.chain.rules;
+  std::map<Family, std::vector<std::tuple<IpAddress, uint8_t, uint16_t>>> named;
+  for (const RuleAllowance& a : allowances) {
+    std::string comment = cut(a.policyKey + " " + a.ruleName, kCommentMax);
+    // One rule per (peer, family) x port entry; no port match when the rule admits every port.
+    auto emit = [&](const std::optional<AddressInSet>& peerMatch) {
+      auto add = [&](const std::optional<PortIs>& port) {
+        Rule r{.action = allow, .comment = comment};
+        if (peerMatch) r.matches.emplace_back(*peerMatch);
+        if (port) r.matches.emplace_back(*port);
+        rules.push_back(std::move(r));
+      };
+      if (a.allPorts) add(std::nullopt);
+      for (const auto& port : a.ports)
+        add(PortIs{port});
+    };
+    bool anyPortRule = a.allPorts || !a.ports.empty();  // named ports alone go to the named set below
+    if (anyPortRule && a.allPeers) emit(std::nullopt);
+    if (anyPortRule)
+      for (const auto& [f, set] : a.peerSets)
+        emit(AddressInSet{f, peerField, set});
+    for (const auto& t : a.named)
+      named[std::get<0>(t).family()].push_back(t);
+  }
+  for (auto& [f, tuples] : named) {
+    std::sort(tuples.begin(), tuples.end());
+    tuples.erase(std::unique(tuples.begin(), tuples.end()), tuples.end());
+    std::vector<std::string> elements;
+    std::string key;
+    for (const auto& [ip, proto, port] : tuples) {
+      elements.push_back(ip.toString() + " . " + nftKeyword(*protocolFromNumber(proto)) + " . " +
+                         std::to_string(port));
+      key += elements.back() + ",";
+    }
+    std::string name = "named-" + hash8(key) + familySuffix(f);
+    built.namedSets.push_back(Set{.name = name,
+                                  .type = std::string(addressType(f)) + " . inet_proto . inet_service",
+                                  .elements = std::move(elements),
+                                  .comment = "named ports resolved on destination pods"});
+    rules.push_back({{DestinationPortInSet{f, name}}, allow, "named ports of egress rules"});
+  }
+  std::string by;
+  for (const auto& key : isolatedBy)
+    by += (by.empty() ? "" : ", ") + key;
+  rules.push_back({{}, Verdict{Verdict::Kind::kDrop, ""}, cut("isolated by " + by, kCommentMax)});
+
+  std::string content;
+  for (const auto& r : rules)
+    content += toText(r) + "\n";
+  const std::string& first = allowances.empty() ? isolatedBy.front() : allowances.front().policyKey;
+  built.chain.name = std::string(d == Direction::kIngress ? "ingress-" : "egress-") + hash8(content) + "/" +
+                     cut(first, kReadableMax);
+  built.chain.comment = cut(std::string(toString(d)) + " of pods selected by " + by, kCommentMax);
+  return built;
+}
+
+Chain baseChain() {
+  const BaseChainSpec& spec = kBaseChains[0];
+  Chain c{.name = spec.name, .base = BaseChain{spec.type, spec.hook, spec.priority, spec.policy}};
+  c.comment = "NetworkPolicy enforcement: egress of the source pod, then ingress of the destination pod";
+  c.rules.push_back({{CtState{{"established", "related"}}}, Verdict{Verdict::Kind::kAccept, ""}, "replies"});
+  c.rules.push_back({{CtState{{"invalid"}}}, Verdict{Verdict::Kind::kDrop, ""}, ""});
+  // Egress first and without accept: an allowed egress returns here so that the destination's ingress is
+  // still checked.
+  for (Direction d : {Direction::kEgress, Direction::kIngress})
+    for (Family f : {Family::kV4, Family::kV6})
+      c.rules.push_back(
+          {{},
+           VerdictMapLookup{f, d == Direction::kEgress ? Field::kSource : Field::kDestination, mapName(d, f)},
+           ""});
+  return c;
+}
+
+std::vector<Set> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries) {
+  // Elements in key order, as the kernel keeps them and `nft list` prints them.
+  std::sort(entries.begin(), entries.end());
+  std::vector<Set> maps;
+  for (Direction d : {Direction::kIngress, Direction::kEgress})
+    for (Family f : {Family::kV4, Family::kV6}) {
+      Set m{.name = mapName(d, f), .type = addressType(f), .isMap = true};
+      m.comment =
+          std::string("pod address -> its ") + (d == Direction::kIngress ? "ingress" : "egress") + " chain";
+      auto from = std::lower_bound(entries.begin(), entries.end(), m.name,
+                                   [](const auto& e, const std::string& n) { return std::get<0>(e) < n; });
+      for (auto it = from; it != entries.end() && std::get<0>(*it) == m.name; ++it)
+        m.verdicts.emplace_back(std::get<1>(*it).toString(), std::get<2>(*it));
+      maps.push_back(std::move(m));
+    }
+  return maps;
+}
+
+Table assemble(std::vector<Set> sets, std::vector<Chain> chains) {
+  Table t;
+  t.sets = std::move(sets);
+  std::sort(t.sets.begin(), t.sets.end(), [](const Set& a, const Set& b) { return a.name < b.name; });
+  std::sort(chains.begin(), chains.end(), [](const Chain& a, const Chain& b) { return a.name < b.name; });
+  t.chains.reserve(chains.size() + 1);
+  t.chains.push_back(baseChain());
+  for (auto& c : chains)
+    t.chains.push_back(std::move(c));
+  return t;
+}
+
+}  // namespace nftpol::nft::detail

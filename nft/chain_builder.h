@@ -1,0 +1,62 @@
+#pragma once
+
+// The pieces of the node table that both renderers make the same way: the full one (render.cpp, from a
+// compiled cluster) and the incremental one (incremental_render.cpp, from object deltas). Sharing them is
+// what keeps the two byte-identical, which the tests check on random change sequences.
+
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "nftpol/nft/ruleset.h"
+
+namespace nftpol::nft::detail {
+
+using policy::Direction;
+
+std::string hash8(const std::string& s);
+std::string cut(std::string s, size_t max);
+const char* familySuffix(Family f);  // "-v4", "-v6"
+const char* addressType(Family f);   // "ipv4_addr", "ipv6_addr"
+
+std::string mapName(Direction d, Family f);  // "ingress-v4", ...
+std::string peerSetName(const std::string& peerDescription, Family f);
+std::string cidrSetName(const policy::IpBlock& block, Family f);
+
+// A set of pod addresses for a selector peer; `addresses` sorted and unique. `user` is the policy named in
+// the comment: the first, by namespace/name, of the policies whose rules name the peer.
+Set peerSet(const std::string& description, Family f, const std::string& user,
+            const std::vector<IpAddress>& addresses);
+Set cidrSet(const policy::IpBlock& block, Family f, const std::string& user);
+
+// One rule of a policy isolating the pod, as the chain builder consumes it: the peers as set names (in the
+// rule's peer order, v4 before v6), the ports with names resolved, and the named-port destinations of egress
+// rules as (address, IP protocol, port).
+struct RuleAllowance {
+  std::string policyKey;  // "ns/name"
+  std::string ruleName;   // "ingress[0]"
+  bool allPeers = false;
+  std::vector<std::pair<Family, std::string>> peerSets;
+  bool allPorts = false;
+  std::vector<PortMatch> ports;
+  std::vector<std::tuple<IpAddress, uint8_t, uint16_t>> named;
+};
+
+struct BuiltChain {
+  Chain chain;
+  std::vector<Set> namedSets;  // the named-port sets its rules use
+};
+// The chain for pods with these allowances in direction d; `isolatedBy` are the isolating policies' keys in
+// order. Its name derives from its content, so pods with equal allowed sets share it.
+BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
+                      const std::vector<std::string>& isolatedBy);
+
+Chain baseChain();
+// The four dispatch maps (ingress/egress x v4/v6), from (map name, address, chain) entries in any order.
+std::vector<Set> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries);
+
+// The table from its parts: sets sorted by name, the base chain first and then chains by name.
+Table assemble(std::vector<Set> sets, std::vector<Chain> chains);
+
+}  // namespace nftpol::nft::detail
