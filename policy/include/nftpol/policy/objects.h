@@ -43,6 +43,7 @@ struct ContainerPort {
   std::string name;  // may be empty
   uint16_t port = 0;
   Protocol protocol = Protocol::kTCP;
+  bool operator==(const ContainerPort&) const = default;
 };
 
 enum class PodPhase : uint8_t { kPending, kRunning, kSucceeded, kFailed, kUnknown };
