@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "nftpol/controller/http_server.h"
 #include "nftpol/controller/log.h"
@@ -21,7 +22,10 @@ constexpr std::chrono::milliseconds kIdle{60000};  // a periodic full resync rep
 }  // namespace
 
 Controller::Controller(ControllerOptions options, std::unique_ptr<nft::Backend> backend)
-    : options_(std::move(options)), backend_(std::move(backend)), manifests_(options_.manifests) {}
+    : options_(std::move(options)),
+      backend_(std::move(backend)),
+      manifests_(options_.manifests),
+      reconciler_(options_.node, *backend_) {}
 
 // Rereads what changed and reconciles. Returns true when the kernel now holds the current manifests.
 bool Controller::syncOnce(bool& firstSyncBlocked) {
@@ -43,8 +47,19 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
   }
   firstSyncBlocked = false;
   auto start = Clock::now();
-  auto state = manifests_.merged();
-  auto result = reconcile(state, options_.node, *backend_);
+  if (!loaded_) {
+    // The periodic resync also rebuilds the table from scratch; the incremental one must have been equal.
+    std::optional<nft::Table> kept;
+    if (metrics_.ready()) kept = reconciler_.table();
+    reconciler_.load(manifests_.state());
+    loaded_ = true;
+    if (kept && !(*kept == reconciler_.table()))
+      logError("the incrementally kept table differed from a full render; the full render is applied",
+               "event=incremental-drift");
+  } else {
+    reconciler_.update(manifests_.state(), change.objects);
+  }
+  auto result = reconciler_.apply();
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (!result) {
     metrics_.reconcileFailed();
@@ -52,7 +67,7 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
     return false;
   }
   if (options_.revokeConntrack && result->messages > 0) {
-    auto revoked = nft::revokeDenied(result->table);
+    auto revoked = nft::revokeDenied(reconciler_.table());
     if (!revoked) {
       logWarn(revoked.error().message, "event=conntrack-failed");
     } else {
@@ -107,10 +122,13 @@ int Controller::run() {
 
   auto backoff = kMinBackoff;
   bool pending = true;
+  auto lastSync = Clock::now();
   for (;;) {
     if (pending) {
       bool blocked = false;
-      if (syncOnce(blocked)) {
+      bool synced = syncOnce(blocked);
+      lastSync = Clock::now();
+      if (synced) {
         pending = false;
         backoff = kMinBackoff;
       } else if (!blocked) {
@@ -121,11 +139,20 @@ int Controller::run() {
     if (event == Watcher::Event::kStop) break;
     if (event == Watcher::Event::kTimeout) {
       if (pending) backoff = std::min(backoff * 2, kMaxBackoff);
-      if (!pending) backend_->forget();  // the periodic resync compares against a fresh dump
+      if (!pending) {  // the periodic resync: a fresh dump, and the table rebuilt from every object
+        backend_->forget();
+        loaded_ = false;
+      }
       pending = true;
       continue;
     }
-    // Debounce: an editor's save or a `kubectl get -o yaml >` is several events; wait until they settle.
+    // Files written after a quiet spell are enforced at once: inotify reports them once closed, so they are
+    // whole. Anything else (a deletion is often the first half of a replacement) and changes that keep coming
+    // (a `git checkout`, `kubectl apply -f dir/`) are debounced until they settle: one sync per burst.
+    if (event == Watcher::Event::kWritten && Clock::now() - lastSync >= options_.debounce) {
+      pending = true;
+      continue;
+    }
     auto first = Clock::now();
     while (Clock::now() - first < options_.maxDebounce) {
       auto more = watcher->wait(options_.debounce, stopFd);

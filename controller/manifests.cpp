@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -41,20 +42,54 @@ ManifestSet::Change ManifestSet::refresh() {
       ++change.filesWithErrors;  // keep the last valid version of this file's objects
       continue;
     }
-    f.objects = std::move(objects);
+    replaceObjects(path, std::move(objects), change);
     f.valid = true;
-    change.changed = true;
   }
   for (auto it = files_.begin(); it != files_.end();) {
     if (seen.count(it->first)) {
       ++it;
       continue;
     }
-    change.changed = change.changed || it->second.valid;
+    if (it->second.valid) replaceObjects(it->first, {}, change);
     it = files_.erase(it);
   }
+  std::sort(change.objects.begin(), change.objects.end());
+  change.objects.erase(std::unique(change.objects.begin(), change.objects.end()), change.objects.end());
   if (change.changed) ++generation_;
   return change;
+}
+
+void ManifestSet::replaceObjects(const std::string& path, policy::ClusterState objects, Change& change) {
+  File& f = files_[path];
+  std::vector<policy::ObjectRef> before = f.valid ? f.objects.refs() : std::vector<policy::ObjectRef>{};
+  std::vector<policy::ObjectRef> after = objects.refs();
+  f.objects = std::move(objects);
+  std::sort(after.begin(), after.end());
+  std::vector<policy::ObjectRef> touched;
+  for (const auto& ref : before) {  // objects the file no longer defines
+    if (std::binary_search(after.begin(), after.end(), ref)) continue;
+    auto& owners = owners_[ref];
+    owners.erase(std::remove(owners.begin(), owners.end(), path), owners.end());
+    if (owners.empty()) owners_.erase(ref);
+    touched.push_back(ref);
+  }
+  for (const auto& ref : after) {
+    auto& owners = owners_[ref];
+    auto at = std::lower_bound(owners.begin(), owners.end(), path);
+    if (at == owners.end() || *at != path) owners.insert(at, path);
+    touched.push_back(ref);
+  }
+  // The last file in path order that defines an object decides it.
+  for (const auto& ref : touched) {
+    auto owners = owners_.find(ref);
+    if (owners == owners_.end()) {
+      merged_.copyFrom(policy::ClusterState{}, ref);
+    } else {
+      merged_.copyFrom(files_[owners->second.back()].objects, ref);
+    }
+  }
+  change.objects.insert(change.objects.end(), touched.begin(), touched.end());
+  change.changed = true;
 }
 
 size_t ManifestSet::brokenFiles() const {
@@ -65,18 +100,7 @@ size_t ManifestSet::brokenFiles() const {
 }
 
 policy::ClusterState ManifestSet::merged() const {
-  policy::ClusterState state;
-  for (const auto& [path, f] : files_) {
-    if (!f.valid) continue;
-    for (const auto& n : f.objects.namespaces())
-      state.upsert(n);
-    for (const auto& p : f.objects.pods())
-      state.upsert(p);
-    for (const auto& p : f.objects.policies())
-      state.upsert(p);
-    for (const auto& o : f.objects.others())
-      state.upsert(o);
-  }
+  policy::ClusterState state = merged_;
   (void)state.implyMissingNamespaces();
   return state;
 }

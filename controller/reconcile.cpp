@@ -1,21 +1,46 @@
 #include "nftpol/controller/reconcile.h"
 
-#include "nftpol/nft/render.h"
-
 namespace nftpol::controller {
 
-Result<ReconcileResult> reconcile(const policy::ClusterState& state, const std::string& node,
-                                  nft::Backend& backend) {
-  policy::Compiled compiled = policy::Compiled::build(state);
-  nft::Table desired = nft::render(compiled, node);
-  auto applied = backend.apply(desired);
+void Reconciler::take(const policy::ClusterState& state, const policy::ObjectRef& ref) {
+  if (ref.kind == "Namespace") {
+    renderer_.setNamespace(ref.key, state.findNamespace(ref.key));
+    return;
+  }
+  auto slash = ref.key.find('/');
+  if (slash == std::string::npos) return;
+  std::string ns = ref.key.substr(0, slash), name = ref.key.substr(slash + 1);
+  if (ref.kind == "Pod") {
+    renderer_.setPod(ref.key, state.findPod(ns, name));
+  } else if (ref.kind == "NetworkPolicy") {
+    renderer_.setPolicy(ref.key, state.findPolicy(ns, name));
+  }
+}
+
+void Reconciler::load(const policy::ClusterState& state) {
+  renderer_ = nft::IncrementalRenderer(renderer_.node());
+  // Namespaces and pods before policies: each new peer is then resolved once, over pods already known.
+  for (const auto& n : state.namespaces())
+    renderer_.setNamespace(n.name, &n);
+  for (const auto& p : state.pods())
+    renderer_.setPod(p.key(), &p);
+  for (const auto& p : state.policies())
+    renderer_.setPolicy(p.key(), &p);
+}
+
+void Reconciler::update(const policy::ClusterState& state, const std::vector<policy::ObjectRef>& changed) {
+  for (const auto& ref : changed)
+    take(state, ref);
+}
+
+Result<ReconcileResult> Reconciler::apply() {
+  const nft::Table& desired = renderer_.table();
+  auto applied = backend_.apply(desired);
   if (!applied) return applied.error();
-  ReconcileResult r{.messages = applied->messages, .policies = compiled.policies().size()};
-  for (const auto* p : compiled.pods())
-    r.pods += p->nodeName == node;
+  ReconcileResult r{
+      .messages = applied->messages, .pods = renderer_.localPods(), .policies = renderer_.policies()};
   for (const auto& s : desired.sets)
     r.elements += s.isMap ? s.verdicts.size() : s.elements.size();
-  r.table = std::move(desired);
   return r;
 }
 

@@ -47,10 +47,17 @@ Watcher::Event Watcher::wait(std::chrono::milliseconds timeout, int stopFd) {
   if (n <= 0) return Event::kTimeout;
   if (stopFd >= 0 && (fds[1].revents & POLLIN)) return Event::kStop;
   alignas(inotify_event) char buf[16384];
-  while (::read(fd_, buf, sizeof buf) > 0) {
+  bool onlyWrites = true;
+  ssize_t got;
+  while ((got = ::read(fd_, buf, sizeof buf)) > 0) {
+    for (ssize_t at = 0; at < got;) {
+      const auto* e = reinterpret_cast<const inotify_event*>(buf + at);
+      onlyWrites = onlyWrites && (e->mask & ~(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)) == 0;
+      at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
+    }
   }
   addTree();
-  return Event::kChanged;
+  return onlyWrites ? Event::kWritten : Event::kChanged;
 }
 
 }  // namespace nftpol::controller

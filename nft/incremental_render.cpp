@@ -476,6 +476,9 @@ void IncrementalRenderer::setPolicy(const std::string& key, const policy::Networ
 const Table& IncrementalRenderer::table() {
   return s_->build();
 }
+const std::string& IncrementalRenderer::node() const {
+  return s_->node;
+}
 size_t IncrementalRenderer::localPods() const {
   return s_->local.size();
 }

@@ -127,16 +127,41 @@ int onRule(const nlmsghdr* nlh, void* data) {
 
 }  // namespace
 
-Result<std::unique_ptr<NetlinkBackend>> NetlinkBackend::open() {
-  auto s = std::make_unique<Socket>();
+namespace {
+
+Result<std::unique_ptr<NetlinkBackend::Socket>> openSocket() {
+  auto s = std::make_unique<NetlinkBackend::Socket>();
   s->nl = mnl_socket_open(NETLINK_NETFILTER);
   if (!s->nl) return Error{"netlink: cannot open a NETLINK_NETFILTER socket: " + errnoText(errno)};
   if (mnl_socket_bind(s->nl, 0, MNL_SOCKET_AUTOPID) < 0)
     return Error{"netlink: cannot bind the NETLINK_NETFILTER socket: " + errnoText(errno)};
+  int on = 1;  // ACKs carry the header of what they acknowledge, not the whole message back
+  mnl_socket_setsockopt(s->nl, NETLINK_CAP_ACK, &on, sizeof on);
   s->portid = mnl_socket_get_portid(s->nl);
+  return s;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<NetlinkBackend>> NetlinkBackend::open() {
+  auto s = openSocket();
+  if (!s) return s.error();
   std::unique_ptr<NetlinkBackend> b(new NetlinkBackend());
-  b->socket_ = std::move(s);
+  b->socket_ = std::move(*s);
   return b;
+}
+
+// After a failed exchange the socket may still hold replies to it (lost ACKs, the rest of a dump), which
+// would be read as the answers to the next request: start the next one on a fresh socket, from a fresh dump.
+void NetlinkBackend::recover() {
+  committed_.reset();
+  if (auto s = openSocket()) socket_ = std::move(*s);
+}
+
+Result<Applied> NetlinkBackend::apply(const Table& desired) {
+  auto r = applyOnce(desired);
+  if (!r) recover();
+  return r;
 }
 
 NetlinkBackend::~NetlinkBackend() = default;
@@ -229,6 +254,10 @@ class Batch {
     int sndbuf = static_cast<int>(total + (1 << 16));
     setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
                sizeof sndbuf);  // large batches must go in one sendmsg
+    // Room for every ACK (each costs about a kilobyte of socket memory), so none is dropped with ENOBUFS
+    // while we read the first ones.
+    int rcvbuf = static_cast<int>(std::clamp<size_t>(what_.size() * 2048, 1 << 18, 1 << 26));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
     msghdr msg{};
@@ -309,7 +338,7 @@ Result<uint32_t> NetlinkBackend::generation() {
   return id;
 }
 
-Result<Applied> NetlinkBackend::apply(const Table& desired) {
+Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
   auto before = generation();
   if (!before) return before.error();
   KernelView current;
@@ -409,6 +438,7 @@ Result<Applied> NetlinkBackend::remove(const std::string& table) {
   batch.done();
   auto sent = batch.send(socket_->nl);
   if (!sent) {
+    recover();
     if (sent.error().message.find(std::strerror(ENOENT)) != std::string::npos) return Applied{0};
     return sent.error();
   }

@@ -118,6 +118,40 @@ std::vector<Diagnostic> ClusterState::implyMissingNamespaces() {
   return warnings;
 }
 
+std::vector<ObjectRef> ClusterState::refs() const {
+  std::vector<ObjectRef> out;
+  out.reserve(namespaces_.size() + pods_.size() + policies_.size() + others_.size());
+  for (const auto& n : namespaces_)
+    out.push_back({"Namespace", n.name});
+  for (const auto& p : pods_)
+    out.push_back({"Pod", p.key()});
+  for (const auto& p : policies_)
+    out.push_back({"NetworkPolicy", p.key()});
+  for (const auto& o : others_)
+    out.push_back({o.kind, o.ns + "/" + o.name});
+  return out;
+}
+
+void ClusterState::copyFrom(const ClusterState& from, const ObjectRef& ref) {
+  auto copy = [&](const auto& items, const auto& index, const std::string& key) {
+    auto it = index.find(key);
+    if (it == index.end()) {
+      remove(ref.kind, ref.key);
+    } else {
+      upsert(items[it->second]);
+    }
+  };
+  if (ref.kind == "Namespace") {
+    copy(from.namespaces_, from.namespaceIndex_, ref.key);
+  } else if (ref.kind == "Pod") {
+    copy(from.pods_, from.podIndex_, ref.key);
+  } else if (ref.kind == "NetworkPolicy") {
+    copy(from.policies_, from.policyIndex_, ref.key);
+  } else {
+    copy(from.others_, from.otherIndex_, ref.kind + "/" + ref.key);
+  }
+}
+
 const Namespace* ClusterState::findNamespace(const std::string& name) const {
   auto it = namespaceIndex_.find(name);
   return it == namespaceIndex_.end() ? nullptr : &namespaces_[it->second];

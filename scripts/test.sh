@@ -15,7 +15,7 @@ ctest --test-dir build --output-on-failure -j"$jobs" | tee /tmp/nftpol-ctest-rel
 echo "== build and test with -fsanitize=address,undefined"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNFTPOL_SANITIZE=ON -DNFTPOL_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
-ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" |
+ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" |
   tee /tmp/nftpol-ctest-asan.log
 
 echo "== fuzz the manifest loader for ${fuzz_seconds}s (libFuzzer)"
@@ -24,7 +24,7 @@ cmake --build build-fuzz -j"$jobs" --target loader_fuzz
 work=$(mktemp -d /tmp/nftpol-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 # New inputs go to the scratch directory; the committed corpus is only read.
-./build-fuzz/tests/loader_fuzz -max_total_time="$fuzz_seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
+LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" ./build-fuzz/tests/loader_fuzz -max_total_time="$fuzz_seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
   -artifact_prefix="$work/" -print_final_stats=1 "$work" tests/fuzz/corpus 2>"$work/log" || {
   tail -50 "$work/log"
   echo "fuzzer found a failure; the input is in the log above" >&2

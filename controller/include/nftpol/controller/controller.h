@@ -6,6 +6,7 @@
 
 #include "nftpol/controller/manifests.h"
 #include "nftpol/controller/metrics.h"
+#include "nftpol/controller/reconcile.h"
 #include "nftpol/nft/backend.h"
 
 namespace nftpol::controller {
@@ -15,7 +16,7 @@ struct ControllerOptions {
   std::string node;
   bool once = false;
   std::string listen = "127.0.0.1:9402";  // empty: no HTTP endpoint
-  bool revokeConntrack = true;  // delete the conntrack entries of established flows a change denies
+  bool revokeConntrack = true;            // delete the conntrack entries of established flows a change denies
   std::chrono::milliseconds debounce{20};
   std::chrono::milliseconds maxDebounce{250};
 };
@@ -34,6 +35,8 @@ class Controller {
   ControllerOptions options_;
   std::unique_ptr<nft::Backend> backend_;
   ManifestSet manifests_;
+  Reconciler reconciler_;
+  bool loaded_ = false;  // the reconciler has taken the manifests once; after that, only their changes
   Metrics metrics_;
 };
 

@@ -16,13 +16,17 @@ class ManifestSet {
 
   struct Change {
     bool changed = false;                         // the merged objects differ from before
+    std::vector<policy::ObjectRef> objects;       // the objects that may differ, sorted
     std::vector<policy::Diagnostic> diagnostics;  // of the files that were (re)read
     size_t filesWithErrors = 0;
   };
   // Rereads every file whose size or modification time changed, and drops deleted files.
   Change refresh();
 
-  // All valid objects, files merged in path order (a later file's object replaces an earlier one's).
+  // All valid objects, files merged in path order (a later file's object replaces an earlier one's). Kept up
+  // to date object by object as files change; namespaces that are only named are not implied here.
+  const policy::ClusterState& state() const { return merged_; }
+  // The same with missing namespaces implied, as the loader does for the CLI.
   policy::ClusterState merged() const;
   size_t generation() const { return generation_; }  // counts changes of the merged objects
   // Files whose current content has errors (whether or not they were reread this time).
@@ -36,8 +40,13 @@ class ManifestSet {
     bool valid = false;            // objects holds a valid version
     bool broken = false;           // the current content has errors
   };
+  // Takes a file's new valid objects (none when it is gone) into the merged state.
+  void replaceObjects(const std::string& path, policy::ClusterState objects, Change& change);
+
   std::string directory_;
   std::map<std::string, File> files_;
+  policy::ClusterState merged_;
+  std::map<policy::ObjectRef, std::vector<std::string>> owners_;  // the files that define it, sorted
   size_t generation_ = 0;
 };
 

@@ -16,7 +16,9 @@ class Watcher {
   Watcher& operator=(Watcher&&) = delete;
   ~Watcher();
 
-  enum class Event { kChanged, kTimeout, kStop };
+  // kWritten: files were only written whole (closed after writing, or renamed into place); kChanged: also
+  // something else, such as a deletion, which is often the first half of a replacement.
+  enum class Event { kWritten, kChanged, kTimeout, kStop };
   // Blocks up to `timeout`; `stopFd` (e.g. a signalfd) interrupts the wait.
   Event wait(std::chrono::milliseconds timeout, int stopFd);
 

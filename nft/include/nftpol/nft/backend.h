@@ -50,10 +50,13 @@ class NetlinkBackend : public Backend {
   Result<KernelView> read(const std::string& table) override;
   void forget() override { committed_.reset(); }
 
+  struct Socket;
+
  private:
   NetlinkBackend() = default;
+  Result<Applied> applyOnce(const Table& desired);
+  void recover();
   Result<uint32_t> generation();  // the ruleset generation, which every commit by anyone increments
-  struct Socket;
   std::unique_ptr<Socket> socket_;
   // What the kernel held after our last commit, and the generation it had then. While the generation is
   // unchanged nobody has committed anything, so the view is still exact and no dump is needed.

@@ -32,6 +32,7 @@ class IncrementalRenderer {
   // The table for the objects given so far.
   const Table& table();
 
+  const std::string& node() const;
   size_t localPods() const;  // pods on this node that take part
   size_t policies() const;
 

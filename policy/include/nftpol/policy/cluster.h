@@ -1,5 +1,6 @@
 #pragma once
 
+#include <compare>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -24,6 +25,14 @@ struct Diagnostic {
 
 bool hasErrors(const std::vector<Diagnostic>& diagnostics);
 
+// Names one object of a ClusterState: kind "Namespace" with key "name", or a namespaced kind with key
+// "namespace/name".
+struct ObjectRef {
+  std::string kind;
+  std::string key;
+  auto operator<=>(const ObjectRef&) const = default;
+};
+
 // Every object that was loaded and passed validation. Upserts replace an object of the same kind, namespace
 // and name, which is how --what-if overlays and, later, watch events apply.
 class ClusterState {
@@ -46,6 +55,11 @@ class ClusterState {
   const std::vector<Pod>& pods() const { return pods_; }
   const std::vector<NetworkPolicy>& policies() const { return policies_; }
   const std::vector<OtherObject>& others() const { return others_; }
+
+  // Every object, named.
+  std::vector<ObjectRef> refs() const;
+  // Copies the object named by `ref` from `from` into this state, or removes it here when `from` has none.
+  void copyFrom(const ClusterState& from, const ObjectRef& ref);
 
   const Namespace* findNamespace(const std::string& name) const;
   const Pod* findPod(const std::string& ns, const std::string& name) const;
