@@ -52,16 +52,25 @@ YAML
   "$nftpol" controller --manifests "$dir/m$1" --node node-7 --once 2>/dev/null >/dev/null
   "$nftpol" can-reach --cluster "$dir/m$1" ns-7/bench-a ns-7/bench-b --port 5001 >/dev/null || echo "warning: a cannot reach b"
 }
+conntrack_only() {  # what every node with service NAT or masquerade already has: connection tracking, no policy
+  nft -f - <<'NFT'
+table inet nftpol-ct {
+  chain forward { type filter hook forward priority 0; policy accept; ct state established,related accept; }
+}
+NFT
+}
 {
   measure none
+  conntrack_only; measure conntrack-only; nft delete table inet nftpol-ct
   cluster 10; measure policies-10
   cluster 2000; echo "rules in the 2k table: $(nft list table inet nftpol | grep -c ' accept\| return\| drop')" >&2
   measure policies-2000
 } > "$dir/results"
 read -r _ t0 r0 < <(grep '^none' "$dir/results")
-echo "TCP between two pods on one node, medians of 3 runs of ${seconds}s:"
-printf '%-14s %12s %8s %16s %8s\n' table "MB/s" ratio "connections/s" ratio
+read -r _ tc rc < <(grep '^conntrack-only' "$dir/results")
+echo "TCP between two pods on one node, medians of 3 runs of ${seconds}s (ratios to no table, and to conntrack only):"
+printf '%-15s %10s %7s %7s %14s %7s %7s\n' table "MB/s" ratio "to ct" "connections/s" ratio "to ct"
 while read -r label t r; do
-  awk -v l="$label" -v t="$t" -v r="$r" -v t0="$t0" -v r0="$r0" \
-    'BEGIN {printf "%-14s %12s %8.3f %16s %8.3f\n", l, t, t / t0, r, r / r0}'
+  awk -v l="$label" -v t="$t" -v r="$r" -v t0="$t0" -v r0="$r0" -v tc="$tc" -v rc="$rc" \
+    'BEGIN {printf "%-15s %10s %7.3f %7.3f %14s %7.3f %7.3f\n", l, t, t / t0, t / tc, r, r / r0, r / rc}'
 done < "$dir/results"
