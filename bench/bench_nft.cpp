@@ -68,7 +68,8 @@ std::string throughController(const std::filesystem::path& dir, const std::strin
   auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "cli" / "nftpol";
   pid_t pid = fork();
   if (pid == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
+    int null = ::open(getenv("NFTPOL_BENCH_LOG") ? getenv("NFTPOL_BENCH_LOG") : "/dev/null",
+                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(null, 1);
     dup2(null, 2);
     execl(exe.c_str(), "nftpol", "controller", "--manifests", dir.c_str(), "--node", node.c_str(), "--listen",

@@ -11,7 +11,6 @@
 #include "nftpol/controller/log.h"
 #include "nftpol/controller/reconcile.h"
 #include "nftpol/controller/watcher.h"
-#include "nftpol/nft/conntrack.h"
 
 namespace nftpol::controller {
 
@@ -66,18 +65,7 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
     logError(result.error().message, "event=reconcile-failed node=" + options_.node);
     return false;
   }
-  if (options_.revokeConntrack && result->messages > 0) {
-    auto revoked = nft::revokeDenied(reconciler_.table());
-    if (!revoked) {
-      logWarn(revoked.error().message, "event=conntrack-failed");
-    } else {
-      metrics_.revoked(revoked->deleted);
-      logInfo(revoked->deleted ? "established connections the change denies were cut"
-                               : "no established connection is denied",
-              "event=conntrack-revoked deleted=" + std::to_string(revoked->deleted) +
-                  " checked=" + std::to_string(revoked->checked));
-    }
-  }
+  if (revoker_ && result->messages > 0) revoker_->submit(reconciler_.table());
   metrics_.reconciled(seconds, result->messages, result->pods, result->policies, result->elements,
                       manifests_.generation());
   logInfo(
@@ -95,6 +83,7 @@ int Controller::run() {
   sigaddset(&mask, SIGINT);
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before cpprestsdk starts threads, so they inherit it
   int stopFd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (options_.revokeConntrack) revoker_ = std::make_unique<Revoker>(metrics_);  // inherits the mask
 
   if (options_.once) {
     bool blocked = false;
@@ -122,13 +111,11 @@ int Controller::run() {
 
   auto backoff = kMinBackoff;
   bool pending = true;
-  auto lastSync = Clock::now();
+  auto lastEvent = Clock::now() - options_.debounce;
   for (;;) {
     if (pending) {
       bool blocked = false;
-      bool synced = syncOnce(blocked);
-      lastSync = Clock::now();
-      if (synced) {
+      if (syncOnce(blocked)) {
         pending = false;
         backoff = kMinBackoff;
       } else if (!blocked) {
@@ -149,7 +136,11 @@ int Controller::run() {
     // Files written after a quiet spell are enforced at once: inotify reports them once closed, so they are
     // whole. Anything else (a deletion is often the first half of a replacement) and changes that keep coming
     // (a `git checkout`, `kubectl apply -f dir/`) are debounced until they settle: one sync per burst.
-    if (event == Watcher::Event::kWritten && Clock::now() - lastSync >= options_.debounce) {
+    if (event == Watcher::Event::kCreated) continue;  // its close (or rename) follows
+    auto now = Clock::now();
+    bool quiet = now - lastEvent >= options_.debounce;
+    lastEvent = now;
+    if (event == Watcher::Event::kWritten && quiet) {
       pending = true;
       continue;
     }
@@ -158,6 +149,7 @@ int Controller::run() {
       auto more = watcher->wait(options_.debounce, stopFd);
       if (more == Watcher::Event::kStop) goto stop;
       if (more == Watcher::Event::kTimeout) break;
+      lastEvent = Clock::now();
     }
     pending = true;
   }

@@ -47,17 +47,19 @@ Watcher::Event Watcher::wait(std::chrono::milliseconds timeout, int stopFd) {
   if (n <= 0) return Event::kTimeout;
   if (stopFd >= 0 && (fds[1].revents & POLLIN)) return Event::kStop;
   alignas(inotify_event) char buf[16384];
-  bool onlyWrites = true;
+  bool written = false, other = false;
   ssize_t got;
   while ((got = ::read(fd_, buf, sizeof buf)) > 0) {
     for (ssize_t at = 0; at < got;) {
       const auto* e = reinterpret_cast<const inotify_event*>(buf + at);
-      onlyWrites = onlyWrites && (e->mask & ~(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)) == 0;
+      written = written || (e->mask & (IN_CLOSE_WRITE | IN_MOVED_TO));
+      other = other || (e->mask & ~(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ISDIR));
       at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
     }
   }
   addTree();
-  return onlyWrites ? Event::kWritten : Event::kChanged;
+  if (other) return Event::kChanged;
+  return written ? Event::kWritten : Event::kCreated;
 }
 
 }  // namespace nftpol::controller

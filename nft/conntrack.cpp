@@ -46,10 +46,9 @@ Result<Revoked> revokeDenied(const Table& table) {
   nfct_callback_register(h, NFCT_T_ALL, collect, &entries);
   Revoked r;
   std::string failure;
-  for (uint32_t family : {uint32_t{AF_INET}, uint32_t{AF_INET6}}) {
-    if (nfct_query(h, NFCT_Q_DUMP, &family) < 0 && errno != ENOENT)
-      failure = "conntrack: dump failed: " + std::string(std::strerror(errno));
-  }
+  uint32_t family = AF_UNSPEC;  // both families in one walk of the (host-wide) conntrack table
+  if (nfct_query(h, NFCT_Q_DUMP, &family) < 0 && errno != ENOENT)
+    failure = "conntrack: dump failed: " + std::string(std::strerror(errno));
   nfct_callback_unregister(h);
   for (nf_conntrack* ct : entries) {
     if (auto packet = originalOf(ct)) {

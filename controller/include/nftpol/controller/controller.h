@@ -7,6 +7,7 @@
 #include "nftpol/controller/manifests.h"
 #include "nftpol/controller/metrics.h"
 #include "nftpol/controller/reconcile.h"
+#include "nftpol/controller/revoker.h"
 #include "nftpol/nft/backend.h"
 
 namespace nftpol::controller {
@@ -38,6 +39,7 @@ class Controller {
   Reconciler reconciler_;
   bool loaded_ = false;  // the reconciler has taken the manifests once; after that, only their changes
   Metrics metrics_;
+  std::unique_ptr<Revoker> revoker_;  // none with --no-conntrack-revoke; declared last, so it stops first
 };
 
 }  // namespace nftpol::controller

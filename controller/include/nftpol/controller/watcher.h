@@ -16,9 +16,10 @@ class Watcher {
   Watcher& operator=(Watcher&&) = delete;
   ~Watcher();
 
-  // kWritten: files were only written whole (closed after writing, or renamed into place); kChanged: also
-  // something else, such as a deletion, which is often the first half of a replacement.
-  enum class Event { kWritten, kChanged, kTimeout, kStop };
+  // kWritten: files were only written whole (closed after writing, or renamed into place); kCreated: files or
+  // directories were only created (a file's content follows with its close); kChanged: something else, such
+  // as a deletion, which is often the first half of a replacement.
+  enum class Event { kWritten, kCreated, kChanged, kTimeout, kStop };
   // Blocks up to `timeout`; `stopFd` (e.g. a signalfd) interrupts the wait.
   Event wait(std::chrono::milliseconds timeout, int stopFd);
 
