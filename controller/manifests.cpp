@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <unordered_set>
 
 #include "nftpol/policy/loader.h"
 
@@ -60,35 +61,43 @@ ManifestSet::Change ManifestSet::refresh() {
 }
 
 void ManifestSet::replaceObjects(const std::string& path, policy::ClusterState objects, Change& change) {
-  File& f = files_[path];
+  static const policy::ClusterState kNone;
+  auto file = files_.find(path);
+  const std::string* name = &file->first;  // map keys stay put while the file is known
+  File& f = file->second;
   std::vector<policy::ObjectRef> before = f.valid ? f.objects.refs() : std::vector<policy::ObjectRef>{};
   std::vector<policy::ObjectRef> after = objects.refs();
   f.objects = std::move(objects);
-  std::sort(after.begin(), after.end());
+  auto id = [](const policy::ObjectRef& ref) { return ref.kind + '\n' + ref.key; };
+  std::unordered_set<std::string> defined;
+  defined.reserve(after.size());
+  for (const auto& ref : after)
+    defined.insert(id(ref));
   std::vector<policy::ObjectRef> touched;
-  for (const auto& ref : before) {  // objects the file no longer defines
-    if (std::binary_search(after.begin(), after.end(), ref)) continue;
-    auto& owners = owners_[ref];
-    owners.erase(std::remove(owners.begin(), owners.end(), path), owners.end());
-    if (owners.empty()) owners_.erase(ref);
-    touched.push_back(ref);
+  touched.reserve(before.size() + after.size());
+  for (auto& ref : before) {  // objects the file no longer defines
+    std::string key = id(ref);
+    if (defined.count(key)) continue;
+    auto& owners = owners_[key];
+    owners.erase(std::remove(owners.begin(), owners.end(), name), owners.end());
+    if (owners.empty()) owners_.erase(key);
+    touched.push_back(std::move(ref));
   }
-  for (const auto& ref : after) {
-    auto& owners = owners_[ref];
-    auto at = std::lower_bound(owners.begin(), owners.end(), path);
-    if (at == owners.end() || *at != path) owners.insert(at, path);
-    touched.push_back(ref);
+  for (auto& ref : after) {
+    auto& owners = owners_[id(ref)];
+    auto at = std::lower_bound(owners.begin(), owners.end(), name,
+                               [](const std::string* a, const std::string* b) { return *a < *b; });
+    if (at == owners.end() || *at != name) owners.insert(at, name);
+    touched.push_back(std::move(ref));
   }
   // The last file in path order that defines an object decides it.
   for (const auto& ref : touched) {
-    auto owners = owners_.find(ref);
-    if (owners == owners_.end()) {
-      merged_.copyFrom(policy::ClusterState{}, ref);
-    } else {
-      merged_.copyFrom(files_[owners->second.back()].objects, ref);
-    }
+    auto owners = owners_.find(id(ref));
+    merged_.copyFrom(owners == owners_.end() ? kNone : files_.find(*owners->second.back())->second.objects,
+                     ref);
   }
-  change.objects.insert(change.objects.end(), touched.begin(), touched.end());
+  change.objects.insert(change.objects.end(), std::make_move_iterator(touched.begin()),
+                        std::make_move_iterator(touched.end()));
   change.changed = true;
 }
 

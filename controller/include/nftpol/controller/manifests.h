@@ -2,6 +2,7 @@
 
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "nftpol/policy/cluster.h"
@@ -46,7 +47,8 @@ class ManifestSet {
   std::string directory_;
   std::map<std::string, File> files_;
   policy::ClusterState merged_;
-  std::map<policy::ObjectRef, std::vector<std::string>> owners_;  // the files that define it, sorted
+  // "kind\nkey" -> the files that define the object, in path order (pointers to files_'s keys).
+  std::unordered_map<std::string, std::vector<const std::string*>> owners_;
   size_t generation_ = 0;
 };
 
