@@ -246,9 +246,11 @@ Parser::Document Parser::parse(std::string_view input) {
     }
     fy_parser_event_free(parser_, event);
   }
-  if (!doc.error && fy_parser_get_stream_error(parser_)) {
+  if (!doc.error && fy_parser_get_stream_error(parser_))
     doc.error = std::make_unique<ParseError>(parseReport(report_, last));
-    // Reusing a parser after a failed parse double-frees its input (libfyaml 0.7.12): start afresh.
+  if (doc.error) {
+    // Reusing a parser after a failed or abandoned parse double-frees its input (libfyaml 0.7.12): start
+    // afresh.
     close();
     open();
   }
