@@ -1,6 +1,8 @@
 #include "nftpol/nft/incremental_render.h"
 
 #include <algorithm>
+#include <optional>
+#include <unordered_set>
 
 #include "chain_builder.h"
 
@@ -40,7 +42,7 @@ struct IncrementalRenderer::State {
     std::string policyNamespace;  // the scope when there is no namespaceSelector
     std::string description;
     Users users;
-    std::set<std::string> members;  // pod keys
+    std::unordered_set<const Pod*> members;  // entries of `pods`, whose addresses stay put
   };
   struct Block {
     IpBlock block;
@@ -59,7 +61,7 @@ struct IncrementalRenderer::State {
 
   std::string node;
   std::unordered_map<std::string, Pod> pods;  // taking part only
-  std::unordered_map<std::string, std::set<std::string>> podsByNamespace;
+  std::unordered_map<std::string, std::vector<const Pod*>> podsByNamespace;
   std::unordered_map<std::string, policy::Labels> namespaceLabels;  // given namespaces
   mutable std::unordered_map<std::string, policy::Labels> impliedLabels;
   std::map<std::string, NetworkPolicy> policies;
@@ -106,11 +108,20 @@ struct IncrementalRenderer::State {
 
   // --- pods
 
-  void setPod(const std::string& key, const Pod* now) {
-    if (now && !now->takesPart()) now = nullptr;
+  void setPod(const std::string& key, const Pod* given) {
+    if (given && !given->takesPart()) given = nullptr;
     auto it = pods.find(key);
-    const Pod* before = it == pods.end() ? nullptr : &it->second;
-    if (!before && !now) return;
+    if (it == pods.end() && !given) return;
+    // The entry keeps its address when it is assigned, so peers' member pointers stay valid.
+    std::optional<Pod> old;
+    const Pod* entry = nullptr;
+    if (it != pods.end()) {
+      old = it->second;
+      entry = &it->second;
+    }
+    if (given) entry = &pods.insert_or_assign(key, *given).first->second;
+    const Pod* before = old ? &*old : nullptr;
+    const Pod* now = given ? entry : nullptr;
     bool namedPorts = (before && hasNamedPort(*before)) || (now && hasNamedPort(*now));
     bool memberships = false;
     for (auto& [peerKey, peer] : peers) {
@@ -120,9 +131,9 @@ struct IncrementalRenderer::State {
       if (was != is) {
         memberships = true;
         if (is) {
-          peer.members.insert(key);
+          peer.members.insert(entry);
         } else {
-          peer.members.erase(key);
+          peer.members.erase(entry);
         }
       }
       if (was != is || before->ips != now->ips) peerChanged(peerKey);
@@ -132,12 +143,12 @@ struct IncrementalRenderer::State {
         (memberships || !before || !now || before->ports != now->ports || before->ips != now->ips))
       dirtyNamedEgress();
     if ((before && before->nodeName == node) || (now && now->nodeName == node)) dirtyLocal.insert(key);
-    if (before && (!now || before->ns != now->ns)) podsByNamespace[before->ns].erase(key);
-    if (now) {
-      podsByNamespace[now->ns].insert(key);
-      pods.insert_or_assign(key, *now);
-    } else {
-      pods.erase(it);
+    if (!now) {
+      auto& inNamespace = podsByNamespace[before->ns];
+      inNamespace.erase(std::find(inNamespace.begin(), inNamespace.end(), entry));
+      pods.erase(key);
+    } else if (!before) {
+      podsByNamespace[now->ns].push_back(entry);
     }
     changed = true;
   }
@@ -160,9 +171,9 @@ struct IncrementalRenderer::State {
       if (peer.selector.namespaceSelector->matches(before) == peer.selector.namespaceSelector->matches(after))
         continue;
       bool any = false;
-      for (const auto& podKey : members->second) {
-        bool is = matches(peer, pods.at(podKey));
-        any = (is ? peer.members.insert(podKey).second : peer.members.erase(podKey) > 0) || any;
+      for (const Pod* pod : members->second) {
+        bool is = matches(peer, *pod);
+        any = (is ? peer.members.insert(pod).second : peer.members.erase(pod) > 0) || any;
       }
       if (any) {
         peerChanged(peerKey);
@@ -245,17 +256,17 @@ struct IncrementalRenderer::State {
   }
 
   void resolve(Peer& peer) {
-    auto visit = [&](const std::set<std::string>& keys) {
-      for (const auto& podKey : keys)
-        if (matches(peer, pods.at(podKey))) peer.members.insert(podKey);
+    auto visit = [&](const std::vector<const Pod*>& inNamespace) {
+      for (const Pod* pod : inNamespace)
+        if (matches(peer, *pod)) peer.members.insert(pod);
     };
     if (!peer.selector.namespaceSelector) {
       if (auto it = podsByNamespace.find(peer.policyNamespace); it != podsByNamespace.end())
         visit(it->second);
       return;
     }
-    for (const auto& [ns, keys] : podsByNamespace)
-      if (peer.selector.namespaceSelector->matches(labelsOf(ns))) visit(keys);
+    for (const auto& [ns, inNamespace] : podsByNamespace)
+      if (peer.selector.namespaceSelector->matches(labelsOf(ns))) visit(inNamespace);
   }
 
   void dirtySelected(const NetworkPolicy& p) {
@@ -307,8 +318,8 @@ struct IncrementalRenderer::State {
     }
     for (const auto& peer : rule.peers) {
       if (const auto* sel = std::get_if<SelectorPeer>(&peer)) {
-        for (const auto& key : peers.at(policy::identify(*sel, policyNs).key).members)
-          add(pods.at(key));
+        for (const Pod* pod : peers.at(policy::identify(*sel, policyNs).key).members)
+          add(*pod);
         continue;
       }
       const IpBlock& block = std::get<IpBlock>(peer);
@@ -414,8 +425,8 @@ struct IncrementalRenderer::State {
     if (auto peer = peerBySet.find(name); peer != peerBySet.end()) {
       const Peer& entry = peers.at(peer->second);
       std::vector<IpAddress> addresses;
-      for (const auto& key : entry.members)
-        if (const IpAddress* ip = pods.at(key).address(f)) addresses.push_back(*ip);
+      for (const Pod* pod : entry.members)
+        if (const IpAddress* ip = pod->address(f)) addresses.push_back(*ip);
       std::sort(addresses.begin(), addresses.end());
       addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
       s = detail::peerSet(entry.description, f, entry.users.begin()->first, addresses);
