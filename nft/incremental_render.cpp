@@ -184,75 +184,78 @@ struct IncrementalRenderer::State {
 
   // --- policies
 
-  void acquire(const NetworkPolicy& p) {
-    const std::string key = p.key();
+  // Every peer of the policy's rules, in the directions it has.
+  template <typename F>
+  static void forEachPeer(const NetworkPolicy& p, F&& f) {
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       if (!p.has(d)) continue;
       for (const auto& rule : p.rules(d))
-        for (const auto& peer : rule.peers) {
-          if (const auto* sel = std::get_if<SelectorPeer>(&peer)) {
-            policy::PeerIdentity id = policy::identify(*sel, p.ns);
-            auto [it, inserted] = peers.try_emplace(id.key);
-            Peer& entry = it->second;
-            if (inserted) {
-              entry.selector = *sel;
-              entry.policyNamespace = p.ns;
-              entry.description = id.description;
-              resolve(entry);
-              for (Family f : {Family::kV4, Family::kV6})
-                peerBySet[detail::peerSetName(entry.description, f)] = id.key;
-            }
-            bool first = entry.users.empty() || key < entry.users.begin()->first;
-            addUser(entry.users, key);
-            if (inserted || first) peerChanged(id.key);
-          } else {
-            const IpBlock& block = std::get<IpBlock>(peer);
-            auto [it, inserted] = blocks.try_emplace(block.toString(), Block{block, {}});
-            bool first = it->second.users.empty() || key < it->second.users.begin()->first;
-            addUser(it->second.users, key);
-            std::string set = detail::cidrSetName(block, block.cidr.family());
-            if (inserted) blockBySet[set] = it->first;
-            if (first) dirtySets.insert(set);
-          }
-        }
+        for (const auto& peer : rule.peers)
+          f(peer);
     }
+  }
+
+  void acquire(const NetworkPolicy& p) {
+    const std::string key = p.key();
+    forEachPeer(p, [&](const policy::Peer& peer) {
+      if (const auto* sel = std::get_if<SelectorPeer>(&peer)) {
+        policy::PeerIdentity id = policy::identify(*sel, p.ns);
+        auto [it, inserted] = peers.try_emplace(id.key);
+        Peer& entry = it->second;
+        if (inserted) {
+          entry.selector = *sel;
+          entry.policyNamespace = p.ns;
+          entry.description = id.description;
+          resolve(entry);
+          for (Family f : {Family::kV4, Family::kV6})
+            peerBySet[detail::peerSetName(entry.description, f)] = id.key;
+        }
+        bool first = entry.users.empty() || key < entry.users.begin()->first;
+        addUser(entry.users, key);
+        if (inserted || first) peerChanged(id.key);
+      } else {
+        const IpBlock& block = std::get<IpBlock>(peer);
+        auto [it, inserted] = blocks.try_emplace(block.toString(), Block{block, {}});
+        bool first = it->second.users.empty() || key < it->second.users.begin()->first;
+        addUser(it->second.users, key);
+        std::string set = detail::cidrSetName(block, block.cidr.family());
+        if (inserted) blockBySet[set] = it->first;
+        if (first) dirtySets.insert(set);
+      }
+    });
   }
 
   void release(const NetworkPolicy& p) {
     const std::string key = p.key();
-    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-      if (!p.has(d)) continue;
-      for (const auto& rule : p.rules(d))
-        for (const auto& peer : rule.peers) {
-          if (const auto* sel = std::get_if<SelectorPeer>(&peer)) {
-            std::string id = policy::identify(*sel, p.ns).key;
-            Peer& entry = peers.at(id);
-            if (dropUser(entry.users, key)) {
-              for (Family f : {Family::kV4, Family::kV6}) {
-                std::string set = detail::peerSetName(entry.description, f);
-                peerBySet.erase(set);
-                setCache.erase(set);
-                dirtySets.erase(set);
-              }
-              peers.erase(id);
-            } else {
-              peerChanged(id);  // the first user may have changed
-            }
-          } else {
-            const IpBlock& block = std::get<IpBlock>(peer);
-            auto it = blocks.find(block.toString());
-            std::string set = detail::cidrSetName(block, block.cidr.family());
-            if (dropUser(it->second.users, key)) {
-              blocks.erase(it);
-              blockBySet.erase(set);
-              setCache.erase(set);
-              dirtySets.erase(set);
-            } else {
-              dirtySets.insert(set);
-            }
+    forEachPeer(p, [&](const policy::Peer& peer) {
+      if (const auto* sel = std::get_if<SelectorPeer>(&peer)) {
+        std::string id = policy::identify(*sel, p.ns).key;
+        Peer& entry = peers.at(id);
+        if (dropUser(entry.users, key)) {
+          for (Family f : {Family::kV4, Family::kV6}) {
+            std::string set = detail::peerSetName(entry.description, f);
+            peerBySet.erase(set);
+            setCache.erase(set);
+            dirtySets.erase(set);
           }
+          peers.erase(id);
+        } else {
+          peerChanged(id);  // the first user may have changed
         }
-    }
+      } else {
+        const IpBlock& block = std::get<IpBlock>(peer);
+        auto it = blocks.find(block.toString());
+        std::string set = detail::cidrSetName(block, block.cidr.family());
+        if (dropUser(it->second.users, key)) {
+          blocks.erase(it);
+          blockBySet.erase(set);
+          setCache.erase(set);
+          dirtySets.erase(set);
+        } else {
+          dirtySets.insert(set);
+        }
+      }
+    });
   }
 
   void resolve(Peer& peer) {
