@@ -106,10 +106,12 @@ bool expectSequence(Context& cx, const yaml::Node& node, const std::string& path
 bool isPlainNonString(const yaml::Node& node) {
   if (!node.isPlain()) return false;
   const std::string& s = node.scalar();
-  static const char* kWords[] = {"true", "false", "yes", "no",   "on",    "off", "True", "False", "Yes",
-                                 "No",   "On",    "Off", "TRUE", "FALSE", "YES", "NO",   "ON",    "OFF"};
-  for (const char* w : kWords)
-    if (s == w) return true;
+  static constexpr std::string_view kWords[] = {"true", "false", "yes", "no", "on", "off",
+                                                "True", "False", "Yes", "No", "On", "Off",
+                                                "TRUE", "FALSE", "YES", "NO", "ON", "OFF"};
+  if (s.size() >= 2 && s.size() <= 5 &&
+      std::find(std::begin(kWords), std::end(kWords), s) != std::end(kWords))
+    return true;
   // go-yaml's resolver: integers [-+]?[0-9]+ and floats [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
   size_t i = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
   auto digits = [&] {

@@ -122,6 +122,30 @@ TEST_CASE("YAML as go-yaml reads it: anchors, nulls, block and tagged scalars", 
   CHECK(c.state->findNamespace("n")->labels.toString() == "empty=,kubernetes.io/metadata.name=n,version=1");
 }
 
+TEST_CASE("plain scalars end where YAML ends them: comments, trailing blanks, CRLF, flow, folded lines",
+          "[loader]") {
+  TestCluster c(
+      "apiVersion: v1\r\nkind: Namespace\r\nmetadata:\r\n  name: n   # the name\r\n  labels:\r\n"
+      "    a: b \t\r\n    c: d-e\r\n    f: {g: h , i: j}\r\n"
+      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: o, labels: {p: q\n    r, s: t#u, v: w:x}}\n");
+  REQUIRE(c.state->findNamespace("n") == nullptr);  // f is not a string
+  auto errors = c.errors();
+  CHECK(errors.find("test.yaml:8:8: Namespace n: metadata.labels[f]: must be a string") != std::string::npos);
+  CHECK(errors.find("labels[a]") == std::string::npos);
+  CHECK(errors.find("labels[c]") == std::string::npos);
+  // The errors quote each value as it was read.
+  CHECK(errors.find("labels[p]: invalid label value \"q r\"") != std::string::npos);
+  CHECK(errors.find("labels[s]: invalid label value \"t#u\"") != std::string::npos);
+  CHECK(errors.find("labels[v]: invalid label value \"w:x\"") != std::string::npos);
+
+  TestCluster ok(
+      "apiVersion: v1\r\nkind: Namespace\r\nmetadata:\r\n  name: n   # the name\r\n"
+      "  labels: {a: b \t, c: d-e }  \r\n");
+  INFO(ok.errors());
+  REQUIRE(ok.state->findNamespace("n"));
+  CHECK(ok.state->findNamespace("n")->labels.toString() == "a=b,c=d-e,kubernetes.io/metadata.name=n");
+}
+
 TEST_CASE("YAML errors name the place: syntax, unknown alias, quoted values", "[loader]") {
   TestCluster c(
       "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: *nowhere}\n---\n"
