@@ -708,58 +708,106 @@ void loadObject(Context& cx, const yaml::Node& object, ClusterState& state, cons
   }
 }
 
-// Splits a YAML stream at document markers so that one broken document does not hide the others, and each
-// document keeps its line numbers. The marker itself is blanked so columns stay where they were.
+// A YAML stream's documents, as cut at their markers. A stream is read in one pass; when it breaks, the
+// document that broke it is read again on its own (with its marker blanked so that its columns stay), which
+// names the error exactly as if every document were read alone, and the stream goes on after it. So one
+// broken document never hides the others.
 struct Document {
-  std::string text;
-  int firstLine;  // 0-based line of the document's first line in the file
+  std::string_view text;  // from its marker line, if it has one, to the next document
+  int firstLine;          // 0-based line of its first line in the file
 };
+
+bool isMarker(std::string_view line, std::string_view marker) {
+  return line.substr(0, 3) == marker &&
+         (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r' || line[3] == '\n');
+}
 
 std::vector<Document> splitDocuments(std::string_view text) {
   std::vector<Document> docs;
-  Document current{"", 0};
-  int line = 0;
-  auto isMarker = [](std::string_view l, std::string_view m) {
-    return l.substr(0, 3) == m && (l.size() == 3 || l[3] == ' ' || l[3] == '\t' || l[3] == '\r');
-  };
-  size_t pos = 0;
-  while (pos <= text.size()) {
-    size_t end = text.find('\n', pos);
-    std::string_view l = text.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
-    bool start = isMarker(l, "---");
-    bool stop = isMarker(l, "...");
-    if (start || stop) {
-      if (!current.text.empty()) docs.push_back(std::move(current));
-      current = Document{"", line};
-      current.text.append(3, ' ');
-      current.text.append(l.substr(3));
-      current.text += '\n';
-    } else {
-      current.text.append(l);
-      if (end != std::string_view::npos) current.text += '\n';  // no phantom line after the last one
+  size_t from = 0, pos = 0;
+  int line = 0, firstLine = 0;
+  while (pos < text.size()) {
+    std::string_view l = text.substr(pos);
+    if (pos > from && (isMarker(l, "---") || isMarker(l, "..."))) {
+      docs.push_back({text.substr(from, pos - from), firstLine});
+      from = pos;
+      firstLine = line;
     }
+    size_t end = text.find('\n', pos);
     if (end == std::string_view::npos) break;
     pos = end + 1;
     ++line;
   }
-  if (!current.text.empty()) docs.push_back(std::move(current));
+  if (from < text.size()) docs.push_back({text.substr(from), firstLine});
   return docs;
+}
+
+void reportYamlError(const yaml::ParseError& error, int firstLine,
+                     const std::shared_ptr<const std::string>& file, std::vector<Diagnostic>& diagnostics) {
+  SourceLocation where{file, firstLine + 1, 1};
+  if (error.mark.line >= 0)
+    where = SourceLocation{file, error.mark.line + 1 + firstLine, error.mark.column + 1};
+  diagnostics.push_back({Severity::kError, where, "", "", "invalid YAML: " + error.message});
+}
+
+void loadAlone(yaml::Parser& parser, const Document& doc, const std::shared_ptr<const std::string>& file,
+               ClusterState& state, std::vector<Diagnostic>& diagnostics) {
+  std::string text(doc.text);
+  if (isMarker(text, "---") || isMarker(text, "...")) text.replace(0, 3, "   ");
+  parser.start(text);
+  auto parsed = parser.next();
+  if (!parsed) return;
+  if (parsed->error) {
+    reportYamlError(*parsed->error, doc.firstLine, file, diagnostics);
+    return;
+  }
+  Context cx(file, doc.firstLine, diagnostics);
+  loadObject(cx, parsed->root, state, "", 0);
+  while (parser.next()) {  // the rest of a stream that ends here
+  }
 }
 
 void loadDocuments(std::span<const Document> docs, const std::shared_ptr<const std::string>& file,
                    ClusterState& state, std::vector<Diagnostic>& diagnostics) {
   yaml::Parser parser;
-  for (const auto& doc : docs) {
-    Context cx(file, doc.firstLine, diagnostics);
-    auto parsed = parser.parse(doc.text);
-    if (parsed.error) {
-      const yaml::Mark& m = parsed.error->mark;
-      SourceLocation where{file, doc.firstLine + 1, 1};
-      if (m.line >= 0) where = SourceLocation{file, m.line + 1 + doc.firstLine, m.column + 1};
-      diagnostics.push_back({Severity::kError, where, "", "", "invalid YAML: " + parsed.error->message});
+  auto documentAt = [&](int line) {
+    auto it = std::upper_bound(docs.begin(), docs.end(), line,
+                               [](int l, const Document& d) { return l < d.firstLine; });
+    return static_cast<size_t>(std::max<std::ptrdiff_t>(0, it - docs.begin() - 1));
+  };
+  // A document that is not UTF-8 is read alone, which reports it; a stream stops before it.
+  std::vector<size_t> notUtf8;
+  for (size_t i = 0; i < docs.size(); ++i)
+    if (!yaml::isUtf8(docs[i].text)) notUtf8.push_back(i);
+  notUtf8.push_back(docs.size());
+  for (size_t i = 0; i < docs.size();) {
+    size_t end = *std::lower_bound(notUtf8.begin(), notUtf8.end(), i);
+    if (end == i) {
+      loadAlone(parser, docs[i], file, state, diagnostics);
+      ++i;
       continue;
     }
-    loadObject(cx, parsed.root, state, "", 0);
+    const Document& first = docs[i];
+    const Document& last = docs[end - 1];
+    parser.start(
+        std::string_view(first.text.data(), last.text.data() + last.text.size() - first.text.data()));
+    std::optional<size_t> broken;
+    std::optional<int> lastLine;  // where the last document read whole starts
+    while (auto parsed = parser.next()) {
+      if (parsed->error) {
+        broken = lastLine ? std::max(i, documentAt(first.firstLine + *lastLine) + 1) : i;
+        break;
+      }
+      Context cx(file, first.firstLine, diagnostics);
+      loadObject(cx, parsed->root, state, "", 0);
+      lastLine = parsed->start.line;
+    }
+    if (!broken || *broken >= end) {
+      i = end;
+      continue;
+    }
+    loadAlone(parser, docs[*broken], file, state, diagnostics);
+    i = *broken + 1;
   }
 }
 

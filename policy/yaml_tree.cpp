@@ -120,6 +120,10 @@ std::optional<ParseError> invalidUtf8(std::string_view text) {
 
 }  // namespace
 
+bool isUtf8(std::string_view text) {
+  return !invalidUtf8(text);
+}
+
 bool Node::isNull() const {
   return data_ && data_->kind == NodeData::Kind::kNull;
 }
@@ -190,24 +194,43 @@ void Parser::close() {
   diag_ = nullptr;
 }
 
-Parser::Document Parser::parse(std::string_view input) {
+void Parser::start(std::string_view text) {
+  if (!done_) {  // abandoned mid-stream: libfyaml 0.7.12 cannot be reset then
+    close();
+    open();
+  }
+  input_ = text;
+  done_ = false;
+  last_ = Mark{0, 0};
+  report_.clear();
+  invalid_.reset();
+  if (auto bad = invalidUtf8(text)) {
+    invalid_ = std::make_unique<ParseError>(std::move(*bad));
+    return;  // libfyaml never sees it
+  }
+  if (parser_) {
+    fy_parser_reset(parser_);
+    fy_parser_set_string(parser_, text.data(), text.size());
+  }
+}
+
+std::optional<Parser::Document> Parser::next() {
+  if (done_) return std::nullopt;
   Document doc;
   if (!parser_ || !diag_) {
     doc.error = std::make_unique<ParseError>(ParseError{{0, 0}, "cannot create a YAML parser"});
+    done_ = true;
     return doc;
   }
-  if (auto bad = invalidUtf8(input)) {
-    doc.error = std::make_unique<ParseError>(std::move(*bad));
+  if (invalid_) {
+    doc.error = std::move(invalid_);
+    done_ = true;
     return doc;
   }
-  fy_parser_reset(parser_);
-  report_.clear();
-  fy_parser_set_string(parser_, input.data(), input.size());
 
   std::vector<NodeData*> filling;  // the mappings and sequences being filled
   std::unordered_map<std::string, const NodeData*> anchors;
-  Mark last{0, 0};
-  bool done = false;
+  bool started = false, complete = false;
   auto add = [&](const NodeData* node) {
     if (!filling.empty()) {
       filling.back()->children.push_back(node);
@@ -218,17 +241,24 @@ Parser::Document Parser::parse(std::string_view input) {
   auto anchor = [&](fy_token* token, const NodeData* node) {
     if (token) anchors[std::string(text(token))] = node;
   };
-  while (!done) {
+  while (!complete && !doc.error) {
     fy_event* event = fy_parser_parse(parser_);
     if (!event) break;
     switch (event->type) {
+      case FYET_DOCUMENT_START:
+        started = true;
+        doc.start = last_ = markOf(event->document_start.document_start, last_);
+        break;
+      case FYET_DOCUMENT_END:
+        complete = true;
+        break;
       case FYET_MAPPING_START:
       case FYET_SEQUENCE_START: {
         bool map = event->type == FYET_MAPPING_START;
         NodeData& node = doc.nodes.emplace_back();
         node.kind = map ? NodeData::Kind::kMap : NodeData::Kind::kSequence;
-        node.mark = last =
-            markOf(map ? event->mapping_start.mapping_start : event->sequence_start.sequence_start, last);
+        node.mark = last_ =
+            markOf(map ? event->mapping_start.mapping_start : event->sequence_start.sequence_start, last_);
         anchor(map ? event->mapping_start.anchor : event->sequence_start.anchor, &node);
         add(&node);
         filling.push_back(&node);
@@ -242,10 +272,10 @@ Parser::Document Parser::parse(std::string_view input) {
         NodeData& node = doc.nodes.emplace_back();
         fy_token* value = event->scalar.value;
         auto style = fy_token_scalar_style(value);
-        node.scalar = std::string(style == FYSS_PLAIN ? plainText(value, input) : text(value));
+        node.scalar = std::string(style == FYSS_PLAIN ? plainText(value, input_) : text(value));
         node.plain = !event->scalar.tag && style == FYSS_PLAIN;
         node.kind = node.plain && isNullWord(node.scalar) ? NodeData::Kind::kNull : NodeData::Kind::kScalar;
-        node.mark = last = markOf(value, last);
+        node.mark = last_ = markOf(value, last_);
         // A quoted scalar's token starts inside the quotes; point at the quote, where the value starts.
         if ((style == FYSS_SINGLE_QUOTED || style == FYSS_DOUBLE_QUOTED) && node.mark.column > 0)
           --node.mark.column;
@@ -257,9 +287,8 @@ Parser::Document Parser::parse(std::string_view input) {
         auto it = anchors.find(std::string(text(event->alias.anchor)));
         if (it == anchors.end()) {
           doc.error = std::make_unique<ParseError>(
-              ParseError{aliasMark(event->alias.anchor, last),
+              ParseError{aliasMark(event->alias.anchor, last_),
                          "unknown anchor \"" + std::string(text(event->alias.anchor)) + "\""});
-          done = true;
         } else {
           add(it->second);
         }
@@ -270,13 +299,20 @@ Parser::Document Parser::parse(std::string_view input) {
     }
     fy_parser_event_free(parser_, event);
   }
-  if (!doc.error && fy_parser_get_stream_error(parser_))
-    doc.error = std::make_unique<ParseError>(parseReport(report_, last));
+  if (!doc.error && !complete && fy_parser_get_stream_error(parser_))
+    doc.error = std::make_unique<ParseError>(parseReport(report_, last_));
+  if (doc.root.isDefined()) doc.start = doc.root.mark();
   if (doc.error) {
     // Reusing a parser after a failed or abandoned parse double-frees its input (libfyaml 0.7.12): start
     // afresh.
     close();
     open();
+    done_ = true;
+    return doc;
+  }
+  if (!started) {  // the stream's end
+    done_ = true;
+    return std::nullopt;
   }
   return doc;
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -64,8 +65,12 @@ struct ParseError {
   std::string message;
 };
 
-// One YAML document. Parsing reuses the parser between documents (creating one per document costs more than
-// parsing a small manifest).
+// Whether `text` is UTF-8 throughout, as manifests must be (the API server requires it).
+bool isUtf8(std::string_view text);
+
+// The documents of a YAML stream, one at a time. The parser is reused from stream to stream (creating one
+// costs more than parsing a small manifest), and a stream is read in one pass: starting afresh for each
+// document costs libfyaml a seventh of the whole load.
 class Parser {
  public:
   Parser();
@@ -76,17 +81,26 @@ class Parser {
   struct Document {
     std::deque<NodeData> nodes;  // stable addresses, so Nodes can point into it
     Node root;                   // undefined for an empty document
+    Mark start;                  // where its content (or, when it has none, its start marker) is
     std::unique_ptr<ParseError> error;
   };
-  // Parses the first document of `text`; the text must outlive nothing (scalars are copied).
-  Document parse(std::string_view text);
+  // Starts on a stream. `text` must live until the stream is read; documents copy what they keep. Marks
+  // count from the start of `text`.
+  void start(std::string_view text);
+  // The stream's next document, or nullopt after its last. A document with an error is the stream's last:
+  // text that is not UTF-8 is refused before any document is read.
+  std::optional<Document> next();
 
  private:
   void open();
   void close();
   fy_parser* parser_ = nullptr;
   fy_diag* diag_ = nullptr;
-  std::string report_;  // libfyaml's first error report of the current document
+  std::string_view input_;
+  bool done_ = true;
+  Mark last_{0, 0};                      // the last position seen, for nodes and errors without one
+  std::string report_;                   // libfyaml's first error report of the current stream
+  std::unique_ptr<ParseError> invalid_;  // where the current stream stops being UTF-8
 };
 
 }  // namespace nftpol::policy::yaml

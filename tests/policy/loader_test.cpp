@@ -158,6 +158,27 @@ TEST_CASE("YAML errors name the place: syntax, unknown alias, quoted values", "[
   CHECK(lines.find("test.yaml:11:") != std::string::npos);
 }
 
+TEST_CASE("a stream goes on after a broken document, which is named once", "[loader]") {
+  TestCluster c(
+      "# before the first marker\n"
+      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n"
+      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b, labels: {x: y}\n"
+      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: c}\n"
+      "...\n%YAML 1.1\n"
+      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: d}\n"
+      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: e, labels: *nowhere}\n"
+      "--- {apiVersion: v1, kind: Namespace, metadata: {name: f}}\n");
+  for (const char* name : {"a", "c", "d", "f"}) {
+    INFO(name);
+    CHECK(c.state->findNamespace(name));
+  }
+  CHECK_FALSE(c.state->findNamespace("b"));
+  CHECK_FALSE(c.state->findNamespace("e"));
+  REQUIRE(c.diagnostics.size() == 2);
+  CHECK(c.diagnostics[0].toString().starts_with("test.yaml:10:1: invalid YAML: "));
+  CHECK(c.diagnostics[1].toString() == "test.yaml:23:29: invalid YAML: unknown anchor \"nowhere\"");
+}
+
 TEST_CASE("text that is not UTF-8 is refused where it stops being UTF-8", "[loader]") {
   // The directive line once made libfyaml loop forever (found by the fuzzer).
   TestCluster c(
