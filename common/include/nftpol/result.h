@@ -11,12 +11,13 @@ struct Error {
   std::string message;
 };
 
-// std::expected is C++23; this is the small subset we need. A Result holds either a value or an Error.
-template <typename T>
+// std::expected is C++23; this is the small subset we need. A Result holds either a value or an error (an
+// Error unless a module's edge needs more, such as the CNI plugin's error codes).
+template <typename T, typename E = Error>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit on purpose, like std::expected
-  Result(Error error) : v_(std::move(error)) {}  // NOLINT
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit on purpose, like std::expected
+  Result(E error) : v_(std::move(error)) {}  // NOLINT
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
@@ -29,10 +30,10 @@ class [[nodiscard]] Result {
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
 
-  const Error& error() const { return std::get<1>(v_); }
+  const E& error() const { return std::get<1>(v_); }
 
  private:
-  std::variant<T, Error> v_;
+  std::variant<T, E> v_;
 };
 
 }  // namespace nftpol

@@ -1,0 +1,37 @@
+#pragma once
+
+// The network configuration a runtime passes on stdin (SPEC.md, "Network configuration"), with the fields of
+// the reference `bridge` plugin that nftpol-bridge takes.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nftpol/cni/failure.h"
+
+namespace nftpol::cni {
+
+// The versions we speak, oldest first; a result is written in the config's version.
+extern const std::vector<std::string> kSupportedVersions;
+
+struct NetConf {
+  std::string cniVersion;
+  std::string name;
+  std::string type;
+  std::string bridge = "cni0";
+  bool isGateway = false;  // the bridge holds each subnet's gateway address
+  bool isDefaultGateway = false;
+  bool ipMasq = false;
+  bool hairpinMode = false;
+  int mtu = 0;  // 0: the kernel's default
+  std::string ipamType;
+  std::string text;                       // the config as received, handed to the IPAM plugin unchanged
+  std::optional<std::string> prevResult;  // JSON, when a chain or CHECK passes one
+};
+
+Outcome<NetConf> parseConfig(const std::string& json);
+
+// The reply to VERSION.
+std::string versionJson();
+
+}  // namespace nftpol::cni
