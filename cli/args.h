@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "nftpol/json.h"
 #include "nftpol/policy/objects.h"
 #include "nftpol/result.h"
 
@@ -38,6 +39,6 @@ struct Service {
 Result<Service> parseService(const Args& args);
 
 // JSON string literal with escapes.
-std::string jsonString(const std::string& s);
+using nftpol::jsonString;
 
 }  // namespace nftpol::cli

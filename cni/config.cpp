@@ -1,6 +1,7 @@
 #include "nftpol/cni/config.h"
 
 #include "nftpol/cni/environment.h"
+#include "nftpol/json.h"
 
 #include <cpprest/json.h>
 
@@ -34,9 +35,9 @@ bool isValidPluginType(const std::string& type) {
 std::string versionJson() {
   std::string versions;
   for (const auto& v : kSupportedVersions)
-    versions += (versions.empty() ? "" : ", ") + quote(v);
-  return "{\"cniVersion\": " + quote(kSupportedVersions.back()) + ", \"supportedVersions\": [" + versions +
-         "]}";
+    versions += (versions.empty() ? "" : ", ") + jsonString(v);
+  return "{\"cniVersion\": " + jsonString(kSupportedVersions.back()) + ", \"supportedVersions\": [" +
+         versions + "]}";
 }
 
 Outcome<NetConf> parseConfig(const std::string& json) {

@@ -37,7 +37,4 @@ using Outcome = Result<T, Failure>;
 // The error object as JSON, for `cniVersion` (the config's, or the newest we speak when there is none).
 std::string toJson(const Failure& failure, const std::string& cniVersion);
 
-// A JSON string literal, quotes included.
-std::string quote(const std::string& text);
-
 }  // namespace nftpol::cni
