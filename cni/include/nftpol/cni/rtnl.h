@@ -1,0 +1,60 @@
+#pragma once
+
+// The links, addresses and routes the plugin makes, through rtnetlink (libmnl). A socket works in the network
+// namespace it was opened in, so the plugin holds one for the node and one for the pod.
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "nftpol/ip.h"
+#include "nftpol/result.h"
+
+struct mnl_socket;
+
+namespace nftpol::cni {
+
+struct InterfaceAddress {
+  IpAddress address;
+  int prefixLength;
+};
+
+class Rtnl {
+ public:
+  // A socket in the calling thread's network namespace.
+  static Result<Rtnl> open();
+  // A socket in the network namespace at `netnsPath` (e.g. /var/run/netns/pod); the calling thread returns to
+  // its own namespace before this returns.
+  static Result<Rtnl> openIn(const std::string& netnsPath);
+
+  Rtnl(Rtnl&&) noexcept;
+  Rtnl& operator=(Rtnl&&) noexcept;
+  ~Rtnl();
+
+  // The index of the link named `name`, or nullopt when there is none.
+  Result<std::optional<int>> linkIndex(const std::string& name);
+  // The kind of a link ("bridge", "veth"), empty for a device without one.
+  Result<std::string> linkKind(int index);
+  Result<int> addBridge(const std::string& name, int mtu);
+  // A veth pair: `hostName` here, `peerName` created directly in the namespace `peerNetnsFd` refers to.
+  // Creating the peer in place avoids moving it afterwards (slow under bursts of ADDs).
+  Result<int> addVeth(const std::string& hostName, const std::string& peerName, int peerNetnsFd, int mtu);
+  Result<bool> deleteLink(int index);
+  Result<bool> setUp(int index);
+  Result<bool> setMaster(int index, int masterIndex);
+  Result<bool> setHairpin(int index, bool on);
+  // Idempotent: an address already there is not an error.
+  Result<bool> addAddress(int index, const InterfaceAddress& address);
+  // A route to `destination` (nullopt: the default route) via `gateway` (nullopt: on-link) out of `index`.
+  Result<bool> addRoute(int index, std::optional<Cidr> destination, std::optional<IpAddress> gateway);
+
+ private:
+  explicit Rtnl(mnl_socket* socket);
+  Result<bool> request(void* message, bool okIfExists = false);
+  Result<bool> setLink(int index, unsigned flags, unsigned change, int master);
+  Result<int> createdIndex(const std::string& name);
+  mnl_socket* socket_ = nullptr;
+  unsigned seq_ = 0;
+};
+
+}  // namespace nftpol::cni

@@ -1,0 +1,303 @@
+#include "nftpol/cni/rtnl.h"
+
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace nftpol::cni {
+
+namespace {
+
+Error systemError(const std::string& what, int error = errno) {
+  return Error{what + ": " + std::strerror(error)};
+}
+
+int addressFamily(Family f) {
+  return f == Family::kV4 ? AF_INET : AF_INET6;
+}
+size_t addressLength(Family f) {
+  return f == Family::kV4 ? 4 : 16;
+}
+
+// A link request: the netlink header and the ifinfomsg every RTM_*LINK message starts with.
+nlmsghdr* linkMessage(std::vector<char>& buf, uint16_t type, uint16_t flags, int index,
+                      uint8_t family = AF_UNSPEC) {
+  buf.assign(MNL_SOCKET_BUFFER_SIZE, 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = flags;
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  ifm->ifi_family = family;
+  ifm->ifi_index = index;
+  return nlh;
+}
+
+// A request to create the link `name`, exclusively.
+nlmsghdr* newLinkMessage(std::vector<char>& buf, const std::string& name, int mtu) {
+  nlmsghdr* nlh = linkMessage(buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  if (mtu > 0) mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+  return nlh;
+}
+
+// Opens the socket in `netnsPath` from the calling thread, then returns the thread to where it was.
+Result<mnl_socket*> socketIn(const std::string& netnsPath) {
+  int self = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (self < 0) return systemError("cannot open this thread's network namespace");
+  int target = ::open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    auto e = systemError("cannot open network namespace " + netnsPath);
+    ::close(self);
+    return e;
+  }
+  if (::setns(target, CLONE_NEWNET) != 0) {
+    auto e = systemError("cannot enter network namespace " + netnsPath);
+    ::close(target);
+    ::close(self);
+    return e;
+  }
+  ::close(target);
+  mnl_socket* s = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  int openError = errno;
+  bool back = ::setns(self, CLONE_NEWNET) == 0;
+  ::close(self);
+  if (!back) {
+    if (s) mnl_socket_close(s);
+    return systemError("cannot return to the plugin's network namespace");
+  }
+  if (!s) return systemError("cannot open an rtnetlink socket in " + netnsPath, openError);
+  return s;
+}
+
+}  // namespace
+
+Result<Rtnl> Rtnl::open() {
+  mnl_socket* s = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
+  if (!s) return systemError("cannot open an rtnetlink socket");
+  if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0) {
+    auto e = systemError("cannot bind the rtnetlink socket");
+    mnl_socket_close(s);
+    return e;
+  }
+  return Rtnl(s);
+}
+
+Result<Rtnl> Rtnl::openIn(const std::string& netnsPath) {
+  auto s = socketIn(netnsPath);
+  if (!s) return s.error();
+  if (mnl_socket_bind(*s, 0, MNL_SOCKET_AUTOPID) < 0) {
+    auto e = systemError("cannot bind the rtnetlink socket");
+    mnl_socket_close(*s);
+    return e;
+  }
+  return Rtnl(*s);
+}
+
+Rtnl::Rtnl(mnl_socket* socket) : socket_(socket) {}
+Rtnl::Rtnl(Rtnl&& other) noexcept : socket_(other.socket_), seq_(other.seq_) {
+  other.socket_ = nullptr;
+}
+Rtnl& Rtnl::operator=(Rtnl&& other) noexcept {
+  std::swap(socket_, other.socket_);
+  std::swap(seq_, other.seq_);
+  return *this;
+}
+Rtnl::~Rtnl() {
+  if (socket_) mnl_socket_close(socket_);
+}
+
+// Sends one request and reads its acknowledgement.
+Result<bool> Rtnl::request(void* message, bool okIfExists) {
+  auto* nlh = static_cast<nlmsghdr*>(message);
+  nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+  nlh->nlmsg_seq = ++seq_;
+  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
+  if (n < 0) return systemError("rtnetlink receive");
+  int r = mnl_cb_run(buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_), nullptr, nullptr);
+  if (r < 0) {
+    if (errno == EEXIST && okIfExists) return false;
+    return systemError("rtnetlink");
+  }
+  return true;
+}
+
+Result<std::optional<int>> Rtnl::linkIndex(const std::string& name) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = linkMessage(buf, RTM_GETLINK, NLM_F_REQUEST, 0);
+  nlh->nlmsg_seq = ++seq_;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
+  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
+  ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
+  if (n < 0) return systemError("rtnetlink receive");
+  int index = 0;
+  int r = mnl_cb_run(
+      buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_),
+      [](const nlmsghdr* h, void* data) {
+        *static_cast<int*>(data) = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(h))->ifi_index;
+        return MNL_CB_OK;
+      },
+      &index);
+  if (r < 0) {
+    if (errno == ENODEV) return std::optional<int>();
+    return systemError("cannot look up link " + name);
+  }
+  return std::optional<int>(index);
+}
+
+Result<std::string> Rtnl::linkKind(int index) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = linkMessage(buf, RTM_GETLINK, NLM_F_REQUEST, index);
+  nlh->nlmsg_seq = ++seq_;
+  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
+  ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
+  if (n < 0) return systemError("rtnetlink receive");
+  std::string kind;
+  int r = mnl_cb_run(
+      buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_),
+      [](const nlmsghdr* h, void* data) {
+        auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(h));
+        for (auto* attr = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(h, sizeof(ifinfomsg)));
+             mnl_attr_ok(attr, static_cast<int>(tail - reinterpret_cast<const char*>(attr)));
+             attr = mnl_attr_next(attr)) {
+          if (mnl_attr_get_type(attr) != IFLA_LINKINFO) continue;
+          auto* end = reinterpret_cast<const char*>(attr) + mnl_attr_get_len(attr);
+          for (auto* info = static_cast<const nlattr*>(mnl_attr_get_payload(attr));
+               mnl_attr_ok(info, static_cast<int>(end - reinterpret_cast<const char*>(info)));
+               info = mnl_attr_next(info))
+            if (mnl_attr_get_type(info) == IFLA_INFO_KIND)
+              *static_cast<std::string*>(data) = mnl_attr_get_str(info);
+        }
+        return MNL_CB_OK;
+      },
+      &kind);
+  if (r < 0) return systemError("cannot read link " + std::to_string(index));
+  return kind;
+}
+
+Result<int> Rtnl::createdIndex(const std::string& name) {
+  auto index = linkIndex(name);
+  if (!index) return index.error();
+  if (!*index) return Error{name + " vanished after it was created"};
+  return **index;
+}
+
+Result<int> Rtnl::addBridge(const std::string& name, int mtu) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = newLinkMessage(buf, name, mtu);
+  nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "bridge");
+  mnl_attr_nest_end(nlh, info);
+  auto sent = request(nlh, true);
+  if (!sent) return Error{"cannot create bridge " + name + ": " + sent.error().message};
+  auto index = createdIndex(name);
+  if (!index) return index.error();
+  auto kind = linkKind(*index);
+  if (!kind) return kind.error();
+  if (*kind != "bridge")
+    return Error{name + " exists and is not a bridge (it is a " + (kind->empty() ? "device" : *kind) + ")"};
+  return *index;
+}
+
+Result<int> Rtnl::addVeth(const std::string& hostName, const std::string& peerName, int peerNetnsFd,
+                          int mtu) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = newLinkMessage(buf, hostName, mtu);
+  nlattr* info = mnl_attr_nest_start(nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz(nlh, IFLA_INFO_KIND, "veth");
+  nlattr* data = mnl_attr_nest_start(nlh, IFLA_INFO_DATA);
+  nlattr* peer = mnl_attr_nest_start(nlh, VETH_INFO_PEER);
+  auto* peerIfm = static_cast<ifinfomsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifinfomsg)));
+  peerIfm->ifi_family = AF_UNSPEC;
+  mnl_attr_put_strz(nlh, IFLA_IFNAME, peerName.c_str());
+  mnl_attr_put_u32(nlh, IFLA_NET_NS_FD, static_cast<uint32_t>(peerNetnsFd));
+  if (mtu > 0) mnl_attr_put_u32(nlh, IFLA_MTU, static_cast<uint32_t>(mtu));
+  mnl_attr_nest_end(nlh, peer);
+  mnl_attr_nest_end(nlh, data);
+  mnl_attr_nest_end(nlh, info);
+  auto sent = request(nlh);
+  if (!sent) return Error{"cannot create veth " + hostName + ": " + sent.error().message};
+  return createdIndex(hostName);
+}
+
+Result<bool> Rtnl::deleteLink(int index) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = linkMessage(buf, RTM_DELLINK, 0, index);
+  return request(nlh);
+}
+
+Result<bool> Rtnl::setLink(int index, unsigned flags, unsigned change, int master) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = linkMessage(buf, RTM_NEWLINK, 0, index);
+  auto* ifm = static_cast<ifinfomsg*>(mnl_nlmsg_get_payload(nlh));
+  ifm->ifi_flags = flags;
+  ifm->ifi_change = change;
+  if (master >= 0) mnl_attr_put_u32(nlh, IFLA_MASTER, static_cast<uint32_t>(master));
+  return request(nlh);
+}
+
+Result<bool> Rtnl::setUp(int index) {
+  return setLink(index, IFF_UP, IFF_UP, -1);
+}
+
+Result<bool> Rtnl::setMaster(int index, int masterIndex) {
+  return setLink(index, 0, 0, masterIndex);
+}
+
+Result<bool> Rtnl::setHairpin(int index, bool on) {
+  std::vector<char> buf;
+  nlmsghdr* nlh = linkMessage(buf, RTM_SETLINK, 0, index, AF_BRIDGE);
+  nlattr* protinfo = mnl_attr_nest_start(nlh, IFLA_PROTINFO | NLA_F_NESTED);
+  mnl_attr_put_u8(nlh, IFLA_BRPORT_MODE, on ? 1 : 0);
+  mnl_attr_nest_end(nlh, protinfo);
+  return request(nlh);
+}
+
+Result<bool> Rtnl::addAddress(int index, const InterfaceAddress& a) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_NEWADDR;
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = static_cast<uint8_t>(addressFamily(a.address.family()));
+  ifa->ifa_prefixlen = static_cast<uint8_t>(a.prefixLength);
+  ifa->ifa_index = static_cast<uint32_t>(index);
+  // A pod's IPv6 address is assigned, not discovered: skip duplicate address detection's delay.
+  if (a.address.family() == Family::kV6) ifa->ifa_flags = IFA_F_NODAD;
+  size_t length = addressLength(a.address.family());
+  mnl_attr_put(nlh, IFA_LOCAL, length, a.address.bytes().data());
+  mnl_attr_put(nlh, IFA_ADDRESS, length, a.address.bytes().data());
+  return request(nlh, true);
+}
+
+Result<bool> Rtnl::addRoute(int index, std::optional<Cidr> destination, std::optional<IpAddress> gateway) {
+  Family f = destination ? destination->family() : gateway ? gateway->family() : Family::kV4;
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_NEWROUTE;
+  nlh->nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<uint8_t>(addressFamily(f));
+  rtm->rtm_dst_len = static_cast<uint8_t>(destination ? destination->prefixLength() : 0);
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_BOOT;
+  rtm->rtm_scope = gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  rtm->rtm_type = RTN_UNICAST;
+  if (destination && destination->prefixLength() > 0)
+    mnl_attr_put(nlh, RTA_DST, addressLength(f), destination->base().bytes().data());
+  if (gateway) mnl_attr_put(nlh, RTA_GATEWAY, addressLength(f), gateway->bytes().data());
+  mnl_attr_put_u32(nlh, RTA_OIF, static_cast<uint32_t>(index));
+  return request(nlh, true);
+}
+
+}  // namespace nftpol::cni
