@@ -1,0 +1,40 @@
+#pragma once
+
+// IPAM delegated the standard way (SPEC.md, "Delegated plugins"): the plugin named by `ipam.type` is found in
+// CNI_PATH and run with our environment and our config on stdin. Debian's host-local (1.1.1) speaks CNI up to
+// 1.0.0, whose result has the same shape as 1.1.0's, so a 1.1.0 config is handed to it as 1.0.0.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nftpol/cni/config.h"
+#include "nftpol/cni/environment.h"
+#include "nftpol/cni/rtnl.h"
+
+namespace nftpol::cni {
+
+struct IpamAddress {
+  InterfaceAddress address;
+  std::optional<IpAddress> gateway;
+};
+
+struct IpamRoute {
+  Cidr destination;
+  std::optional<IpAddress> gateway;
+};
+
+struct IpamResult {
+  std::vector<IpamAddress> ips;
+  std::vector<IpamRoute> routes;
+  std::string dns = "{}";  // passed through as JSON
+};
+
+// Runs the IPAM plugin for `command` ("ADD" or "DEL") and returns its stdout; its own CNI error when it
+// fails.
+Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const std::string& command);
+
+// Reads an IPAM plugin's result.
+Outcome<IpamResult> parseIpamResult(const std::string& json);
+
+}  // namespace nftpol::cni

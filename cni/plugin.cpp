@@ -1,0 +1,201 @@
+#include "nftpol/cni/plugin.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "nftpol/cni/config.h"
+#include "nftpol/cni/environment.h"
+#include "nftpol/cni/ipam.h"
+#include "nftpol/cni/rtnl.h"
+#include "nftpol/json.h"
+
+namespace nftpol::cni {
+
+namespace {
+
+Failure internal(const std::string& msg, const Error& e) {
+  return Failure{Code::kInternal, msg, e.message};
+}
+
+// What the policy layer needs on the node: bridged pod traffic through the inet hooks, and forwarding.
+std::optional<Failure> enableNodeSysctls(bool ipv6) {
+  std::vector<std::string> paths = {"/proc/sys/net/bridge/bridge-nf-call-iptables",
+                                    "/proc/sys/net/ipv4/ip_forward"};
+  if (ipv6) {
+    paths.push_back("/proc/sys/net/bridge/bridge-nf-call-ip6tables");
+    paths.push_back("/proc/sys/net/ipv6/conf/all/forwarding");
+  }
+  for (const auto& p : paths) {
+    std::ofstream out(p);
+    if (!(out << "1\n") || !out.flush())
+      return Failure{Code::kIoFailure, "cannot set " + p.substr(10),
+                     p.find("/bridge/") != std::string::npos ? "is the br_netfilter module loaded?" : ""};
+  }
+  return std::nullopt;
+}
+
+std::string addressText(const InterfaceAddress& a) {
+  return a.address.toString() + "/" + std::to_string(a.prefixLength);
+}
+
+std::string resultJson(const NetConf& conf, const Environment& env, const std::string& host,
+                       const IpamResult& ipam, const std::vector<IpamRoute>& routes) {
+  std::string out = "{\"cniVersion\": " + jsonString(conf.cniVersion) +
+                    ", \"interfaces\": [{\"name\": " + jsonString(conf.bridge) +
+                    "}, {\"name\": " + jsonString(host) + "}, {\"name\": " + jsonString(env.ifname) +
+                    ", \"sandbox\": " + jsonString(env.netns) + "}], \"ips\": [";
+  for (size_t i = 0; i < ipam.ips.size(); ++i) {
+    out += std::string(i ? ", " : "") + "{\"address\": " + jsonString(addressText(ipam.ips[i].address));
+    if (ipam.ips[i].gateway) out += ", \"gateway\": " + jsonString(ipam.ips[i].gateway->toString());
+    out += ", \"interface\": 2}";
+  }
+  out += "], \"routes\": [";
+  for (size_t i = 0; i < routes.size(); ++i) {
+    out += std::string(i ? ", " : "") + "{\"dst\": " + jsonString(routes[i].destination.toString());
+    if (routes[i].gateway) out += ", \"gw\": " + jsonString(routes[i].gateway->toString());
+    out += "}";
+  }
+  return out + "], \"dns\": " + ipam.dns + "}";
+}
+
+// The pod's side: addresses, the link up, routes (the default route via the gateway when asked).
+Outcome<std::vector<IpamRoute>> configurePod(const NetConf& conf, const Environment& env,
+                                             const IpamResult& ipam) {
+  auto pod = Rtnl::openIn(env.netns);
+  if (!pod) return internal("cannot reach the pod's network namespace", pod.error());
+  auto index = pod->linkIndex(env.ifname);
+  if (!index || !*index) return Failure{Code::kInternal, env.ifname + " did not appear in the pod", ""};
+  for (const auto& ip : ipam.ips)
+    if (auto r = pod->addAddress(**index, ip.address); !r)
+      return internal("cannot add " + addressText(ip.address) + " to " + env.ifname, r.error());
+  if (auto r = pod->setUp(**index); !r) return internal("cannot set " + env.ifname + " up", r.error());
+  std::vector<IpamRoute> routes;
+  if (conf.isDefaultGateway)
+    for (const auto& ip : ipam.ips)
+      if (ip.gateway)
+        routes.push_back(
+            {*Cidr::parse(ip.address.address.family() == Family::kV4 ? "0.0.0.0/0" : "::/0"), ip.gateway});
+  for (const auto& r : ipam.routes) {
+    bool duplicate = false;
+    for (const auto& have : routes)
+      duplicate = duplicate || have.destination == r.destination;
+    if (duplicate) continue;
+    IpamRoute route = r;
+    if (!route
+             .gateway)  // a route without a gateway goes via this family's gateway, as the bridge plugin does
+      for (const auto& ip : ipam.ips)
+        if (ip.gateway && ip.gateway->family() == r.destination.family()) route.gateway = ip.gateway;
+    routes.push_back(route);
+  }
+  for (const auto& r : routes) {
+    std::optional<Cidr> dst;
+    if (r.destination.prefixLength() > 0) dst = r.destination;
+    if (auto added = pod->addRoute(**index, dst, r.gateway); !added)
+      return internal("cannot add the route to " + r.destination.toString(), added.error());
+  }
+  return routes;
+}
+
+Outcome<std::string> add(const NetConf& conf, const Environment& env) {
+  auto node = Rtnl::open();
+  if (!node) return internal("cannot open rtnetlink", node.error());
+  auto bridge = node->addBridge(conf.bridge, conf.mtu);
+  if (!bridge) return Failure{Code::kInternal, "cannot set up bridge " + conf.bridge, bridge.error().message};
+  if (auto up = node->setUp(*bridge); !up) return internal("cannot set " + conf.bridge + " up", up.error());
+
+  auto ipamOut = runIpam(conf, env, "ADD");
+  if (!ipamOut) return ipamOut.error();
+  // From here on a failure gives the address back and removes what was made: nothing half-done remains.
+  std::string host = hostVethName(env.containerId, env.ifname);
+  bool vethMade = false;
+  auto rollback = [&](Failure f) -> Outcome<std::string> {
+    if (vethMade)
+      if (auto i = node->linkIndex(host); i && *i) (void)node->deleteLink(**i);
+    (void)runIpam(conf, env, "DEL");
+    return f;
+  };
+  auto ipam = parseIpamResult(*ipamOut);
+  if (!ipam) return rollback(ipam.error());
+  bool ipv6 = false;
+  for (const auto& ip : ipam->ips) {
+    ipv6 = ipv6 || ip.address.address.family() == Family::kV6;
+    if (conf.isGateway && ip.gateway)
+      if (auto r = node->addAddress(*bridge, InterfaceAddress{*ip.gateway, ip.address.prefixLength}); !r)
+        return rollback(
+            internal("cannot put gateway " + ip.gateway->toString() + " on " + conf.bridge, r.error()));
+  }
+  if (auto f = enableNodeSysctls(ipv6)) return rollback(*f);
+
+  int podFd = ::open(env.netns.c_str(), O_RDONLY | O_CLOEXEC);
+  if (podFd < 0)
+    return rollback(
+        Failure{Code::kUnknownContainer, "cannot open the pod's network namespace " + env.netns, ""});
+  auto veth = node->addVeth(host, env.ifname, podFd, conf.mtu);
+  ::close(podFd);
+  if (!veth) return rollback(internal("cannot create the pod's veth pair", veth.error()));
+  vethMade = true;
+  if (auto r = node->setMaster(*veth, *bridge); !r)
+    return rollback(internal("cannot attach " + host + " to " + conf.bridge, r.error()));
+  if (conf.hairpinMode)
+    if (auto r = node->setHairpin(*veth, true); !r)
+      return rollback(internal("cannot set hairpin mode on " + host, r.error()));
+  if (auto r = node->setUp(*veth); !r) return rollback(internal("cannot set " + host + " up", r.error()));
+  auto routes = configurePod(conf, env, *ipam);
+  if (!routes) return rollback(routes.error());
+  return resultJson(conf, env, host, *ipam, *routes);
+}
+
+Outcome<std::string> del(const NetConf& conf, const Environment& env) {
+  // The address first: it must come back even when the links are long gone.
+  auto released = runIpam(conf, env, "DEL");
+  if (!released) return released.error();
+  auto node = Rtnl::open();
+  if (!node) return internal("cannot open rtnetlink", node.error());
+  // Deleting the host end takes the pod's end with it; a missing one was deleted already.
+  auto index = node->linkIndex(hostVethName(env.containerId, env.ifname));
+  if (!index) return internal("cannot look up the pod's veth", index.error());
+  if (*index)
+    if (auto r = node->deleteLink(**index); !r) return internal("cannot delete the pod's veth", r.error());
+  return std::string();
+}
+
+}  // namespace
+
+std::string hostVethName(const std::string& containerId, const std::string& ifname) {
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (unsigned char c : containerId + "/" + ifname) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  char name[16];
+  std::snprintf(name, sizeof name, "nftp%08x", h);
+  return name;
+}
+
+Reply runPlugin(const std::function<std::optional<std::string>(const char*)>& getenv,
+                const std::string& stdinText) {
+  const std::string newest = kSupportedVersions.back();
+  auto env = readEnvironment(getenv);
+  if (!env) return {1, toJson(env.error(), newest)};
+  if (env->command == Command::kVersion) return {0, versionJson()};
+  auto conf = parseConfig(stdinText);
+  if (!conf) return {1, toJson(conf.error(), newest)};
+  Outcome<std::string> outcome = std::string();
+  switch (env->command) {
+    case Command::kAdd:
+      outcome = add(*conf, *env);
+      break;
+    case Command::kDel:
+      outcome = del(*conf, *env);
+      break;
+    default:
+      outcome = Failure{Code::kInvalidEnvironment, "CHECK, STATUS and GC are not implemented yet", ""};
+  }
+  if (!outcome) return {1, toJson(outcome.error(), conf->cniVersion)};
+  return {0, *outcome};
+}
+
+}  // namespace nftpol::cni
