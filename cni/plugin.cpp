@@ -162,6 +162,59 @@ Outcome<std::string> del(const NetConf& conf, const Environment& env) {
   return std::string();
 }
 
+// CHECK: what ADD made is still there, as prevResult describes it.
+Outcome<std::string> check(const NetConf& conf, const Environment& env) {
+  if (!conf.prevResult)
+    return Failure{Code::kInvalidConfig, "CHECK needs the ADD result as \"prevResult\"", ""};
+  auto prev = parseIpamResult(*conf.prevResult);
+  if (!prev) return Failure{Code::kInvalidConfig, "\"prevResult\" is not a result", prev.error().msg};
+  auto drift = [](std::string msg) { return Failure{Code::kInternal, std::move(msg), ""}; };
+  auto node = Rtnl::open();
+  if (!node) return internal("cannot open rtnetlink", node.error());
+  auto bridge = node->linkIndex(conf.bridge);
+  if (!bridge || !*bridge) return drift("bridge " + conf.bridge + " is missing");
+  std::string host = hostVethName(env.containerId, env.ifname);
+  auto hostIndex = node->linkIndex(host);
+  if (!hostIndex || !*hostIndex) return drift("the pod's veth " + host + " is missing on the node");
+  auto hostLink = node->link(**hostIndex);
+  if (!hostLink) return internal("cannot read " + host, hostLink.error());
+  if (hostLink->master != **bridge) return drift(host + " is no longer attached to " + conf.bridge);
+  if (!hostLink->up) return drift(host + " is down");
+
+  auto pod = Rtnl::openIn(env.netns);
+  if (!pod)
+    return Failure{Code::kUnknownContainer, "cannot reach the pod's network namespace", pod.error().message};
+  auto index = pod->linkIndex(env.ifname);
+  if (!index || !*index) return drift(env.ifname + " is missing in the pod");
+  auto podLink = pod->link(**index);
+  if (!podLink || !podLink->up) return drift(env.ifname + " is down in the pod");
+  auto addresses = pod->addresses(**index);
+  if (!addresses) return internal("cannot read the pod's addresses", addresses.error());
+  for (const auto& ip : prev->ips) {
+    bool found = false;
+    for (const auto& a : *addresses)
+      found = found || (a.address == ip.address.address && a.prefixLength == ip.address.prefixLength);
+    if (!found) return drift(addressText(ip.address) + " is missing on " + env.ifname);
+  }
+  auto routes = pod->routes(**index);
+  if (!routes) return internal("cannot read the pod's routes", routes.error());
+  for (const auto& want : prev->routes) {
+    bool found = false;
+    for (const auto& r : *routes)
+      found = found || (r.destination == want.destination && (!want.gateway || r.gateway == want.gateway));
+    if (!found) return drift("the route to " + want.destination.toString() + " is missing in the pod");
+  }
+  return std::string();
+}
+
+// STATUS (1.1.0): ready when the IPAM plugin can be run.
+Outcome<std::string> status(const NetConf& conf, const Environment& env) {
+  for (const auto& dir : env.path)
+    if (::access((dir + "/" + conf.ipamType).c_str(), X_OK) == 0) return std::string();
+  return Failure{Code::kPluginNotAvailable, "IPAM plugin \"" + conf.ipamType + "\" not found in CNI_PATH",
+                 ""};
+}
+
 }  // namespace
 
 std::string hostVethName(const std::string& containerId, const std::string& ifname) {
@@ -191,8 +244,14 @@ Reply runPlugin(const std::function<std::optional<std::string>(const char*)>& ge
     case Command::kDel:
       outcome = del(*conf, *env);
       break;
+    case Command::kCheck:
+      outcome = check(*conf, *env);
+      break;
+    case Command::kStatus:
+      outcome = status(*conf, *env);
+      break;
     default:
-      outcome = Failure{Code::kInvalidEnvironment, "CHECK, STATUS and GC are not implemented yet", ""};
+      outcome = Failure{Code::kInvalidEnvironment, "GC is not implemented yet", ""};
   }
   if (!outcome) return {1, toJson(outcome.error(), conf->cniVersion)};
   return {0, *outcome};

@@ -155,34 +155,145 @@ Result<std::optional<int>> Rtnl::linkIndex(const std::string& name) {
   return std::optional<int>(index);
 }
 
-Result<std::string> Rtnl::linkKind(int index) {
+// Each attribute of a message after its fixed header of `offset` bytes, or of a nested attribute.
+template <typename F>
+void eachAttribute(const void* from, const void* to, F&& f) {
+  for (auto* attr = static_cast<const nlattr*>(from); mnl_attr_ok(
+           attr, static_cast<int>(static_cast<const char*>(to) - reinterpret_cast<const char*>(attr)));
+       attr = mnl_attr_next(attr))
+    f(attr);
+}
+template <typename F>
+void eachAttribute(const nlmsghdr* h, size_t offset, F&& f) {
+  eachAttribute(mnl_nlmsg_get_payload_offset(h, offset), mnl_nlmsg_get_payload_tail(h), f);
+}
+
+Result<bool> Rtnl::dump(void* message, int (*callback)(const nlmsghdr*, void*), void* data) {
+  auto* nlh = static_cast<nlmsghdr*>(message);
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  nlh->nlmsg_seq = ++seq_;
+  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  for (;;) {
+    ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
+    if (n < 0) return systemError("rtnetlink receive");
+    int r = mnl_cb_run(buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_), callback, data);
+    if (r < 0) return systemError("rtnetlink dump");
+    if (r == MNL_CB_STOP) return true;
+  }
+}
+
+Result<LinkInfo> Rtnl::link(int index) {
   std::vector<char> buf;
   nlmsghdr* nlh = linkMessage(buf, RTM_GETLINK, NLM_F_REQUEST, index);
   nlh->nlmsg_seq = ++seq_;
   if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
   ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
   if (n < 0) return systemError("rtnetlink receive");
-  std::string kind;
+  LinkInfo info;
   int r = mnl_cb_run(
       buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_),
       [](const nlmsghdr* h, void* data) {
-        auto* tail = static_cast<const char*>(mnl_nlmsg_get_payload_tail(h));
-        for (auto* attr = static_cast<const nlattr*>(mnl_nlmsg_get_payload_offset(h, sizeof(ifinfomsg)));
-             mnl_attr_ok(attr, static_cast<int>(tail - reinterpret_cast<const char*>(attr)));
-             attr = mnl_attr_next(attr)) {
-          if (mnl_attr_get_type(attr) != IFLA_LINKINFO) continue;
-          auto* end = reinterpret_cast<const char*>(attr) + mnl_attr_get_len(attr);
-          for (auto* info = static_cast<const nlattr*>(mnl_attr_get_payload(attr));
-               mnl_attr_ok(info, static_cast<int>(end - reinterpret_cast<const char*>(info)));
-               info = mnl_attr_next(info))
-            if (mnl_attr_get_type(info) == IFLA_INFO_KIND)
-              *static_cast<std::string*>(data) = mnl_attr_get_str(info);
-        }
+        auto& out = *static_cast<LinkInfo*>(data);
+        out.up = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(h))->ifi_flags & IFF_UP;
+        eachAttribute(h, sizeof(ifinfomsg), [&](const nlattr* attr) {
+          switch (mnl_attr_get_type(attr)) {
+            case IFLA_MASTER:
+              out.master = static_cast<int>(mnl_attr_get_u32(attr));
+              break;
+            case IFLA_MTU:
+              out.mtu = static_cast<int>(mnl_attr_get_u32(attr));
+              break;
+            case IFLA_LINKINFO:
+              eachAttribute(mnl_attr_get_payload(attr),
+                            reinterpret_cast<const char*>(attr) + mnl_attr_get_len(attr),
+                            [&](const nlattr* i) {
+                              if (mnl_attr_get_type(i) == IFLA_INFO_KIND) out.kind = mnl_attr_get_str(i);
+                            });
+              break;
+          }
+        });
         return MNL_CB_OK;
       },
-      &kind);
+      &info);
   if (r < 0) return systemError("cannot read link " + std::to_string(index));
-  return kind;
+  return info;
+}
+
+Result<std::vector<InterfaceAddress>> Rtnl::addresses(int index) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_GETADDR;
+  auto* ifa = static_cast<ifaddrmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(ifaddrmsg)));
+  ifa->ifa_family = AF_UNSPEC;
+  struct Found {
+    int index;
+    std::vector<InterfaceAddress> addresses;
+  } found{index, {}};
+  auto done = dump(
+      nlh,
+      [](const nlmsghdr* h, void* data) {
+        auto& f = *static_cast<Found*>(data);
+        auto* a = static_cast<const ifaddrmsg*>(mnl_nlmsg_get_payload(h));
+        if (static_cast<int>(a->ifa_index) != f.index) return MNL_CB_OK;
+        Family family = a->ifa_family == AF_INET ? Family::kV4 : Family::kV6;
+        eachAttribute(h, sizeof(ifaddrmsg), [&](const nlattr* attr) {
+          if (mnl_attr_get_type(attr) != IFA_ADDRESS ||
+              mnl_attr_get_payload_len(attr) != addressLength(family))
+            return;
+          std::array<uint8_t, 16> bytes{};
+          std::memcpy(bytes.data(), mnl_attr_get_payload(attr), addressLength(family));
+          f.addresses.push_back({IpAddress::fromBytes(family, bytes), a->ifa_prefixlen});
+        });
+        return MNL_CB_OK;
+      },
+      &found);
+  if (!done) return done.error();
+  return found.addresses;
+}
+
+Result<std::vector<RouteInfo>> Rtnl::routes(int index) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_GETROUTE;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_UNSPEC;
+  struct Found {
+    int index;
+    std::vector<RouteInfo> routes;
+  } found{index, {}};
+  auto done = dump(
+      nlh,
+      [](const nlmsghdr* h, void* data) {
+        auto& f = *static_cast<Found*>(data);
+        auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(h));
+        if (r->rtm_table != RT_TABLE_MAIN || (r->rtm_family != AF_INET && r->rtm_family != AF_INET6))
+          return MNL_CB_OK;
+        Family family = r->rtm_family == AF_INET ? Family::kV4 : Family::kV6;
+        int oif = 0;
+        std::array<uint8_t, 16> dst{}, gw{};
+        bool hasGateway = false;
+        eachAttribute(h, sizeof(rtmsg), [&](const nlattr* attr) {
+          auto type = mnl_attr_get_type(attr);
+          if (type == RTA_OIF) oif = static_cast<int>(mnl_attr_get_u32(attr));
+          if ((type == RTA_DST || type == RTA_GATEWAY) &&
+              mnl_attr_get_payload_len(attr) == addressLength(family)) {
+            std::memcpy(type == RTA_DST ? dst.data() : gw.data(), mnl_attr_get_payload(attr),
+                        addressLength(family));
+            hasGateway = hasGateway || type == RTA_GATEWAY;
+          }
+        });
+        if (oif != f.index) return MNL_CB_OK;
+        auto cidr =
+            Cidr::parse(IpAddress::fromBytes(family, dst).toString() + "/" + std::to_string(r->rtm_dst_len));
+        RouteInfo route{*cidr, std::nullopt};
+        if (hasGateway) route.gateway = IpAddress::fromBytes(family, gw);
+        f.routes.push_back(route);
+        return MNL_CB_OK;
+      },
+      &found);
+  if (!done) return done.error();
+  return found.routes;
 }
 
 Result<int> Rtnl::createdIndex(const std::string& name) {
@@ -202,10 +313,11 @@ Result<int> Rtnl::addBridge(const std::string& name, int mtu) {
   if (!sent) return Error{"cannot create bridge " + name + ": " + sent.error().message};
   auto index = createdIndex(name);
   if (!index) return index.error();
-  auto kind = linkKind(*index);
-  if (!kind) return kind.error();
-  if (*kind != "bridge")
-    return Error{name + " exists and is not a bridge (it is a " + (kind->empty() ? "device" : *kind) + ")"};
+  auto existing = link(*index);
+  if (!existing) return existing.error();
+  if (existing->kind != "bridge")
+    return Error{name + " exists and is not a bridge (it is a " +
+                 (existing->kind.empty() ? "device" : existing->kind) + ")"};
   return *index;
 }
 

@@ -60,6 +60,29 @@ ip3=$(ip -n "$tag-3" -4 -o addr show eth0 | awk '{sub("/.*", "", $4); print $4}'
 check "pod1 reaches pod3 ($ip3)" ip netns exec "$tag-1" "$probe" connect tcp "$ip3" 7000 2000
 check "pod2 reaches the node through the gateway" ip netns exec "$tag-2" "$probe" connect tcp 10.244.5.1 7001 2000
 
+# CHECK against the ADD result, then against drift.
+withPrev() { sed "s|}}\$|}, \"prevResult\": $(tr -d '\n' < "$1")}|" <<< "$(conf $subnet | tr -d '\n')"; }
+check "CHECK passes right after ADD" cni CHECK pod1 "$tag-1" "$(withPrev "$dir/add1.json")"
+ip -n "$tag-1" route del 10.96.0.0/12
+out=$(cni CHECK pod1 "$tag-1" "$(withPrev "$dir/add1.json")")
+check "CHECK names a missing route" contains "$out" '"msg": "the route to 10.96.0.0/12 is missing in the pod"'
+ip -n "$tag-1" addr flush dev eth0
+out=$(cni CHECK pod1 "$tag-1" "$(withPrev "$dir/add1.json")")
+check "CHECK names a missing address" contains "$out" '"msg": "10.244.5.[0-9]*/24 is missing on eth0"'
+out=$(cni CHECK pod1 "$tag-1" "$(conf $subnet)")
+check "CHECK without prevResult: code 7" contains "$out" '"code": 7'
+check "STATUS: ready" cni STATUS "" "" "$(conf $subnet)"
+out=$(CNI_COMMAND=STATUS CNI_PATH=/nonexistent "$plugin" <<< "$(conf $subnet)")
+check "STATUS without the IPAM plugin: code 50" contains "$out" '"code": 50'
+
+# 16 parallel ADDs: distinct addresses, every one wired.
+for i in $(seq 16); do ip netns add "$tag-p$i"; done
+adds=()
+for i in $(seq 16); do cni ADD "par$i" "$tag-p$i" "$(conf 10.244.8.0/24)" > "$dir/par$i.json" & adds+=($!); done
+wait "${adds[@]}"  # not the servers
+parallel=$(for i in $(seq 16); do ip -n "$tag-p$i" -4 -o addr show eth0 | awk '{print $4}'; done | sort -u | wc -l)
+check "16 parallel ADDs: 16 distinct addresses on eth0" test "$parallel" = 16
+
 # DEL: the links go, the address is released; again, and after the namespace is gone, it still succeeds.
 cni DEL pod2 "$tag-2" "$(conf $subnet)" >/dev/null
 check "DEL pod2 exits 0" test $? = 0

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <string>
@@ -42,7 +43,7 @@ TEST_CASE("a bridge, a veth into a pod namespace, addresses and routes, through 
   auto again = node->addBridge("nftpol-br0", 1400);  // an existing bridge is taken as it is
   REQUIRE(again.ok());
   CHECK(*again == *bridge);
-  CHECK(*node->linkKind(*bridge) == "bridge");
+  CHECK(node->link(*bridge)->kind == "bridge");
   REQUIRE(node->addAddress(*bridge, address("10.244.7.1", 24)).ok());
   REQUIRE(node->addAddress(*bridge, address("10.244.7.1", 24)).ok());  // idempotent
   REQUIRE(node->setUp(*bridge).ok());
@@ -52,11 +53,14 @@ TEST_CASE("a bridge, a veth into a pod namespace, addresses and routes, through 
   auto veth = node->addVeth("nftpol-vh0", "eth0", podFd, 1400);
   ::close(podFd);
   REQUIRE(veth.ok());
-  CHECK(*node->linkKind(*veth) == "veth");
+  CHECK(node->link(*veth)->kind == "veth");
+  CHECK(node->link(*veth)->mtu == 1400);
   REQUIRE(node->setMaster(*veth, *bridge).ok());
   REQUIRE(node->setHairpin(*veth, true).ok());
   REQUIRE(node->setUp(*veth).ok());
   CHECK(sh("ip -d link show nftpol-vh0 | grep -q 'master nftpol-br0'") == 0);
+  CHECK(node->link(*veth)->master == *bridge);
+  CHECK(node->link(*veth)->up);
   CHECK(sh("ip -d link show nftpol-vh0 | grep -q 'hairpin on'") == 0);
   // The same name again is refused, with the kernel's reason.
   podFd = ::open(pod.path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -87,6 +91,23 @@ TEST_CASE("a bridge, a veth into a pod namespace, addresses and routes, through 
   } server;
   REQUIRE(sh(probe + " serve 7777 & echo $! > " + server.pidFile) == 0);
   CHECK(sh("ip netns exec " + pod.name + " " + probe + " connect tcp 10.244.7.1 7777 3000") == 0);
+
+  auto addresses = inPod->addresses(**eth0);
+  REQUIRE(addresses.ok());
+  std::vector<std::string> seen;
+  for (const auto& a : *addresses)
+    seen.push_back(a.address.toString() + "/" + std::to_string(a.prefixLength));
+  CHECK(std::find(seen.begin(), seen.end(), "10.244.7.5/24") != seen.end());
+  CHECK(std::find(seen.begin(), seen.end(), "fd00:7::5/64") != seen.end());
+  auto routes = inPod->routes(**eth0);
+  REQUIRE(routes.ok());
+  std::vector<std::string> routeText;
+  for (const auto& r : *routes)
+    routeText.push_back(r.destination.toString() + (r.gateway ? " via " + r.gateway->toString() : ""));
+  CHECK(std::find(routeText.begin(), routeText.end(), "0.0.0.0/0 via 10.244.7.1") != routeText.end());
+  CHECK(std::find(routeText.begin(), routeText.end(), "10.96.0.0/12 via 10.244.7.1") != routeText.end());
+  CHECK(std::find(routeText.begin(), routeText.end(), "10.244.7.0/24") !=
+        routeText.end());  // the subnet's own
 
   auto missing = inPod->linkIndex("nope0");
   REQUIRE(missing.ok());

@@ -6,17 +6,31 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "nftpol/ip.h"
 #include "nftpol/result.h"
 
 struct mnl_socket;
+struct nlmsghdr;
 
 namespace nftpol::cni {
 
 struct InterfaceAddress {
   IpAddress address;
   int prefixLength;
+};
+
+struct LinkInfo {
+  std::string kind;  // "bridge", "veth"; empty for a device without one
+  int master = 0;    // the bridge it is attached to, 0 for none
+  int mtu = 0;
+  bool up = false;
+};
+
+struct RouteInfo {
+  Cidr destination;  // 0.0.0.0/0 or ::/0 for a default route
+  std::optional<IpAddress> gateway;
 };
 
 class Rtnl {
@@ -33,8 +47,10 @@ class Rtnl {
 
   // The index of the link named `name`, or nullopt when there is none.
   Result<std::optional<int>> linkIndex(const std::string& name);
-  // The kind of a link ("bridge", "veth"), empty for a device without one.
-  Result<std::string> linkKind(int index);
+  Result<LinkInfo> link(int index);
+  Result<std::vector<InterfaceAddress>> addresses(int index);
+  // The main table's routes out of `index`.
+  Result<std::vector<RouteInfo>> routes(int index);
   Result<int> addBridge(const std::string& name, int mtu);
   // A veth pair: `hostName` here, `peerName` created directly in the namespace `peerNetnsFd` refers to.
   // Creating the peer in place avoids moving it afterwards (slow under bursts of ADDs).
@@ -51,6 +67,7 @@ class Rtnl {
  private:
   explicit Rtnl(mnl_socket* socket);
   Result<bool> request(void* message, bool okIfExists = false);
+  Result<bool> dump(void* message, int (*callback)(const nlmsghdr*, void*), void* data);
   Result<bool> setLink(int index, unsigned flags, unsigned change, int master);
   Result<int> createdIndex(const std::string& name);
   mnl_socket* socket_ = nullptr;
