@@ -18,13 +18,6 @@ Failure invalidConfig(std::string msg, std::string details = "") {
   return Failure{Code::kInvalidConfig, std::move(msg), std::move(details)};
 }
 
-// A network name as libcni accepts it.
-bool isValidNetworkName(const std::string& name) {
-  return !name.empty() && std::isalnum(static_cast<unsigned char>(name[0])) &&
-         std::all_of(name.begin(), name.end(),
-                     [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '.' || c == '-'; });
-}
-
 // A plugin type names an executable in CNI_PATH, never a path.
 bool isValidPluginType(const std::string& type) {
   return !type.empty() && type != "." && type != ".." && type.find('/') == std::string::npos;
@@ -77,7 +70,7 @@ Outcome<NetConf> parseConfig(const std::string& json) {
     return Failure{Code::kIncompatibleVersion, "incompatible CNI version \"" + conf.cniVersion + "\"",
                    "nftpol-bridge speaks 1.0.0 and 1.1.0"};
   if (auto f = string("name", conf.name, true)) return *f;
-  if (!isValidNetworkName(conf.name))
+  if (!isValidCniName(conf.name))
     return invalidConfig(
         "invalid network name \"" + conf.name + "\"",
         "a name starts with a letter or digit and holds only letters, digits, '_', '.' and '-'");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <string_view>
 
 namespace nftpol::cni {
 
@@ -23,14 +24,13 @@ std::vector<std::string> split(const std::string& text, char separator) {
   return parts;
 }
 
-// The runtime's container ID: non-empty, alphanumerics plus '_', '.' and '-' (libcni's validation).
-bool isValidContainerId(const std::string& id) {
-  return !id.empty() && std::isalnum(static_cast<unsigned char>(id[0])) &&
-         std::all_of(id.begin(), id.end(),
+}  // namespace
+
+bool isValidCniName(const std::string& name) {
+  return !name.empty() && std::isalnum(static_cast<unsigned char>(name[0])) &&
+         std::all_of(name.begin(), name.end(),
                      [](unsigned char c) { return std::isalnum(c) || c == '_' || c == '.' || c == '-'; });
 }
-
-}  // namespace
 
 bool isValidInterfaceName(const std::string& name) {
   if (name.empty() || name.size() > 15 || name == "." || name == "..") return false;
@@ -41,31 +41,24 @@ bool isValidInterfaceName(const std::string& name) {
 Outcome<Environment> readEnvironment(const std::function<std::optional<std::string>(const char*)>& get) {
   auto command = get("CNI_COMMAND");
   if (!command || command->empty()) return invalid("CNI_COMMAND is not set");
-  Environment env{};
-  if (*command == "ADD") {
-    env.command = Command::kAdd;
-  } else if (*command == "DEL") {
-    env.command = Command::kDel;
-  } else if (*command == "CHECK") {
-    env.command = Command::kCheck;
-  } else if (*command == "VERSION") {
-    env.command = Command::kVersion;
-    return env;
-  } else if (*command == "STATUS") {
-    env.command = Command::kStatus;
-  } else if (*command == "GC") {
-    env.command = Command::kGc;
-  } else {
+  static constexpr std::pair<std::string_view, Command> kCommands[] = {
+      {"ADD", Command::kAdd},         {"DEL", Command::kDel},       {"CHECK", Command::kCheck},
+      {"VERSION", Command::kVersion}, {"STATUS", Command::kStatus}, {"GC", Command::kGc}};
+  auto known = std::find_if(std::begin(kCommands), std::end(kCommands),
+                            [&](const auto& c) { return c.first == *command; });
+  if (known == std::end(kCommands))
     return invalid("unknown CNI_COMMAND \"" + *command + "\"",
                    "expected ADD, DEL, CHECK, VERSION, STATUS or GC");
-  }
+  Environment env{};
+  env.command = known->second;
+  if (env.command == Command::kVersion) return env;
   if (auto path = get("CNI_PATH")) env.path = split(*path, ':');
   if (env.command == Command::kStatus || env.command == Command::kGc) return env;
 
   // ADD, DEL and CHECK act on one attachment: (container, interface).
   auto id = get("CNI_CONTAINERID");
   if (!id || id->empty()) return invalid("CNI_CONTAINERID is not set");
-  if (!isValidContainerId(*id))
+  if (!isValidCniName(*id))
     return invalid("invalid CNI_CONTAINERID \"" + *id + "\"",
                    "must start with a letter or digit and hold only letters, digits, '_', '.' and '-'");
   env.containerId = *id;

@@ -42,17 +42,19 @@ Outcome<std::optional<IpAddress>> optionalIp(const web::json::object& o, const c
 
 }  // namespace
 
-Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const std::string& command) {
-  std::string executable;
-  for (const auto& dir : env.path) {
-    auto candidate = std::filesystem::path(dir) / conf.ipamType;
-    if (::access(candidate.c_str(), X_OK) == 0) {
-      executable = candidate.string();
-      break;
-    }
+std::optional<std::string> findPlugin(const std::string& type, const std::vector<std::string>& path) {
+  for (const auto& dir : path) {
+    auto candidate = std::filesystem::path(dir) / type;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
   }
-  if (executable.empty())
+  return std::nullopt;
+}
+
+Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const std::string& command) {
+  auto found = findPlugin(conf.ipamType, env.path);
+  if (!found)
     return Failure{Code::kInvalidConfig, "IPAM plugin \"" + conf.ipamType + "\" not found in CNI_PATH", ""};
+  std::string executable = *found;
 
   std::string input = conf.text;
   if (conf.cniVersion == "1.1.0") {  // host-local 1.1.1 stops at 1.0.0; the result shape is the same

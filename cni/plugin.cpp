@@ -209,8 +209,7 @@ Outcome<std::string> check(const NetConf& conf, const Environment& env) {
 
 // STATUS (1.1.0): ready when the IPAM plugin can be run.
 Outcome<std::string> status(const NetConf& conf, const Environment& env) {
-  for (const auto& dir : env.path)
-    if (::access((dir + "/" + conf.ipamType).c_str(), X_OK) == 0) return std::string();
+  if (findPlugin(conf.ipamType, env.path)) return std::string();
   return Failure{Code::kPluginNotAvailable, "IPAM plugin \"" + conf.ipamType + "\" not found in CNI_PATH",
                  ""};
 }

@@ -26,6 +26,10 @@ struct Environment {
 // `get` returns a variable's value, or nullopt when it is unset.
 Outcome<Environment> readEnvironment(const std::function<std::optional<std::string>(const char*)>& get);
 
+// Whether `name` can be a container ID or a network name, as libcni checks them: a letter or digit first,
+// then letters, digits, '_', '.' and '-'.
+bool isValidCniName(const std::string& name);
+
 // Whether `name` can be a Linux interface name (1-15 bytes, not "." or "..", no '/', ':' or whitespace).
 bool isValidInterfaceName(const std::string& name);
 

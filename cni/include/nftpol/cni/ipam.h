@@ -30,6 +30,9 @@ struct IpamResult {
   std::string dns = "{}";  // passed through as JSON
 };
 
+// The executable for plugin `type` in the CNI_PATH directories, first match.
+std::optional<std::string> findPlugin(const std::string& type, const std::vector<std::string>& path);
+
 // Runs the IPAM plugin for `command` ("ADD" or "DEL") and returns its stdout; its own CNI error when it
 // fails.
 Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const std::string& command);
