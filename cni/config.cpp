@@ -106,6 +106,30 @@ Outcome<NetConf> parseConfig(const std::string& json) {
     return invalidConfig("invalid \"ipam.type\" \"" + conf.ipamType + "\"",
                          "the name of a plugin in CNI_PATH");
 
+  if (auto dataDir = ipam->second.as_object().find("dataDir"); dataDir != ipam->second.as_object().end()) {
+    if (!dataDir->second.is_string() || dataDir->second.as_string().empty())
+      return invalidConfig("\"ipam.dataDir\" must be a directory");
+    conf.hostLocalDataDir = dataDir->second.as_string();
+  }
+
+  if (auto valid = object.find("cni.dev/valid-attachments");
+      valid != object.end() && !valid->second.is_null()) {
+    if (!valid->second.is_array()) return invalidConfig("\"cni.dev/valid-attachments\" must be an array");
+    conf.validAttachments.emplace();
+    for (const auto& entry : valid->second.as_array()) {
+      auto field = [&](const char* key) -> std::optional<std::string> {
+        if (!entry.is_object() || !entry.has_field(key) || !entry.at(key).is_string()) return std::nullopt;
+        return entry.at(key).as_string();
+      };
+      auto id = field("containerID");
+      auto ifname = field("ifname");
+      if (!id || !ifname)
+        return invalidConfig(
+            "every entry of \"cni.dev/valid-attachments\" needs \"containerID\" and \"ifname\"");
+      conf.validAttachments->push_back({*id, *ifname});
+    }
+  }
+
   if (auto prev = object.find("prevResult"); prev != object.end() && !prev->second.is_null()) {
     if (!prev->second.is_object()) return invalidConfig("\"prevResult\" must be an object");
     conf.prevResult = prev->second.serialize();

@@ -57,7 +57,9 @@ Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const 
   std::string executable = *found;
 
   std::string input = conf.text;
-  if (conf.cniVersion == "1.1.0") {  // host-local 1.1.1 stops at 1.0.0; the result shape is the same
+  // host-local 1.1.1 stops at 1.0.0, and ADD's result has the same shape in both. GC is only ever sent to a
+  // plugin that said it speaks 1.1.0.
+  if (conf.cniVersion == "1.1.0" && command != "GC") {
     auto root = web::json::value::parse(conf.text);
     root["cniVersion"] = web::json::value::string("1.0.0");
     input = root.serialize();
@@ -131,6 +133,43 @@ Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const 
   } catch (const web::json::json_exception&) {
   }
   return ipamFailure("IPAM plugin " + conf.ipamType + " failed", output);
+}
+
+Outcome<std::string> appendToPrevResult(const std::string& prevResult, const std::string& ours) {
+  web::json::value prev, mine;
+  try {
+    prev = web::json::value::parse(prevResult);
+    mine = web::json::value::parse(ours);
+  } catch (const web::json::json_exception& e) {
+    return Failure{Code::kDecodingFailure, "\"prevResult\" is not JSON", e.what()};
+  }
+  auto list = [](web::json::value& v, const char* key) -> web::json::array* {
+    if (!v.has_field(key)) v[key] = web::json::value::array();
+    return v.at(key).is_array() ? &v.at(key).as_array() : nullptr;
+  };
+  auto *prevInterfaces = list(prev, "interfaces"), *prevIps = list(prev, "ips"),
+       *prevRoutes = list(prev, "routes");
+  if (!prevInterfaces || !prevIps || !prevRoutes)
+    return Failure{Code::kInvalidConfig, "\"prevResult\" has a field of the wrong type",
+                   "interfaces, ips and routes are arrays"};
+  std::vector<web::json::value> interfaces(prevInterfaces->begin(), prevInterfaces->end());
+  std::vector<web::json::value> ips(prevIps->begin(), prevIps->end());
+  std::vector<web::json::value> routes(prevRoutes->begin(), prevRoutes->end());
+  int shift = static_cast<int>(interfaces.size());
+  for (auto& i : *list(mine, "interfaces"))
+    interfaces.push_back(i);
+  for (auto ip : *list(mine, "ips")) {
+    if (ip.has_field("interface")) ip["interface"] = ip.at("interface").as_integer() + shift;
+    ips.push_back(ip);
+  }
+  for (auto& r : *list(mine, "routes"))
+    routes.push_back(r);
+  mine["interfaces"] = web::json::value::array(interfaces);
+  mine["ips"] = web::json::value::array(ips);
+  mine["routes"] = web::json::value::array(routes);
+  bool oursEmpty = !mine.has_field("dns") || (mine.at("dns").is_object() && mine.at("dns").size() == 0);
+  if (oursEmpty && prev.has_field("dns")) mine["dns"] = prev.at("dns");
+  return mine.serialize();
 }
 
 Outcome<IpamResult> parseIpamResult(const std::string& json) {

@@ -8,6 +8,7 @@
 
 #include "nftpol/cni/config.h"
 #include "nftpol/cni/environment.h"
+#include "nftpol/cni/gc.h"
 #include "nftpol/cni/ipam.h"
 #include "nftpol/cni/rtnl.h"
 #include "nftpol/json.h"
@@ -106,6 +107,8 @@ Outcome<std::string> add(const NetConf& conf, const Environment& env) {
   if (!bridge) return Failure{Code::kInternal, "cannot set up bridge " + conf.bridge, bridge.error().message};
   if (auto up = node->setUp(*bridge); !up) return internal("cannot set " + conf.bridge + " up", up.error());
 
+  if (conf.prevResult)  // a chain's result we could not extend is found before anything is made
+    if (auto usable = appendToPrevResult(*conf.prevResult, "{}"); !usable) return usable.error();
   auto ipamOut = runIpam(conf, env, "ADD");
   if (!ipamOut) return ipamOut.error();
   // From here on a failure gives the address back and removes what was made: nothing half-done remains.
@@ -145,7 +148,11 @@ Outcome<std::string> add(const NetConf& conf, const Environment& env) {
   if (auto r = node->setUp(*veth); !r) return rollback(internal("cannot set " + host + " up", r.error()));
   auto routes = configurePod(conf, env, *ipam);
   if (!routes) return rollback(routes.error());
-  return resultJson(conf, env, host, *ipam, *routes);
+  std::string result = resultJson(conf, env, host, *ipam, *routes);
+  if (!conf.prevResult) return result;
+  auto chained = appendToPrevResult(*conf.prevResult, result);
+  if (!chained) return rollback(chained.error());
+  return chained;
 }
 
 Outcome<std::string> del(const NetConf& conf, const Environment& env) {
@@ -249,8 +256,11 @@ Reply runPlugin(const std::function<std::optional<std::string>(const char*)>& ge
     case Command::kStatus:
       outcome = status(*conf, *env);
       break;
-    default:
-      outcome = Failure{Code::kInvalidEnvironment, "GC is not implemented yet", ""};
+    case Command::kGc:
+      outcome = collectGarbage(*conf, *env);
+      break;
+    case Command::kVersion:
+      break;  // answered above, before any config is read
   }
   if (!outcome) return {1, toJson(outcome.error(), conf->cniVersion)};
   return {0, *outcome};

@@ -183,6 +183,38 @@ Result<bool> Rtnl::dump(void* message, int (*callback)(const nlmsghdr*, void*), 
   }
 }
 
+namespace {
+
+// A link's name and state from an RTM_NEWLINK message (the answer to a get, or one entry of a dump).
+Link readLink(const nlmsghdr* h) {
+  Link out;
+  auto* ifm = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(h));
+  out.index = ifm->ifi_index;
+  out.info.up = ifm->ifi_flags & IFF_UP;
+  eachAttribute(h, sizeof(ifinfomsg), [&](const nlattr* attr) {
+    switch (mnl_attr_get_type(attr)) {
+      case IFLA_IFNAME:
+        out.name = mnl_attr_get_str(attr);
+        break;
+      case IFLA_MASTER:
+        out.info.master = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case IFLA_MTU:
+        out.info.mtu = static_cast<int>(mnl_attr_get_u32(attr));
+        break;
+      case IFLA_LINKINFO:
+        eachAttribute(mnl_attr_get_payload(attr),
+                      reinterpret_cast<const char*>(attr) + mnl_attr_get_len(attr), [&](const nlattr* i) {
+                        if (mnl_attr_get_type(i) == IFLA_INFO_KIND) out.info.kind = mnl_attr_get_str(i);
+                      });
+        break;
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
 Result<LinkInfo> Rtnl::link(int index) {
   std::vector<char> buf;
   nlmsghdr* nlh = linkMessage(buf, RTM_GETLINK, NLM_F_REQUEST, index);
@@ -190,34 +222,31 @@ Result<LinkInfo> Rtnl::link(int index) {
   if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
   ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
   if (n < 0) return systemError("rtnetlink receive");
-  LinkInfo info;
+  Link found;
   int r = mnl_cb_run(
       buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_),
       [](const nlmsghdr* h, void* data) {
-        auto& out = *static_cast<LinkInfo*>(data);
-        out.up = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(h))->ifi_flags & IFF_UP;
-        eachAttribute(h, sizeof(ifinfomsg), [&](const nlattr* attr) {
-          switch (mnl_attr_get_type(attr)) {
-            case IFLA_MASTER:
-              out.master = static_cast<int>(mnl_attr_get_u32(attr));
-              break;
-            case IFLA_MTU:
-              out.mtu = static_cast<int>(mnl_attr_get_u32(attr));
-              break;
-            case IFLA_LINKINFO:
-              eachAttribute(mnl_attr_get_payload(attr),
-                            reinterpret_cast<const char*>(attr) + mnl_attr_get_len(attr),
-                            [&](const nlattr* i) {
-                              if (mnl_attr_get_type(i) == IFLA_INFO_KIND) out.kind = mnl_attr_get_str(i);
-                            });
-              break;
-          }
-        });
+        *static_cast<Link*>(data) = readLink(h);
         return MNL_CB_OK;
       },
-      &info);
+      &found);
   if (r < 0) return systemError("cannot read link " + std::to_string(index));
-  return info;
+  return found.info;
+}
+
+Result<std::vector<Link>> Rtnl::links() {
+  std::vector<char> buf;
+  nlmsghdr* nlh = linkMessage(buf, RTM_GETLINK, 0, 0);
+  std::vector<Link> found;
+  auto done = dump(
+      nlh,
+      [](const nlmsghdr* h, void* data) {
+        static_cast<std::vector<Link>*>(data)->push_back(readLink(h));
+        return MNL_CB_OK;
+      },
+      &found);
+  if (!done) return done.error();
+  return found;
 }
 
 Result<std::vector<InterfaceAddress>> Rtnl::addresses(int index) {

@@ -53,6 +53,26 @@ TEST_CASE("a bridge network config with its defaults, and the reference bridge p
   CHECK(full->prevResult->find("\"ips\"") != std::string::npos);
 }
 
+TEST_CASE("GC's valid attachments and host-local's data directory", "[cni]") {
+  auto c = parseConfig(conf(""));
+  REQUIRE(c.ok());
+  CHECK_FALSE(c->validAttachments);  // absent is not empty: GC refuses rather than release everything
+  CHECK(c->hostLocalDataDir == "/var/lib/cni/networks");
+
+  auto gc = parseConfig(
+      R"({"cniVersion": "1.1.0", "name": "pods", "type": "nftpol-bridge",
+          "ipam": {"type": "host-local", "dataDir": "/run/ipam"},
+          "cni.dev/valid-attachments": [{"containerID": "a1", "ifname": "eth0"}, {"containerID": "b2", "ifname": "net1"}]})");
+  REQUIRE(gc.ok());
+  CHECK(gc->hostLocalDataDir == "/run/ipam");
+  REQUIRE(gc->validAttachments);
+  CHECK(*gc->validAttachments == std::vector<Attachment>{{"a1", "eth0"}, {"b2", "net1"}});
+  auto none = parseConfig(conf(R"(, "cni.dev/valid-attachments": [])"));
+  REQUIRE(none.ok());
+  REQUIRE(none->validAttachments);
+  CHECK(none->validAttachments->empty());
+}
+
 TEST_CASE("bad network configs are refused with the spec's codes", "[cni]") {
   struct Case {
     std::string json;
@@ -79,6 +99,12 @@ TEST_CASE("bad network configs are refused with the spec's codes", "[cni]") {
        "\"ipam\" is required"},
       {R"({"cniVersion": "1.0.0", "name": "pods", "type": "x", "ipam": {"type": "../../bin/sh"}})",
        Code::kInvalidConfig, "invalid \"ipam.type\" \"../../bin/sh\""},
+      {conf(R"(, "cni.dev/valid-attachments": {})"), Code::kInvalidConfig,
+       "\"cni.dev/valid-attachments\" must be an array"},
+      {conf(R"(, "cni.dev/valid-attachments": [{"containerID": "a1"}])"), Code::kInvalidConfig,
+       "every entry of \"cni.dev/valid-attachments\" needs \"containerID\" and \"ifname\""},
+      {R"({"cniVersion": "1.0.0", "name": "pods", "type": "x", "ipam": {"type": "host-local", "dataDir": 1}})",
+       Code::kInvalidConfig, "\"ipam.dataDir\" must be a directory"},
   };
   for (const auto& c : cases) {
     INFO(c.json);

@@ -14,6 +14,13 @@ namespace nftpol::cni {
 // The versions we speak, oldest first; a result is written in the config's version.
 extern const std::vector<std::string> kSupportedVersions;
 
+// One interface of one container, as GC names those still in use.
+struct Attachment {
+  std::string containerId;
+  std::string ifname;
+  bool operator==(const Attachment&) const = default;
+};
+
 struct NetConf {
   std::string cniVersion;
   std::string name;
@@ -27,6 +34,11 @@ struct NetConf {
   std::string ipamType;
   std::string text;                       // the config as received, handed to the IPAM plugin unchanged
   std::optional<std::string> prevResult;  // JSON, when a chain or CHECK passes one
+  // GC (1.1.0): the attachments the runtime still uses ("cni.dev/valid-attachments"); everything else of this
+  // network is released.
+  std::optional<std::vector<Attachment>> validAttachments;
+  std::string hostLocalDataDir =
+      "/var/lib/cni/networks";  // `ipam.dataDir`: where host-local keeps reservations
 };
 
 Outcome<NetConf> parseConfig(const std::string& json);

@@ -33,9 +33,13 @@ struct IpamResult {
 // The executable for plugin `type` in the CNI_PATH directories, first match.
 std::optional<std::string> findPlugin(const std::string& type, const std::vector<std::string>& path);
 
-// Runs the IPAM plugin for `command` ("ADD" or "DEL") and returns its stdout; its own CNI error when it
-// fails.
+// Runs the IPAM plugin for `command` ("ADD", "DEL", "VERSION" or "GC") and returns its stdout; its own CNI
+// error when it fails.
 Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const std::string& command);
+
+// ADD in a chain: the previous plugins' result with ours appended (interfaces, ips with their interface
+// indices moved past the previous interfaces, routes; our dns when we have one), in our version.
+Outcome<std::string> appendToPrevResult(const std::string& prevResult, const std::string& ours);
 
 // Reads an IPAM plugin's result.
 Outcome<IpamResult> parseIpamResult(const std::string& json);

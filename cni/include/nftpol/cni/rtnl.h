@@ -28,6 +28,12 @@ struct LinkInfo {
   bool up = false;
 };
 
+struct Link {
+  int index = 0;
+  std::string name;
+  LinkInfo info;
+};
+
 struct RouteInfo {
   Cidr destination;  // 0.0.0.0/0 or ::/0 for a default route
   std::optional<IpAddress> gateway;
@@ -48,6 +54,7 @@ class Rtnl {
   // The index of the link named `name`, or nullopt when there is none.
   Result<std::optional<int>> linkIndex(const std::string& name);
   Result<LinkInfo> link(int index);
+  Result<std::vector<Link>> links();
   Result<std::vector<InterfaceAddress>> addresses(int index);
   // The main table's routes out of `index`.
   Result<std::vector<RouteInfo>> routes(int index);
