@@ -3,7 +3,7 @@
 #include "nftpol/cni/environment.h"
 #include "nftpol/json.h"
 
-#include <cpprest/json.h>
+#include "nftpol/json_value.h"
 
 #include <algorithm>
 #include <cctype>
@@ -34,33 +34,30 @@ std::string versionJson() {
 }
 
 Outcome<NetConf> parseConfig(const std::string& json) {
-  web::json::value root;
-  try {
-    root = web::json::value::parse(json);
-  } catch (const web::json::json_exception& e) {
-    return Failure{Code::kDecodingFailure, "the network configuration is not JSON", e.what()};
-  }
-  if (!root.is_object())
+  auto root = json::parse(json);
+  if (!root)
+    return Failure{Code::kDecodingFailure, "the network configuration is not JSON", root.error().message};
+  if (!root->isObject())
     return Failure{Code::kDecodingFailure, "the network configuration must be a JSON object"};
-  const auto& object = root.as_object();
+  const json::Value& object = *root;
   NetConf conf;
   conf.text = json;
 
   auto string = [&](const char* key, std::string& out, bool required) -> std::optional<Failure> {
-    auto it = object.find(key);
-    if (it == object.end() || it->second.is_null()) {
+    auto* v = object.find(key);
+    if (!v || v->isNull()) {
       if (required) return invalidConfig(std::string("\"") + key + "\" is required");
       return std::nullopt;
     }
-    if (!it->second.is_string()) return invalidConfig(std::string("\"") + key + "\" must be a string");
-    out = it->second.as_string();
+    if (!v->isString()) return invalidConfig(std::string("\"") + key + "\" must be a string");
+    out = v->asString();
     return std::nullopt;
   };
   auto boolean = [&](const char* key, bool& out) -> std::optional<Failure> {
-    auto it = object.find(key);
-    if (it == object.end() || it->second.is_null()) return std::nullopt;
-    if (!it->second.is_boolean()) return invalidConfig(std::string("\"") + key + "\" must be true or false");
-    out = it->second.as_bool();
+    auto* v = object.find(key);
+    if (!v || v->isNull()) return std::nullopt;
+    if (!v->isBool()) return invalidConfig(std::string("\"") + key + "\" must be true or false");
+    out = v->asBool();
     return std::nullopt;
   };
 
@@ -85,54 +82,48 @@ Outcome<NetConf> parseConfig(const std::string& json) {
     if (auto f = boolean(key, *field)) return *f;
   if (conf.isDefaultGateway) conf.isGateway = true;  // a default route needs the gateway on the bridge
 
-  if (auto it = object.find("mtu"); it != object.end() && !it->second.is_null()) {
-    if (!it->second.is_integer()) return invalidConfig("\"mtu\" must be an integer");
-    int mtu = it->second.as_integer();
+  if (auto* v = object.find("mtu"); v && !v->isNull()) {
+    if (!v->isInteger()) return invalidConfig("\"mtu\" must be an integer");
+    int64_t mtu = v->asInteger();
     if (mtu != 0 && (mtu < 68 || mtu > 65535))
       return invalidConfig("\"mtu\" " + std::to_string(mtu) + " is out of range",
                            "0 (the default) or 68 to 65535");
-    conf.mtu = mtu;
+    conf.mtu = static_cast<int>(mtu);
   }
 
-  auto ipam = object.find("ipam");
-  if (ipam == object.end() || !ipam->second.is_object())
+  auto* ipam = object.find("ipam");
+  if (!ipam || !ipam->isObject())
     return invalidConfig("\"ipam\" is required",
                          "an object naming the IPAM plugin, e.g. {\"type\": \"host-local\", ...}");
-  auto ipamType = ipam->second.as_object().find("type");
-  if (ipamType == ipam->second.as_object().end() || !ipamType->second.is_string())
-    return invalidConfig("\"ipam.type\" is required");
-  conf.ipamType = ipamType->second.as_string();
+  auto* ipamType = ipam->find("type");
+  if (!ipamType || !ipamType->isString()) return invalidConfig("\"ipam.type\" is required");
+  conf.ipamType = ipamType->asString();
   if (!isValidPluginType(conf.ipamType))
     return invalidConfig("invalid \"ipam.type\" \"" + conf.ipamType + "\"",
                          "the name of a plugin in CNI_PATH");
 
-  if (auto dataDir = ipam->second.as_object().find("dataDir"); dataDir != ipam->second.as_object().end()) {
-    if (!dataDir->second.is_string() || dataDir->second.as_string().empty())
+  if (auto* dataDir = ipam->find("dataDir")) {
+    if (!dataDir->isString() || dataDir->asString().empty())
       return invalidConfig("\"ipam.dataDir\" must be a directory");
-    conf.hostLocalDataDir = dataDir->second.as_string();
+    conf.hostLocalDataDir = dataDir->asString();
   }
 
-  if (auto valid = object.find("cni.dev/valid-attachments");
-      valid != object.end() && !valid->second.is_null()) {
-    if (!valid->second.is_array()) return invalidConfig("\"cni.dev/valid-attachments\" must be an array");
+  if (auto* valid = object.find("cni.dev/valid-attachments"); valid && !valid->isNull()) {
+    if (!valid->isArray()) return invalidConfig("\"cni.dev/valid-attachments\" must be an array");
     conf.validAttachments.emplace();
-    for (const auto& entry : valid->second.as_array()) {
-      auto field = [&](const char* key) -> std::optional<std::string> {
-        if (!entry.is_object() || !entry.has_field(key) || !entry.at(key).is_string()) return std::nullopt;
-        return entry.at(key).as_string();
-      };
-      auto id = field("containerID");
-      auto ifname = field("ifname");
-      if (!id || !ifname)
+    for (const auto& entry : valid->asArray()) {
+      auto* id = entry.find("containerID");
+      auto* ifname = entry.find("ifname");
+      if (!id || !id->isString() || !ifname || !ifname->isString())
         return invalidConfig(
             "every entry of \"cni.dev/valid-attachments\" needs \"containerID\" and \"ifname\"");
-      conf.validAttachments->push_back({*id, *ifname});
+      conf.validAttachments->push_back({id->asString(), ifname->asString()});
     }
   }
 
-  if (auto prev = object.find("prevResult"); prev != object.end() && !prev->second.is_null()) {
-    if (!prev->second.is_object()) return invalidConfig("\"prevResult\" must be an object");
-    conf.prevResult = prev->second.serialize();
+  if (auto* prev = object.find("prevResult"); prev && !prev->isNull()) {
+    if (!prev->isObject()) return invalidConfig("\"prevResult\" must be an object");
+    conf.prevResult = prev->serialize();
   }
   return conf;
 }

@@ -4,10 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cpprest/json.h>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include "nftpol/json_value.h"
 
 namespace nftpol::cni {
 
@@ -32,10 +32,10 @@ Outcome<InterfaceAddress> parseInterfaceAddress(const std::string& text) {
   return InterfaceAddress{*ip, prefix};
 }
 
-Outcome<std::optional<IpAddress>> optionalIp(const web::json::object& o, const char* key) {
-  auto it = o.find(key);
-  if (it == o.end() || it->second.is_null()) return std::optional<IpAddress>();
-  auto ip = it->second.is_string() ? IpAddress::parse(it->second.as_string()) : Result<IpAddress>(Error{""});
+Outcome<std::optional<IpAddress>> optionalIp(const json::Value& o, const char* key) {
+  auto* v = o.find(key);
+  if (!v || v->isNull()) return std::optional<IpAddress>();
+  auto ip = v->isString() ? IpAddress::parse(v->asString()) : Result<IpAddress>(Error{""});
   if (!ip) return ipamFailure(std::string("the IPAM plugin returned an invalid ") + key);
   return std::optional<IpAddress>(*ip);
 }
@@ -60,9 +60,11 @@ Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const 
   // host-local 1.1.1 stops at 1.0.0, and ADD's result has the same shape in both. GC is only ever sent to a
   // plugin that said it speaks 1.1.0.
   if (conf.cniVersion == "1.1.0" && command != "GC") {
-    auto root = web::json::value::parse(conf.text);
-    root["cniVersion"] = web::json::value::string("1.0.0");
-    input = root.serialize();
+    auto root = json::parse(conf.text);  // parsed once already: it is a JSON object
+    if (root) {
+      (*root)["cniVersion"] = json::Value("1.0.0");
+      input = root->serialize();
+    }
   }
 
   int toChild[2], fromChild[2];
@@ -119,94 +121,81 @@ Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const 
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return output;
 
   // The delegate's own error object, passed on with its code.
-  try {
-    auto error = web::json::value::parse(output);
-    if (error.is_object() && error.has_field("code") && error.at("code").is_integer()) {
-      std::string msg =
-          error.has_field("msg") && error.at("msg").is_string() ? error.at("msg").as_string() : "";
-      std::string details = error.has_field("details") && error.at("details").is_string()
-                                ? error.at("details").as_string()
-                                : "";
-      return Failure{static_cast<Code>(error.at("code").as_integer()), "IPAM " + conf.ipamType + ": " + msg,
-                     details};
-    }
-  } catch (const web::json::json_exception&) {
+  if (auto error = json::parse(output); error && error->isObject()) {
+    auto text = [&](const char* key) {
+      auto* v = error->find(key);
+      return v && v->isString() ? v->asString() : std::string();
+    };
+    if (auto* code = error->find("code"); code && code->isInteger())
+      return Failure{static_cast<Code>(code->asInteger()), "IPAM " + conf.ipamType + ": " + text("msg"),
+                     text("details")};
   }
   return ipamFailure("IPAM plugin " + conf.ipamType + " failed", output);
 }
 
 Outcome<std::string> appendToPrevResult(const std::string& prevResult, const std::string& ours) {
-  web::json::value prev, mine;
-  try {
-    prev = web::json::value::parse(prevResult);
-    mine = web::json::value::parse(ours);
-  } catch (const web::json::json_exception& e) {
-    return Failure{Code::kDecodingFailure, "\"prevResult\" is not JSON", e.what()};
+  auto prev = json::parse(prevResult);
+  auto mine = json::parse(ours);
+  if (!prev || !prev->isObject())
+    return Failure{Code::kDecodingFailure, "\"prevResult\" is not a JSON object",
+                   prev ? "" : prev.error().message};
+  if (!mine || !mine->isObject()) return ipamFailure("our own result is not a JSON object", ours);
+  json::Value merged = *mine;
+  int shift = 0;
+  for (const char* key : {"interfaces", "ips", "routes"}) {
+    auto* before = prev->find(key);
+    if (before && !before->isNull() && !before->isArray())
+      return Failure{Code::kInvalidConfig, "\"prevResult\" has a field of the wrong type",
+                     std::string(key) + " must be an array"};
+    json::Value::Array joined = before && before->isArray() ? before->asArray() : json::Value::Array();
+    if (std::string_view(key) == "interfaces") shift = static_cast<int>(joined.size());
+    if (auto* added = mine->find(key); added && added->isArray()) {
+      for (json::Value item : added->asArray()) {
+        // Our ips name our interfaces by index, which now come after the previous ones.
+        if (auto* index = item.find("interface"); index && index->isInteger())
+          item["interface"] = json::Value(index->asInteger() + shift);
+        joined.push_back(std::move(item));
+      }
+    }
+    merged[key] = json::Value(std::move(joined));
   }
-  auto list = [](web::json::value& v, const char* key) -> web::json::array* {
-    if (!v.has_field(key)) v[key] = web::json::value::array();
-    return v.at(key).is_array() ? &v.at(key).as_array() : nullptr;
-  };
-  auto *prevInterfaces = list(prev, "interfaces"), *prevIps = list(prev, "ips"),
-       *prevRoutes = list(prev, "routes");
-  if (!prevInterfaces || !prevIps || !prevRoutes)
-    return Failure{Code::kInvalidConfig, "\"prevResult\" has a field of the wrong type",
-                   "interfaces, ips and routes are arrays"};
-  std::vector<web::json::value> interfaces(prevInterfaces->begin(), prevInterfaces->end());
-  std::vector<web::json::value> ips(prevIps->begin(), prevIps->end());
-  std::vector<web::json::value> routes(prevRoutes->begin(), prevRoutes->end());
-  int shift = static_cast<int>(interfaces.size());
-  for (auto& i : *list(mine, "interfaces"))
-    interfaces.push_back(i);
-  for (auto ip : *list(mine, "ips")) {
-    if (ip.has_field("interface")) ip["interface"] = ip.at("interface").as_integer() + shift;
-    ips.push_back(ip);
-  }
-  for (auto& r : *list(mine, "routes"))
-    routes.push_back(r);
-  mine["interfaces"] = web::json::value::array(interfaces);
-  mine["ips"] = web::json::value::array(ips);
-  mine["routes"] = web::json::value::array(routes);
-  bool oursEmpty = !mine.has_field("dns") || (mine.at("dns").is_object() && mine.at("dns").size() == 0);
-  if (oursEmpty && prev.has_field("dns")) mine["dns"] = prev.at("dns");
-  return mine.serialize();
+  auto* dns = mine->find("dns");
+  bool oursEmpty = !dns || (dns->isObject() && dns->asObject().empty());
+  if (auto* prevDns = prev->find("dns"); oursEmpty && prevDns) merged["dns"] = *prevDns;
+  return merged.serialize();
 }
 
-Outcome<IpamResult> parseIpamResult(const std::string& json) {
-  web::json::value root;
-  try {
-    root = web::json::value::parse(json);
-  } catch (const web::json::json_exception& e) {
-    return ipamFailure("the IPAM plugin's result is not JSON", e.what());
-  }
-  if (!root.is_object()) return ipamFailure("the IPAM plugin's result is not a JSON object");
+Outcome<IpamResult> parseIpamResult(const std::string& text) {
+  auto root = json::parse(text);
+  if (!root) return ipamFailure("the IPAM plugin's result is not JSON", root.error().message);
+  if (!root->isObject()) return ipamFailure("the IPAM plugin's result is not a JSON object");
   IpamResult result;
-  if (root.has_field("ips") && root.at("ips").is_array()) {
-    for (const auto& entry : root.at("ips").as_array()) {
-      if (!entry.is_object() || !entry.has_field("address") || !entry.at("address").is_string())
+  if (auto* ips = root->find("ips"); ips && ips->isArray()) {
+    for (const auto& entry : ips->asArray()) {
+      auto* address = entry.find("address");
+      if (!address || !address->isString())
         return ipamFailure("the IPAM plugin returned an ip without an address");
-      auto address = parseInterfaceAddress(entry.at("address").as_string());
-      if (!address) return address.error();
-      auto gateway = optionalIp(entry.as_object(), "gateway");
+      auto parsed = parseInterfaceAddress(address->asString());
+      if (!parsed) return parsed.error();
+      auto gateway = optionalIp(entry, "gateway");
       if (!gateway) return gateway.error();
-      result.ips.push_back({*address, *gateway});
+      result.ips.push_back({*parsed, *gateway});
     }
   }
   if (result.ips.empty()) return ipamFailure("the IPAM plugin returned no address");
-  if (root.has_field("routes") && root.at("routes").is_array()) {
-    for (const auto& entry : root.at("routes").as_array()) {
-      if (!entry.is_object() || !entry.has_field("dst") || !entry.at("dst").is_string())
+  if (auto* routes = root->find("routes"); routes && routes->isArray()) {
+    for (const auto& entry : routes->asArray()) {
+      auto* dst = entry.find("dst");
+      if (!dst || !dst->isString())
         return ipamFailure("the IPAM plugin returned a route without a destination");
-      auto dst = Cidr::parse(entry.at("dst").as_string());
-      if (!dst)
-        return ipamFailure("the IPAM plugin returned an invalid route \"" + entry.at("dst").as_string() +
-                           "\"");
-      auto gw = optionalIp(entry.as_object(), "gw");
+      auto cidr = Cidr::parse(dst->asString());
+      if (!cidr) return ipamFailure("the IPAM plugin returned an invalid route \"" + dst->asString() + "\"");
+      auto gw = optionalIp(entry, "gw");
       if (!gw) return gw.error();
-      result.routes.push_back({*dst, *gw});
+      result.routes.push_back({*cidr, *gw});
     }
   }
-  if (root.has_field("dns") && root.at("dns").is_object()) result.dns = root.at("dns").serialize();
+  if (auto* dns = root->find("dns"); dns && dns->isObject()) result.dns = dns->serialize();
   return result;
 }
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs every test: the unit and e2e suites (Release), the same under AddressSanitizer and UBSan, and the loader
-# fuzzer for a bounded time. Exits non-zero on any failure.
+# Runs every test: the unit and e2e suites (Release), the same under AddressSanitizer and UBSan, and the
+# fuzzers (manifest loader, CNI input) for a bounded time. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 jobs=$(nproc)
 fuzz_seconds=${NFTPOL_FUZZ_SECONDS:-60}
+cni_fuzz_seconds=${NFTPOL_CNI_FUZZ_SECONDS:-20}
 
 echo "== build and test (Release)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -18,21 +19,25 @@ cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" |
   tee /tmp/nftpol-ctest-asan.log
 
-echo "== fuzz the manifest loader for ${fuzz_seconds}s (libFuzzer)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNFTPOL_FUZZ=ON -DNFTPOL_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target loader_fuzz
+cmake --build build-fuzz -j"$jobs" --target loader_fuzz cni_fuzz
 work=$(mktemp -d /tmp/nftpol-fuzz.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-# New inputs go to the scratch directory; the committed corpus is only read.
-LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" ./build-fuzz/tests/loader_fuzz -max_total_time="$fuzz_seconds" -max_len=8192 -timeout=10 -rss_limit_mb=2048 \
-  -artifact_prefix="$work/" -print_final_stats=1 "$work" tests/fuzz/corpus 2>"$work/log" || {
-  tail -50 "$work/log"
-  echo "fuzzer found a failure; the input is in the log above" >&2
-  exit 1
+fuzz() {  # fuzz TARGET SECONDS MAX-LEN CORPUS: new inputs go to a scratch directory; the committed corpus is only read
+  echo "== fuzz $1 for ${2}s (libFuzzer)"
+  mkdir -p "$work/$1"
+  LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" ./build-fuzz/tests/"$1" -max_total_time="$2" -max_len="$3" -timeout=10 \
+    -rss_limit_mb=2048 -artifact_prefix="$work/" -print_final_stats=1 "$work/$1" "$4" 2>"$work/$1.log" || {
+    tail -50 "$work/$1.log"
+    echo "fuzzer $1 found a failure; the input is in the log above" >&2
+    exit 1
+  }
+  grep -E 'stat::number_of_executed_units|Done' "$work/$1.log" | tail -2
 }
-grep -E 'stat::number_of_executed_units|Done' "$work/log" | tail -2
+fuzz loader_fuzz "$fuzz_seconds" 8192 tests/fuzz/corpus
+fuzz cni_fuzz "$cni_fuzz_seconds" 4096 tests/fuzz/cni-corpus
 # One closing line for the whole run: both ctest runs and the fuzz run (each stage above already failed the
 # script on any failure, so reaching here means none failed).
 ran=$(cat /tmp/nftpol-ctest-release.log /tmp/nftpol-ctest-asan.log | sed -n 's/.*tests failed out of \([0-9]*\)/\1/p' |
   awk '{s += $1} END {print s}')
-echo "tests: $((ran + 1)) passed, 0 failed"
+echo "tests: $((ran + 2)) passed, 0 failed"
