@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <type_traits>
 
 namespace nftpol::policy {
 
@@ -25,82 +26,54 @@ Labels namespaceLabels(const std::string& name, Labels labels) {
 
 namespace {
 
-template <typename T>
-void upsertInto(std::vector<T>& items, std::unordered_map<std::string, size_t>& index, std::string key,
-                T item) {
-  auto [it, inserted] = index.try_emplace(std::move(key), items.size());
-  if (inserted) {
-    items.push_back(std::move(item));
-  } else {
-    items[it->second] = std::move(item);
-  }
-}
-
-template <typename T>
-bool removeFrom(std::vector<T>& items, std::unordered_map<std::string, size_t>& index, const std::string& key,
-                const std::function<std::string(const T&)>& keyOf) {
-  auto it = index.find(key);
-  if (it == index.end()) return false;
-  size_t at = it->second;
-  index.erase(it);
-  if (at != items.size() - 1) {  // keep the vector dense: move the last item into the hole
-    items[at] = std::move(items.back());
-    index[keyOf(items[at])] = at;
-  }
-  items.pop_back();
-  return true;
+// The key an object of `ref.kind` is stored under: OtherObjects share one store, so theirs includes the kind.
+std::string storeKey(const ObjectRef& ref, bool other) {
+  return other ? ref.kind + "/" + ref.key : ref.key;
 }
 
 }  // namespace
 
 bool ClusterState::remove(const std::string& kind, const std::string& key) {
-  if (kind == "Namespace")
-    return removeFrom<Namespace>(namespaces_, namespaceIndex_, key, [](const auto& n) { return n.name; });
-  if (kind == "Pod") return removeFrom<Pod>(pods_, podIndex_, key, [](const auto& p) { return p.key(); });
-  if (kind == "NetworkPolicy")
-    return removeFrom<NetworkPolicy>(policies_, policyIndex_, key, [](const auto& p) { return p.key(); });
-  return removeFrom<OtherObject>(others_, otherIndex_, kind + "/" + key,
-                                 [](const auto& o) { return o.kind + "/" + o.ns + "/" + o.name; });
+  return std::apply(
+      [&](auto&... store) {
+        bool found = false, known = false;
+        auto tryOne = [&](auto& s) {
+          using T = typename std::decay_t<decltype(s.items())>::value_type;
+          if constexpr (!std::is_same_v<T, OtherObject>) {
+            if (kind != T::kKind) return;
+            known = true;
+            found = s.remove(key);
+          }
+        };
+        (tryOne(store), ...);
+        if (!known) found = std::get<Store<OtherObject>>(stores_).remove(storeKey({kind, key}, true));
+        return found;
+      },
+      stores_);
 }
 
 void ClusterState::upsert(Namespace ns) {
   ns.labels = namespaceLabels(ns.name, std::move(ns.labels));
-  auto key = ns.name;
-  upsertInto(namespaces_, namespaceIndex_, std::move(key), std::move(ns));
-}
-
-// Keys are computed before the call: argument evaluation order would otherwise let the move happen first.
-void ClusterState::upsert(Pod pod) {
-  auto key = pod.key();
-  upsertInto(pods_, podIndex_, std::move(key), std::move(pod));
-}
-
-void ClusterState::upsert(NetworkPolicy policy) {
-  auto key = policy.key();
-  upsertInto(policies_, policyIndex_, std::move(key), std::move(policy));
-}
-
-void ClusterState::upsert(OtherObject other) {
-  auto key = other.kind + "/" + other.ns + "/" + other.name;
-  upsertInto(others_, otherIndex_, std::move(key), std::move(other));
+  std::get<Store<Namespace>>(stores_).upsert(std::move(ns));
 }
 
 void ClusterState::absorb(ClusterState&& other) {
-  for (auto& n : other.namespaces_)
-    upsert(std::move(n));
-  for (auto& p : other.pods_)
-    upsert(std::move(p));
-  for (auto& p : other.policies_)
-    upsert(std::move(p));
-  for (auto& o : other.others_)
-    upsert(std::move(o));
+  std::apply(
+      [&](auto&... store) {
+        auto moveAll = [&](auto& s) {
+          for (auto& item : s.release())
+            upsert(std::move(item));
+        };
+        (moveAll(store), ...);
+      },
+      other.stores_);
   other = ClusterState();
 }
 
 std::vector<Diagnostic> ClusterState::implyMissingNamespaces() {
   std::vector<Diagnostic> warnings;
   auto imply = [&](const std::string& name, const SourceLocation& where, const std::string& object) {
-    if (namespaceIndex_.count(name)) return;
+    if (findNamespace(name)) return;
     upsert(Namespace{.name = name, .labels = {}, .where = where, .implied = true});
     warnings.push_back(Diagnostic{
         .severity = Severity::kWarning,
@@ -111,60 +84,58 @@ std::vector<Diagnostic> ClusterState::implyMissingNamespaces() {
             "namespace \"" + name +
             "\" has no Namespace object; assuming one labelled only kubernetes.io/metadata.name=" + name});
   };
-  for (const auto& p : pods_)
+  for (const auto& p : pods())
     imply(p.ns, p.where, "Pod " + p.key());
-  for (const auto& p : policies_)
+  for (const auto& p : policies())
     imply(p.ns, p.where, "NetworkPolicy " + p.key());
   return warnings;
 }
 
 std::vector<ObjectRef> ClusterState::refs() const {
   std::vector<ObjectRef> out;
-  out.reserve(namespaces_.size() + pods_.size() + policies_.size() + others_.size());
-  for (const auto& n : namespaces_)
-    out.push_back({"Namespace", n.name});
-  for (const auto& p : pods_)
-    out.push_back({"Pod", p.key()});
-  for (const auto& p : policies_)
-    out.push_back({"NetworkPolicy", p.key()});
-  for (const auto& o : others_)
-    out.push_back({o.kind, o.ns + "/" + o.name});
+  std::apply(
+      [&](const auto&... store) {
+        auto add = [&](const auto& s) {
+          for (const auto& item : s.items()) {
+            using T = std::decay_t<decltype(item)>;
+            if constexpr (std::is_same_v<T, OtherObject>) {
+              out.push_back({item.kind, item.ns + "/" + item.name});
+            } else {
+              out.push_back({std::string(T::kKind), item.key()});
+            }
+          }
+        };
+        (add(store), ...);
+      },
+      stores_);
   return out;
 }
 
 void ClusterState::copyFrom(const ClusterState& from, const ObjectRef& ref) {
-  auto copy = [&](const auto& items, const auto& index, const std::string& key) {
-    auto it = index.find(key);
-    if (it == index.end()) {
-      remove(ref.kind, ref.key);
-    } else {
-      upsert(items[it->second]);
-    }
-  };
-  if (ref.kind == "Namespace") {
-    copy(from.namespaces_, from.namespaceIndex_, ref.key);
-  } else if (ref.kind == "Pod") {
-    copy(from.pods_, from.podIndex_, ref.key);
-  } else if (ref.kind == "NetworkPolicy") {
-    copy(from.policies_, from.policyIndex_, ref.key);
+  bool done = false;
+  std::apply(
+      [&](const auto&... store) {
+        auto copyOne = [&](const auto& s) {
+          using T = typename std::decay_t<decltype(s.items())>::value_type;
+          if constexpr (!std::is_same_v<T, OtherObject>) {
+            if (done || ref.kind != T::kKind) return;
+            done = true;
+            if (const T* item = s.find(ref.key)) {
+              upsert(*item);
+            } else {
+              remove(ref.kind, ref.key);
+            }
+          }
+        };
+        (copyOne(store), ...);
+      },
+      from.stores_);
+  if (done) return;
+  if (const OtherObject* item = std::get<Store<OtherObject>>(from.stores_).find(storeKey(ref, true))) {
+    upsert(*item);
   } else {
-    copy(from.others_, from.otherIndex_, ref.kind + "/" + ref.key);
+    remove(ref.kind, ref.key);
   }
-}
-
-const Namespace* ClusterState::findNamespace(const std::string& name) const {
-  auto it = namespaceIndex_.find(name);
-  return it == namespaceIndex_.end() ? nullptr : &namespaces_[it->second];
-}
-
-const Pod* ClusterState::findPod(const std::string& ns, const std::string& name) const {
-  auto it = podIndex_.find(ns + "/" + name);
-  return it == podIndex_.end() ? nullptr : &pods_[it->second];
-}
-
-const NetworkPolicy* ClusterState::findPolicy(const std::string& ns, const std::string& name) const {
-  auto it = policyIndex_.find(ns + "/" + name);
-  return it == policyIndex_.end() ? nullptr : &policies_[it->second];
 }
 
 }  // namespace nftpol::policy

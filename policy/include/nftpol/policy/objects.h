@@ -33,10 +33,13 @@ std::string_view toString(Protocol p);
 std::optional<Protocol> parseProtocol(std::string_view text);  // exactly "TCP", "UDP" or "SCTP"
 
 struct Namespace {
+  static constexpr std::string_view kKind = "Namespace";
   std::string name;
   Labels labels;  // always includes kubernetes.io/metadata.name
   SourceLocation where;
   bool implied = false;  // made up because a pod or policy named it and no Namespace object was loaded
+
+  std::string key() const { return name; }
 };
 
 struct ContainerPort {
@@ -49,6 +52,7 @@ struct ContainerPort {
 enum class PodPhase : uint8_t { kPending, kRunning, kSucceeded, kFailed, kUnknown };
 
 struct Pod {
+  static constexpr std::string_view kKind = "Pod";
   std::string ns;
   std::string name;
   Labels labels;
@@ -111,6 +115,7 @@ struct Rule {
 };
 
 struct NetworkPolicy {
+  static constexpr std::string_view kKind = "NetworkPolicy";
   std::string ns;
   std::string name;
   LabelSelector podSelector;
@@ -127,13 +132,88 @@ struct NetworkPolicy {
   }
 };
 
-// Objects of other kinds (Service, EndpointSlice, Node, ...) are kept by identity for later stages.
+// One port of a Service: what clients connect to, and what its endpoints serve it on.
+struct ServicePort {
+  std::string name;  // required when the service has more than one port
+  Protocol protocol = Protocol::kTCP;
+  uint16_t port = 0;
+  // A number, or the name of a container port; resolved through the EndpointSlices' ports, which carry the
+  // number each endpoint serves the port named like this service port on.
+  std::variant<uint16_t, std::string> targetPort;
+  uint16_t nodePort = 0;  // 0: none
+  bool operator==(const ServicePort&) const = default;
+};
+
+enum class ServiceType : uint8_t { kClusterIP, kNodePort, kLoadBalancer, kExternalName };
+// externalTrafficPolicy / internalTrafficPolicy: Local keeps the traffic on endpoints of the receiving node.
+enum class TrafficPolicy : uint8_t { kCluster, kLocal };
+
+struct Service {
+  static constexpr std::string_view kKind = "Service";
+  std::string ns;
+  std::string name;
+  ServiceType type = ServiceType::kClusterIP;
+  std::vector<IpAddress> clusterIPs;  // spec.clusterIPs (or clusterIP); empty for a headless service
+  std::vector<ServicePort> ports;
+  std::vector<IpAddress> externalIPs;
+  std::vector<IpAddress> loadBalancerIPs;  // status.loadBalancer.ingress[].ip
+  std::optional<uint32_t> affinitySeconds;  // sessionAffinity: ClientIP, with its timeout (default 10800)
+  TrafficPolicy externalTrafficPolicy = TrafficPolicy::kCluster;
+  TrafficPolicy internalTrafficPolicy = TrafficPolicy::kCluster;
+  SourceLocation where;
+
+  std::string key() const { return ns + "/" + name; }
+};
+
+struct EndpointPort {
+  std::string name;  // matches the service port's name
+  Protocol protocol = Protocol::kTCP;
+  uint16_t port = 0;
+  bool operator==(const EndpointPort&) const = default;
+};
+
+// One endpoint of an EndpointSlice (not to be confused with reach.h's Endpoint, one end of a connection).
+struct SliceEndpoint {
+  std::vector<IpAddress> addresses;
+  bool ready = true;  // conditions.ready; unset means ready
+  std::string nodeName;
+  std::string podNs, podName;  // targetRef, when it names a Pod
+  bool operator==(const SliceEndpoint&) const = default;
+};
+
+// discovery.k8s.io/v1 EndpointSlice of one address family (FQDN slices are not used).
+struct EndpointSlice {
+  static constexpr std::string_view kKind = "EndpointSlice";
+  std::string ns;
+  std::string name;
+  std::string serviceName;  // label kubernetes.io/service-name
+  Family family = Family::kV4;
+  std::vector<EndpointPort> ports;
+  std::vector<SliceEndpoint> endpoints;
+  SourceLocation where;
+
+  std::string key() const { return ns + "/" + name; }
+};
+
+struct Node {
+  static constexpr std::string_view kKind = "Node";
+  std::string name;
+  std::vector<Cidr> podCIDRs;         // spec.podCIDRs (or podCIDR)
+  std::vector<IpAddress> internalIPs;  // status.addresses of type InternalIP
+  SourceLocation where;
+
+  std::string key() const { return name; }
+};
+
+// Objects of other kinds (Endpoints, ...) are kept by identity.
 struct OtherObject {
   std::string apiVersion;
   std::string kind;
   std::string ns;
   std::string name;
   SourceLocation where;
+
+  std::string key() const { return kind + "/" + ns + "/" + name; }
 };
 
 }  // namespace nftpol::policy
