@@ -156,7 +156,7 @@ struct Service {
   std::vector<IpAddress> clusterIPs;  // spec.clusterIPs (or clusterIP); empty for a headless service
   std::vector<ServicePort> ports;
   std::vector<IpAddress> externalIPs;
-  std::vector<IpAddress> loadBalancerIPs;  // status.loadBalancer.ingress[].ip
+  std::vector<IpAddress> loadBalancerIPs;   // status.loadBalancer.ingress[].ip
   std::optional<uint32_t> affinitySeconds;  // sessionAffinity: ClientIP, with its timeout (default 10800)
   TrafficPolicy externalTrafficPolicy = TrafficPolicy::kCluster;
   TrafficPolicy internalTrafficPolicy = TrafficPolicy::kCluster;
@@ -198,7 +198,7 @@ struct EndpointSlice {
 struct Node {
   static constexpr std::string_view kKind = "Node";
   std::string name;
-  std::vector<Cidr> podCIDRs;         // spec.podCIDRs (or podCIDR)
+  std::vector<Cidr> podCIDRs;          // spec.podCIDRs (or podCIDR)
   std::vector<IpAddress> internalIPs;  // status.addresses of type InternalIP
   SourceLocation where;
 
