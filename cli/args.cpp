@@ -70,16 +70,16 @@ Result<uint16_t> parsePortArg(const std::optional<std::string>& text) {
 
 }  // namespace
 
-std::string Service::toString() const {
+std::string PortArg::toString() const {
   return std::string(policy::toString(protocol)) + "/" + std::to_string(port);
 }
 
-Result<Service> parseService(const Args& args) {
+Result<PortArg> parsePortArg(const Args& args) {
   auto protocol = parseProtocolArg(args.last("protocol"));
   if (!protocol) return protocol.error();
   auto port = parsePortArg(args.last("port"));
   if (!port) return port.error();
-  return Service{*protocol, *port};
+  return PortArg{*protocol, *port};
 }
 
 }  // namespace nftpol::cli

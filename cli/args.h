@@ -31,12 +31,12 @@ class Args {
 };
 
 // The destination of a simulated connection: --port (required, 1-65535) and --protocol (default TCP).
-struct Service {
+struct PortArg {
   policy::Protocol protocol;
   uint16_t port;
   std::string toString() const;  // "TCP/80"
 };
-Result<Service> parseService(const Args& args);
+Result<PortArg> parsePortArg(const Args& args);
 
 // JSON string literal with escapes.
 using nftpol::jsonString;

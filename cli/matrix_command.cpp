@@ -72,7 +72,7 @@ struct Change {
   bool after;
 };
 
-int whatIf(const LoadedCluster& before, const LoadedCluster& after, const Service& service,
+int whatIf(const LoadedCluster& before, const LoadedCluster& after, const PortArg& service,
            const std::string& output, std::ostream& out) {
   auto [protocol, port] = service;
   const Compiled& b = *before.compiled;
@@ -140,7 +140,7 @@ int matrixCommand(const std::vector<std::string>& argv, std::ostream& out, std::
            "[--output table|json|dot] [--what-if PATH...]\n";
     return kExitBadInput;
   }
-  auto service = parseService(*args);
+  auto service = parsePortArg(*args);
   if (!service) {
     err << "nftpol matrix: " << service.error().message << "\n";
     return kExitBadInput;

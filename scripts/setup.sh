@@ -14,4 +14,5 @@ run() {
 run matrix --cluster samples/cluster --port 8080 --protocol TCP
 run can-reach --cluster samples/cluster shop/frontend-0 shop/api-0 --port 8080 --protocol TCP
 run can-reach --cluster samples/cluster shop/frontend-0 shop/db-0 --port 5432 --protocol TCP || true
+run can-reach --cluster samples/cluster shop/frontend-0 api.shop.svc.cluster.local --port 80 --protocol TCP
 run matrix --cluster samples/cluster --port 5432 --what-if samples/what-if

@@ -52,6 +52,62 @@ TEST_CASE("can-reach: exit 0 allowed, 1 denied, 2 bad input", "[cli]") {
   CHECK(run(canReachCommand, {"shop/api-0", "shop/db-0", "--port", "1"}).status == 2);
 }
 
+TEST_CASE("can-reach to a service answers for each backend, after the translation", "[cli]") {
+  const std::string data = NFTPOL_SOURCE_DIR "/tests/cli/data/services.yaml";
+  // By DNS name, by namespace/name and by cluster IP: the same service, the same answer.
+  for (std::string to : {"web.a.svc.cluster.local", "a/web", "10.96.1.1", "web.a", "web.a.svc"}) {
+    INFO(to);
+    auto r = run(canReachCommand, {"--cluster", data, "a/client", to, "--port", "80"});
+    CHECK(r.status == 1);
+    CHECK(
+        r.out.rfind("PARTLY ALLOWED: a/client -> service a/web on TCP/80 (a/web:http): 1 of 2 backends admit "
+                    "it; each connection goes to a backend chosen at random, so some fail\n"
+                    "  backend a/web-1 port 8080: allowed\n",
+                    0) == 0);
+    CHECK(r.out.find("a/web-one-from-client ingress[0] (from[0], ports[0] TCP/http)") != std::string::npos);
+    CHECK(r.out.find("  backend a/web-2 port 8080: denied\n") != std::string::npos);
+    CHECK(r.out.find("10.244.3.3") == std::string::npos);  // not ready: never a backend
+  }
+  auto json =
+      run(canReachCommand, {"--cluster", data, "a/client", "a/web", "--port", "80", "--output", "json"});
+  CHECK(json.status == 1);
+  CHECK(json.out.rfind(
+            "{\"allowed\":false,\"from\":\"a/client\",\"to\":\"service a/web\",\"service\":\"a/web\","
+            "\"servicePort\":\"a/web:http\",\"protocol\":\"TCP\",\"port\":80,\"backendsAllowed\":1,"
+            "\"backends\":[{\"backend\":\"a/web-1\",\"address\":\"10.244.1.3\",\"port\":8080,"
+            "\"node\":\"node-1\",\"allowed\":true,",
+            0) == 0);
+
+  // internalTrafficPolicy Local: from node-2 the one backend there (web-2 reaching itself: always allowed),
+  // from node-1 none at all.
+  auto local = run(canReachCommand, {"--cluster", data, "a/web-2", "a/local", "--port", "80"});
+  CHECK(local.status == 0);
+  CHECK(local.out ==
+        "ALLOWED: a/web-2 -> service a/local on TCP/80 (a/local:80/TCP): 1 of 1 backends admit it\n"
+        "  backend a/web-2 port 8080: allowed\n"
+        "    traffic a pod sends to itself is always allowed\n");
+  auto none = run(canReachCommand, {"--cluster", data, "a/client", "a/local", "--port", "80"});
+  CHECK(none.status == 1);
+  CHECK(none.out ==
+        "DENIED: a/client -> service a/local on TCP/80 (a/local:80/TCP): no ready backend on node-1 "
+        "(traffic policy Local); the connection is rejected at once\n");
+
+  auto noPort = run(canReachCommand, {"--cluster", data, "a/client", "a/web", "--port", "81"});
+  CHECK(noPort.status == 2);
+  CHECK(noPort.err == "nftpol can-reach: service a/web has no port TCP/81 (it has 80/TCP http)\n");
+  auto both = run(canReachCommand, {"--cluster", data, "a/client", "a/dup", "--port", "80"});
+  CHECK(both.status == 2);
+  CHECK(both.err ==
+        "nftpol can-reach: both a pod and a service are named a/dup; name the service by its DNS name "
+        "dup.a.svc.cluster.local or by its cluster IP\n");
+  auto unknown =
+      run(canReachCommand, {"--cluster", data, "a/client", "nope.a.svc.cluster.local", "--port", "80"});
+  CHECK(unknown.status == 2);
+  CHECK(unknown.err ==
+        "nftpol can-reach: no service nope.a.svc.cluster.local in the cluster (a service's DNS "
+        "name is name.namespace.svc.cluster.local)\n");
+}
+
 TEST_CASE("can-reach --output json", "[cli]") {
   auto r = run(canReachCommand,
                {"--cluster", kCluster, "shop/api-0", "93.184.216.34", "--port", "443", "--output", "json"});

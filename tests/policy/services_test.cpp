@@ -1,5 +1,6 @@
 // Service, EndpointSlice and Node as the loader reads them: the fields service NAT and node routes use, with
 // the API server's defaults and its validation, errors located at file:line:column.
+#include "nftpol/policy/services.h"
 #include "helpers.h"
 
 using namespace nftpol;
@@ -174,4 +175,79 @@ TEST_CASE("bad Services, EndpointSlices and Nodes are refused where they are wro
     CHECK(c.state->endpointSlices().empty());
     CHECK(c.state->nodes().empty());
   }
+}
+
+TEST_CASE("service ports resolve to ready backends: target ports from the slice, the number or the pod",
+          "[services]") {
+  TestCluster c(R"(apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: s}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: p1, namespace: s}
+  spec: {nodeName: n1, containers: [{name: c, ports: [{name: web, containerPort: 9000}]}]}
+  status: {podIP: 10.244.1.1}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: svc, namespace: s}
+  spec:
+    type: NodePort
+    clusterIP: 10.96.0.5
+    externalIPs: [192.0.2.5]
+    externalTrafficPolicy: Local
+    ports:
+    - {name: a, port: 80, targetPort: web, nodePort: 30080}
+    - {name: b, port: 81, targetPort: 7000}
+    - {name: c, port: 53, protocol: UDP, targetPort: web}
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata: {name: svc-1, namespace: s, labels: {kubernetes.io/service-name: svc}}
+  addressType: IPv4
+  ports: [{name: a, port: 8080}]
+  endpoints:
+  - {addresses: [10.244.1.1], nodeName: n1, targetRef: {kind: Pod, name: p1}}
+  - {addresses: [10.244.2.1], nodeName: n2}
+  - {addresses: [10.244.3.1], nodeName: n3, conditions: {ready: false}}
+- apiVersion: discovery.k8s.io/v1
+  kind: EndpointSlice
+  metadata: {name: svc-2, namespace: s, labels: {kubernetes.io/service-name: svc}}
+  addressType: IPv4
+  ports: [{name: a, port: 8080}]
+  endpoints: [{addresses: [10.244.2.1], nodeName: n2}]
+- {apiVersion: v1, kind: Service, metadata: {name: alias, namespace: s}, spec: {type: ExternalName, externalName: example.com}}
+)");
+  INFO(c.errors());
+  REQUIRE(c.errors().empty());
+  Services services = Services::build(*c.state);
+  REQUIRE(services.ports().size() == 3);  // an ExternalName service has nothing to translate
+  const auto& a = services.ports()[0];
+  CHECK(a.name() == "s/svc:a");
+  // The slice's entry decides; the unready endpoint is left out; the one listed in two slices counts once.
+  CHECK(a.backends == std::vector<Backend>{{*IpAddress::parse("10.244.1.1"), 8080, "n1", "s/p1"},
+                                           {*IpAddress::parse("10.244.2.1"), 8080, "n2", ""}});
+  // No entry in the slice for b: the numeric target port.
+  CHECK(services.ports()[1].backends.size() == 2);
+  CHECK(services.ports()[1].backends[0].port == 7000);
+  // No entry for c and a named target: only the endpoint whose pod has that port (UDP "web": none).
+  CHECK(services.ports()[2].backends.empty());
+
+  CHECK(services.byVirtualAddress(*IpAddress::parse("10.96.0.5"), Protocol::kTCP, 81) ==
+        &services.ports()[1]);
+  CHECK(services.byVirtualAddress(*IpAddress::parse("192.0.2.5"), Protocol::kTCP, 80) ==
+        &services.ports()[0]);
+  CHECK(services.byVirtualAddress(*IpAddress::parse("10.96.0.5"), Protocol::kUDP, 81) == nullptr);
+  CHECK(services.byNodePort(Protocol::kTCP, 30080) == &services.ports()[0]);
+  CHECK(services.byNodePort(Protocol::kUDP, 30080) == nullptr);
+  const Service* svc = c.state->findService("s", "svc");
+  for (const char* name : {"svc.s.svc.cluster.local", "svc.s.svc.cluster.local.", "svc.s.svc", "svc.s"})
+    CHECK(services.byDnsName(name) == svc);
+  CHECK(services.byDnsName("svc") == nullptr);
+  CHECK(services.byDnsName("svc.t.svc.cluster.local") == nullptr);
+  CHECK(services.byAddress(*IpAddress::parse("192.0.2.5")) == svc);
+
+  // externalTrafficPolicy Local: from outside, only the node's own backends; inside, every backend.
+  CHECK(a.backendsFor(true, "n2").size() == 1);
+  CHECK(a.backendsFor(true, "n9").empty());
+  CHECK(a.backendsFor(false, "n9").size() == 2);
 }
