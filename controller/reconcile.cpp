@@ -14,6 +14,10 @@ void Reconciler::take(const policy::ClusterState& state, const policy::ObjectRef
     renderer_.setPod(ref.key, state.findPod(ns, name));
   } else if (ref.kind == "NetworkPolicy") {
     renderer_.setPolicy(ref.key, state.findPolicy(ns, name));
+  } else if (ref.kind == "Service") {
+    renderer_.setService(ref.key, state.findService(ns, name));
+  } else if (ref.kind == "EndpointSlice") {
+    renderer_.setEndpointSlice(ref.key, state.findEndpointSlice(ns, name));
   }
 }
 
@@ -26,6 +30,10 @@ void Reconciler::load(const policy::ClusterState& state) {
     renderer_.setPod(p.key(), &p);
   for (const auto& p : state.policies())
     renderer_.setPolicy(p.key(), &p);
+  for (const auto& s : state.services())
+    renderer_.setService(s.key(), &s);
+  for (const auto& s : state.endpointSlices())
+    renderer_.setEndpointSlice(s.key(), &s);
 }
 
 void Reconciler::update(const policy::ClusterState& state, const std::vector<policy::ObjectRef>& changed) {

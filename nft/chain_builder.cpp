@@ -159,13 +159,22 @@ std::vector<Set> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std
   return maps;
 }
 
-Table assemble(std::vector<Set> sets, std::vector<Chain> chains) {
+Table assemble(std::vector<Set> sets, std::vector<Chain> chains, ServiceParts services) {
   Table t;
   t.sets = std::move(sets);
+  for (auto& s : services.sets)
+    t.sets.push_back(std::move(s));
   std::sort(t.sets.begin(), t.sets.end(), [](const Set& a, const Set& b) { return a.name < b.name; });
+  for (auto& c : services.chains)
+    chains.push_back(std::move(c));
   std::sort(chains.begin(), chains.end(), [](const Chain& a, const Chain& b) { return a.name < b.name; });
-  t.chains.reserve(chains.size() + 1);
-  t.chains.push_back(baseChain());
+  t.chains.reserve(chains.size() + 1 + services.baseChains.size());
+  Chain forward = baseChain();
+  // After `ct state invalid drop`: only new connections meet the rejects, replies never do.
+  forward.rules.insert(forward.rules.begin() + 2, services.forwardRules.begin(), services.forwardRules.end());
+  t.chains.push_back(std::move(forward));
+  for (auto& c : services.baseChains)
+    t.chains.push_back(std::move(c));
   for (auto& c : chains)
     t.chains.push_back(std::move(c));
   return t;

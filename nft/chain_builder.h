@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nftpol/nft/ruleset.h"
+#include "service_render.h"
 
 namespace nftpol::nft::detail {
 
@@ -56,7 +57,8 @@ Chain baseChain();
 // The four dispatch maps (ingress/egress x v4/v6), from (map name, address, chain) entries in any order.
 std::vector<Set> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries);
 
-// The table from its parts: sets sorted by name, the base chain first and then chains by name.
-Table assemble(std::vector<Set> sets, std::vector<Chain> chains);
+// The table from its parts: sets sorted by name, the base chains first (filter-forward, then the service
+// ones) and then chains by name. The service parts' rejects go into filter-forward before the policy.
+Table assemble(std::vector<Set> sets, std::vector<Chain> chains, ServiceParts services = {});
 
 }  // namespace nftpol::nft::detail

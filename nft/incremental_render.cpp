@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "chain_builder.h"
+#include "nftpol/policy/services.h"
 
 namespace nftpol::nft {
 
@@ -77,6 +78,40 @@ struct IncrementalRenderer::State {
   std::set<std::string> dirtySets;                // cached sets to rebuild
   bool changed = true;
   Table table;
+  policy::ClusterState serviceObjects;     // services and endpoint slices
+  std::set<std::string> podsServicesRead;  // pods whose container ports resolved a service's target port
+  bool servicesDirty = false;
+  detail::ServiceParts serviceParts;
+
+  // --- services
+
+  void setService(const std::string& key, const policy::Service* service) {
+    if (service)
+      serviceObjects.upsert(*service);
+    else
+      serviceObjects.remove("Service", key);
+    servicesDirty = true;
+  }
+  void setEndpointSlice(const std::string& key, const policy::EndpointSlice* slice) {
+    if (slice)
+      serviceObjects.upsert(*slice);
+    else
+      serviceObjects.remove("EndpointSlice", key);
+    servicesDirty = true;
+  }
+  void renderServices() {
+    podsServicesRead.clear();
+    auto services =
+        policy::Services::build(serviceObjects, [&](const std::string& ns, const std::string& name) {
+          std::string key = ns + "/" + name;
+          podsServicesRead.insert(key);
+          auto it = pods.find(key);
+          return it == pods.end() ? nullptr : &it->second;
+        });
+    serviceParts = detail::renderServices(services, node);
+    servicesDirty = false;
+    changed = true;
+  }
 
   const policy::Labels& labelsOf(const std::string& ns) const {
     if (auto it = namespaceLabels.find(ns); it != namespaceLabels.end()) return it->second;
@@ -109,6 +144,7 @@ struct IncrementalRenderer::State {
   // --- pods
 
   void setPod(const std::string& key, const Pod* given) {
+    if (podsServicesRead.count(key)) servicesDirty = true;
     if (given && !given->takesPart()) given = nullptr;
     auto it = pods.find(key);
     if (it == pods.end() && !given) return;
@@ -442,6 +478,7 @@ struct IncrementalRenderer::State {
   }
 
   const Table& build() {
+    if (servicesDirty) renderServices();
     if (!changed && dirtyLocal.empty() && dirtySets.empty()) return table;
     for (const auto& key : dirtyLocal)
       recompute(key);
@@ -464,7 +501,7 @@ struct IncrementalRenderer::State {
     }
     for (const auto& name : referenced)
       sets.push_back(cachedSet(name));
-    table = detail::assemble(std::move(sets), std::move(chainList));
+    table = detail::assemble(std::move(sets), std::move(chainList), serviceParts);
     changed = false;
     return table;
   }
@@ -486,6 +523,12 @@ void IncrementalRenderer::setPod(const std::string& key, const policy::Pod* pod)
 }
 void IncrementalRenderer::setPolicy(const std::string& key, const policy::NetworkPolicy* policy) {
   s_->setPolicy(key, policy);
+}
+void IncrementalRenderer::setService(const std::string& key, const policy::Service* service) {
+  s_->setService(key, service);
+}
+void IncrementalRenderer::setEndpointSlice(const std::string& key, const policy::EndpointSlice* slice) {
+  s_->setEndpointSlice(key, slice);
 }
 const Table& IncrementalRenderer::table() {
   return s_->build();

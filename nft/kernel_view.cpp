@@ -39,7 +39,8 @@ std::vector<ElementTuple> minus(const std::vector<ElementTuple>& a, const std::v
 }
 
 bool sameSpec(const SetView& a, const SetView& b) {
-  return a.flags == b.flags && a.keyType == b.keyType && a.keyLength == b.keyLength;
+  return a.flags == b.flags && a.keyType == b.keyType && a.keyLength == b.keyLength &&
+         a.timeoutMs == b.timeoutMs;
 }
 
 }  // namespace
@@ -76,7 +77,7 @@ Plan plan(const KernelView& current, const Table& desired, const KernelView& wan
     if (it == have.chains.end()) {
       step(Step::Kind::kAddChain, name);
       if (!c.rules.empty()) step(Step::Kind::kAddRules, name);
-    } else if (it->second.rules != c.rules) {  // content-addressed: only tampering gets here
+    } else if (it->second.rules != c.rules) {  // a service chain's balancing, or tampering
       step(Step::Kind::kFlushChain, name);
       if (!c.rules.empty()) step(Step::Kind::kAddRules, name);
     }

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 
 #include <algorithm>
@@ -13,7 +14,7 @@ namespace {
 
 // nft's datatype ids (src/datatype.h), shifted and or-ed for concatenations as nft does (TYPE_BITS = 6).
 constexpr uint32_t kTypeVerdictMapData = NFT_DATA_VERDICT;
-constexpr uint32_t kTypeIpv4 = 7, kTypeIpv6 = 8, kTypeInetProto = 12, kTypeInetService = 13;
+constexpr uint32_t kTypeInteger = 4, kTypeIpv4 = 7, kTypeIpv6 = 8, kTypeInetProto = 12, kTypeInetService = 13;
 constexpr uint32_t concatType(uint32_t a, uint32_t b, uint32_t c) {
   return (((a << 6) | b) << 6) | c;
 }
@@ -109,6 +110,50 @@ void address(nftnl_rule* r, Family f, Field field, uint32_t dreg) {
   payload(r, NFT_PAYLOAD_NETWORK_HEADER, offset, v4 ? 4 : 16, dreg);
 }
 
+// reg1 = (reg1 & mask) ^ xorValue, on 32 bits.
+void bitwise(nftnl_rule* r, uint32_t mask, uint32_t xorValue) {
+  nftnl_expr* b = expr(r, "bitwise");
+  nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+  nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+  nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_LEN, 4);
+  nftnl_expr_set(b, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+  nftnl_expr_set(b, NFTNL_EXPR_BITWISE_XOR, &xorValue, 4);
+}
+void immediate(nftnl_rule* r, uint32_t dreg, const std::string& bytes) {
+  nftnl_expr* e = expr(r, "immediate");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, dreg);
+  nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, bytes.data(), static_cast<uint32_t>(bytes.size()));
+}
+// The register `words` 32-bit words after the start of reg 1, named as the kernel names it in a dump: a 128-bit
+// register when the word starts one (an IPv6 address fills reg 1, so what follows it starts reg 2).
+uint32_t registerAt(uint32_t words) {
+  return words % 4 == 0 ? NFT_REG_1 + words / 4 : NFT_REG32_00 + words;
+}
+// ip daddr . meta l4proto . th dport into reg1 onwards: concatenations load into consecutive 32-bit
+// registers.
+void addressProtocolPort(nftnl_rule* r, Family f) {
+  nfproto(r, f);
+  address(r, f, Field::kDestination, NFT_REG_1);
+  uint32_t next = f == Family::kV4 ? 1 : 4;
+  meta(r, NFT_META_L4PROTO, registerAt(next));
+  payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, registerAt(next + 1));
+}
+// fib daddr type local
+void localDestination(nftnl_rule* r) {
+  nftnl_expr* e = expr(r, "fib");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_DREG, NFT_REG_1);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_RESULT, NFT_FIB_RESULT_ADDRTYPE);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_FIB_FLAGS, NFTA_FIB_F_DADDR);
+  uint32_t local = 2;  // RTN_LOCAL
+  cmp(r, NFT_CMP_EQ, &local, 4);
+}
+// fib daddr type local meta l4proto . th dport into reg1 onwards.
+void localProtocolPort(nftnl_rule* r) {
+  localDestination(r);
+  meta(r, NFT_META_L4PROTO, NFT_REG_1);
+  payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, registerAt(1));
+}
+
 void addMatch(nftnl_rule* r, const Match& m) {
   if (const auto* ct = std::get_if<CtState>(&m)) {
     uint32_t mask = 0;
@@ -142,15 +187,28 @@ void addMatch(nftnl_rule* r, const Match& m) {
       cmp(r, NFT_CMP_GTE, &first, 2);
       cmp(r, NFT_CMP_LTE, &last, 2);
     }
+  } else if (const auto* d = std::get_if<DestinationPortInSet>(&m)) {
+    addressProtocolPort(r, d->family);
+    lookup(r, d->set, std::nullopt);
+  } else if (const auto* a = std::get_if<AddressIs>(&m)) {
+    nfproto(r, a->family);
+    address(r, a->family, a->field, NFT_REG_1);
+    std::string bytes = addressBytes(a->address);
+    cmp(r, NFT_CMP_EQ, bytes.data(), static_cast<uint32_t>(bytes.size()));
+  } else if (const auto* mark = std::get_if<MarkHas>(&m)) {
+    meta(r, NFT_META_MARK, NFT_REG_1);
+    bitwise(r, mark->bit, 0);
+    cmp(r, NFT_CMP_EQ, &mark->bit, 4);
+  } else if (std::holds_alternative<ToLocalAddress>(m)) {
+    localDestination(r);
+  } else if (const auto* f = std::get_if<FamilyIs>(&m)) {
+    meta(r, NFT_META_NFPROTO, NFT_REG_1);
+    uint8_t v = f->family == Family::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
+    cmp(r, NFT_CMP_EQ, &v, 1);
   } else {
-    const auto& d = std::get<DestinationPortInSet>(m);
-    nfproto(r, d.family);
-    address(r, d.family, Field::kDestination, NFT_REG_1);
-    // Concatenations load into consecutive 32-bit registers after the address.
-    uint32_t next = NFT_REG32_00 + (d.family == Family::kV4 ? 1 : 4);
-    meta(r, NFT_META_L4PROTO, next);
-    payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, next + 1);
-    lookup(r, d.set, std::nullopt);
+    const auto& l = std::get<LocalProtocolPortInSet>(m);
+    localProtocolPort(r);
+    lookup(r, l.set, std::nullopt);
   }
 }
 
@@ -165,11 +223,104 @@ void addVerdict(nftnl_rule* r, const Verdict& v) {
   if (v.kind == Verdict::Kind::kJump) nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, v.chain.c_str());
 }
 
+void addStatement(nftnl_rule* r, const Statement& st) {
+  if (const auto* mark = std::get_if<SetMarkBit>(&st)) {
+    meta(r, NFT_META_MARK, NFT_REG_1);
+    bitwise(r, ~mark->bit, mark->bit);  // (mark & ~bit) ^ bit: the bit set, the others kept
+    nftnl_expr* e = expr(r, "meta");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+    return;
+  }
+  const auto& u = std::get<UpdateAddressSet>(st);
+  nfproto(r, u.family);
+  address(r, u.family, u.field, NFT_REG_1);
+  nftnl_expr* e = expr(r, "dynset");
+  nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+  nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+  nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, u.set.c_str());
+}
+
+void addAction(nftnl_rule* r, const Action& action) {
+  if (const auto* v = std::get_if<Verdict>(&action)) {
+    addVerdict(r, *v);
+  } else if (const auto* vm = std::get_if<VerdictMapLookup>(&action)) {
+    switch (vm->key) {
+      case VerdictMapLookup::Key::kAddress:
+        nfproto(r, vm->family);
+        address(r, vm->family, vm->field, NFT_REG_1);
+        break;
+      case VerdictMapLookup::Key::kAddressProtocolPort:
+        addressProtocolPort(r, vm->family);
+        break;
+      case VerdictMapLookup::Key::kLocalProtocolPort:
+        localProtocolPort(r);
+        break;
+      case VerdictMapLookup::Key::kRandom: {
+        nftnl_expr* e = expr(r, "numgen");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, NFT_REG_1);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, vm->modulus);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
+        nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, 0);
+        break;
+      }
+    }
+    lookup(r, vm->map, NFT_REG_VERDICT);
+  } else if (const auto* d = std::get_if<Dnat>(&action)) {
+    std::string bytes = addressBytes(d->address);
+    immediate(r, NFT_REG_1, bytes);
+    uint16_t port = htons(d->port);
+    immediate(r, NFT_REG_2, std::string(reinterpret_cast<const char*>(&port), 2));
+    nftnl_expr* e = expr(r, "nat");
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY,
+                       d->address.family() == Family::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
+    // The kernel fills in the maxima and the address flag and echoes them; asking for them keeps a dump equal.
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFT_REG_2);
+    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+  } else if (std::holds_alternative<Masquerade>(action)) {
+    expr(r, "masq");
+  } else if (const auto* rej = std::get_if<Reject>(&action)) {
+    nftnl_expr* e = expr(r, "reject");
+    if (rej->tcpReset) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+      nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
+    } else if (rej->family) {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMP_UNREACH);
+      nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE,
+                        *rej->family == Family::kV4 ? 3 /* port unreachable */
+                                                    : 4 /* ICMPv6 port unreachable */);
+    } else {
+      nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
+      nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, NFT_REJECT_ICMPX_PORT_UNREACH);
+    }
+  }
+  // Continue: no verdict expression at all.
+}
+
+// One key in nft syntax ("10.0.0.1", "10.0.0.1 . tcp . 80", "tcp . 30080", "3") as the kernel stores it.
+std::string encodeKey(const Set& s, const std::string& text) {
+  if (s.randomModulus) return word(static_cast<uint32_t>(std::stoul(text)));  // numgen: host byte order
+  auto protocolPort = [](const std::string& proto, const std::string& port) {
+    return word(ipProtocolNumber(*protocolFromKeyword(proto))) +
+           word(htons(static_cast<uint16_t>(std::stoi(port))));
+  };
+  auto dot = text.find(" . ");
+  if (dot == std::string::npos) return addressBytes(*IpAddress::parse(text));
+  auto dot2 = text.find(" . ", dot + 3);
+  if (dot2 == std::string::npos) return protocolPort(text.substr(0, dot), text.substr(dot + 3));
+  return addressBytes(*IpAddress::parse(text.substr(0, dot))) +
+         protocolPort(text.substr(dot + 3, dot2 - dot - 3), text.substr(dot2 + 3));
+}
+
 std::vector<ElementTuple> encodeElements(const Set& s) {
   std::vector<ElementTuple> out;
   if (s.isMap) {
     for (const auto& [key, chain] : s.verdicts)
-      out.push_back({addressBytes(*IpAddress::parse(key)), 0, chain});
+      out.push_back({encodeKey(s, key), 0, chain});
   } else if (s.interval) {
     // The rbtree's encoding: a start element for each range and an end marker at last + 1; a range that does
     // not start at zero needs a leading end marker at zero.
@@ -186,36 +337,76 @@ std::vector<ElementTuple> encodeElements(const Set& s) {
       if (!overflow) out.push_back({end, NFT_SET_ELEM_INTERVAL_END, ""});
     }
   } else {
-    for (const auto& e : s.elements) {
-      auto dot = e.find(" . ");
-      if (dot == std::string::npos) {
-        out.push_back({addressBytes(*IpAddress::parse(e)), 0, ""});
-        continue;
-      }
-      auto dot2 = e.find(" . ", dot + 3);
-      std::string proto = e.substr(dot + 3, dot2 - dot - 3);
-      uint32_t protoWord = ipProtocolNumber(*protocolFromKeyword(proto));
-      uint32_t portWord = htons(static_cast<uint16_t>(std::stoi(e.substr(dot2 + 3))));
-      out.push_back(
-          {addressBytes(*IpAddress::parse(e.substr(0, dot))) + word(protoWord) + word(portWord), 0, ""});
-    }
+    for (const auto& e : s.elements)
+      out.push_back({encodeKey(s, e), 0, ""});
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// A map keyed by `numgen random mod N`: the kernel only knows a 4-byte integer key, so nft lists it as
+// `typeof numgen random mod N` only from the description it keeps in the set's user data. This writes that
+// description as nft 1.0 does (the expression ids are nft's stable udata ABI: 23 numgen, 1 verdict).
+void putRandomTypeof(nftnl_udata_buf* buf, uint32_t modulus) {
+  constexpr uint32_t kExprNumgen = 23, kExprVerdict = 1, kNumgenType = 0, kNumgenModulus = 1,
+                     kNumgenOffset = 2;
+  nftnl_udata_put_u32(buf, NFTNL_UDATA_SET_KEYBYTEORDER, 1);  // host
+  nftnl_udata_put_u32(buf, NFTNL_UDATA_SET_DATABYTEORDER, 0);
+  nftnl_udata* key = nftnl_udata_nest_start(buf, NFTNL_UDATA_SET_KEY_TYPEOF);
+  nftnl_udata_put_u32(buf, NFTNL_UDATA_SET_TYPEOF_EXPR, kExprNumgen);
+  nftnl_udata* numgen = nftnl_udata_nest_start(buf, NFTNL_UDATA_SET_TYPEOF_DATA);
+  nftnl_udata_put_u32(buf, kNumgenType, NFT_NG_RANDOM);
+  nftnl_udata_put_u32(buf, kNumgenModulus, modulus);
+  nftnl_udata_put_u32(buf, kNumgenOffset, 0);
+  nftnl_udata_nest_end(buf, numgen);
+  nftnl_udata_nest_end(buf, key);
+  nftnl_udata* data = nftnl_udata_nest_start(buf, NFTNL_UDATA_SET_DATA_TYPEOF);
+  nftnl_udata_put_u32(buf, NFTNL_UDATA_SET_TYPEOF_EXPR, kExprVerdict);
+  nftnl_udata_nest_end(buf, nftnl_udata_nest_start(buf, NFTNL_UDATA_SET_TYPEOF_DATA));
+  nftnl_udata_nest_end(buf, data);
+  nftnl_udata_put_u32(buf, NFTNL_UDATA_SET_DATA_INTERVAL, 0);
 }
 
 }  // namespace
 
 SetView setViewOf(const Set& s) {
   SetView v;
-  bool v6 = s.type.rfind("ipv6_addr", 0) == 0;
-  bool concat = s.type.find(" . ") != std::string::npos;
-  v.flags = (s.interval ? NFT_SET_INTERVAL : 0) | (s.isMap ? NFT_SET_MAP : 0);
-  v.keyType = concat ? concatType(v6 ? kTypeIpv6 : kTypeIpv4, kTypeInetProto, kTypeInetService)
-                     : (v6 ? kTypeIpv6 : kTypeIpv4);
-  v.keyLength = (v6 ? 16 : 4) + (concat ? 8 : 0);
-  v.elements = encodeElements(s);
+  v.flags = (s.interval ? NFT_SET_INTERVAL : 0) | (s.isMap ? NFT_SET_MAP : 0) |
+            (s.dynamic ? NFT_SET_TIMEOUT | NFT_SET_EVAL : 0);
+  if (s.randomModulus) {
+    v.keyType = kTypeInteger;
+    v.keyLength = 4;
+  } else if (s.type == "inet_proto . inet_service") {
+    v.keyType = (kTypeInetProto << 6) | kTypeInetService;
+    v.keyLength = 8;
+  } else {
+    bool v6 = s.type.rfind("ipv6_addr", 0) == 0;
+    bool concat = s.type.find(" . ") != std::string::npos;
+    v.keyType = concat ? concatType(v6 ? kTypeIpv6 : kTypeIpv4, kTypeInetProto, kTypeInetService)
+                       : (v6 ? kTypeIpv6 : kTypeIpv4);
+    v.keyLength = (v6 ? 16 : 4) + (concat ? 8 : 0);
+  }
+  v.timeoutMs = s.dynamic ? uint64_t{s.timeoutSeconds} * 1000 : 0;
+  if (!s.dynamic) v.elements = encodeElements(s);  // a dynamic set's elements are the data path's
   return v;
+}
+
+static constexpr std::pair<const char*, uint32_t> kHooks[] = {{"prerouting", NF_INET_PRE_ROUTING},
+                                                              {"input", NF_INET_LOCAL_IN},
+                                                              {"forward", NF_INET_FORWARD},
+                                                              {"output", NF_INET_LOCAL_OUT},
+                                                              {"postrouting", NF_INET_POST_ROUTING}};
+
+uint32_t hookNumber(const std::string& hook) {
+  for (const auto& [name, number] : kHooks)
+    if (hook == name) return number;
+  return NF_INET_FORWARD;
+}
+
+std::string hookName(uint32_t number) {
+  for (const auto& [name, n] : kHooks)
+    if (n == number) return name;
+  return "other";
 }
 
 TablePtr buildTable(const Table& table) {
@@ -231,9 +422,9 @@ ChainPtr buildChain(const Table& table, const Chain& chain) {
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TABLE, table.name.c_str());
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, chain.name.c_str());
   if (chain.base) {
-    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, NF_INET_FORWARD);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hookNumber(chain.base->hook));
     nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, chain.base->priority);
-    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, NF_ACCEPT);
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, chain.base->policy == "drop" ? NF_DROP : NF_ACCEPT);
     nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, chain.base->type.c_str());
   }
   if (!chain.comment.empty()) {
@@ -252,14 +443,9 @@ RulePtr buildRule(const Table& table, const std::string& chain, const Rule& rule
   nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain.c_str());
   for (const auto& m : rule.matches)
     addMatch(r.get(), m);
-  if (const auto* v = std::get_if<Verdict>(&rule.action)) {
-    addVerdict(r.get(), *v);
-  } else {
-    const auto& vm = std::get<VerdictMapLookup>(rule.action);
-    nfproto(r.get(), vm.family);
-    address(r.get(), vm.family, vm.field, NFT_REG_1);
-    lookup(r.get(), vm.map, NFT_REG_VERDICT);
-  }
+  for (const auto& st : rule.statements)
+    addStatement(r.get(), st);
+  addAction(r.get(), rule.action);
   addUserComment(r.get(), rule.comment);
   return r;
 }
@@ -275,8 +461,13 @@ SetPtr buildSet(const Table& table, const Set& set, uint32_t setId) {
   nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, v.keyType);
   nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, v.keyLength);
   if (set.isMap) nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, kTypeVerdictMapData);
+  if (set.dynamic) {
+    nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, v.timeoutMs);
+    nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, 65535);  // nft's default for a set the data path fills
+  }
   nftnl_udata_buf* buf = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
   if (set.interval) nftnl_udata_put_u32(buf, NFTNL_UDATA_SET_KEYBYTEORDER, 1);  // as nft writes it
+  if (set.randomModulus) putRandomTypeof(buf, set.randomModulus);
   if (!set.comment.empty()) nftnl_udata_put_strz(buf, NFTNL_UDATA_SET_COMMENT, set.comment.c_str());
   if (nftnl_udata_buf_len(buf) > 0)
     nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(buf), nftnl_udata_buf_len(buf));

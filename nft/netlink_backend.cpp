@@ -74,8 +74,7 @@ int onChain(const nlmsghdr* nlh, void* data) {
   ChainView& cv = st->view->chains[nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME)];
   if (nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)) {
     uint32_t hook = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM);
-    cv.base = BaseChain{nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE),
-                        hook == NF_INET_FORWARD ? "forward" : "other",
+    cv.base = BaseChain{nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE), hookName(hook),
                         nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO),
                         nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_POLICY) == NF_ACCEPT ? "accept" : "drop"};
   }
@@ -89,10 +88,14 @@ int onSet(const nlmsghdr* nlh, void* data) {
   if (*st->table != nftnl_set_get_str(s.get(), NFTNL_SET_TABLE)) return MNL_CB_OK;
   std::string name = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
   SetView& v = st->view->sets[name];
-  v.flags = nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS) & (NFT_SET_INTERVAL | NFT_SET_MAP);
+  v.flags = nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS) &
+            (NFT_SET_INTERVAL | NFT_SET_MAP | NFT_SET_TIMEOUT | NFT_SET_EVAL);
   v.keyType = nftnl_set_get_u32(s.get(), NFTNL_SET_KEY_TYPE);
   v.keyLength = nftnl_set_get_u32(s.get(), NFTNL_SET_KEY_LEN);
-  st->setNames.push_back(name);
+  if (nftnl_set_is_set(s.get(), NFTNL_SET_TIMEOUT))
+    v.timeoutMs = nftnl_set_get_u64(s.get(), NFTNL_SET_TIMEOUT);
+  // The entries of a set the data path fills (session affinity) are the kernel's, not ours to compare.
+  if (!(v.flags & NFT_SET_EVAL)) st->setNames.push_back(name);
   return MNL_CB_OK;
 }
 

@@ -47,7 +47,8 @@ class Renderer {
     std::vector<Chain> chains;
     for (auto& [name, chain] : chains_)
       chains.push_back(std::move(chain));
-    return detail::assemble(std::move(sets), std::move(chains));
+    return detail::assemble(std::move(sets), std::move(chains),
+                            detail::renderServices(policy::Services::build(c_.state()), node_));
   }
 
  private:
@@ -118,11 +119,10 @@ Table render(const Compiled& compiled, const std::string& node) {
 }
 
 bool isOwnName(const std::string& name) {
-  for (const char* prefix : {"ingress-", "egress-", "peer-", "cidr-", "named-"})
+  for (const char* prefix : {"ingress-", "egress-", "peer-", "cidr-", "named-", "svc-", "ext-", "ep-",
+                             "nodeport-", "aff-", "backends-", "service-", "no-endpoint", "nat-", "filter-"})
     if (name.rfind(prefix, 0) == 0) return true;
-  for (const auto& b : kBaseChains)
-    if (name == b.name) return true;
-  return false;
+  return name == "services";
 }
 
 }  // namespace nftpol::nft

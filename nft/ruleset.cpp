@@ -1,6 +1,7 @@
 #include "nftpol/nft/ruleset.h"
 
 #include <algorithm>
+#include <cstdio>
 
 namespace nftpol::nft {
 namespace {
@@ -30,6 +31,12 @@ const char* familyKeyword(Family f) {
 }
 const char* fieldKeyword(Field f) {
   return f == Field::kSource ? "saddr" : "daddr";
+}
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
 }
 
 std::string quote(const std::string& s) {
@@ -69,8 +76,81 @@ std::string matchText(const Match& m) {
     if (only.last != only.first) out += "-" + std::to_string(only.last);
     return out;
   }
-  const auto& d = std::get<DestinationPortInSet>(m);
-  return std::string(familyKeyword(d.family)) + " daddr . meta l4proto . th dport @" + d.set;
+  if (const auto* d = std::get_if<DestinationPortInSet>(&m))
+    return std::string(familyKeyword(d->family)) + " daddr . meta l4proto . th dport @" + d->set;
+  if (const auto* a = std::get_if<AddressIs>(&m))
+    return std::string(familyKeyword(a->family)) + " " + fieldKeyword(a->field) + " " + a->address.toString();
+  if (const auto* mark = std::get_if<MarkHas>(&m))
+    return "meta mark & " + hex32(mark->bit) + " == " + hex32(mark->bit);
+  if (const auto* f = std::get_if<FamilyIs>(&m))
+    return std::string("meta nfproto ") + (f->family == Family::kV4 ? "ipv4" : "ipv6");
+  if (const auto* l = std::get_if<LocalProtocolPortInSet>(&m))
+    return "fib daddr type local meta l4proto . th dport @" + l->set;
+  return "fib daddr type local";
+}
+
+std::string statementText(const Statement& st) {
+  if (const auto* mark = std::get_if<SetMarkBit>(&st)) return "meta mark set meta mark | " + hex32(mark->bit);
+  const auto& u = std::get<UpdateAddressSet>(st);
+  return "update @" + u.set + " { " + familyKeyword(u.family) + " " + fieldKeyword(u.field) + " }";
+}
+
+std::string actionText(const Action& action) {
+  if (const auto* v = std::get_if<Verdict>(&action)) {
+    switch (v->kind) {
+      case Verdict::Kind::kAccept:
+        return "accept";
+      case Verdict::Kind::kDrop:
+        return "drop";
+      case Verdict::Kind::kReturn:
+        return "return";
+      case Verdict::Kind::kJump:
+        return "jump " + v->chain;
+    }
+  }
+  if (const auto* vm = std::get_if<VerdictMapLookup>(&action)) {
+    switch (vm->key) {
+      case VerdictMapLookup::Key::kAddress:
+        return std::string(familyKeyword(vm->family)) + " " + fieldKeyword(vm->field) + " vmap @" + vm->map;
+      case VerdictMapLookup::Key::kAddressProtocolPort:
+        return std::string(familyKeyword(vm->family)) + " daddr . meta l4proto . th dport vmap @" + vm->map;
+      case VerdictMapLookup::Key::kLocalProtocolPort:
+        return "fib daddr type local meta l4proto . th dport vmap @" + vm->map;
+      case VerdictMapLookup::Key::kRandom:
+        return "numgen random mod " + std::to_string(vm->modulus) + " vmap @" + vm->map;
+    }
+  }
+  if (const auto* d = std::get_if<Dnat>(&action)) {
+    bool v4 = d->address.family() == Family::kV4;
+    std::string address = v4 ? d->address.toString() : "[" + d->address.toString() + "]";
+    return std::string("dnat ") + (v4 ? "ip" : "ip6") + " to " + address + ":" + std::to_string(d->port);
+  }
+  if (std::holds_alternative<Masquerade>(action)) return "masquerade";
+  if (std::holds_alternative<Continue>(action)) return "";
+  const auto& r = std::get<Reject>(action);
+  if (r.tcpReset) return "reject with tcp reset";
+  if (!r.family) return "reject";
+  return *r.family == Family::kV4 ? "reject with icmp port-unreachable"
+                                  : "reject with icmpv6 port-unreachable";
+}
+
+// nft's time format: 3h, 1m30s, 1d.
+std::string durationText(uint32_t seconds) {
+  std::string out;
+  for (auto [unit, size] : {std::pair{"d", 86400u}, {"h", 3600u}, {"m", 60u}, {"s", 1u}})
+    if (seconds >= size) {
+      out += std::to_string(seconds / size) + unit;
+      seconds %= size;
+    }
+  return out.empty() ? "0s" : out;
+}
+
+// nft's names for the standard priorities of a hook.
+std::string priorityText(const BaseChain& b) {
+  if (b.priority == 0 && b.type == "filter") return "filter";
+  if (b.priority == -100 && b.hook == "prerouting") return "dstnat";
+  if (b.priority == 100 && b.hook == "postrouting") return "srcnat";
+  return std::to_string(b.priority);
 }
 
 }  // namespace
@@ -173,25 +253,10 @@ std::string toText(const Rule& rule) {
   std::string out;
   for (const auto& m : rule.matches)
     out += matchText(m) + " ";
-  if (const auto* v = std::get_if<Verdict>(&rule.action)) {
-    switch (v->kind) {
-      case Verdict::Kind::kAccept:
-        out += "accept";
-        break;
-      case Verdict::Kind::kDrop:
-        out += "drop";
-        break;
-      case Verdict::Kind::kReturn:
-        out += "return";
-        break;
-      case Verdict::Kind::kJump:
-        out += "jump " + v->chain;
-        break;
-    }
-  } else {
-    const auto& vm = std::get<VerdictMapLookup>(rule.action);
-    out += std::string(familyKeyword(vm.family)) + " " + fieldKeyword(vm.field) + " vmap @" + vm.map;
-  }
+  for (const auto& st : rule.statements)
+    out += statementText(st) + " ";
+  out += actionText(rule.action);
+  if (!out.empty() && out.back() == ' ') out.pop_back();  // a rule without a verdict
   if (!rule.comment.empty()) out += " comment " + quote(rule.comment);
   return out;
 }
@@ -203,7 +268,13 @@ std::string toText(const Table& table) {
     out += first ? "" : "\n";
     first = false;
     out += std::string("\t") + (s.isMap ? "map " : "set ") + s.name + " {\n";
-    out += "\t\ttype " + s.type + (s.isMap ? " : verdict" : "") + "\n";
+    if (s.randomModulus)
+      out += "\t\ttypeof numgen random mod " + std::to_string(s.randomModulus) + " : verdict\n";
+    else
+      out += "\t\ttype " + s.type + (s.isMap ? " : verdict" : "") + "\n";
+    if (s.dynamic)
+      out +=
+          "\t\tsize 65535\n\t\tflags dynamic,timeout\n\t\ttimeout " + durationText(s.timeoutSeconds) + "\n";
     if (s.interval) out += "\t\tflags interval\n";
     if (!s.comment.empty()) out += "\t\tcomment " + quote(s.comment) + "\n";
     std::vector<std::string> items = s.elements;
@@ -221,8 +292,7 @@ std::string toText(const Table& table) {
     out += "\tchain " + c.name + " {\n";
     if (!c.comment.empty()) out += "\t\tcomment " + quote(c.comment) + "\n";
     if (c.base)
-      out += "\t\ttype " + c.base->type + " hook " + c.base->hook + " priority " +
-             (c.base->priority == 0 ? std::string("filter") : std::to_string(c.base->priority)) +
+      out += "\t\ttype " + c.base->type + " hook " + c.base->hook + " priority " + priorityText(*c.base) +
              "; policy " + c.base->policy + ";\n";
     for (const auto& r : c.rules)
       out += "\t\t" + toText(r) + "\n";

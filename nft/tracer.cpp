@@ -58,12 +58,17 @@ class Tracer {
       const PortMatch& pm = p->port;
       return pm.protocol == p_.protocol && pm.first <= p_.port && p_.port <= pm.last;
     }
-    const auto& d = std::get<DestinationPortInSet>(m);
-    if (p_.destination.family() != d.family) return false;
-    const Set* s = t_.findSet(d.set);
-    std::string key =
-        p_.destination.toString() + " . " + nftKeyword(p_.protocol) + " . " + std::to_string(p_.port);
-    return s && std::find(s->elements.begin(), s->elements.end(), key) != s->elements.end();
+    if (const auto* d = std::get_if<DestinationPortInSet>(&m)) {
+      if (p_.destination.family() != d->family) return false;
+      const Set* s = t_.findSet(d->set);
+      std::string key =
+          p_.destination.toString() + " . " + nftKeyword(p_.protocol) + " . " + std::to_string(p_.port);
+      return s && std::find(s->elements.begin(), s->elements.end(), key) != s->elements.end();
+    }
+    if (const auto* a = std::get_if<AddressIs>(&m)) return address(a->field) == a->address;
+    if (const auto* f = std::get_if<FamilyIs>(&m)) return p_.destination.family() == f->family;
+    // Marks, and addresses of the node itself: the traced packet is pod to pod, after any translation.
+    return false;
   }
 
   Outcome evaluate(const Chain& chain, Trace& trace, int depth) {
@@ -72,7 +77,15 @@ class Tracer {
       if (!std::all_of(rule.matches.begin(), rule.matches.end(), [&](const Match& m) { return matches(m); }))
         continue;
       std::string jumpTo;
+      if (std::holds_alternative<Reject>(rule.action)) {
+        trace.path.push_back(chain.name + ": " + toText(rule));
+        return Outcome::kDrop;
+      }
+      if (!std::holds_alternative<Verdict>(rule.action) &&
+          !std::holds_alternative<VerdictMapLookup>(rule.action))
+        continue;  // translation statements: the traced packet is already past them
       if (const auto* vm = std::get_if<VerdictMapLookup>(&rule.action)) {
+        if (vm->key != VerdictMapLookup::Key::kAddress) continue;  // service dispatch lives in the NAT chains
         const IpAddress& ip = address(vm->field);
         if (ip.family() != vm->family) continue;
         const Set* map = t_.findSet(vm->map);

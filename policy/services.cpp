@@ -16,10 +16,11 @@ bool isVirtualAddressOf(const Service& s, const IpAddress& address) {
 // The port an endpoint serves `port` on. The EndpointSlice says it (its port entry of the same name and
 // protocol, as the endpoints controller wrote it); a hand-written slice without that entry falls back to the
 // number, or to the named container port of the endpoint's pod.
-uint16_t backendPort(const ServicePort& port, const EndpointPort* entry, const Pod* pod) {
+template <typename PodOf>
+uint16_t backendPort(const ServicePort& port, const EndpointPort* entry, const PodOf& podOf) {
   if (entry) return entry->port;
   if (const auto* number = std::get_if<uint16_t>(&port.targetPort)) return *number;
-  if (pod)
+  if (const Pod* pod = podOf())
     if (auto named = pod->namedPort(std::get<std::string>(port.targetPort), port.protocol)) return *named;
   return 0;
 }
@@ -41,6 +42,11 @@ std::vector<const Backend*> ResolvedServicePort::backendsFor(bool external, cons
 }
 
 Services Services::build(const ClusterState& state) {
+  return build(state,
+               [&](const std::string& ns, const std::string& name) { return state.findPod(ns, name); });
+}
+
+Services Services::build(const ClusterState& state, const PodLookup& findPod) {
   Services out;
   out.state_ = &state;
   std::unordered_map<std::string, std::vector<const EndpointSlice*>> slicesOf;  // by service key
@@ -60,9 +66,9 @@ Services Services::build(const ClusterState& state) {
           });
           for (const auto& endpoint : slice->endpoints) {
             if (!endpoint.ready) continue;
-            const Pod* pod =
-                endpoint.podName.empty() ? nullptr : state.findPod(endpoint.podNs, endpoint.podName);
-            uint16_t target = backendPort(port, entry == slice->ports.end() ? nullptr : &*entry, pod);
+            uint16_t target = backendPort(port, entry == slice->ports.end() ? nullptr : &*entry, [&] {
+              return endpoint.podName.empty() ? nullptr : findPod(endpoint.podNs, endpoint.podName);
+            });
             if (target == 0) continue;
             std::string podKey = endpoint.podName.empty() ? "" : endpoint.podNs + "/" + endpoint.podName;
             for (const auto& address : endpoint.addresses)

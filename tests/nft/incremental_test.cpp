@@ -8,6 +8,7 @@
 #include "generator.h"
 #include "nftpol/nft/incremental_render.h"
 #include "nftpol/nft/render.h"
+#include "nftpol/policy/loader.h"
 
 using namespace nftpol;
 using namespace nftpol::nft;
@@ -221,4 +222,63 @@ TEST_CASE("the incremental table equals the full render after every change of ra
       REQUIRE(got == expected);
     }
   }
+}
+
+TEST_CASE("services: the incremental table equals the full render through endpoint and service changes",
+          "[incremental]") {
+  ClusterState state;
+  std::vector<Diagnostic> diagnostics;
+  loadPaths({NFTPOL_SOURCE_DIR "/tests/nft/data/services.yaml"}, state, diagnostics);
+  REQUIRE_FALSE(hasErrors(diagnostics));
+  IncrementalRenderer incremental(kNode);
+  for (const auto& n : state.namespaces())
+    incremental.setNamespace(n.name, &n);
+  for (const auto& p : state.pods())
+    incremental.setPod(p.key(), &p);
+  for (const auto& s : state.services())
+    incremental.setService(s.key(), &s);
+  for (const auto& s : state.endpointSlices())
+    incremental.setEndpointSlice(s.key(), &s);
+  auto same = [&](const char* step) {
+    INFO(step);
+    const Table& t = incremental.table();
+    Table full = fullRender(state);
+    INFO(firstDifference(t, full));
+    CHECK(t == full);
+  };
+  same("everything loaded");
+  REQUIRE(incremental.table().findChain("services"));
+
+  // An endpoint goes: one backend fewer, a new map of one, the chain's balancing rewritten.
+  EndpointSlice slice = *state.findEndpointSlice("svc", "web-v4");
+  slice.endpoints.pop_back();
+  state.upsert(slice);
+  incremental.setEndpointSlice(slice.key(), &slice);
+  same("an endpoint removed");
+  CHECK(incremental.table().findSet("service-ips-v4")->verdicts.size() > 0);
+
+  // Every endpoint not ready: the service's addresses move to the reject set.
+  for (auto& e : slice.endpoints)
+    e.ready = false;
+  state.upsert(slice);
+  incremental.setEndpointSlice(slice.key(), &slice);
+  same("no ready endpoint");
+  const Set* rejected = incremental.table().findSet("no-endpoints-v4");
+  REQUIRE(rejected);
+  CHECK(std::find(rejected->elements.begin(), rejected->elements.end(), "10.96.0.10 . tcp . 80") !=
+        rejected->elements.end());
+
+  // The pod behind a named target port changes its port: only a slice without that port entry reads it.
+  Pod pod = *state.findPod("svc", "web-1");
+  pod.ports[0].port = 9090;
+  state.upsert(pod);
+  incremental.setPod(pod.key(), &pod);
+  same("a backend pod's container port changed");
+
+  state.remove("Service", "svc/web");
+  incremental.setService("svc/web", nullptr);
+  same("a service removed");
+  state.remove("EndpointSlice", "svc/web-v4");
+  incremental.setEndpointSlice("svc/web-v4", nullptr);
+  same("its slice removed");
 }

@@ -32,6 +32,8 @@ check() {  # name, cluster paths..., then the node after --node
 }
 check samples node-a --cluster "$src/samples/cluster"
 check protocols node-1 --cluster "$src/tests/nft/data/protocols.yaml"
+check services-1 node-1 --cluster "$src/tests/nft/data/services.yaml"
+check services-2 node-2 --cluster "$src/tests/nft/data/services.yaml"
 for seed in 1 2 3; do
   "$build/bench/nftpol-gen" --pods 600 --namespaces 20 --policies 200 --seed $seed > "$work/gen-$seed.yaml"
   "$build/bench/nftpol-gen" --pods 300 --namespaces 10 --policies 100 --seed $seed --dual-stack > "$work/dual-$seed.yaml"

@@ -58,8 +58,27 @@ std::unique_ptr<NetlinkBackend> backend() {
   return std::move(*b);
 }
 
+// Equal views; when they differ, says which set or chain differs first.
 bool sameView(const KernelView& a, const KernelView& b) {
-  return a.exists == b.exists && a.sets == b.sets && a.chains == b.chains;
+  for (const auto& [name, set] : b.sets) {
+    auto it = a.sets.find(name);
+    if (it == a.sets.end() || !(it->second == set)) {
+      UNSCOPED_INFO("set " << name << (it == a.sets.end() ? " is missing" : " differs"));
+      return false;
+    }
+  }
+  for (const auto& [name, chain] : b.chains) {
+    auto it = a.chains.find(name);
+    if (it == a.chains.end() || !(it->second == chain)) {
+      UNSCOPED_INFO("chain " << name << (it == a.chains.end() ? " is missing" : " differs"));
+      if (it != a.chains.end())
+        for (size_t i = 0; i < std::max(chain.rules.size(), it->second.rules.size()); ++i)
+          UNSCOPED_INFO("  " << (i < it->second.rules.size() ? it->second.rules[i] : "-") << "\n  want "
+                             << (i < chain.rules.size() ? chain.rules[i] : "-"));
+      return false;
+    }
+  }
+  return a.exists == b.exists && a.sets.size() == b.sets.size() && a.chains.size() == b.chains.size();
 }
 
 }  // namespace

@@ -28,6 +28,10 @@ class IncrementalRenderer {
   void setNamespace(const std::string& name, const policy::Namespace* ns);
   void setPod(const std::string& key, const policy::Pod* pod);  // key "ns/name"
   void setPolicy(const std::string& key, const policy::NetworkPolicy* policy);
+  // Services and their EndpointSlices make the service NAT part, recomputed whole when one of them (or a pod
+  // whose named port it read) changes: a small part, and the batch is still only the difference.
+  void setService(const std::string& key, const policy::Service* service);
+  void setEndpointSlice(const std::string& key, const policy::EndpointSlice* slice);
 
   // The table for the objects given so far.
   const Table& table();

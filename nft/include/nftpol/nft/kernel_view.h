@@ -26,7 +26,8 @@ struct SetView {
   uint32_t flags = 0;
   uint32_t keyType = 0;
   uint32_t keyLength = 0;
-  std::vector<ElementTuple> elements;  // sorted
+  uint64_t timeoutMs = 0;              // a dynamic set's entry lifetime
+  std::vector<ElementTuple> elements;  // sorted; never those of a dynamic set (flags & NFT_SET_EVAL)
   bool operator==(const SetView&) const = default;
 };
 

@@ -35,6 +35,10 @@ SetPtr buildSet(const Table& table, const Set& set, uint32_t setId);
 // A set object carrying only these elements, for NEWSETELEM/DELSETELEM.
 SetPtr buildElements(const Table& table, const std::string& set, const std::vector<ElementTuple>& elements);
 
+// A base chain's hook, by nft's name and the kernel's number.
+uint32_t hookNumber(const std::string& hook);
+std::string hookName(uint32_t number);
+
 SetView setViewOf(const Set& set);            // spec and encoded elements
 std::string ruleSignature(nftnl_rule* rule);  // expressions and comment, as libnftnl prints them
 

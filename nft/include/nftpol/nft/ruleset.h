@@ -53,7 +53,49 @@ struct DestinationPortInSet {
   std::string set;
   bool operator==(const DestinationPortInSet&) const = default;
 };
-using Match = std::variant<CtState, AddressInSet, PortIs, DestinationPortInSet>;
+// ip saddr 10.244.1.3
+struct AddressIs {
+  Family family;
+  Field field;
+  IpAddress address;
+  bool operator==(const AddressIs&) const = default;
+};
+// meta mark & 0x00004000 == 0x00004000
+struct MarkHas {
+  uint32_t bit;
+  bool operator==(const MarkHas&) const = default;
+};
+// fib daddr type local: the packet is addressed to one of the node's own addresses (NodePorts).
+struct ToLocalAddress {
+  bool operator==(const ToLocalAddress&) const = default;
+};
+// meta nfproto ipv4
+struct FamilyIs {
+  Family family;
+  bool operator==(const FamilyIs&) const = default;
+};
+// fib daddr type local meta l4proto . th dport @set (a set keyed by protocol and port)
+struct LocalProtocolPortInSet {
+  std::string set;
+  bool operator==(const LocalProtocolPortInSet&) const = default;
+};
+using Match = std::variant<CtState, AddressInSet, PortIs, DestinationPortInSet, AddressIs, MarkHas,
+                           ToLocalAddress, FamilyIs, LocalProtocolPortInSet>;
+
+// What a rule does before its verdict.
+// meta mark set meta mark | 0x00004000
+struct SetMarkBit {
+  uint32_t bit;
+  bool operator==(const SetMarkBit&) const = default;
+};
+// update @set { ip saddr }: refreshes the address's entry in a dynamic set with timeout (session affinity).
+struct UpdateAddressSet {
+  Family family;
+  Field field;
+  std::string set;
+  bool operator==(const UpdateAddressSet&) const = default;
+};
+using Statement = std::variant<SetMarkBit, UpdateAddressSet>;
 
 struct Verdict {
   enum class Kind : uint8_t { kAccept, kDrop, kReturn, kJump };
@@ -61,36 +103,72 @@ struct Verdict {
   std::string chain;  // for kJump
   bool operator==(const Verdict&) const = default;
 };
-// ip saddr vmap @map
+// A verdict map lookup, by its key:
+//   kAddress             ip saddr vmap @map
+//   kAddressProtocolPort ip daddr . meta l4proto . th dport vmap @map
+//   kLocalProtocolPort   fib daddr type local meta l4proto . th dport vmap @map
+//   kRandom              numgen random mod N vmap @map
 struct VerdictMapLookup {
-  Family family;
-  Field field;
+  enum class Key : uint8_t { kAddress, kAddressProtocolPort, kLocalProtocolPort, kRandom };
+  Family family = Family::kV4;
+  Field field = Field::kDestination;
   std::string map;
+  Key key = Key::kAddress;
+  uint32_t modulus = 0;  // kRandom
   bool operator==(const VerdictMapLookup&) const = default;
 };
+// dnat ip to 10.244.1.3:8080 (the rule matches the protocol first, as nft requires for a port).
+struct Dnat {
+  IpAddress address;
+  uint16_t port;
+  bool operator==(const Dnat&) const = default;
+};
+struct Masquerade {
+  bool operator==(const Masquerade&) const = default;
+};
+// reject with tcp reset, or with the family's ICMP port unreachable (ICMPx when the rule fixes no family).
+struct Reject {
+  bool tcpReset = false;
+  std::optional<Family> family;
+  bool operator==(const Reject&) const = default;
+};
+// No verdict: the rule only carries out its statements, and evaluation goes on with the next rule.
+struct Continue {
+  bool operator==(const Continue&) const = default;
+};
+using Action = std::variant<Verdict, VerdictMapLookup, Dnat, Masquerade, Reject, Continue>;
 
 struct Rule {
   std::vector<Match> matches;
-  std::variant<Verdict, VerdictMapLookup> action;
+  Action action;
   std::string comment;
+  std::vector<Statement> statements;  // carried out, in order, after the matches and before the action
   bool operator==(const Rule&) const = default;
 };
 
 // A named set; with `verdicts`, a verdict map whose elements map a key to `jump <chain>`.
 struct Set {
   std::string name;
-  std::string type;  // "ipv4_addr", "ipv4_addr . inet_proto . inet_service", ...
+  // "ipv4_addr", "ipv4_addr . inet_proto . inet_service", "inet_proto . inet_service"; empty for a map keyed
+  // by `numgen random mod randomModulus` (printed as its typeof).
+  std::string type;
   bool interval = false;
-  std::vector<std::string> elements;                          // for sets, in nft syntax
-  std::vector<std::pair<std::string, std::string>> verdicts;  // for maps: key -> chain to jump to
+  std::vector<std::string> elements;  // for sets, in nft syntax
+  std::vector<std::pair<std::string, std::string>>
+      verdicts;  // for maps: key (nft syntax) -> chain to jump to
   bool isMap = false;
   std::string comment;
+  uint32_t randomModulus = 0;
+  // A set the data path fills (`update @set`), whose entries expire after `timeoutSeconds`: its elements are
+  // the kernel's, never ours to compare or repair.
+  bool dynamic = false;
+  uint32_t timeoutSeconds = 0;
   bool operator==(const Set&) const = default;
 };
 
 struct BaseChain {
-  std::string type;  // "filter"
-  std::string hook;  // "forward"
+  std::string type;  // "filter", "nat"
+  std::string hook;  // "forward", "input", "output", "prerouting", "postrouting"
   int priority = 0;
   std::string policy;  // "accept"
   bool operator==(const BaseChain&) const = default;

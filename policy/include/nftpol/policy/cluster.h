@@ -121,6 +121,10 @@ class ClusterState {
   const NetworkPolicy* findPolicy(const std::string& ns, const std::string& name) const {
     return std::get<Store<NetworkPolicy>>(stores_).find(ns + "/" + name);
   }
+  const EndpointSlice* findEndpointSlice(const std::string& ns, const std::string& name) const {
+    return std::get<Store<EndpointSlice>>(stores_).find(ns + "/" + name);
+  }
+  const Node* findNode(const std::string& name) const { return std::get<Store<Node>>(stores_).find(name); }
   const Service* findService(const std::string& ns, const std::string& name) const {
     return std::get<Store<Service>>(stores_).find(ns + "/" + name);
   }

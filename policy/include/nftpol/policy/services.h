@@ -5,6 +5,7 @@
 // NAT maps from this, and `can-reach` follows a connection through it to each backend, so the two cannot
 // differ.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,10 @@ class Services {
   // Resolves every port of every Service of `state` against its EndpointSlices. `state` must outlive the
   // result.
   static Services build(const ClusterState& state);
+  // The same, with the pods (whose named container ports resolve a named target port that a slice does not
+  // list) found through `findPod` instead of in `state`.
+  using PodLookup = std::function<const Pod*(const std::string& ns, const std::string& name)>;
+  static Services build(const ClusterState& state, const PodLookup& findPod);
 
   const std::vector<ResolvedServicePort>& ports() const { return ports_; }
   // The ports of service namespace/name (empty when there is no such service).

@@ -1,0 +1,291 @@
+#include "service_render.h"
+
+#include <algorithm>
+#include <map>
+
+#include "chain_builder.h"
+
+namespace nftpol::nft::detail {
+
+namespace {
+
+using policy::Backend;
+using policy::ResolvedServicePort;
+using policy::TrafficPolicy;
+
+constexpr size_t kCommentMax = 127;
+
+const char* addressPortType(Family f) {
+  return f == Family::kV4 ? "ipv4_addr . inet_proto . inet_service" : "ipv6_addr . inet_proto . inet_service";
+}
+
+std::string keyText(const IpAddress& address, Protocol protocol, uint16_t port) {
+  return address.toString() + " . " + nftKeyword(protocol) + " . " + std::to_string(port);
+}
+std::string keyText(Protocol protocol, uint16_t port) {
+  return std::string(nftKeyword(protocol)) + " . " + std::to_string(port);
+}
+
+Verdict jump(const std::string& chain) {
+  return Verdict{Verdict::Kind::kJump, chain};
+}
+
+// A connection to a service port whose backends are gone is refused at once rather than left to time out.
+std::vector<Rule> rejects(const Match& key) {
+  return {Rule{{key, PortIs{{Protocol::kTCP, 0, 65535}}}, Reject{.tcpReset = true}, ""},
+          Rule{{key},
+               Reject{.family = std::holds_alternative<DestinationPortInSet>(key)
+                                    ? std::optional<Family>(std::get<DestinationPortInSet>(key).family)
+                                    : std::nullopt},
+               ""}};
+}
+
+class ServiceRenderer {
+ public:
+  ServiceRenderer(const policy::Services& services, const std::string& node)
+      : services_(services), node_(node) {}
+
+  ServiceParts run() {
+    ServiceParts parts;
+    if (services_.ports().empty()) return parts;
+    std::map<std::string, std::vector<std::pair<std::string, std::string>>> maps;  // name -> (key, chain)
+    std::map<std::string, std::vector<std::string>> noBackend;                     // set -> keys
+    for (const auto& p : services_.ports()) {
+      const auto& port = p.port();
+      auto internal = p.backendsFor(false, node_);
+      auto external = p.backendsFor(true, node_);
+      for (const auto& ip : p.service->clusterIPs) {
+        std::string chain =
+            serviceChain(p, ip.family(), internal, p.service->internalTrafficPolicy == TrafficPolicy::kLocal);
+        std::string key = keyText(ip, port.protocol, port.port);
+        if (chain.empty())
+          noBackend[std::string("no-endpoints") + familySuffix(ip.family())].push_back(key);
+        else
+          maps[std::string("service-ips") + familySuffix(ip.family())].emplace_back(key, chain);
+      }
+      for (const auto* list : {&p.service->externalIPs, &p.service->loadBalancerIPs})
+        for (const auto& ip : *list) {
+          std::string chain = externalChain(p, ip.family(), external);
+          std::string key = keyText(ip, port.protocol, port.port);
+          if (chain.empty())
+            noBackend[std::string("no-endpoints") + familySuffix(ip.family())].push_back(key);
+          else
+            maps[std::string("service-ips") + familySuffix(ip.family())].emplace_back(key, chain);
+        }
+      if (port.nodePort) {
+        std::string chain = nodePortChain(p, external);
+        std::string key = keyText(port.protocol, port.nodePort);
+        if (chain.empty())
+          noBackend["no-endpoint-nodeports"].push_back(key);
+        else
+          maps["service-nodeports"].emplace_back(key, chain);
+      }
+    }
+
+    for (Family f : {Family::kV4, Family::kV6}) {
+      std::string suffix = familySuffix(f);
+      Set ips{.name = "service-ips" + suffix, .type = addressPortType(f), .isMap = true};
+      ips.comment = "service address . protocol . port -> its service chain";
+      ips.verdicts = sorted(maps[ips.name]);
+      parts.sets.push_back(std::move(ips));
+      Set none{.name = "no-endpoints" + suffix, .type = addressPortType(f)};
+      none.comment = "service address . protocol . port without a backend: rejected";
+      none.elements = sortedKeys(noBackend[none.name]);
+      parts.sets.push_back(std::move(none));
+    }
+    Set nodePorts{.name = "service-nodeports", .type = "inet_proto . inet_service", .isMap = true};
+    nodePorts.comment = "node port -> its service chain";
+    nodePorts.verdicts = sorted(maps["service-nodeports"]);
+    parts.sets.push_back(std::move(nodePorts));
+    Set noNodePorts{.name = "no-endpoint-nodeports", .type = "inet_proto . inet_service"};
+    noNodePorts.comment = "node port without a backend: rejected";
+    noNodePorts.elements = sortedKeys(noBackend["no-endpoint-nodeports"]);
+    parts.sets.push_back(std::move(noNodePorts));
+    for (auto& [name, s] : sets_)
+      parts.sets.push_back(std::move(s));
+
+    Chain dispatch{.name = "services", .comment = "service dispatch: one hash lookup per address family"};
+    for (Family f : {Family::kV4, Family::kV6})
+      dispatch.rules.push_back({{},
+                                VerdictMapLookup{.family = f,
+                                                 .map = std::string("service-ips") + familySuffix(f),
+                                                 .key = VerdictMapLookup::Key::kAddressProtocolPort},
+                                ""});
+    dispatch.rules.push_back(
+        {{},
+         VerdictMapLookup{.map = "service-nodeports", .key = VerdictMapLookup::Key::kLocalProtocolPort},
+         ""});
+    parts.chains.push_back(std::move(dispatch));
+    for (auto& [name, c] : chains_)
+      parts.chains.push_back(std::move(c));
+
+    std::vector<Rule> addressRejects, nodePortRejects;
+    for (Family f : {Family::kV4, Family::kV6})
+      for (auto& r : rejects(DestinationPortInSet{f, std::string("no-endpoints") + familySuffix(f)}))
+        addressRejects.push_back(std::move(r));
+    nodePortRejects = rejects(LocalProtocolPortInSet{"no-endpoint-nodeports"});
+    parts.forwardRules = addressRejects;
+
+    auto base = [](const char* name, const char* type, const char* hook, int priority) {
+      return Chain{.name = name, .base = BaseChain{type, hook, priority, "accept"}};
+    };
+    Chain input = base("filter-input", "filter", "input", 0);
+    input.comment = "service ports without a backend, addressed to the node";
+    input.rules = addressRejects;
+    input.rules.insert(input.rules.end(), nodePortRejects.begin(), nodePortRejects.end());
+    Chain output = base("filter-output", "filter", "output", 0);
+    output.comment = "service ports without a backend, from the node";
+    output.rules = addressRejects;
+    Chain natOutput = base("nat-output", "nat", "output", -100);
+    natOutput.comment = "service NAT for connections from the node";
+    natOutput.rules.push_back({{}, jump("services"), ""});
+    Chain postrouting = base("nat-postrouting", "nat", "postrouting", 100);
+    postrouting.comment = "masquerade what service NAT marked: hairpin and external traffic";
+    postrouting.rules.push_back({{MarkHas{kMasqueradeMark}}, Masquerade{}, ""});
+    Chain prerouting = base("nat-prerouting", "nat", "prerouting", -100);
+    prerouting.comment = "service NAT for connections from pods and from outside";
+    prerouting.rules.push_back({{}, jump("services"), ""});
+    parts.baseChains = {std::move(input), std::move(output), std::move(natOutput), std::move(postrouting),
+                        std::move(prerouting)};
+    return parts;
+  }
+
+ private:
+  static std::vector<std::pair<std::string, std::string>> sorted(
+      std::vector<std::pair<std::string, std::string>> v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  }
+  static std::vector<std::string> sortedKeys(std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+    return v;
+  }
+
+  static std::vector<const Backend*> ofFamily(const std::vector<const Backend*>& backends, Family f) {
+    std::vector<const Backend*> out;
+    for (const Backend* b : backends)
+      if (b->address.family() == f) out.push_back(b);
+    return out;
+  }
+
+  // The chain that translates to one backend. Equal content shares a chain across services.
+  std::string endpointChain(const ResolvedServicePort& p, const Backend& b, const std::string& affinitySet) {
+    Family f = b.address.family();
+    Chain c;
+    // A pod reaching itself through the service: masquerade, or its reply would bypass the translation.
+    c.rules.push_back(
+        {{AddressIs{f, Field::kSource, b.address}}, Continue{}, "", {SetMarkBit{kMasqueradeMark}}});
+    if (!affinitySet.empty())
+      c.rules.push_back({{}, Continue{}, "", {UpdateAddressSet{f, Field::kSource, affinitySet}}});
+    c.rules.push_back({{PortIs{{p.port().protocol, 0, 65535}}}, Dnat{b.address, b.port}, ""});
+    std::string content;
+    for (const auto& r : c.rules)
+      content += toText(r) + "\n";
+    c.name = "ep-" + hash8(content);
+    c.comment = cut((b.podKey.empty() ? b.address.toString() : b.podKey) + " port " + std::to_string(b.port) +
+                        " (" + std::string(nftKeyword(p.port().protocol)) + ")",
+                    kCommentMax);
+    chains_.try_emplace(c.name, c);
+    return c.name;
+  }
+
+  // Random balancing over `backends` of family f, after the session-affinity lookups when the service asks
+  // for ClientIP affinity. Empty when there is no backend. Named from the service port and the backend set's
+  // kind (all of them, or the node's own), so a backend change changes map elements, not names.
+  std::string serviceChain(const ResolvedServicePort& p, Family f, const std::vector<const Backend*>& all,
+                           bool local) {
+    auto backends = ofFamily(all, f);
+    if (backends.empty()) return "";
+    std::string identity = p.name() + familySuffix(f) + (local ? "/local" : "");
+    std::string name = "svc-" + hash8(identity) + familySuffix(f);
+    if (chains_.count(name)) return name;
+    Chain c{.name = name};
+    c.comment = cut(p.name() + (local ? " (this node's backends)" : "") + ": " +
+                        std::to_string(backends.size()) + " backend" + (backends.size() == 1 ? "" : "s"),
+                    kCommentMax);
+    // The modulus is in the map's name: the kernel keeps it in the map's description, which a new modulus
+    // would leave stale, so a change of backend count makes a new map.
+    Set map{.name = "backends-" + hash8(identity) + familySuffix(f) + "-" + std::to_string(backends.size()),
+            .isMap = true};
+    map.randomModulus = static_cast<uint32_t>(backends.size());
+    map.comment = cut(p.name() + ": random backend", kCommentMax);
+    for (size_t i = 0; i < backends.size(); ++i) {
+      std::string affinity;
+      if (p.service->affinitySeconds) {
+        // The timeout is part of the name: a set's timeout cannot change in place.
+        affinity =
+            "aff-" +
+            hash8(identity + "/" + backends[i]->address.toString() + ":" + std::to_string(backends[i]->port) +
+                  "/" + std::to_string(*p.service->affinitySeconds)) +
+            familySuffix(f);
+        Set s{.name = affinity,
+              .type = addressType(f),
+              .dynamic = true,
+              .timeoutSeconds = *p.service->affinitySeconds};
+        s.comment = cut(p.name() + ": clients of " + backends[i]->address.toString(), kCommentMax);
+        sets_.try_emplace(affinity, std::move(s));
+      }
+      std::string ep = endpointChain(p, *backends[i], affinity);
+      if (!affinity.empty()) c.rules.push_back({{AddressInSet{f, Field::kSource, affinity}}, jump(ep), ""});
+      map.verdicts.emplace_back(std::to_string(i), ep);
+    }
+    c.rules.push_back({{},
+                       VerdictMapLookup{.family = f,
+                                        .map = map.name,
+                                        .key = VerdictMapLookup::Key::kRandom,
+                                        .modulus = map.randomModulus},
+                       ""});
+    sets_.try_emplace(map.name, std::move(map));
+    chains_.emplace(name, std::move(c));
+    return name;
+  }
+
+  // Traffic from outside the cluster's service addresses: external IPs, load-balancer IPs, node ports. With
+  // the Cluster policy it may land on another node, so it is masqueraded; with Local it keeps its source and
+  // only this node's backends take it.
+  std::string externalChain(const ResolvedServicePort& p, Family f,
+                            const std::vector<const Backend*>& backends) {
+    bool masquerade = p.service->externalTrafficPolicy == TrafficPolicy::kCluster;
+    std::string target = serviceChain(p, f, backends, !masquerade);
+    if (target.empty()) return "";
+    std::string name = "ext-" + hash8(p.name() + familySuffix(f) + "/external") + familySuffix(f);
+    if (chains_.count(name)) return name;
+    Chain c{.name = name};
+    c.comment = cut(p.name() + ": from outside" + (masquerade ? ", masqueraded" : ", source kept (Local)"),
+                    kCommentMax);
+    Rule r{{}, jump(target), ""};
+    if (masquerade) r.statements.push_back(SetMarkBit{kMasqueradeMark});
+    c.rules.push_back(std::move(r));
+    chains_.emplace(name, std::move(c));
+    return name;
+  }
+
+  // A node port takes both families on the node's addresses: one rule per family that has a backend.
+  std::string nodePortChain(const ResolvedServicePort& p, const std::vector<const Backend*>& backends) {
+    Chain c{.name = "nodeport-" + hash8(p.name() + "/nodeport")};
+    c.comment = cut(p.name() + ": node port " + std::to_string(p.port().nodePort), kCommentMax);
+    for (Family f : {Family::kV4, Family::kV6}) {
+      std::string ext = externalChain(p, f, backends);
+      if (!ext.empty()) c.rules.push_back({{FamilyIs{f}}, jump(ext), ""});
+    }
+    if (c.rules.empty()) return "";
+    std::string name = c.name;
+    chains_.try_emplace(name, std::move(c));
+    return name;
+  }
+
+  const policy::Services& services_;
+  std::string node_;
+  std::map<std::string, Chain> chains_;
+  std::map<std::string, Set> sets_;
+};
+
+}  // namespace
+
+ServiceParts renderServices(const policy::Services& services, const std::string& node) {
+  return ServiceRenderer(services, node).run();
+}
+
+}  // namespace nftpol::nft::detail

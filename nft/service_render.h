@@ -1,0 +1,41 @@
+#pragma once
+
+// Service NAT, the part of a node's table that translates connections to services (kube-proxy's job), in the
+// same table as the policy so that one transaction changes both. The shape:
+//
+//   nat-prerouting, nat-output    jump services
+//   services                      ip daddr . meta l4proto . th dport vmap @service-ips-v4   (and -v6)
+//                                 fib daddr type local meta l4proto . th dport vmap @service-nodeports
+//   svc-<h>-v4                    [ip saddr @aff-<h> jump ep-<h> ...]  numgen random mod N vmap
+//   @backends-<h>-v4 ext-<h>-v4                    (externalIPs, LoadBalancer IPs, NodePorts) masquerade
+//   mark, then svc-<h> ep-<h>                        ip saddr <self> mark for masquerade; [update @aff]; dnat
+//   to backend nat-postrouting               meta mark & 0x4000 == 0x4000 masquerade
+//   filter-forward/input/output   a service port with no backend rejects at once (TCP reset, ICMP
+//   unreachable)
+//
+// Every lookup is a hash lookup, so the per-packet cost does not grow with the number of services. Policy
+// runs in filter-forward after the DNAT of nat-prerouting, so it judges the chosen backend.
+
+#include <string>
+#include <vector>
+
+#include "nftpol/nft/ruleset.h"
+#include "nftpol/policy/services.h"
+
+namespace nftpol::nft::detail {
+
+constexpr uint32_t kMasqueradeMark = 0x4000;  // as kube-proxy marks it
+
+struct ServiceParts {
+  std::vector<Set> sets;
+  std::vector<Chain> chains;       // services, svc-*, ext-*, nodeport-*, ep-*
+  std::vector<Chain> baseChains;   // filter-input, filter-output, nat-output, nat-postrouting, nat-prerouting
+  std::vector<Rule> forwardRules;  // the no-backend rejects, for filter-forward
+  bool empty() const { return sets.empty() && chains.empty() && baseChains.empty(); }
+};
+
+// Empty when no service has a port to translate. A pure function of (services, node): the node decides which
+// backends a Local traffic policy keeps.
+ServiceParts renderServices(const policy::Services& services, const std::string& node);
+
+}  // namespace nftpol::nft::detail
