@@ -1,6 +1,7 @@
 #include "nftpol/nft/kernel_view.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "nftpol/nft/messages.h"
 
@@ -13,20 +14,22 @@ KernelView viewOf(const Table& desired, SignatureCache* cache) {
     v.sets[s.name] = setViewOf(s);
   for (const auto& c : desired.chains) {
     ChainView cv{.base = c.base};
-    const std::vector<std::string>* cached = nullptr;
+    const SignatureCache::Entry* cached = nullptr;
     if (cache) {
       auto it = cache->chains.find(c.name);
-      if (it != cache->chains.end() && it->second.size() == c.rules.size()) cached = &it->second;
+      if (it != cache->chains.end() && it->second.rules == c.rules) cached = &it->second;
     }
     if (cached) {
-      cv.rules = *cached;
+      cv.rules = cached->signatures;
     } else {
       for (const auto& r : c.rules)
         cv.rules.push_back(ruleSignature(buildRule(desired, c.name, r).get()));
-      if (cache) cache->chains[c.name] = cv.rules;
+      if (cache) cache->chains[c.name] = {c.rules, cv.rules};
     }
     v.chains[c.name] = std::move(cv);
   }
+  if (cache)  // chains that are gone are not coming back under the same content: keep the cache bounded
+    std::erase_if(cache->chains, [&](const auto& entry) { return !v.chains.count(entry.first); });
   return v;
 }
 
@@ -36,6 +39,62 @@ std::vector<ElementTuple> minus(const std::vector<ElementTuple>& a, const std::v
   std::vector<ElementTuple> out;
   std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
   return out;
+}
+
+// The names a rule's signature refers to: sets (lookup, dynset, vmap) and chains (jump, goto).
+std::vector<std::string> referencedNames(const std::string& signature) {
+  std::vector<std::string> out;
+  for (const char* marker : {"set ", "-> "}) {
+    for (size_t at = signature.find(marker); at != std::string::npos; at = signature.find(marker, at + 1)) {
+      size_t from = at + std::strlen(marker);
+      size_t to = signature.find_first_of(" ]", from);
+      if (to != std::string::npos && to > from) out.push_back(signature.substr(from, to - from));
+    }
+  }
+  return out;
+}
+
+// What to remove, each after everything that refers to it: a chain's rules refer to sets and chains, a
+// verdict map's elements to chains, and the kernel refuses to remove what something still refers to (EBUSY),
+// even when the referrer goes in the same transaction but later. Service NAT makes such chains: a service
+// chain refers to its backend map, which refers to endpoint chains.
+std::vector<std::pair<std::string, bool>> removalOrder(const KernelView& have, const KernelView& want) {
+  std::map<std::pair<std::string, bool>, std::vector<std::pair<std::string, bool>>> refersTo;
+  std::map<std::pair<std::string, bool>, int> referrers;
+  for (const auto& [name, c] : have.chains)
+    if (!want.chains.count(name)) referrers[{name, false}] = 0;
+  for (const auto& [name, s] : have.sets)
+    if (!want.sets.count(name)) referrers[{name, true}] = 0;
+  auto link = [&](const std::pair<std::string, bool>& from, const std::pair<std::string, bool>& to) {
+    if (from == to || !referrers.count(to)) return;
+    refersTo[from].push_back(to);
+    ++referrers[to];
+  };
+  for (const auto& [node, count] : referrers) {
+    if (node.second) {
+      for (const auto& e : have.sets.at(node.first).elements)
+        if (!e.chain.empty()) link(node, {e.chain, false});
+    } else {
+      for (const auto& rule : have.chains.at(node.first).rules)
+        for (const auto& name : referencedNames(rule)) {
+          link(node, {name, true});
+          link(node, {name, false});
+        }
+    }
+  }
+  std::vector<std::pair<std::string, bool>> order, ready;
+  for (const auto& [node, count] : referrers)
+    if (count == 0) ready.push_back(node);
+  while (!ready.empty()) {
+    auto node = ready.back();
+    ready.pop_back();
+    order.push_back(node);
+    for (const auto& to : refersTo[node])
+      if (--referrers[to] == 0) ready.push_back(to);
+  }
+  for (const auto& [node, count] : referrers)  // a cycle cannot be loaded into the kernel; keep what is left
+    if (count > 0) order.push_back(node);
+  return order;
 }
 
 bool sameSpec(const SetView& a, const SetView& b) {
@@ -100,14 +159,15 @@ Plan plan(const KernelView& current, const Table& desired, const KernelView& wan
     if (!gone.empty()) step(Step::Kind::kDeleteElements, name, std::move(gone));
     if (!added.empty()) step(Step::Kind::kAddElements, name, std::move(added));
   }
-  for (const auto& [name, c] : have.chains)
-    if (!want.chains.count(name)) step(Step::Kind::kDeleteChain, name);
-  for (const auto& [name, s] : have.sets)
-    if (!want.sets.count(name)) step(Step::Kind::kDeleteSet, name);
+  for (auto& [name, isSet] : removalOrder(have, want))
+    step(isSet ? Step::Kind::kDeleteSet : Step::Kind::kDeleteChain, name);
 
-  std::stable_sort(p.steps.begin(), p.steps.end(), [](const Step& a, const Step& b) {
-    return static_cast<int>(a.kind) < static_cast<int>(b.kind);
-  });
+  // Removals keep the order removalOrder gave them: chains and sets are one rank.
+  auto rank = [](Step::Kind k) {
+    return static_cast<int>(k == Step::Kind::kDeleteSet ? Step::Kind::kDeleteChain : k);
+  };
+  std::stable_sort(p.steps.begin(), p.steps.end(),
+                   [&](const Step& a, const Step& b) { return rank(a.kind) < rank(b.kind); });
   return p;
 }
 

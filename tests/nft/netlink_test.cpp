@@ -132,6 +132,41 @@ TEST_CASE("an unchanged state sends no message; a one-pod change sends only its 
   CHECK(sameView(*b->read("nftpol"), viewOf(render(Compiled::build(state), "node-a"))));
 }
 
+TEST_CASE("an endpoint change is a small batch that rewrites the service's balancing in place", "[netlink]") {
+  auto b = backend();
+  ClusterState state = samples();
+  REQUIRE(b->apply(render(Compiled::build(state), "node-a")).ok());
+  // The api service loses a backend: a new map of one, the service chain's rule rewritten, the old map and
+  // the gone endpoint's chain removed after what refers to them (or the kernel answers EBUSY).
+  EndpointSlice slice = *state.findEndpointSlice("shop", "api-x7k2p");
+  slice.endpoints.pop_back();
+  state.upsert(slice);
+  Table fewer = render(Compiled::build(state), "node-a");
+  auto applied = b->apply(fewer);
+  REQUIRE(applied.ok());
+  CHECK(applied->messages > 0);
+  CHECK(applied->messages < 12);
+  CHECK(sameView(*b->read("nftpol"), viewOf(fewer)));
+  // nft reads the new map's key back as what it is (the listing order after a change is nft's own).
+  auto map = std::find_if(fewer.sets.begin(), fewer.sets.end(), [](const Set& s) { return s.randomModulus; });
+  REQUIRE(map != fewer.sets.end());
+  CHECK(map->randomModulus == 1);
+  CHECK(run("nft list map inet nftpol " + map->name).find("typeof numgen random mod 1 : verdict") !=
+        std::string::npos);
+  // And back: the endpoint returns.
+  state.upsert(*samples().findEndpointSlice("shop", "api-x7k2p"));
+  Table again = render(Compiled::build(state), "node-a");
+  REQUIRE(b->apply(again).ok());
+  CHECK(sameView(*b->read("nftpol"), viewOf(again)));
+  // Without backends the cluster IP moves to the reject set.
+  slice.endpoints.clear();
+  state.upsert(slice);
+  Table none = render(Compiled::build(state), "node-a");
+  REQUIRE(b->apply(none).ok());
+  CHECK(sameView(*b->read("nftpol"), viewOf(none)));
+  CHECK(run("nft list set inet nftpol no-endpoints-v4").find("10.96.0.20 . tcp . 80") != std::string::npos);
+}
+
 TEST_CASE("a table deleted, a set flushed or a rule added behind our back is repaired", "[netlink]") {
   auto b = backend();
   Table desired = render(Compiled::build(samples()), "node-a");

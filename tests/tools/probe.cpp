@@ -1,8 +1,12 @@
 // nftpol-probe: the two ends of a connectivity probe, bounded in time.
 //   nftpol-probe serve PORT...                  TCP and UDP on every port: reply "ok" to each
-//   connection/datagram nftpol-probe connect tcp|udp ADDRESS PORT [TIMEOUT_MS]
+//                                               connection/datagram ("ok NAME" with NFTPOL_PROBE_NAME=NAME)
+//   nftpol-probe connect tcp|udp ADDRESS PORT [TIMEOUT_MS]
 //                                               exit 0 when the reply came within the timeout (default 400
 //                                               ms), 1 when it did not, 2 on bad usage
+//   nftpol-probe tally ADDRESS PORT COUNT TIMEOUT_MS
+//                                               COUNT TCP connections one after another; prints how many
+//                                               replies each server name gave, and "failed N"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -10,10 +14,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,6 +51,8 @@ bool parseAddress(const char* text, uint16_t port, sockaddr_storage& out, sockle
 }
 
 int serve(const std::vector<uint16_t>& ports) {
+  const char* name = std::getenv("NFTPOL_PROBE_NAME");
+  std::string reply = name ? std::string("ok ") + name + "\n" : std::string("ok\n");
   std::vector<pollfd> fds;
   std::vector<int> kinds;  // SOCK_STREAM or SOCK_DGRAM
   for (uint16_t port : ports) {
@@ -72,7 +81,7 @@ int serve(const std::vector<uint16_t>& ports) {
       if (kinds[i] == SOCK_STREAM) {
         int c = accept(fds[i].fd, nullptr, nullptr);
         if (c >= 0) {
-          (void)!write(c, "ok\n", 3);
+          (void)!write(c, reply.data(), reply.size());
           close(c);
         }
       } else {
@@ -80,7 +89,7 @@ int serve(const std::vector<uint16_t>& ports) {
         sockaddr_storage from{};
         socklen_t len = sizeof from;
         ssize_t n = recvfrom(fds[i].fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
-        if (n >= 0) sendto(fds[i].fd, "ok\n", 3, 0, reinterpret_cast<sockaddr*>(&from), len);
+        if (n >= 0) sendto(fds[i].fd, reply.data(), reply.size(), 0, reinterpret_cast<sockaddr*>(&from), len);
       }
     }
   }
@@ -101,7 +110,8 @@ int connectProbe(bool tcp, const char* address, uint16_t port, int timeoutMs) {
   if (tcp) {
     if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0 && errno != EINPROGRESS) return 1;
   } else {
-    if (sendto(fd, "hi", 2, 0, reinterpret_cast<sockaddr*>(&to), len) < 0) return 1;
+    // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED instead of silence.
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0 || send(fd, "hi", 2, 0) < 0) return 1;
   }
   pollfd p{fd, POLLIN, 0};
   while (left() > 0) {
@@ -112,6 +122,55 @@ int connectProbe(bool tcp, const char* address, uint16_t port, int timeoutMs) {
     if (n < 0 && errno != EAGAIN) break;  // refused or reset
   }
   return 1;
+}
+
+// One TCP connection: the server's name ("" for a plain "ok"), or nullopt when no reply came in time.
+std::optional<std::string> ask(const sockaddr_storage& to, socklen_t len, int timeoutMs) {
+  int fd = socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+  if (fd < 0) return std::nullopt;
+  linger l{1, 0};  // no TIME_WAIT: hundreds of probes must not exhaust local ports
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  std::optional<std::string> out;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&to), len) == 0 || errno == EINPROGRESS) {
+    pollfd p{fd, POLLIN, 0};
+    std::string got;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+    while (std::chrono::steady_clock::now() < deadline) {
+      int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())
+              .count());
+      if (poll(&p, 1, std::max(left, 1)) <= 0) break;
+      char buf[64];
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+      if (got.find('\n') != std::string::npos) {
+        if (got.rfind("ok", 0) == 0) out = got.size() > 3 ? got.substr(3, got.find('\n') - 3) : "";
+        break;
+      }
+    }
+  }
+  close(fd);
+  return out;
+}
+
+int tally(const char* address, uint16_t port, int count, int timeoutMs) {
+  sockaddr_storage to{};
+  socklen_t len = 0;
+  if (!parseAddress(address, port, to, len) || count < 1 || count > 5000) return usage();
+  std::map<std::string, int> names;
+  int failed = 0;
+  for (int i = 0; i < count; ++i) {
+    auto name = ask(to, len, timeoutMs);
+    if (name)
+      ++names[name->empty() ? "ok" : *name];
+    else
+      ++failed;
+  }
+  for (const auto& [name, n] : names)
+    std::printf("%s %d\n", name.c_str(), n);
+  std::printf("failed %d\n", failed);
+  return 0;
 }
 
 long long unixMs() {
@@ -245,6 +304,8 @@ int main(int argc, char** argv) {
     return connectProbe(tcp, argv[3], static_cast<uint16_t>(std::atoi(argv[4])),
                         argc == 6 ? std::atoi(argv[5]) : 400);
   }
+  if (argc == 6 && std::strcmp(argv[1], "tally") == 0)
+    return tally(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]), std::atoi(argv[5]));
   if (argc == 3 && std::strcmp(argv[1], "echo") == 0) return echo(static_cast<uint16_t>(std::atoi(argv[2])));
   if (argc == 3 && std::strcmp(argv[1], "sink") == 0) return sink(static_cast<uint16_t>(std::atoi(argv[2])));
   if (argc == 5 && std::strcmp(argv[1], "blast") == 0)

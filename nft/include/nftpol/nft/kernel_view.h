@@ -43,10 +43,14 @@ struct KernelView {
   std::map<std::string, ChainView> chains;
 };
 
-// Chains are content-addressed (the name carries a hash of the rules), so a chain's signatures can be kept by
-// name across reconciles instead of being rebuilt through libnftnl every time.
+// A chain's signatures, kept across reconciles instead of being rebuilt through libnftnl every time: most
+// chains are content-addressed, and comparing model rules is far cheaper than building netlink ones.
 struct SignatureCache {
-  std::map<std::string, std::vector<std::string>> chains;
+  struct Entry {
+    std::vector<Rule> rules;  // what the signatures were made from: a name alone does not fix a service chain's
+    std::vector<std::string> signatures;
+  };
+  std::map<std::string, Entry> chains;
 };
 
 KernelView viewOf(const Table& desired, SignatureCache* cache = nullptr);
