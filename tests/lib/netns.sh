@@ -20,3 +20,9 @@ nftpol_add_pod() {
   ip -n "$ns" link set lo up
   if [ -n "$gateway" ]; then ip -n "$ns" route add default via "$gateway"; fi
 }
+
+# nftpol_remove_netns TAG: deletes every named network namespace called TAG-*, the pods a test made.
+nftpol_remove_netns() {
+  local ns
+  for ns in $(ip netns list | awk -v t="$1-" 'index($1, t) == 1 {print $1}'); do ip netns del "$ns"; done
+}
