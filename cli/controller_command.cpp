@@ -5,16 +5,18 @@
 #include "cluster_input.h"
 #include "commands.h"
 #include "nftpol/controller/controller.h"
+#include "nftpol/controller/node_routes.h"
 #include "nftpol/policy/loader.h"
 
 namespace nftpol::cli {
 
 int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*/, std::ostream& err) {
-  auto args = Args::parse(argv, {"manifests", "node", "listen"}, {"once", "no-conntrack-revoke"});
+  auto args =
+      Args::parse(argv, {"manifests", "node", "listen"}, {"once", "no-conntrack-revoke", "no-node-routes"});
   if (!args || !args->positionals().empty() || !args->last("manifests") || !args->last("node")) {
     if (!args) err << "nftpol controller: " << args.error().message << "\n";
     err << "usage: nftpol controller --manifests DIR --node NODE [--once] [--listen 127.0.0.1:9402] "
-           "[--no-conntrack-revoke]\n";
+           "[--no-conntrack-revoke] [--no-node-routes]\n";
     return kExitBadInput;
   }
   auto backend = nft::NetlinkBackend::open();
@@ -26,7 +28,8 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
                                         .node = *args->last("node"),
                                         .once = args->flag("once"),
                                         .listen = args->last("listen").value_or("127.0.0.1:9402"),
-                                        .revokeConntrack = !args->flag("no-conntrack-revoke")};
+                                        .revokeConntrack = !args->flag("no-conntrack-revoke"),
+                                        .nodeRoutes = !args->flag("no-node-routes")};
   return controller::Controller(std::move(options), std::move(*backend)).run();
 }
 
@@ -46,6 +49,12 @@ int cleanupCommand(const std::vector<std::string>& argv, std::ostream& out, std:
     return 1;
   }
   out << (removed->messages ? "removed table inet nftpol\n" : "no table inet nftpol to remove\n");
+  auto routes = controller::syncRoutes({});
+  if (!routes) {
+    err << "nftpol cleanup: " << routes.error().message << "\n";
+    return 1;
+  }
+  if (routes->removed) out << "removed " << routes->removed << " route(s) to other nodes' pod subnets\n";
   return 0;
 }
 

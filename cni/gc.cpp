@@ -7,7 +7,7 @@
 
 #include "nftpol/cni/ipam.h"
 #include "nftpol/cni/plugin.h"
-#include "nftpol/cni/rtnl.h"
+#include "nftpol/rtnl.h"
 
 namespace nftpol::cni {
 

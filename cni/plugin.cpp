@@ -10,7 +10,7 @@
 #include "nftpol/cni/environment.h"
 #include "nftpol/cni/gc.h"
 #include "nftpol/cni/ipam.h"
-#include "nftpol/cni/rtnl.h"
+#include "nftpol/rtnl.h"
 #include "nftpol/json.h"
 
 namespace nftpol::cni {

@@ -66,6 +66,7 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
     return false;
   }
   if (revoker_ && result->messages > 0) revoker_->submit(reconciler_.table());
+  if (!syncRoutes()) return false;
   metrics_.reconciled(seconds, result->messages, result->pods, result->policies, result->elements,
                       manifests_.generation());
   logInfo(
@@ -73,6 +74,25 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
       "event=reconciled node=" + options_.node + " generation=" + std::to_string(manifests_.generation()) +
           " messages=" + std::to_string(result->messages) + " pods=" + std::to_string(result->pods) +
           " policies=" + std::to_string(result->policies) + " duration_ms=" + std::to_string(seconds * 1000));
+  return true;
+}
+
+// Before the generation is reported synced, so that readiness also means the routes are in place.
+bool Controller::syncRoutes() {
+  if (!options_.nodeRoutes) return true;
+  auto want = desiredRoutes(manifests_.state(), options_.node);
+  if (routes_ && *routes_ == want) return true;
+  auto changed = controller::syncRoutes(want);
+  if (!changed) {
+    metrics_.reconcileFailed();
+    logError(changed.error().message, "event=routes-failed node=" + options_.node);
+    return false;
+  }
+  routes_ = want;
+  if (changed->added || changed->removed)
+    logInfo("routes to other nodes' pod subnets updated",
+            "event=routes added=" + std::to_string(changed->added) +
+                " removed=" + std::to_string(changed->removed) + " routes=" + std::to_string(want.size()));
   return true;
 }
 
@@ -129,6 +149,7 @@ int Controller::run() {
       if (!pending) {  // the periodic resync: a fresh dump, and the table rebuilt from every object
         backend_->forget();
         loaded_ = false;
+        routes_.reset();
       }
       pending = true;
       continue;

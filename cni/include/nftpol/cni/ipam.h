@@ -10,7 +10,7 @@
 
 #include "nftpol/cni/config.h"
 #include "nftpol/cni/environment.h"
-#include "nftpol/cni/rtnl.h"
+#include "nftpol/rtnl.h"
 
 namespace nftpol::cni {
 

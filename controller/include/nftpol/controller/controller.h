@@ -2,10 +2,13 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "nftpol/controller/manifests.h"
 #include "nftpol/controller/metrics.h"
+#include "nftpol/controller/node_routes.h"
 #include "nftpol/controller/reconcile.h"
 #include "nftpol/controller/revoker.h"
 #include "nftpol/nft/backend.h"
@@ -18,6 +21,7 @@ struct ControllerOptions {
   bool once = false;
   std::string listen = "127.0.0.1:9402";  // empty: no HTTP endpoint
   bool revokeConntrack = true;            // delete the conntrack entries of established flows a change denies
+  bool nodeRoutes = true;                 // route the other nodes' pod subnets via their InternalIPs
   std::chrono::milliseconds debounce{20};
   std::chrono::milliseconds maxDebounce{250};
 };
@@ -33,11 +37,13 @@ class Controller {
 
  private:
   bool syncOnce(bool& firstSyncBlocked);
+  bool syncRoutes();
   ControllerOptions options_;
   std::unique_ptr<nft::Backend> backend_;
   ManifestSet manifests_;
   Reconciler reconciler_;
   bool loaded_ = false;  // the reconciler has taken the manifests once; after that, only their changes
+  std::optional<std::vector<GatewayRoute>> routes_;  // what the kernel was last made to hold; none: read it
   Metrics metrics_;
   std::unique_ptr<Revoker> revoker_;  // none with --no-conntrack-revoke; declared last, so it stops first
 };

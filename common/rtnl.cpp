@@ -1,4 +1,4 @@
-#include "nftpol/cni/rtnl.h"
+#include "nftpol/rtnl.h"
 
 #include <fcntl.h>
 #include <libmnl/libmnl.h>
@@ -9,11 +9,13 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <vector>
 
-namespace nftpol::cni {
+namespace nftpol {
 
 namespace {
 
@@ -441,4 +443,81 @@ Result<bool> Rtnl::addRoute(int index, std::optional<Cidr> destination, std::opt
   return request(nlh, true);
 }
 
-}  // namespace nftpol::cni
+namespace {
+
+nlmsghdr* routeMessage(std::vector<char>& buf, uint16_t type, uint16_t flags, const GatewayRoute& r,
+                       uint8_t protocol) {
+  Family f = r.destination.family();
+  buf.assign(MNL_SOCKET_BUFFER_SIZE, 0);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = flags;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = static_cast<uint8_t>(addressFamily(f));
+  rtm->rtm_dst_len = static_cast<uint8_t>(r.destination.prefixLength());
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = protocol;
+  rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+  rtm->rtm_type = RTN_UNICAST;
+  mnl_attr_put(nlh, RTA_DST, addressLength(f), r.destination.base().bytes().data());
+  mnl_attr_put(nlh, RTA_GATEWAY, addressLength(f), r.gateway.bytes().data());
+  return nlh;
+}
+
+}  // namespace
+
+Result<std::vector<GatewayRoute>> Rtnl::routesOf(uint8_t protocol) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
+  nlh->nlmsg_type = RTM_GETROUTE;
+  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
+  rtm->rtm_family = AF_UNSPEC;
+  struct Found {
+    uint8_t protocol;
+    std::vector<GatewayRoute> routes;
+  } found{protocol, {}};
+  auto done = dump(
+      nlh,
+      [](const nlmsghdr* h, void* data) {
+        auto& f = *static_cast<Found*>(data);
+        auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(h));
+        if (r->rtm_table != RT_TABLE_MAIN || r->rtm_protocol != f.protocol ||
+            (r->rtm_family != AF_INET && r->rtm_family != AF_INET6))
+          return MNL_CB_OK;
+        Family family = r->rtm_family == AF_INET ? Family::kV4 : Family::kV6;
+        std::array<uint8_t, 16> dst{}, gw{};
+        bool hasGateway = false;
+        eachAttribute(h, sizeof(rtmsg), [&](const nlattr* attr) {
+          auto type = mnl_attr_get_type(attr);
+          if ((type == RTA_DST || type == RTA_GATEWAY) &&
+              mnl_attr_get_payload_len(attr) == addressLength(family)) {
+            std::memcpy(type == RTA_DST ? dst.data() : gw.data(), mnl_attr_get_payload(attr),
+                        addressLength(family));
+            hasGateway = hasGateway || type == RTA_GATEWAY;
+          }
+        });
+        if (!hasGateway) return MNL_CB_OK;
+        auto cidr =
+            Cidr::parse(IpAddress::fromBytes(family, dst).toString() + "/" + std::to_string(r->rtm_dst_len));
+        if (cidr) f.routes.push_back({*cidr, IpAddress::fromBytes(family, gw)});
+        return MNL_CB_OK;
+      },
+      &found);
+  if (!done) return done.error();
+  std::sort(found.routes.begin(), found.routes.end());
+  return found.routes;
+}
+
+Result<bool> Rtnl::replaceRoute(const GatewayRoute& route, uint8_t protocol) {
+  std::vector<char> buf;
+  return request(routeMessage(buf, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, route, protocol));
+}
+
+Result<bool> Rtnl::deleteRoute(const GatewayRoute& route, uint8_t protocol) {
+  std::vector<char> buf;
+  auto r = request(routeMessage(buf, RTM_DELROUTE, 0, route, protocol));
+  if (!r && r.error().message.find("No such process") != std::string::npos) return false;  // ESRCH: gone
+  return r;
+}
+
+}  // namespace nftpol

@@ -8,10 +8,10 @@
 #include <cstdlib>
 #include <string>
 
-#include "nftpol/cni/rtnl.h"
+#include "nftpol/rtnl.h"
 
 using namespace nftpol;
-using namespace nftpol::cni;
+using namespace nftpol;
 
 namespace {
 

@@ -14,7 +14,7 @@
 struct mnl_socket;
 struct nlmsghdr;
 
-namespace nftpol::cni {
+namespace nftpol {
 
 struct InterfaceAddress {
   IpAddress address;
@@ -37,6 +37,15 @@ struct Link {
 struct RouteInfo {
   Cidr destination;  // 0.0.0.0/0 or ::/0 for a default route
   std::optional<IpAddress> gateway;
+};
+
+// A route to a network via a gateway, tagged with a routing protocol number (rtm_protocol) so that a program
+// can tell its own routes from everyone else's and remove only those.
+struct GatewayRoute {
+  Cidr destination;
+  IpAddress gateway;
+  bool operator==(const GatewayRoute&) const = default;
+  auto operator<=>(const GatewayRoute&) const = default;
 };
 
 class Rtnl {
@@ -70,6 +79,10 @@ class Rtnl {
   Result<bool> addAddress(int index, const InterfaceAddress& address);
   // A route to `destination` (nullopt: the default route) via `gateway` (nullopt: on-link) out of `index`.
   Result<bool> addRoute(int index, std::optional<Cidr> destination, std::optional<IpAddress> gateway);
+  // The main table's routes tagged `protocol`; adds or replaces one; deletes one (absent is not an error).
+  Result<std::vector<GatewayRoute>> routesOf(uint8_t protocol);
+  Result<bool> replaceRoute(const GatewayRoute& route, uint8_t protocol);
+  Result<bool> deleteRoute(const GatewayRoute& route, uint8_t protocol);
 
  private:
   explicit Rtnl(mnl_socket* socket);
@@ -81,4 +94,4 @@ class Rtnl {
   unsigned seq_ = 0;
 };
 
-}  // namespace nftpol::cni
+}  // namespace nftpol

@@ -1,0 +1,51 @@
+#include "nftpol/controller/node_routes.h"
+
+#include <algorithm>
+#include <map>
+
+namespace nftpol::controller {
+
+std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const std::string& node) {
+  std::vector<const policy::Node*> nodes;
+  for (const auto& n : state.nodes())
+    nodes.push_back(&n);
+  std::sort(nodes.begin(), nodes.end(), [](const auto* a, const auto* b) { return a->name < b->name; });
+  std::map<Cidr, const policy::Node*> owner;
+  for (const auto* n : nodes)
+    for (const auto& cidr : n->podCIDRs)
+      owner.try_emplace(cidr, n);
+  std::vector<GatewayRoute> out;
+  for (const auto& [cidr, n] : owner) {
+    if (n->name == node) continue;
+    auto via = std::find_if(n->internalIPs.begin(), n->internalIPs.end(),
+                            [&](const IpAddress& ip) { return ip.family() == cidr.family(); });
+    if (via != n->internalIPs.end()) out.push_back({cidr, *via});
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<RouteChanges> syncRoutes(const std::vector<GatewayRoute>& desired) {
+  auto rtnl = Rtnl::open();
+  if (!rtnl) return Error{"routes: " + rtnl.error().message};
+  auto current = rtnl->routesOf(kRouteProtocol);
+  if (!current) return Error{"routes: cannot read them: " + current.error().message};
+  RouteChanges changes;
+  for (const auto& r : desired) {
+    if (std::binary_search(current->begin(), current->end(), r)) continue;
+    if (auto added = rtnl->replaceRoute(r, kRouteProtocol); !added)
+      return Error{"routes: cannot route " + r.destination.toString() + " via " + r.gateway.toString() +
+                   ": " + added.error().message};
+    ++changes.added;
+  }
+  for (const auto& r : *current) {
+    if (std::binary_search(desired.begin(), desired.end(), r)) continue;
+    if (auto removed = rtnl->deleteRoute(r, kRouteProtocol); !removed)
+      return Error{"routes: cannot remove the route to " + r.destination.toString() + ": " +
+                   removed.error().message};
+    ++changes.removed;
+  }
+  return changes;
+}
+
+}  // namespace nftpol::controller
