@@ -14,22 +14,8 @@ probe=$2
 reference=${3:-}
 source "$(dirname "$0")/../lib/netns.sh"
 nftpol_reexec_in_netns "$@"
-tag=nftpol-c$$
-dir=$(mktemp -d /tmp/nftpol-cni.XXXXXX)
-pids=()
-failures=0
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  nftpol_remove_netns "$tag"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
+nftpol_pod_test "nftpol-c$$"
 contains() { grep -q -- "$2" <<< "$1"; }  # contains TEXT PATTERN
-check() {  # check DESCRIPTION COMMAND...
-  local what=$1; shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
 # Where the reference is known to fall short of what we require of ours: checked for ours, reported for it.
 better() {  # better DESCRIPTION COMMAND...
   if ours; then check "$@"; return; fi
@@ -208,5 +194,5 @@ ip netns add "$tag-v10"
 out=$(cni ADD v10 "$tag-v10" "$(conf 10.244.7.0/24 1.0.0)" | tr -d '\n')
 check "a 1.0.0 config gets a 1.0.0 result" contains "$out" '"cniVersion": *"1.0.0",.*"interfaces"'
 
-echo "cni plugin${reference:+ (reference)}: $failures failed"
-[ "$failures" = 0 ]
+echo "cni plugin${reference:+ (reference)}: $passed passed, $failed failed"
+[ "$failed" = 0 ]

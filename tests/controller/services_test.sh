@@ -10,21 +10,8 @@ plugin=$3
 source "$(dirname "$0")/../lib/netns.sh"
 nftpol_reexec_in_netns "$@"
 [ -x /usr/lib/cni/host-local ] || { echo "skipped: containernetworking-plugins (host-local) is not installed"; exit 77; }
-tag=nftpol-s$$
-dir=$(mktemp -d /tmp/nftpol-services.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  nftpol_remove_netns "$tag"
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-passed=0 failed=0
-check() {  # description, command...
-  local what=$1; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok: $what"; else failed=$((failed + 1)); echo "FAIL: $what"; return 1; fi
-}
+nftpol_pod_test "nftpol-s$$"
+count() { nftpol_count "$@"; }
 generation() { curl -sf localhost:9413/readyz | sed -n 's/^ready generation=//p'; }
 wait_past() {  # waits (bounded) until the controller has committed a generation after $1
   for _ in $(seq 100); do
@@ -34,7 +21,6 @@ wait_past() {  # waits (bounded) until the controller has committed a generation
   done
   return 1
 }
-count() { awk -v n="$2" '$1 == n {print $2}' <<< "$1" | grep . || echo 0; }  # count TALLY NAME
 
 ip link set lo up
 # A node has a default route, so connections to cluster IPs are forwarded (and meet the rejects of a port

@@ -26,3 +26,29 @@ nftpol_remove_netns() {
   local ns
   for ns in $(ip netns list | awk -v t="$1-" 'index($1, t) == 1 {print $1}'); do ip netns del "$ns"; done
 }
+
+# nftpol_pod_test TAG: the frame of a test that makes pods: sets `tag` (the prefix of its namespaces), `dir` (a
+# scratch directory), `pids` (background processes to kill) and the check counters, and removes all of it on exit.
+nftpol_pod_test() {
+  tag=$1
+  dir=$(mktemp -d "/tmp/$1.XXXXXX")
+  pids=()
+  passed=0 failed=0
+  trap nftpol_pod_test_cleanup EXIT
+}
+nftpol_pod_test_cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  nftpol_remove_netns "$tag"
+  rm -rf "$dir"
+}
+
+# check DESCRIPTION COMMAND...: runs the command, prints "ok:" or "FAIL:" and counts; returns its status.
+check() {
+  local what=$1; shift
+  if "$@"; then passed=$((passed + 1)); echo "ok: $what"; else failed=$((failed + 1)); echo "FAIL: $what"; return 1; fi
+}
+
+# nftpol_count TALLY NAME: how many replies `nftpol-probe tally` counted for NAME (0 when none).
+nftpol_count() { awk -v n="$2" '$1 == n {print $2}' <<< "$1" | grep . || echo 0; }
