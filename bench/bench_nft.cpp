@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "generator.h"
 #include "nftpol/controller/manifests.h"
 #include "nftpol/controller/reconcile.h"
@@ -27,39 +28,13 @@
 #include "nftpol/policy/loader.h"
 
 using namespace nftpol;
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::ms;
+using bench::nextCommit;
+using bench::percentile;
+using bench::write;
 
 namespace {
-
-double ms(Clock::duration d) {
-  return std::chrono::duration<double, std::milli>(d).count();
-}
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
-}
-
-void write(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::trunc) << text;
-}
-
-// Waits up to `timeoutMs` for the next ruleset commit announced on the nftables multicast group.
-bool nextCommit(mnl_socket* monitor, int timeoutMs) {
-  std::vector<char> buf(1 << 16);
-  auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
-    pollfd p{mnl_socket_get_fd(monitor), POLLIN, 0};
-    if (poll(&p, 1, static_cast<int>(left)) <= 0) return false;
-    ssize_t n = mnl_socket_recvfrom(monitor, buf.data(), buf.size());
-    if (n <= 0) return false;
-    int remaining = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(h, remaining);
-         h = mnl_nlmsg_next(h, &remaining))
-      if (h->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN)) return true;
-  }
-}
 
 std::string throughController(const std::filesystem::path& dir, const std::string& node) {
   mnl_socket* monitor = mnl_socket_open(NETLINK_NETFILTER);

@@ -10,8 +10,16 @@ namespace nftpol::nft {
 KernelView viewOf(const Table& desired, SignatureCache* cache) {
   KernelView v;
   v.exists = true;
-  for (const auto& s : desired.sets)
-    v.sets[s.name] = setViewOf(s);
+  for (const auto& s : desired.sets) {
+    if (!cache) {
+      v.sets[s.name] = setViewOf(s);
+      continue;
+    }
+    auto it = cache->sets.find(s.name);
+    if (it == cache->sets.end() || !(it->second.first == s))
+      it = cache->sets.insert_or_assign(s.name, std::pair{s, setViewOf(s)}).first;
+    v.sets[s.name] = it->second.second;
+  }
   for (const auto& c : desired.chains) {
     ChainView cv{.base = c.base};
     const SignatureCache::Entry* cached = nullptr;
@@ -28,8 +36,10 @@ KernelView viewOf(const Table& desired, SignatureCache* cache) {
     }
     v.chains[c.name] = std::move(cv);
   }
-  if (cache)  // chains that are gone are not coming back under the same content: keep the cache bounded
+  if (cache) {  // what is gone rarely comes back with the same content: keep the cache bounded
     std::erase_if(cache->chains, [&](const auto& entry) { return !v.chains.count(entry.first); });
+    std::erase_if(cache->sets, [&](const auto& entry) { return !v.sets.count(entry.first); });
+  }
   return v;
 }
 

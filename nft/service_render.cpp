@@ -180,10 +180,10 @@ class ServiceRenderer {
     if (!affinitySet.empty())
       c.rules.push_back({{}, Continue{}, "", {UpdateAddressSet{f, Field::kSource, affinitySet}}});
     c.rules.push_back({{PortIs{{p.port().protocol, 0, 65535}}}, Dnat{b.address, b.port}, ""});
-    std::string content;
-    for (const auto& r : c.rules)
-      content += toText(r) + "\n";
-    c.name = "ep-" + hash8(content);
+    // Named by what decides its rules (not by their text, which costs more to make than the rules do).
+    c.name = "ep-" + hash8(std::string(nftKeyword(p.port().protocol)) + " " + b.address.toString() + " " +
+                           std::to_string(b.port) + " " + affinitySet);
+    if (chains_.count(c.name)) return c.name;
     c.comment = cut((b.podKey.empty() ? b.address.toString() : b.podKey) + " port " + std::to_string(b.port) +
                         " (" + std::string(nftKeyword(p.port().protocol)) + ")",
                     kCommentMax);

@@ -12,5 +12,7 @@ echo; echo "== policy engine"
 if [ "$(id -u)" != 0 ]; then echo "(enforcement and data path benchmarks need root)"; exit 0; fi
 echo; echo "== enforcement (10k pods, 2k policies; a private network namespace)"
 unshare --net ./build/bench/nftpol_bench_nft
+echo; echo "== service sync (1k services, 10k endpoints; a private network namespace)"
+unshare --net ./build/bench/nftpol_bench_services
 echo; echo "== data path"
 bench/datapath.sh build

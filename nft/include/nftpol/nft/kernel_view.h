@@ -47,10 +47,12 @@ struct KernelView {
 // chains are content-addressed, and comparing model rules is far cheaper than building netlink ones.
 struct SignatureCache {
   struct Entry {
-    std::vector<Rule> rules;  // what the signatures were made from: a name alone does not fix a service chain's
+    std::vector<Rule>
+        rules;  // what the signatures were made from: a name alone does not fix a service chain's
     std::vector<std::string> signatures;
   };
   std::map<std::string, Entry> chains;
+  std::map<std::string, std::pair<Set, SetView>> sets;  // a set's encoded view, kept while the set is equal
 };
 
 KernelView viewOf(const Table& desired, SignatureCache* cache = nullptr);

@@ -1,0 +1,61 @@
+#pragma once
+
+// What the enforcement benchmarks share: timing, percentiles, and the kernel's own word on when a commit
+// happened (the NEWGEN message of the nftables multicast group).
+
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <poll.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace nftpol::bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+inline double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5))];
+}
+
+inline void write(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::trunc) << text;
+}
+
+// Waits up to `timeoutMs` for the next ruleset commit announced on the nftables multicast group.
+inline bool nextCommit(mnl_socket* monitor, int timeoutMs) {
+  std::vector<char> buf(1 << 16);
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{mnl_socket_get_fd(monitor), POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+    ssize_t n = mnl_socket_recvfrom(monitor, buf.data(), buf.size());
+    if (n <= 0) return false;
+    int remaining = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(h, remaining);
+         h = mnl_nlmsg_next(h, &remaining))
+      if (h->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWGEN)) return true;
+  }
+}
+
+// A monitor socket subscribed to ruleset commits; nullptr when it cannot be opened.
+inline mnl_socket* openCommitMonitor() {
+  mnl_socket* monitor = mnl_socket_open(NETLINK_NETFILTER);
+  if (monitor && mnl_socket_bind(monitor, 1u << (NFNLGRP_NFTABLES - 1), MNL_SOCKET_AUTOPID) < 0) {
+    mnl_socket_close(monitor);
+    return nullptr;
+  }
+  return monitor;
+}
+
+}  // namespace nftpol::bench
