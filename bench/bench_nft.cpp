@@ -37,20 +37,9 @@ using bench::write;
 namespace {
 
 std::string throughController(const std::filesystem::path& dir, const std::string& node) {
-  mnl_socket* monitor = mnl_socket_open(NETLINK_NETFILTER);
-  if (!monitor || mnl_socket_bind(monitor, 1u << (NFNLGRP_NFTABLES - 1), MNL_SOCKET_AUTOPID) < 0)
-    return "cannot open the nftables monitor";
-  auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "cli" / "nftpol";
-  pid_t pid = fork();
-  if (pid == 0) {
-    int null = ::open(getenv("NFTPOL_BENCH_LOG") ? getenv("NFTPOL_BENCH_LOG") : "/dev/null",
-                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(null, 1);
-    dup2(null, 2);
-    execl(exe.c_str(), "nftpol", "controller", "--manifests", dir.c_str(), "--node", node.c_str(), "--listen",
-          "", static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  mnl_socket* monitor = bench::openCommitMonitor();
+  if (!monitor) return "cannot open the nftables monitor";
+  pid_t pid = bench::startController(dir, node);
   std::string failure;
   std::vector<double> relabel, added;
   if (!nextCommit(monitor, 10000)) failure = "no initial sync within 10 s";
@@ -76,8 +65,7 @@ std::string throughController(const std::filesystem::path& dir, const std::strin
     std::filesystem::remove(path);
     (void)nextCommit(monitor, 2000);
   }
-  kill(pid, SIGTERM);
-  waitpid(pid, nullptr, 0);
+  bench::stopController(pid);
   mnl_socket_close(monitor);
   if (!failure.empty()) return failure;
   std::printf("through the controller process (inotify, reread, render, commit), file write to commit:\n");

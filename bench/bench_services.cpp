@@ -58,16 +58,7 @@ std::string serviceFile(int i, int unready) {
 std::string throughController(const std::filesystem::path& dir) {
   mnl_socket* monitor = bench::openCommitMonitor();
   if (!monitor) return "cannot open the nftables monitor";
-  auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "cli" / "nftpol";
-  pid_t pid = fork();
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    dup2(null, 1);
-    dup2(null, 2);
-    execl(exe.c_str(), "nftpol", "controller", "--manifests", dir.c_str(), "--node", kNode.c_str(),
-          "--listen", "", "--no-conntrack-revoke", static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  pid_t pid = bench::startController(dir, kNode);
   std::string failure;
   std::vector<double> samples;
   if (!bench::nextCommit(monitor, 20000)) failure = "no initial sync within 20 s";
@@ -78,8 +69,7 @@ std::string throughController(const std::filesystem::path& dir) {
     if (!bench::nextCommit(monitor, 2000)) failure = "no commit after an endpoint change";
     samples.push_back(ms(Clock::now() - t0));
   }
-  kill(pid, SIGTERM);
-  waitpid(pid, nullptr, 0);
+  bench::stopController(pid);
   mnl_socket_close(monitor);
   if (!failure.empty()) return failure;
   std::printf(

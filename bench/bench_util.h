@@ -3,13 +3,19 @@
 // What the enforcement benchmarks share: timing, percentiles, and the kernel's own word on when a commit
 // happened (the NEWGEN message of the nftables multicast group).
 
+#include <fcntl.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -56,6 +62,27 @@ inline mnl_socket* openCommitMonitor() {
     return nullptr;
   }
   return monitor;
+}
+
+// Starts `nftpol controller` (the build's, beside the benchmark) on `dir` for `node`, its output to
+// $NFTPOL_BENCH_LOG or nowhere; stop it with stopController.
+inline pid_t startController(const std::filesystem::path& dir, const std::string& node) {
+  auto exe = std::filesystem::read_symlink("/proc/self/exe").parent_path().parent_path() / "cli" / "nftpol";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int log = ::open(getenv("NFTPOL_BENCH_LOG") ? getenv("NFTPOL_BENCH_LOG") : "/dev/null",
+                     O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(log, 1);
+    dup2(log, 2);
+    execl(exe.c_str(), "nftpol", "controller", "--manifests", dir.c_str(), "--node", node.c_str(), "--listen",
+          "", "--no-conntrack-revoke", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+inline void stopController(pid_t pid) {
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
 }
 
 }  // namespace nftpol::bench
