@@ -10,8 +10,9 @@
 #include "nftpol/cni/environment.h"
 #include "nftpol/cni/gc.h"
 #include "nftpol/cni/ipam.h"
-#include "nftpol/rtnl.h"
+#include "nftpol/cni/masquerade.h"
 #include "nftpol/json.h"
+#include "nftpol/rtnl.h"
 
 namespace nftpol::cni {
 
@@ -131,6 +132,8 @@ Outcome<std::string> add(const NetConf& conf, const Environment& env) {
             internal("cannot put gateway " + ip.gateway->toString() + " on " + conf.bridge, r.error()));
   }
   if (auto f = enableNodeSysctls(ipv6)) return rollback(*f);
+  if (conf.ipMasq)
+    if (auto masq = ensureMasquerade(conf, *ipam); !masq) return rollback(masq.error());
 
   int podFd = ::open(env.netns.c_str(), O_RDONLY | O_CLOEXEC);
   if (podFd < 0)

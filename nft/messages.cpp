@@ -124,8 +124,8 @@ void immediate(nftnl_rule* r, uint32_t dreg, const std::string& bytes) {
   nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, dreg);
   nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, bytes.data(), static_cast<uint32_t>(bytes.size()));
 }
-// The register `words` 32-bit words after the start of reg 1, named as the kernel names it in a dump: a 128-bit
-// register when the word starts one (an IPv6 address fills reg 1, so what follows it starts reg 2).
+// The register `words` 32-bit words after the start of reg 1, named as the kernel names it in a dump: a
+// 128-bit register when the word starts one (an IPv6 address fills reg 1, so what follows it starts reg 2).
 uint32_t registerAt(uint32_t words) {
   return words % 4 == 0 ? NFT_REG_1 + words / 4 : NFT_REG32_00 + words;
 }
@@ -201,6 +201,25 @@ void addMatch(nftnl_rule* r, const Match& m) {
     cmp(r, NFT_CMP_EQ, &mark->bit, 4);
   } else if (std::holds_alternative<ToLocalAddress>(m)) {
     localDestination(r);
+  } else if (const auto* a = std::get_if<AddressInPrefix>(&m)) {
+    Family f = a->prefix.family();
+    nfproto(r, f);
+    address(r, f, a->field, NFT_REG_1);
+    std::string base = addressBytes(a->prefix.base());
+    int bits = a->prefix.prefixLength();
+    if (bits < a->prefix.base().bitLength()) {
+      std::string mask(base.size(), '\0'), zero(base.size(), '\0');
+      for (int i = 0; i < bits; ++i)
+        mask[static_cast<size_t>(i / 8)] =
+            static_cast<char>(mask[static_cast<size_t>(i / 8)] | (0x80 >> (i % 8)));
+      nftnl_expr* b = expr(r, "bitwise");
+      nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+      nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+      nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_LEN, static_cast<uint32_t>(base.size()));
+      nftnl_expr_set(b, NFTNL_EXPR_BITWISE_MASK, mask.data(), static_cast<uint32_t>(mask.size()));
+      nftnl_expr_set(b, NFTNL_EXPR_BITWISE_XOR, zero.data(), static_cast<uint32_t>(zero.size()));
+    }
+    cmp(r, a->negated ? NFT_CMP_NEQ : NFT_CMP_EQ, base.data(), static_cast<uint32_t>(base.size()));
   } else if (const auto* f = std::get_if<FamilyIs>(&m)) {
     meta(r, NFT_META_NFPROTO, NFT_REG_1);
     uint8_t v = f->family == Family::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
@@ -277,7 +296,8 @@ void addAction(nftnl_rule* r, const Action& action) {
                        d->address.family() == Family::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
     nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
     nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
-    // The kernel fills in the maxima and the address flag and echoes them; asking for them keeps a dump equal.
+    // The kernel fills in the maxima and the address flag and echoes them; asking for them keeps a dump
+    // equal.
     nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
     nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFT_REG_2);
     nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);

@@ -430,6 +430,47 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
   return Applied{*sent};
 }
 
+Result<Applied> NetlinkBackend::merge(const Table& shape) {
+  committed_.reset();
+  Batch batch(socket_->seq);
+  nftnl_table_nlmsg_build_payload(batch.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, "add table " + shape.name),
+                                  buildTable(shape).get());
+  batch.done();
+  uint32_t setId = 1;
+  for (const auto& set : shape.sets) {
+    nftnl_set_nlmsg_build_payload(batch.add(NFT_MSG_NEWSET, NLM_F_CREATE, "add set " + set.name),
+                                  buildSet(shape, set, setId++).get());
+    batch.done();
+  }
+  for (const auto& chain : shape.chains) {
+    nftnl_chain_nlmsg_build_payload(batch.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add chain " + chain.name),
+                                    buildChain(shape, chain).get());
+    batch.done();
+    RulePtr flush(nftnl_rule_alloc());
+    nftnl_rule_set_u32(flush.get(), NFTNL_RULE_FAMILY, kFamily);
+    nftnl_rule_set_str(flush.get(), NFTNL_RULE_TABLE, shape.name.c_str());
+    nftnl_rule_set_str(flush.get(), NFTNL_RULE_CHAIN, chain.name.c_str());
+    nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_DELRULE, 0, "flush chain " + chain.name), flush.get());
+    batch.done();
+    for (size_t i = 0; i < chain.rules.size(); ++i) {
+      nlmsghdr* nlh = batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,
+                                "add rule " + std::to_string(i) + " of chain " + chain.name);
+      nftnl_rule_nlmsg_build_payload(nlh, buildRule(shape, chain.name, chain.rules[i]).get());
+      batch.done();
+    }
+  }
+  for (const auto& set : shape.sets) {
+    auto elements = setViewOf(set).elements;
+    if (!elements.empty()) addElements(batch, shape, set.name, elements, false);
+  }
+  auto sent = batch.send(socket_->nl);
+  if (!sent) {
+    recover();
+    return sent.error();
+  }
+  return Applied{*sent};
+}
+
 Result<Applied> NetlinkBackend::remove(const std::string& table) {
   committed_.reset();
   Table named;

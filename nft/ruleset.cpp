@@ -82,6 +82,9 @@ std::string matchText(const Match& m) {
     return std::string(familyKeyword(a->family)) + " " + fieldKeyword(a->field) + " " + a->address.toString();
   if (const auto* mark = std::get_if<MarkHas>(&m))
     return "meta mark & " + hex32(mark->bit) + " == " + hex32(mark->bit);
+  if (const auto* a = std::get_if<AddressInPrefix>(&m))
+    return std::string(familyKeyword(a->prefix.family())) + " " + fieldKeyword(a->field) +
+           (a->negated ? " != " : " ") + a->prefix.toString();
   if (const auto* f = std::get_if<FamilyIs>(&m))
     return std::string("meta nfproto ") + (f->family == Family::kV4 ? "ipv4" : "ipv6");
   if (const auto* l = std::get_if<LocalProtocolPortInSet>(&m))

@@ -67,6 +67,9 @@ class Tracer {
     }
     if (const auto* a = std::get_if<AddressIs>(&m)) return address(a->field) == a->address;
     if (const auto* f = std::get_if<FamilyIs>(&m)) return p_.destination.family() == f->family;
+    if (const auto* a = std::get_if<AddressInPrefix>(&m))
+      return address(a->field).family() == a->prefix.family() &&
+             a->prefix.contains(address(a->field)) != a->negated;
     // Marks, and addresses of the node itself: the traced packet is pod to pod, after any translation.
     return false;
   }

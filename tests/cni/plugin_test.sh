@@ -140,6 +140,27 @@ if ours; then
   out=$(cni ADD chain2 "$tag-chain" "$(conf $subnet | tr -d '\n' | sed "s|}}\$|}, \"prevResult\": {\"interfaces\": 3}}|")")
   check "a prevResult of the wrong shape: code 7 before anything is made" contains "$out" '"code": 7'
   check "and no reservation" sh -c "! grep -rq chain2 $dir/ipam/pods/"
+
+  # ipMasq: one masquerade rule per network and subnet in the plugin's own table, however many ADDs raced; a
+  # pod reaches a host beyond the node (which has no route back to pods) only through it.
+  masqConf=$(conf 10.244.9.0/24 | sed 's/"mtu": 1400,/"mtu": 1400, "ipMasq": true,/')
+  adds=()
+  for i in 1 2 3 4; do
+    ip netns add "$tag-m$i"
+    cni ADD "masq$i" "$tag-m$i" "$masqConf" > "$dir/masq$i.json" & adds+=($!)
+  done
+  wait "${adds[@]}"
+  rule='ip saddr 10.244.9.0/24 ip daddr != 10.244.9.0/24 ip daddr != 224.0.0.0/4 masquerade'
+  check "4 parallel ipMasq ADDs leave one masquerade rule" [ "$(nft list table inet nftpol-bridge | grep -c "$rule")" = 1 ]
+  ip netns add "$tag-out"
+  ip link add "nftpo$$" type veth peer name eth0 netns "$tag-out"
+  ip addr add 192.168.77.1/24 dev "nftpo$$" && ip link set "nftpo$$" up
+  ip -n "$tag-out" addr add 192.168.77.2/24 dev eth0 && ip -n "$tag-out" link set eth0 up
+  ip netns exec "$tag-out" "$probe" serve 7100 & pids+=($!)
+  sleep 0.2
+  check "a pod with ipMasq reaches a host beyond the node" ip netns exec "$tag-m1" "$probe" connect tcp 192.168.77.2 7100 2000
+  check "a pod without it does not (the host has no route back)" \
+    bash -c "! ip netns exec $tag-gc1 $probe connect tcp 192.168.77.2 7100 500"
 fi
 
 # 50 ADD/DEL cycles on a /28 (13 addresses) do not exhaust it.

@@ -49,6 +49,11 @@ class NetlinkBackend : public Backend {
   Result<Applied> remove(const std::string& table) override;
   Result<KernelView> read(const std::string& table) override;
   void forget() override { committed_.reset(); }
+  // Adds what `shape` holds without removing anything else of its table: the table, its sets and chains are
+  // made when missing, each of its chains gets exactly its rules, and its set elements are added. One
+  // transaction, so writers that each know only their own part (one CNI call per pod) never see or leave a
+  // half-made table, and each chain ends with one copy of its rules however many of them raced.
+  Result<Applied> merge(const Table& shape);
 
   struct Socket;
 

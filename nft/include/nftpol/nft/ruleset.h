@@ -69,6 +69,13 @@ struct MarkHas {
 struct ToLocalAddress {
   bool operator==(const ToLocalAddress&) const = default;
 };
+// ip saddr 10.244.1.0/24, or with `negated` ip daddr != 224.0.0.0/4
+struct AddressInPrefix {
+  Field field;
+  Cidr prefix;
+  bool negated = false;
+  bool operator==(const AddressInPrefix&) const = default;
+};
 // meta nfproto ipv4
 struct FamilyIs {
   Family family;
@@ -80,7 +87,7 @@ struct LocalProtocolPortInSet {
   bool operator==(const LocalProtocolPortInSet&) const = default;
 };
 using Match = std::variant<CtState, AddressInSet, PortIs, DestinationPortInSet, AddressIs, MarkHas,
-                           ToLocalAddress, FamilyIs, LocalProtocolPortInSet>;
+                           ToLocalAddress, FamilyIs, LocalProtocolPortInSet, AddressInPrefix>;
 
 // What a rule does before its verdict.
 // meta mark set meta mark | 0x00004000
