@@ -72,9 +72,17 @@ nodes 1 2 > "$dir/m/nodes.yaml"
     echo "- {apiVersion: v1, kind: Pod, metadata: {name: $p, namespace: app, labels: {app: ${p%[0-9]}}}, spec: {nodeName: node-${node[$p]}, containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}, status: {podIP: ${ip[$p]}}}"
   done
   echo "- {apiVersion: v1, kind: Service, metadata: {name: web, namespace: app}, spec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: http, nodePort: 30080}]}}"
+  echo "- {apiVersion: v1, kind: Service, metadata: {name: local, namespace: app}, spec: {type: NodePort, clusterIP: 10.96.0.11, externalTrafficPolicy: Local, internalTrafficPolicy: Local, ports: [{name: http, port: 80, targetPort: http, nodePort: 30081}]}}"
   echo "- apiVersion: discovery.k8s.io/v1"
   echo "  kind: EndpointSlice"
   echo "  metadata: {name: web-1, namespace: app, labels: {kubernetes.io/service-name: web}}"
+  echo "  addressType: IPv4"
+  echo "  ports: [{name: http, port: 8080}]"
+  echo "  endpoints:"
+  for w in web1 web2; do echo "  - {addresses: [${ip[$w]}], nodeName: node-${node[$w]}, targetRef: {kind: Pod, name: $w}}"; done
+  echo "- apiVersion: discovery.k8s.io/v1"
+  echo "  kind: EndpointSlice"
+  echo "  metadata: {name: local-1, namespace: app, labels: {kubernetes.io/service-name: local}}"
   echo "  addressType: IPv4"
   echo "  ports: [{name: http, port: 8080}]"
   echo "  endpoints:"
@@ -91,6 +99,8 @@ check "node-1 routes node-2's pod subnet via node-2" \
   bash -c "ip -n $tag-node1 route show proto 86 | grep -q '10.244.2.0/24 via 172.18.0.12'"
 check "node-2 routes node-1's pod subnet via node-1" \
   bash -c "ip -n $tag-node2 route show proto 86 | grep -q '10.244.1.0/24 via 172.18.0.11'"
+check "a pod on node-1 reaches a pod on node-1 (${ip[web1]})" \
+  ip netns exec "$tag-client" "$probe" connect tcp "${ip[web1]}" 8080 1000
 check "a pod on node-1 reaches a pod on node-2 (${ip[web2]})" \
   ip netns exec "$tag-client" "$probe" connect tcp "${ip[web2]}" 8080 1000
 
@@ -102,6 +112,14 @@ check "a NodePort answers a host outside the cluster, from backends on both node
   bash -c "[ $(count "$tally" web1) -gt 0 ] && [ $(count "$tally" web2) -gt 0 ] && [ $(count "$tally" failed) = 0 ]"
 tally=$(ip netns exec "$tag-node2" "$probe" tally 172.18.0.11 30080 30 1000)
 check "node-1's NodePort answers node-2 ($(echo $tally))" [ "$(count "$tally" failed)" = 0 ]
+
+# Traffic policies Local: only the receiving node's backends, from outside and from its pods.
+tally=$(ip netns exec "$tag-outside" "$probe" tally 172.18.0.12 30081 30 1000)
+check "externalTrafficPolicy Local: node-2's NodePort answers only from node-2 ($(echo $tally))" \
+  bash -c "[ $(count "$tally" web2) = 30 ] && [ $(count "$tally" web1) = 0 ]"
+tally=$(ip netns exec "$tag-client" "$probe" tally 10.96.0.11 80 30 1000)
+check "internalTrafficPolicy Local: node-1's pod reaches only node-1's backend ($(echo $tally))" \
+  bash -c "[ $(count "$tally" web1) = 30 ] && [ $(count "$tally" web2) = 0 ]"
 
 # A node leaves: its route goes.
 g=$(generation 1)
