@@ -78,38 +78,60 @@ struct IncrementalRenderer::State {
   std::set<std::string> dirtySets;                // cached sets to rebuild
   bool changed = true;
   Table table;
-  policy::ClusterState serviceObjects;     // services and endpoint slices
-  std::set<std::string> podsServicesRead;  // pods whose container ports resolved a service's target port
-  bool servicesDirty = false;
+  policy::ClusterState serviceObjects;  // services and endpoint slices
+  // Each service's piece of the NAT part, rendered alone: a change costs its own service, plus the combine.
+  std::map<std::string, detail::ServicePiece> servicePieces;
+  std::set<std::string> dirtyServices;
+  std::unordered_map<std::string, std::set<std::string>> podReaders;  // pod -> services its ports resolved
   detail::ServiceParts serviceParts;
 
   // --- services
 
+  static std::pair<std::string, std::string> split(const std::string& key) {
+    auto slash = key.find('/');
+    return {key.substr(0, slash), slash == std::string::npos ? "" : key.substr(slash + 1)};
+  }
   void setService(const std::string& key, const policy::Service* service) {
     if (service)
       serviceObjects.upsert(*service);
     else
       serviceObjects.remove("Service", key);
-    servicesDirty = true;
+    dirtyServices.insert(key);
   }
   void setEndpointSlice(const std::string& key, const policy::EndpointSlice* slice) {
-    if (slice)
+    auto [ns, name] = split(key);
+    if (const auto* old = serviceObjects.findEndpointSlice(ns, name))
+      dirtyServices.insert(old->ns + "/" + old->serviceName);
+    if (slice) {
+      dirtyServices.insert(slice->ns + "/" + slice->serviceName);
       serviceObjects.upsert(*slice);
-    else
+    } else {
       serviceObjects.remove("EndpointSlice", key);
-    servicesDirty = true;
+    }
   }
   void renderServices() {
-    podsServicesRead.clear();
-    auto services =
-        policy::Services::build(serviceObjects, [&](const std::string& ns, const std::string& name) {
-          std::string key = ns + "/" + name;
-          podsServicesRead.insert(key);
-          auto it = pods.find(key);
-          return it == pods.end() ? nullptr : &it->second;
-        });
-    serviceParts = detail::renderServices(services, node);
-    servicesDirty = false;
+    for (const auto& key : dirtyServices) {
+      servicePieces.erase(key);
+      auto [ns, name] = split(key);
+      const policy::Service* service = serviceObjects.findService(ns, name);
+      if (!service) continue;
+      auto resolved = policy::Services::buildOne(
+          serviceObjects, *service, [&, key = key](const std::string& podNs, const std::string& podName) {
+            std::string pod = podNs + "/" + podName;
+            podReaders[pod].insert(key);
+            auto it = pods.find(pod);
+            return it == pods.end() ? nullptr : &it->second;
+          });
+      std::vector<const policy::ResolvedServicePort*> ports;
+      for (const auto& p : resolved.ports())
+        ports.push_back(&p);
+      if (!ports.empty()) servicePieces.emplace(key, detail::renderService(ports, node));
+    }
+    dirtyServices.clear();
+    std::vector<const detail::ServicePiece*> pieces;
+    for (const auto& [key, piece] : servicePieces)
+      pieces.push_back(&piece);
+    serviceParts = detail::combine(std::move(pieces));
     changed = true;
   }
 
@@ -144,7 +166,10 @@ struct IncrementalRenderer::State {
   // --- pods
 
   void setPod(const std::string& key, const Pod* given) {
-    if (podsServicesRead.count(key)) servicesDirty = true;
+    if (auto readers = podReaders.find(key); readers != podReaders.end()) {
+      dirtyServices.insert(readers->second.begin(), readers->second.end());
+      podReaders.erase(readers);
+    }
     if (given && !given->takesPart()) given = nullptr;
     auto it = pods.find(key);
     if (it == pods.end() && !given) return;
@@ -478,7 +503,7 @@ struct IncrementalRenderer::State {
   }
 
   const Table& build() {
-    if (servicesDirty) renderServices();
+    if (!dirtyServices.empty()) renderServices();
     if (!changed && dirtyLocal.empty() && dirtySets.empty()) return table;
     for (const auto& key : dirtyLocal)
       recompute(key);

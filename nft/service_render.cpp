@@ -40,129 +40,59 @@ std::vector<Rule> rejects(const Match& key) {
                ""}};
 }
 
+std::vector<std::pair<std::string, std::string>> sorted(std::vector<std::pair<std::string, std::string>> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+std::vector<std::string> sortedKeys(std::vector<std::string> v) {
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+// One service's piece: its chains and sets, and its entries in the shared maps and reject sets.
 class ServiceRenderer {
  public:
-  ServiceRenderer(const policy::Services& services, const std::string& node)
-      : services_(services), node_(node) {}
+  explicit ServiceRenderer(const std::string& node) : node_(node) {}
 
-  ServiceParts run() {
-    ServiceParts parts;
-    if (services_.ports().empty()) return parts;
-    std::map<std::string, std::vector<std::pair<std::string, std::string>>> maps;  // name -> (key, chain)
-    std::map<std::string, std::vector<std::string>> noBackend;                     // set -> keys
-    for (const auto& p : services_.ports()) {
+  ServicePiece piece(const std::vector<const policy::ResolvedServicePort*>& ports) {
+    ServicePiece out;
+    for (const auto* pp : ports) {
+      const auto& p = *pp;
+      out.service = p.service->key();
       const auto& port = p.port();
       auto internal = p.backendsFor(false, node_);
       auto external = p.backendsFor(true, node_);
-      for (const auto& ip : p.service->clusterIPs) {
-        std::string chain =
-            serviceChain(p, ip.family(), internal, p.service->internalTrafficPolicy == TrafficPolicy::kLocal);
-        std::string key = keyText(ip, port.protocol, port.port);
+      auto place = [&](const std::string& chain, const std::string& map, const std::string& reject,
+                       std::string key) {
         if (chain.empty())
-          noBackend[std::string("no-endpoints") + familySuffix(ip.family())].push_back(key);
+          out.rejected.emplace_back(reject, std::move(key));
         else
-          maps[std::string("service-ips") + familySuffix(ip.family())].emplace_back(key, chain);
-      }
+          out.entries.emplace_back(map, std::move(key), chain);
+      };
+      for (const auto& ip : p.service->clusterIPs)
+        place(
+            serviceChain(p, ip.family(), internal, p.service->internalTrafficPolicy == TrafficPolicy::kLocal),
+            std::string("service-ips") + familySuffix(ip.family()),
+            std::string("no-endpoints") + familySuffix(ip.family()), keyText(ip, port.protocol, port.port));
       for (const auto* list : {&p.service->externalIPs, &p.service->loadBalancerIPs})
-        for (const auto& ip : *list) {
-          std::string chain = externalChain(p, ip.family(), external);
-          std::string key = keyText(ip, port.protocol, port.port);
-          if (chain.empty())
-            noBackend[std::string("no-endpoints") + familySuffix(ip.family())].push_back(key);
-          else
-            maps[std::string("service-ips") + familySuffix(ip.family())].emplace_back(key, chain);
-        }
-      if (port.nodePort) {
-        std::string chain = nodePortChain(p, external);
-        std::string key = keyText(port.protocol, port.nodePort);
-        if (chain.empty())
-          noBackend["no-endpoint-nodeports"].push_back(key);
-        else
-          maps["service-nodeports"].emplace_back(key, chain);
-      }
+        for (const auto& ip : *list)
+          place(
+              externalChain(p, ip.family(), external), std::string("service-ips") + familySuffix(ip.family()),
+              std::string("no-endpoints") + familySuffix(ip.family()), keyText(ip, port.protocol, port.port));
+      if (port.nodePort)
+        place(nodePortChain(p, external), "service-nodeports", "no-endpoint-nodeports",
+              keyText(port.protocol, port.nodePort));
     }
-
-    for (Family f : {Family::kV4, Family::kV6}) {
-      std::string suffix = familySuffix(f);
-      Set ips{.name = "service-ips" + suffix, .type = addressPortType(f), .isMap = true};
-      ips.comment = "service address . protocol . port -> its service chain";
-      ips.verdicts = sorted(maps[ips.name]);
-      parts.sets.push_back(std::move(ips));
-      Set none{.name = "no-endpoints" + suffix, .type = addressPortType(f)};
-      none.comment = "service address . protocol . port without a backend: rejected";
-      none.elements = sortedKeys(noBackend[none.name]);
-      parts.sets.push_back(std::move(none));
-    }
-    Set nodePorts{.name = "service-nodeports", .type = "inet_proto . inet_service", .isMap = true};
-    nodePorts.comment = "node port -> its service chain";
-    nodePorts.verdicts = sorted(maps["service-nodeports"]);
-    parts.sets.push_back(std::move(nodePorts));
-    Set noNodePorts{.name = "no-endpoint-nodeports", .type = "inet_proto . inet_service"};
-    noNodePorts.comment = "node port without a backend: rejected";
-    noNodePorts.elements = sortedKeys(noBackend["no-endpoint-nodeports"]);
-    parts.sets.push_back(std::move(noNodePorts));
-    for (auto& [name, s] : sets_)
-      parts.sets.push_back(std::move(s));
-
-    Chain dispatch{.name = "services", .comment = "service dispatch: one hash lookup per address family"};
-    for (Family f : {Family::kV4, Family::kV6})
-      dispatch.rules.push_back({{},
-                                VerdictMapLookup{.family = f,
-                                                 .map = std::string("service-ips") + familySuffix(f),
-                                                 .key = VerdictMapLookup::Key::kAddressProtocolPort},
-                                ""});
-    dispatch.rules.push_back(
-        {{},
-         VerdictMapLookup{.map = "service-nodeports", .key = VerdictMapLookup::Key::kLocalProtocolPort},
-         ""});
-    parts.chains.push_back(std::move(dispatch));
     for (auto& [name, c] : chains_)
-      parts.chains.push_back(std::move(c));
-
-    std::vector<Rule> addressRejects, nodePortRejects;
-    for (Family f : {Family::kV4, Family::kV6})
-      for (auto& r : rejects(DestinationPortInSet{f, std::string("no-endpoints") + familySuffix(f)}))
-        addressRejects.push_back(std::move(r));
-    nodePortRejects = rejects(LocalProtocolPortInSet{"no-endpoint-nodeports"});
-    parts.forwardRules = addressRejects;
-
-    auto base = [](const char* name, const char* type, const char* hook, int priority) {
-      return Chain{.name = name, .base = BaseChain{type, hook, priority, "accept"}};
-    };
-    Chain input = base("filter-input", "filter", "input", 0);
-    input.comment = "service ports without a backend, addressed to the node";
-    input.rules = addressRejects;
-    input.rules.insert(input.rules.end(), nodePortRejects.begin(), nodePortRejects.end());
-    Chain output = base("filter-output", "filter", "output", 0);
-    output.comment = "service ports without a backend, from the node";
-    output.rules = addressRejects;
-    Chain natOutput = base("nat-output", "nat", "output", -100);
-    natOutput.comment = "service NAT for connections from the node";
-    natOutput.rules.push_back({{}, jump("services"), ""});
-    Chain postrouting = base("nat-postrouting", "nat", "postrouting", 100);
-    postrouting.comment = "masquerade what service NAT marked: hairpin and external traffic";
-    postrouting.rules.push_back({{MarkHas{kMasqueradeMark}}, Masquerade{}, ""});
-    Chain prerouting = base("nat-prerouting", "nat", "prerouting", -100);
-    prerouting.comment = "service NAT for connections from pods and from outside";
-    prerouting.rules.push_back({{}, jump("services"), ""});
-    parts.baseChains = {std::move(input), std::move(output), std::move(natOutput), std::move(postrouting),
-                        std::move(prerouting)};
-    return parts;
+      out.chains.push_back(std::move(c));
+    for (auto& [name, set] : sets_)
+      out.sets.push_back(std::move(set));
+    return out;
   }
 
  private:
-  static std::vector<std::pair<std::string, std::string>> sorted(
-      std::vector<std::pair<std::string, std::string>> v) {
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    return v;
-  }
-  static std::vector<std::string> sortedKeys(std::vector<std::string> v) {
-    std::sort(v.begin(), v.end());
-    v.erase(std::unique(v.begin(), v.end()), v.end());
-    return v;
-  }
-
   static std::vector<const Backend*> ofFamily(const std::vector<const Backend*>& backends, Family f) {
     std::vector<const Backend*> out;
     for (const Backend* b : backends)
@@ -276,7 +206,6 @@ class ServiceRenderer {
     return name;
   }
 
-  const policy::Services& services_;
   std::string node_;
   std::map<std::string, Chain> chains_;
   std::map<std::string, Set> sets_;
@@ -284,8 +213,112 @@ class ServiceRenderer {
 
 }  // namespace
 
+ServicePiece renderService(const std::vector<const policy::ResolvedServicePort*>& ports,
+                           const std::string& node) {
+  return ServiceRenderer(node).piece(ports);
+}
+
+ServiceParts combine(std::vector<const ServicePiece*> pieces) {
+  ServiceParts parts;
+  if (pieces.empty()) return parts;
+  // In service order, so that a chain two services share (an endpoint's) is the same whatever the order of
+  // arrival; equal names have equal rules.
+  std::sort(pieces.begin(), pieces.end(),
+            [](const auto* a, const auto* b) { return a->service < b->service; });
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> maps;  // name -> (key, chain)
+  std::map<std::string, std::vector<std::string>> noBackend;                     // set -> keys
+  std::map<std::string, const Chain*> chains;
+  std::map<std::string, const Set*> sets;
+  for (const auto* piece : pieces) {
+    for (const auto& [map, key, chain] : piece->entries)
+      maps[map].emplace_back(key, chain);
+    for (const auto& [set, key] : piece->rejected)
+      noBackend[set].push_back(key);
+    for (const auto& c : piece->chains)
+      chains.try_emplace(c.name, &c);
+    for (const auto& set : piece->sets)
+      sets.try_emplace(set.name, &set);
+  }
+  for (Family f : {Family::kV4, Family::kV6}) {
+    std::string suffix = familySuffix(f);
+    Set ips{.name = "service-ips" + suffix, .type = addressPortType(f), .isMap = true};
+    ips.comment = "service address . protocol . port -> its service chain";
+    ips.verdicts = sorted(maps[ips.name]);
+    parts.sets.push_back(std::move(ips));
+    Set none{.name = "no-endpoints" + suffix, .type = addressPortType(f)};
+    none.comment = "service address . protocol . port without a backend: rejected";
+    none.elements = sortedKeys(noBackend[none.name]);
+    parts.sets.push_back(std::move(none));
+  }
+  Set nodePorts{.name = "service-nodeports", .type = "inet_proto . inet_service", .isMap = true};
+  nodePorts.comment = "node port -> its service chain";
+  nodePorts.verdicts = sorted(maps["service-nodeports"]);
+  parts.sets.push_back(std::move(nodePorts));
+  Set noNodePorts{.name = "no-endpoint-nodeports", .type = "inet_proto . inet_service"};
+  noNodePorts.comment = "node port without a backend: rejected";
+  noNodePorts.elements = sortedKeys(noBackend["no-endpoint-nodeports"]);
+  parts.sets.push_back(std::move(noNodePorts));
+  for (const auto& [name, set] : sets)
+    parts.sets.push_back(*set);
+
+  Chain dispatch{.name = "services", .comment = "service dispatch: one hash lookup per address family"};
+  for (Family f : {Family::kV4, Family::kV6})
+    dispatch.rules.push_back({{},
+                              VerdictMapLookup{.family = f,
+                                               .map = std::string("service-ips") + familySuffix(f),
+                                               .key = VerdictMapLookup::Key::kAddressProtocolPort},
+                              ""});
+  dispatch.rules.push_back(
+      {{},
+       VerdictMapLookup{.map = "service-nodeports", .key = VerdictMapLookup::Key::kLocalProtocolPort},
+       ""});
+  parts.chains.push_back(std::move(dispatch));
+  for (const auto& [name, c] : chains)
+    parts.chains.push_back(*c);
+
+  std::vector<Rule> addressRejects, nodePortRejects;
+  for (Family f : {Family::kV4, Family::kV6})
+    for (auto& r : rejects(DestinationPortInSet{f, std::string("no-endpoints") + familySuffix(f)}))
+      addressRejects.push_back(std::move(r));
+  nodePortRejects = rejects(LocalProtocolPortInSet{"no-endpoint-nodeports"});
+  parts.forwardRules = addressRejects;
+
+  auto base = [](const char* name, const char* type, const char* hook, int priority) {
+    return Chain{.name = name, .base = BaseChain{type, hook, priority, "accept"}};
+  };
+  Chain input = base("filter-input", "filter", "input", 0);
+  input.comment = "service ports without a backend, addressed to the node";
+  input.rules = addressRejects;
+  input.rules.insert(input.rules.end(), nodePortRejects.begin(), nodePortRejects.end());
+  Chain output = base("filter-output", "filter", "output", 0);
+  output.comment = "service ports without a backend, from the node";
+  output.rules = addressRejects;
+  Chain natOutput = base("nat-output", "nat", "output", -100);
+  natOutput.comment = "service NAT for connections from the node";
+  natOutput.rules.push_back({{}, jump("services"), ""});
+  Chain postrouting = base("nat-postrouting", "nat", "postrouting", 100);
+  postrouting.comment = "masquerade what service NAT marked: hairpin and external traffic";
+  postrouting.rules.push_back({{MarkHas{kMasqueradeMark}}, Masquerade{}, ""});
+  Chain prerouting = base("nat-prerouting", "nat", "prerouting", -100);
+  prerouting.comment = "service NAT for connections from pods and from outside";
+  prerouting.rules.push_back({{}, jump("services"), ""});
+  parts.baseChains = {std::move(input), std::move(output), std::move(natOutput), std::move(postrouting),
+                      std::move(prerouting)};
+  return parts;
+}
+
 ServiceParts renderServices(const policy::Services& services, const std::string& node) {
-  return ServiceRenderer(services, node).run();
+  std::map<std::string, std::vector<const policy::ResolvedServicePort*>> byService;
+  for (const auto& p : services.ports())
+    byService[p.service->key()].push_back(&p);
+  std::vector<ServicePiece> pieces;
+  pieces.reserve(byService.size());
+  for (const auto& [key, ports] : byService)
+    pieces.push_back(renderService(ports, node));
+  std::vector<const ServicePiece*> all;
+  for (const auto& piece : pieces)
+    all.push_back(&piece);
+  return combine(std::move(all));
 }
 
 }  // namespace nftpol::nft::detail

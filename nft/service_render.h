@@ -17,6 +17,8 @@
 // runs in filter-forward after the DNAT of nat-prerouting, so it judges the chosen backend.
 
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "nftpol/nft/ruleset.h"
@@ -33,6 +35,22 @@ struct ServiceParts {
   std::vector<Rule> forwardRules;  // the no-backend rejects, for filter-forward
   bool empty() const { return sets.empty() && chains.empty() && baseChains.empty(); }
 };
+
+// One Service's share: its chains (svc-, ext-, nodeport-, ep-) and sets (backends-, aff-), and its entries in
+// the shared maps and reject sets. Rendered alone, so that a change of one service costs that service.
+struct ServicePiece {
+  std::string service;  // "namespace/name"
+  std::vector<Chain> chains;
+  std::vector<Set> sets;
+  std::vector<std::tuple<std::string, std::string, std::string>> entries;  // (map, key, chain)
+  std::vector<std::pair<std::string, std::string>> rejected;               // (set, key)
+};
+ServicePiece renderService(const std::vector<const policy::ResolvedServicePort*>& ports,
+                           const std::string& node);
+
+// The service part from every service's piece: the shared maps, the dispatch and the base chains. Empty when
+// there is no piece.
+ServiceParts combine(std::vector<const ServicePiece*> pieces);
 
 // Empty when no service has a port to translate. A pure function of (services, node): the node decides which
 // backends a Local traffic policy keeps.

@@ -52,43 +52,56 @@ Services Services::build(const ClusterState& state, const PodLookup& findPod) {
   std::unordered_map<std::string, std::vector<const EndpointSlice*>> slicesOf;  // by service key
   for (const auto& slice : state.endpointSlices())
     if (!slice.serviceName.empty()) slicesOf[slice.ns + "/" + slice.serviceName].push_back(&slice);
-
+  static const std::vector<const EndpointSlice*> kNone;
   for (const auto& service : state.services()) {
-    if (service.type == ServiceType::kExternalName) continue;  // a DNS alias: nothing to translate
     auto slices = slicesOf.find(service.key());
-    for (size_t i = 0; i < service.ports.size(); ++i) {
-      ResolvedServicePort resolved{&service, i, {}};
-      const ServicePort& port = service.ports[i];
-      if (slices != slicesOf.end()) {
-        for (const EndpointSlice* slice : slices->second) {
-          auto entry = std::find_if(slice->ports.begin(), slice->ports.end(), [&](const EndpointPort& e) {
-            return e.name == port.name && e.protocol == port.protocol && e.port != 0;
-          });
-          for (const auto& endpoint : slice->endpoints) {
-            if (!endpoint.ready) continue;
-            uint16_t target = backendPort(port, entry == slice->ports.end() ? nullptr : &*entry, [&] {
-              return endpoint.podName.empty() ? nullptr : findPod(endpoint.podNs, endpoint.podName);
-            });
-            if (target == 0) continue;
-            std::string podKey = endpoint.podName.empty() ? "" : endpoint.podNs + "/" + endpoint.podName;
-            for (const auto& address : endpoint.addresses)
-              resolved.backends.push_back({address, target, endpoint.nodeName, podKey});
-          }
-        }
-      }
-      auto& b = resolved.backends;
-      std::sort(b.begin(), b.end(), [](const Backend& x, const Backend& y) {
-        return std::tie(x.address, x.port) < std::tie(y.address, y.port);
-      });
-      b.erase(std::unique(b.begin(), b.end(),
-                          [](const Backend& x, const Backend& y) {
-                            return x.address == y.address && x.port == y.port;
-                          }),
-              b.end());
-      out.ports_.push_back(std::move(resolved));
-    }
+    out.resolve(service, slices == slicesOf.end() ? kNone : slices->second, findPod);
   }
   return out;
+}
+
+Services Services::buildOne(const ClusterState& state, const Service& service, const PodLookup& findPod) {
+  Services out;
+  out.state_ = &state;
+  std::vector<const EndpointSlice*> slices;
+  for (const auto& slice : state.endpointSlices())
+    if (slice.ns == service.ns && slice.serviceName == service.name) slices.push_back(&slice);
+  out.resolve(service, slices, findPod);
+  return out;
+}
+
+void Services::resolve(const Service& service, const std::vector<const EndpointSlice*>& slices,
+                       const PodLookup& findPod) {
+  if (service.type == ServiceType::kExternalName) return;  // a DNS alias: nothing to translate
+  for (size_t i = 0; i < service.ports.size(); ++i) {
+    ResolvedServicePort resolved{&service, i, {}};
+    const ServicePort& port = service.ports[i];
+    for (const EndpointSlice* slice : slices) {
+      auto entry = std::find_if(slice->ports.begin(), slice->ports.end(), [&](const EndpointPort& e) {
+        return e.name == port.name && e.protocol == port.protocol && e.port != 0;
+      });
+      for (const auto& endpoint : slice->endpoints) {
+        if (!endpoint.ready) continue;
+        uint16_t target = backendPort(port, entry == slice->ports.end() ? nullptr : &*entry, [&] {
+          return endpoint.podName.empty() ? nullptr : findPod(endpoint.podNs, endpoint.podName);
+        });
+        if (target == 0) continue;
+        std::string podKey = endpoint.podName.empty() ? "" : endpoint.podNs + "/" + endpoint.podName;
+        for (const auto& address : endpoint.addresses)
+          resolved.backends.push_back({address, target, endpoint.nodeName, podKey});
+      }
+    }
+    auto& b = resolved.backends;
+    std::sort(b.begin(), b.end(), [](const Backend& x, const Backend& y) {
+      return std::tie(x.address, x.port) < std::tie(y.address, y.port);
+    });
+    b.erase(std::unique(b.begin(), b.end(),
+                        [](const Backend& x, const Backend& y) {
+                          return x.address == y.address && x.port == y.port;
+                        }),
+            b.end());
+    ports_.push_back(std::move(resolved));
+  }
 }
 
 std::vector<const ResolvedServicePort*> Services::portsOf(const Service& service) const {

@@ -48,6 +48,8 @@ class Services {
   // list) found through `findPod` instead of in `state`.
   using PodLookup = std::function<const Pod*(const std::string& ns, const std::string& name)>;
   static Services build(const ClusterState& state, const PodLookup& findPod);
+  // The ports of one service of `state` only (what a change of that service or its slices touches).
+  static Services buildOne(const ClusterState& state, const Service& service, const PodLookup& findPod);
 
   const std::vector<ResolvedServicePort>& ports() const { return ports_; }
   // The ports of service namespace/name (empty when there is no such service).
@@ -65,6 +67,8 @@ class Services {
   const Service* byAddress(const IpAddress& address) const;
 
  private:
+  void resolve(const Service& service, const std::vector<const EndpointSlice*>& slices,
+               const PodLookup& findPod);
   const ClusterState* state_ = nullptr;
   std::vector<ResolvedServicePort> ports_;
 };
