@@ -83,7 +83,6 @@ struct IncrementalRenderer::State {
   std::map<std::string, detail::ServicePiece> servicePieces;
   std::set<std::string> dirtyServices;
   std::unordered_map<std::string, std::set<std::string>> podReaders;  // pod -> services its ports resolved
-  detail::ServiceParts serviceParts;
 
   // --- services
 
@@ -128,10 +127,6 @@ struct IncrementalRenderer::State {
       if (!ports.empty()) servicePieces.emplace(key, detail::renderService(ports, node));
     }
     dirtyServices.clear();
-    std::vector<const detail::ServicePiece*> pieces;
-    for (const auto& [key, piece] : servicePieces)
-      pieces.push_back(&piece);
-    serviceParts = detail::combine(std::move(pieces));
     changed = true;
   }
 
@@ -526,7 +521,11 @@ struct IncrementalRenderer::State {
     }
     for (const auto& name : referenced)
       sets.push_back(cachedSet(name));
-    table = detail::assemble(std::move(sets), std::move(chainList), serviceParts);
+    // The pieces are combined straight into the table: one copy of the service part per build.
+    std::vector<const detail::ServicePiece*> pieces;
+    for (const auto& [key, piece] : servicePieces)
+      pieces.push_back(&piece);
+    table = detail::assemble(std::move(sets), std::move(chainList), detail::combine(std::move(pieces)));
     changed = false;
     return table;
   }
