@@ -30,8 +30,10 @@ KernelView viewOf(const Table& desired, SignatureCache* cache) {
     if (cached) {
       cv.rules = cached->signatures;
     } else {
+      std::vector<std::string> signatures;
       for (const auto& r : c.rules)
-        cv.rules.push_back(ruleSignature(buildRule(desired, c.name, r).get()));
+        signatures.push_back(ruleSignature(buildRule(desired, c.name, r).get()));
+      cv.rules = Signatures(std::move(signatures));
       if (cache) cache->chains[c.name] = {c.rules, cv.rules};
     }
     v.chains[c.name] = std::move(cv);

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,9 +32,35 @@ struct SetView {
   bool operator==(const SetView&) const = default;
 };
 
+// A chain's rule signatures, in order. Shared between the signature cache, the desired view and the view
+// committed last, so an unchanged chain costs no copy per reconcile and compares by pointer.
+class Signatures {
+ public:
+  Signatures() : list_(none()) {}
+  explicit Signatures(std::vector<std::string> list)
+      : list_(std::make_shared<std::vector<std::string>>(std::move(list))) {}
+  size_t size() const { return list_->size(); }
+  bool empty() const { return list_->empty(); }
+  const std::string& operator[](size_t i) const { return (*list_)[i]; }
+  auto begin() const { return list_->cbegin(); }
+  auto end() const { return list_->cend(); }
+  void push_back(std::string signature) {  // while a dump builds it: copies first if it is shared
+    if (list_.use_count() > 1) list_ = std::make_shared<std::vector<std::string>>(*list_);
+    list_->push_back(std::move(signature));
+  }
+  bool operator==(const Signatures& o) const { return list_ == o.list_ || *list_ == *o.list_; }
+
+ private:
+  static const std::shared_ptr<std::vector<std::string>>& none() {
+    static const auto empty = std::make_shared<std::vector<std::string>>();
+    return empty;
+  }
+  std::shared_ptr<std::vector<std::string>> list_;
+};
+
 struct ChainView {
   std::optional<BaseChain> base;
-  std::vector<std::string> rules;  // signatures, in order
+  Signatures rules;
   bool operator==(const ChainView&) const = default;
 };
 
@@ -47,9 +74,8 @@ struct KernelView {
 // chains are content-addressed, and comparing model rules is far cheaper than building netlink ones.
 struct SignatureCache {
   struct Entry {
-    std::vector<Rule>
-        rules;  // what the signatures were made from: a name alone does not fix a service chain's
-    std::vector<std::string> signatures;
+    std::vector<Rule> rules;  // what the signatures were made from: a name alone does not fix a chain's
+    Signatures signatures;
   };
   std::map<std::string, Entry> chains;
   std::map<std::string, std::pair<Set, SetView>> sets;  // a set's encoded view, kept while the set is equal
