@@ -141,6 +141,17 @@ if ours; then
   check "a prevResult of the wrong shape: code 7 before anything is made" contains "$out" '"code": 7'
   check "and no reservation" sh -c "! grep -rq chain2 $dir/ipam/pods/"
 
+  # Dual stack: host-local hands out an address of each family, and the pod gets both and a default route each.
+  ip netns add "$tag-dual"
+  dualConf=$(conf 10.244.10.0/24 | sed 's|"ranges": \[\[{"subnet": "10.244.10.0/24"}\]\]|"ranges": [[{"subnet": "10.244.10.0/24"}], [{"subnet": "fd00:10::/64"}]]|')
+  out=$(cni ADD dual "$tag-dual" "$dualConf")
+  check "a dual-stack ADD exits 0 ($out)" test $? = 0
+  check "the result lists both addresses" bash -c "grep -q '10.244.10.[0-9]*/24' <<< '$out' && grep -q 'fd00:10::[0-9a-f]*/64' <<< '$out'"
+  check "the pod has its IPv6 address" sh -c "ip -n $tag-dual -6 addr show dev eth0 | grep -q 'fd00:10::'"
+  check "and an IPv6 default route via the gateway" sh -c "ip -n $tag-dual -6 route show default | grep -q 'via fd00:10::1'"
+  check "the node forwards IPv6" test "$(cat /proc/sys/net/ipv6/conf/all/forwarding)" = 1
+  check "CHECK passes for both families" cni CHECK dual "$tag-dual" "$(sed "s|}}\$|}, \"prevResult\": $(tr -d '\n' <<< "$out")}|" <<< "$(tr -d '\n' <<< "$dualConf")")"
+
   # ipMasq: one masquerade rule per network and subnet in the plugin's own table, however many ADDs raced; a
   # pod reaches a host beyond the node (which has no route back to pods) only through it.
   masqConf=$(conf 10.244.9.0/24 | sed 's/"mtu": 1400,/"mtu": 1400, "ipMasq": true,/')
