@@ -11,13 +11,22 @@
 namespace nftpol::cli {
 
 int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*/, std::ostream& err) {
-  auto args =
-      Args::parse(argv, {"manifests", "node", "listen"}, {"once", "no-conntrack-revoke", "no-node-routes"});
+  auto args = Args::parse(argv, {"manifests", "node", "listen", "pod-cidr"},
+                          {"once", "no-conntrack-revoke", "no-node-routes"});
   if (!args || !args->positionals().empty() || !args->last("manifests") || !args->last("node")) {
     if (!args) err << "nftpol controller: " << args.error().message << "\n";
     err << "usage: nftpol controller --manifests DIR --node NODE [--once] [--listen 127.0.0.1:9402] "
-           "[--no-conntrack-revoke] [--no-node-routes]\n";
+           "[--no-conntrack-revoke] [--no-node-routes] [--pod-cidr CIDR]...\n";
     return kExitBadInput;
+  }
+  std::vector<Cidr> podCidrs;
+  for (const auto& text : args->all("pod-cidr")) {
+    auto cidr = Cidr::parse(text);
+    if (!cidr) {
+      err << "nftpol controller: --pod-cidr: " << cidr.error().message << "\n";
+      return kExitBadInput;
+    }
+    podCidrs.push_back(*cidr);
   }
   auto backend = nft::NetlinkBackend::open();
   if (!backend) {
@@ -29,7 +38,8 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
                                         .once = args->flag("once"),
                                         .listen = args->last("listen").value_or("127.0.0.1:9402"),
                                         .revokeConntrack = !args->flag("no-conntrack-revoke"),
-                                        .nodeRoutes = !args->flag("no-node-routes")};
+                                        .nodeRoutes = !args->flag("no-node-routes"),
+                                        .podCidrs = std::move(podCidrs)};
   return controller::Controller(std::move(options), std::move(*backend)).run();
 }
 

@@ -80,7 +80,7 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
 // Before the generation is reported synced, so that readiness also means the routes are in place.
 bool Controller::syncRoutes() {
   if (!options_.nodeRoutes) return true;
-  auto want = desiredRoutes(manifests_.state(), options_.node);
+  auto want = desiredRoutes(manifests_.state(), options_.node, options_.podCidrs);
   if (routes_ && *routes_ == want) return true;
   auto changed = controller::syncRoutes(want);
   if (!changed) {

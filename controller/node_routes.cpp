@@ -5,7 +5,14 @@
 
 namespace nftpol::controller {
 
-std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const std::string& node) {
+std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const std::string& node,
+                                        const std::vector<Cidr>& ownPodCidrs) {
+  std::vector<Cidr> own = ownPodCidrs;
+  if (const policy::Node* self = state.findNode(node))
+    own.insert(own.end(), self->podCIDRs.begin(), self->podCIDRs.end());
+  auto overlapsOwn = [&](const Cidr& c) {
+    return std::any_of(own.begin(), own.end(), [&](const Cidr& o) { return o.covers(c) || c.covers(o); });
+  };
   std::vector<const policy::Node*> nodes;
   for (const auto& n : state.nodes())
     nodes.push_back(&n);
@@ -16,7 +23,7 @@ std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const
       owner.try_emplace(cidr, n);
   std::vector<GatewayRoute> out;
   for (const auto& [cidr, n] : owner) {
-    if (n->name == node) continue;
+    if (n->name == node || overlapsOwn(cidr)) continue;
     auto via = std::find_if(n->internalIPs.begin(), n->internalIPs.end(),
                             [&](const IpAddress& ip) { return ip.family() == cidr.family(); });
     if (via != n->internalIPs.end()) out.push_back({cidr, *via});

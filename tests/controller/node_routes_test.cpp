@@ -45,4 +45,10 @@ items:
   CHECK(text(controller::desiredRoutes(state, "n0")) ==
         std::vector<std::string>{"10.244.1.0/24 via 172.18.0.11", "fd00:1::/64 via fd18::11"});
   CHECK(text(controller::desiredRoutes(state, "elsewhere")).size() == 3);
+  // This node's own subnets are never routed away: its Node's (n0 shares 10.244.2.0/24 with n2, and n2 gets
+  // no route to it) and those of --pod-cidr.
+  CHECK(text(controller::desiredRoutes(state, "n2")) ==
+        std::vector<std::string>{"10.244.1.0/24 via 172.18.0.11", "fd00:1::/64 via fd18::11"});
+  CHECK(text(controller::desiredRoutes(state, "elsewhere", {*Cidr::parse("10.244.0.0/16")})) ==
+        std::vector<std::string>{"fd00:1::/64 via fd18::11"});
 }

@@ -22,6 +22,7 @@ struct ControllerOptions {
   std::string listen = "127.0.0.1:9402";  // empty: no HTTP endpoint
   bool revokeConntrack = true;            // delete the conntrack entries of established flows a change denies
   bool nodeRoutes = true;                 // route the other nodes' pod subnets via their InternalIPs
+  std::vector<Cidr> podCidrs;             // this node's pod subnets, besides its Node object's (--pod-cidr)
   std::chrono::milliseconds debounce{20};
   std::chrono::milliseconds maxDebounce{250};
 };

@@ -19,8 +19,11 @@ namespace nftpol::controller {
 constexpr uint8_t kRouteProtocol = 86;
 
 // The routes `node` needs, sorted. A subnet claimed by two nodes goes to the first by name, so the answer
-// does not depend on object order; a node without an InternalIP of the subnet's family gets no route.
-std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const std::string& node);
+// does not depend on object order; a node without an InternalIP of the subnet's family gets no route. This
+// node's own pod subnets (its Node's, and `ownPodCidrs`, from --pod-cidr) are never routed away, whatever
+// another Node object claims: a stale or mistaken claim must not take this node's pods off it.
+std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const std::string& node,
+                                        const std::vector<Cidr>& ownPodCidrs = {});
 
 struct RouteChanges {
   size_t added = 0;  // added or replaced
