@@ -17,6 +17,9 @@ int collect(enum nf_conntrack_msg_type, struct nf_conntrack* ct, void* data) {
   return NFCT_CB_CONTINUE;
 }
 
+// The connection as the policy chains see it: in the forward hook, after service DNAT (nat-prerouting) and
+// before any masquerade (postrouting). Its source is the original source; its destination is where the reply
+// comes from, which is the backend for a connection through a service and the original destination otherwise.
 std::optional<Packet> originalOf(const nf_conntrack* ct) {
   // NetworkPolicy speaks of TCP, UDP and SCTP only
   auto protocol = protocolFromNumber(nfct_get_attr_u8(ct, ATTR_ORIG_L4PROTO));
@@ -25,16 +28,16 @@ std::optional<Packet> originalOf(const nf_conntrack* ct) {
   Family family;
   if (nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) == AF_INET) {
     family = Family::kV4;
-    uint32_t s = nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_SRC), d = nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_DST);
+    uint32_t s = nfct_get_attr_u32(ct, ATTR_ORIG_IPV4_SRC), d = nfct_get_attr_u32(ct, ATTR_REPL_IPV4_SRC);
     std::memcpy(src.data(), &s, 4);
     std::memcpy(dst.data(), &d, 4);
   } else {
     family = Family::kV6;
     std::memcpy(src.data(), nfct_get_attr(ct, ATTR_ORIG_IPV6_SRC), 16);
-    std::memcpy(dst.data(), nfct_get_attr(ct, ATTR_ORIG_IPV6_DST), 16);
+    std::memcpy(dst.data(), nfct_get_attr(ct, ATTR_REPL_IPV6_SRC), 16);
   }
   return Packet{IpAddress::fromBytes(family, src), IpAddress::fromBytes(family, dst), *protocol,
-                ntohs(nfct_get_attr_u16(ct, ATTR_ORIG_PORT_DST))};
+                ntohs(nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC))};
 }
 
 }  // namespace

@@ -70,6 +70,7 @@ YAML
   for b in b1 b2 b3; do pod $b "{app: web, name: $b}"; done
   echo "- {apiVersion: v1, kind: Service, metadata: {name: web, namespace: app}, spec: {clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: http}, {name: udp, port: 80, protocol: UDP, targetPort: 8080}]}}"
   echo "- {apiVersion: v1, kind: Service, metadata: {name: echo, namespace: app}, spec: {clusterIP: 10.96.0.11, ports: [{port: 90, targetPort: 9000}]}}"
+  echo "- {apiVersion: v1, kind: Service, metadata: {name: echo3, namespace: app}, spec: {clusterIP: 10.96.0.14, ports: [{port: 91, targetPort: 9000}]}}"
   echo "- {apiVersion: v1, kind: Service, metadata: {name: empty, namespace: app}, spec: {clusterIP: 10.96.0.12, ports: [{name: t, port: 80}, {name: u, port: 80, protocol: UDP}]}}"
   echo "- {apiVersion: v1, kind: Service, metadata: {name: sticky, namespace: app}, spec: {clusterIP: 10.96.0.13, sessionAffinity: ClientIP, ports: [{port: 80, targetPort: 8080}]}}"
 } > "$dir/m/objects.yaml"
@@ -77,6 +78,7 @@ slice web-1 web "[{name: http, port: 8080}, {name: udp, port: 8080, protocol: UD
 slice echo-1 echo "[{port: 9000}]" b1 b2 > "$dir/m/echo.yaml"
 slice sticky-1 sticky "[{port: 8080}]" b1 b2 b3 > "$dir/m/sticky.yaml"
 slice empty-1 empty "[{port: 80}]" > "$dir/m/empty.yaml"
+slice echo3-1 echo3 "[{port: 9000}]" b3 > "$dir/m/echo3.yaml"
 
 "$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9413 2> "$dir/controller.log" & pids+=($!)
 check "the controller commits the services" wait_past 0 || { cat "$dir/controller.log"; exit 1; }
@@ -108,7 +110,10 @@ tally=$(ip netns exec "$tag-b1" "$probe" tally 10.96.0.10 80 60 1000)
 check "b1 reaches its own service, itself among the backends ($(echo $tally))" \
   bash -c "[ $(count "$tally" failed) = 0 ] && [ $(count "$tally" b1) -gt 0 ]"
 
-# Policy is judged on the backend, after the translation: denying b3 denies the service's connections to it.
+# Policy is judged on the backend, after the translation: denying b3 denies the service's connections to it,
+# new ones and established ones alike (the conntrack entry is judged by where its replies come from).
+in_client hold 10.96.0.14 91 4000 > "$dir/hold-b3" & cut=$!
+sleep 0.3
 g=$(generation)
 cat > "$dir/m/deny-b3.yaml" <<'YAML'
 apiVersion: networking.k8s.io/v1
@@ -122,6 +127,9 @@ check "b3 is never reached once a policy denies it ($(echo $tally))" [ "$(count 
 check "so some connections through the service fail" [ "$(count "$tally" failed)" -gt 0 ]
 check "and the others still reach b1 and b2" bash -c "[ $(count "$tally" b1) -gt 0 ] && [ $(count "$tally" b2) -gt 0 ]"
 "$nftpol" can-reach --cluster "$dir/m" app/client app/web --port 80 > "$dir/reach.txt"
+wait "$cut"
+check "an established connection to b3 through its service is cut ($(cat "$dir/hold-b3"))" \
+  bash -c "! grep -q held $dir/hold-b3 && [ -s $dir/hold-b3 ]"
 check "can-reach agrees: partly allowed, b3 denied" \
   bash -c "grep -q '^PARTLY ALLOWED' $dir/reach.txt && grep -q 'backend app/b3 port 8080: denied' $dir/reach.txt"
 
