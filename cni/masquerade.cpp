@@ -1,25 +1,10 @@
 #include "nftpol/cni/masquerade.h"
 
-#include <cstdio>
+#include "nftpol/cni/plugin.h"
 
 #include "nftpol/nft/backend.h"
 
 namespace nftpol::cni {
-
-namespace {
-
-std::string fnv8(const std::string& text) {
-  uint32_t h = 2166136261u;  // FNV-1a
-  for (unsigned char c : text) {
-    h ^= c;
-    h *= 16777619u;
-  }
-  char out[9];
-  std::snprintf(out, sizeof out, "%08x", h);
-  return out;
-}
-
-}  // namespace
 
 Outcome<bool> ensureMasquerade(const NetConf& conf, const IpamResult& ipam) {
   nft::Table shape;
@@ -28,7 +13,7 @@ Outcome<bool> ensureMasquerade(const NetConf& conf, const IpamResult& ipam) {
     auto subnet = Cidr::parse(ip.address.address.toString() + "/" + std::to_string(ip.address.prefixLength));
     if (!subnet) continue;
     Family f = subnet->family();
-    nft::Chain chain{.name = "masq-" + fnv8(conf.name + "/" + subnet->toString()),
+    nft::Chain chain{.name = "masq-" + shortHash(conf.name + "/" + subnet->toString()),
                      .base = nft::BaseChain{"nat", "postrouting", 100, "accept"}};
     chain.comment = "ipMasq of network " + conf.name + ", subnet " + subnet->toString();
     nft::Rule rule{{nft::AddressInPrefix{nft::Field::kSource, *subnet},

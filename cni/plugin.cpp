@@ -226,15 +226,19 @@ Outcome<std::string> status(const NetConf& conf, const Environment& env) {
 
 }  // namespace
 
-std::string hostVethName(const std::string& containerId, const std::string& ifname) {
+std::string shortHash(const std::string& text) {
   uint32_t h = 2166136261u;  // FNV-1a
-  for (unsigned char c : containerId + "/" + ifname) {
+  for (unsigned char c : text) {
     h ^= c;
     h *= 16777619u;
   }
-  char name[16];
-  std::snprintf(name, sizeof name, "nftp%08x", h);
-  return name;
+  char out[9];
+  std::snprintf(out, sizeof out, "%08x", h);
+  return out;
+}
+
+std::string hostVethName(const std::string& containerId, const std::string& ifname) {
+  return "nftp" + shortHash(containerId + "/" + ifname);
 }
 
 Reply runPlugin(const std::function<std::optional<std::string>(const char*)>& getenv,

@@ -283,48 +283,56 @@ Result<std::vector<InterfaceAddress>> Rtnl::addresses(int index) {
   return found.addresses;
 }
 
-Result<std::vector<RouteInfo>> Rtnl::routes(int index) {
+namespace {
+
+int collectRoute(const nlmsghdr* h, void* data) {
+  auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(h));
+  if (r->rtm_table != RT_TABLE_MAIN || (r->rtm_family != AF_INET && r->rtm_family != AF_INET6))
+    return MNL_CB_OK;
+  Family family = r->rtm_family == AF_INET ? Family::kV4 : Family::kV6;
+  int oif = 0;
+  std::array<uint8_t, 16> dst{}, gw{};
+  bool hasGateway = false;
+  eachAttribute(h, sizeof(rtmsg), [&](const nlattr* attr) {
+    auto type = mnl_attr_get_type(attr);
+    if (type == RTA_OIF) oif = static_cast<int>(mnl_attr_get_u32(attr));
+    if ((type == RTA_DST || type == RTA_GATEWAY) && mnl_attr_get_payload_len(attr) == addressLength(family)) {
+      std::memcpy(type == RTA_DST ? dst.data() : gw.data(), mnl_attr_get_payload(attr),
+                  addressLength(family));
+      hasGateway = hasGateway || type == RTA_GATEWAY;
+    }
+  });
+  auto cidr =
+      Cidr::parse(IpAddress::fromBytes(family, dst).toString() + "/" + std::to_string(r->rtm_dst_len));
+  if (!cidr) return MNL_CB_OK;
+  DumpedRoute route{*cidr, std::nullopt, oif, r->rtm_protocol};
+  if (hasGateway) route.gateway = IpAddress::fromBytes(family, gw);
+  static_cast<std::vector<DumpedRoute>*>(data)->push_back(std::move(route));
+  return MNL_CB_OK;
+}
+
+}  // namespace
+
+// Every route of the main table.
+Result<std::vector<DumpedRoute>> Rtnl::mainRoutes() {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
   nlh->nlmsg_type = RTM_GETROUTE;
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rtm->rtm_family = AF_UNSPEC;
-  struct Found {
-    int index;
-    std::vector<RouteInfo> routes;
-  } found{index, {}};
-  auto done = dump(
-      nlh,
-      [](const nlmsghdr* h, void* data) {
-        auto& f = *static_cast<Found*>(data);
-        auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(h));
-        if (r->rtm_table != RT_TABLE_MAIN || (r->rtm_family != AF_INET && r->rtm_family != AF_INET6))
-          return MNL_CB_OK;
-        Family family = r->rtm_family == AF_INET ? Family::kV4 : Family::kV6;
-        int oif = 0;
-        std::array<uint8_t, 16> dst{}, gw{};
-        bool hasGateway = false;
-        eachAttribute(h, sizeof(rtmsg), [&](const nlattr* attr) {
-          auto type = mnl_attr_get_type(attr);
-          if (type == RTA_OIF) oif = static_cast<int>(mnl_attr_get_u32(attr));
-          if ((type == RTA_DST || type == RTA_GATEWAY) &&
-              mnl_attr_get_payload_len(attr) == addressLength(family)) {
-            std::memcpy(type == RTA_DST ? dst.data() : gw.data(), mnl_attr_get_payload(attr),
-                        addressLength(family));
-            hasGateway = hasGateway || type == RTA_GATEWAY;
-          }
-        });
-        if (oif != f.index) return MNL_CB_OK;
-        auto cidr =
-            Cidr::parse(IpAddress::fromBytes(family, dst).toString() + "/" + std::to_string(r->rtm_dst_len));
-        RouteInfo route{*cidr, std::nullopt};
-        if (hasGateway) route.gateway = IpAddress::fromBytes(family, gw);
-        f.routes.push_back(route);
-        return MNL_CB_OK;
-      },
-      &found);
+  std::vector<DumpedRoute> found;
+  auto done = dump(nlh, collectRoute, &found);
   if (!done) return done.error();
-  return found.routes;
+  return found;
+}
+
+Result<std::vector<RouteInfo>> Rtnl::routes(int index) {
+  auto all = mainRoutes();
+  if (!all) return all.error();
+  std::vector<RouteInfo> out;
+  for (const auto& r : *all)
+    if (r.oif == index) out.push_back({r.destination, r.gateway});
+  return out;
 }
 
 Result<int> Rtnl::createdIndex(const std::string& name) {
@@ -467,45 +475,13 @@ nlmsghdr* routeMessage(std::vector<char>& buf, uint16_t type, uint16_t flags, co
 }  // namespace
 
 Result<std::vector<GatewayRoute>> Rtnl::routesOf(uint8_t protocol) {
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh = mnl_nlmsg_put_header(buf.data());
-  nlh->nlmsg_type = RTM_GETROUTE;
-  auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
-  rtm->rtm_family = AF_UNSPEC;
-  struct Found {
-    uint8_t protocol;
-    std::vector<GatewayRoute> routes;
-  } found{protocol, {}};
-  auto done = dump(
-      nlh,
-      [](const nlmsghdr* h, void* data) {
-        auto& f = *static_cast<Found*>(data);
-        auto* r = static_cast<const rtmsg*>(mnl_nlmsg_get_payload(h));
-        if (r->rtm_table != RT_TABLE_MAIN || r->rtm_protocol != f.protocol ||
-            (r->rtm_family != AF_INET && r->rtm_family != AF_INET6))
-          return MNL_CB_OK;
-        Family family = r->rtm_family == AF_INET ? Family::kV4 : Family::kV6;
-        std::array<uint8_t, 16> dst{}, gw{};
-        bool hasGateway = false;
-        eachAttribute(h, sizeof(rtmsg), [&](const nlattr* attr) {
-          auto type = mnl_attr_get_type(attr);
-          if ((type == RTA_DST || type == RTA_GATEWAY) &&
-              mnl_attr_get_payload_len(attr) == addressLength(family)) {
-            std::memcpy(type == RTA_DST ? dst.data() : gw.data(), mnl_attr_get_payload(attr),
-                        addressLength(family));
-            hasGateway = hasGateway || type == RTA_GATEWAY;
-          }
-        });
-        if (!hasGateway) return MNL_CB_OK;
-        auto cidr =
-            Cidr::parse(IpAddress::fromBytes(family, dst).toString() + "/" + std::to_string(r->rtm_dst_len));
-        if (cidr) f.routes.push_back({*cidr, IpAddress::fromBytes(family, gw)});
-        return MNL_CB_OK;
-      },
-      &found);
-  if (!done) return done.error();
-  std::sort(found.routes.begin(), found.routes.end());
-  return found.routes;
+  auto all = mainRoutes();
+  if (!all) return all.error();
+  std::vector<GatewayRoute> out;
+  for (const auto& r : *all)
+    if (r.protocol == protocol && r.gateway) out.push_back({r.destination, *r.gateway});
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 Result<bool> Rtnl::replaceRoute(const GatewayRoute& route, uint8_t protocol) {

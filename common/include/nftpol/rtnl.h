@@ -48,6 +48,14 @@ struct GatewayRoute {
   auto operator<=>(const GatewayRoute&) const = default;
 };
 
+// One route of the main table, as a dump gives it.
+struct DumpedRoute {
+  Cidr destination;
+  std::optional<IpAddress> gateway;
+  int oif = 0;
+  uint8_t protocol = 0;
+};
+
 class Rtnl {
  public:
   // A socket in the calling thread's network namespace.
@@ -89,6 +97,7 @@ class Rtnl {
   Result<bool> request(void* message, bool okIfExists = false);
   Result<bool> dump(void* message, int (*callback)(const nlmsghdr*, void*), void* data);
   Result<bool> setLink(int index, unsigned flags, unsigned change, int master);
+  Result<std::vector<DumpedRoute>> mainRoutes();
   Result<int> createdIndex(const std::string& name);
   mnl_socket* socket_ = nullptr;
   unsigned seq_ = 0;
