@@ -1,7 +1,6 @@
 #include "nftpol/cni/masquerade.h"
 
 #include "nftpol/cni/plugin.h"
-
 #include "nftpol/nft/backend.h"
 
 namespace nftpol::cni {
