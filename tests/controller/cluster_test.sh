@@ -10,66 +10,34 @@ nftpol=$1
 probe=$2
 plugin=$3
 source "$(dirname "$0")/../lib/netns.sh"
+source "$(dirname "$0")/../lib/cluster.sh"
 nftpol_reexec_in_netns "$@"
 [ -x /usr/lib/cni/host-local ] || { echo "skipped: containernetworking-plugins (host-local) is not installed"; exit 77; }
 nftpol_pod_test "nftpol-m$$"
 count() { nftpol_count "$@"; }
-generation() { ip netns exec "$tag-node$1" curl -sf 127.0.0.1:9414/readyz | sed -n 's/^ready generation=//p'; }
-wait_past() {  # wait_past NODE GENERATION: until that node's controller has committed a later one (bounded)
-  for _ in $(seq 100); do
-    local g; g=$(generation "$1")
-    [ -n "$g" ] && [ "$g" -gt "$2" ] && return 0
-    sleep 0.05
-  done
-  return 1
-}
+generation() { nftpol_generation "$1" 9414; }
+wait_past() { nftpol_wait_past "$1" 9414 "$2"; }
 
 # The fabric, two nodes on it (172.18.0.11, .12) and a host outside the cluster (.100).
 ip link set lo up
-ip netns add "$tag-fabric"
-ip -n "$tag-fabric" link add fabric type bridge
-ip -n "$tag-fabric" link set fabric up
-attach() {  # attach NETNS ADDRESS LEG: a leg on the fabric (named LEG there), eth0 inside NETNS
-  ip netns add "$1"
-  ip -n "$tag-fabric" link add "$3" type veth peer name eth0 netns "$1"
-  ip -n "$tag-fabric" link set "$3" master fabric up
-  ip -n "$1" addr add "$2/24" dev eth0
-  ip -n "$1" link set eth0 up
-  ip -n "$1" link set lo up
-}
-attach "$tag-node1" 172.18.0.11 node1
-attach "$tag-node2" 172.18.0.12 node2
-attach "$tag-outside" 172.18.0.100 outside
-
-declare -A ip node
-add_pod() {  # add_pod NAME NODE-NUMBER
-  local conf='{"cniVersion": "1.1.0", "name": "pods", "type": "nftpol-bridge", "bridge": "cni0", "isDefaultGateway": true,
-    "hairpinMode": true, "ipam": {"type": "host-local", "dataDir": "'$dir'/ipam-'$2'", "ranges": [[{"subnet": "10.244.'$2'.0/24"}]]}}'
-  ip netns add "$tag-$1"
-  ip netns exec "$tag-node$2" env CNI_COMMAND=ADD CNI_CONTAINERID="$1" CNI_NETNS="/var/run/netns/$tag-$1" CNI_IFNAME=eth0 \
-    CNI_PATH=/usr/lib/cni "$plugin" <<< "$conf" > "$dir/$1.json" || { echo "FAIL: ADD $1: $(cat "$dir/$1.json")"; exit 1; }
-  ip[$1]=$(ip -n "$tag-$1" -4 -o addr show eth0 | awk '{sub("/.*", "", $4); print $4}')
-  node[$1]=$2
-  ip netns exec "$tag-$1" ip link set lo up
-}
+nftpol_fabric
+nftpol_node 1
+nftpol_node 2
+nftpol_attach "$tag-outside" 172.18.0.100 outside
+add_pod() { nftpol_cni_pod "$@"; }
 add_pod client 1
 add_pod web1 1
 add_pod web2 2
 for w in web1 web2; do NFTPOL_PROBE_NAME=$w ip netns exec "$tag-$w" "$probe" serve 8080 & pids+=($!); done
 
 mkdir "$dir/m"
-nodes() {  # nodes NUMBER...: the Node objects
-  echo "apiVersion: v1"; echo "kind: List"; echo "items:"
-  for n in "$@"; do
-    echo "- {apiVersion: v1, kind: Node, metadata: {name: node-$n}, spec: {podCIDR: 10.244.$n.0/24}, status: {addresses: [{type: InternalIP, address: 172.18.0.1$n}]}}"
-  done
-}
+nodes() { nftpol_nodes "$@"; }
 nodes 1 2 > "$dir/m/nodes.yaml"
 {
   echo "apiVersion: v1"; echo "kind: List"; echo "items:"
   echo "- {apiVersion: v1, kind: Namespace, metadata: {name: app}}"
   for p in client web1 web2; do
-    echo "- {apiVersion: v1, kind: Pod, metadata: {name: $p, namespace: app, labels: {app: ${p%[0-9]}}}, spec: {nodeName: node-${node[$p]}, containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}, status: {podIP: ${ip[$p]}}}"
+    echo "- {apiVersion: v1, kind: Pod, metadata: {name: $p, namespace: app, labels: {app: ${p%[0-9]}}}, spec: {nodeName: node-${pod_node[$p]}, containers: [{name: c, ports: [{name: http, containerPort: 8080}]}]}, status: {podIP: ${pod_ip[$p]}}}"
   done
   echo "- {apiVersion: v1, kind: Service, metadata: {name: web, namespace: app}, spec: {type: NodePort, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: http, nodePort: 30080}]}}"
   echo "- {apiVersion: v1, kind: Service, metadata: {name: local, namespace: app}, spec: {type: NodePort, clusterIP: 10.96.0.11, externalTrafficPolicy: Local, internalTrafficPolicy: Local, ports: [{name: http, port: 80, targetPort: http, nodePort: 30081}]}}"
@@ -79,14 +47,14 @@ nodes 1 2 > "$dir/m/nodes.yaml"
   echo "  addressType: IPv4"
   echo "  ports: [{name: http, port: 8080}]"
   echo "  endpoints:"
-  for w in web1 web2; do echo "  - {addresses: [${ip[$w]}], nodeName: node-${node[$w]}, targetRef: {kind: Pod, name: $w}}"; done
+  for w in web1 web2; do echo "  - {addresses: [${pod_ip[$w]}], nodeName: node-${pod_node[$w]}, targetRef: {kind: Pod, name: $w}}"; done
   echo "- apiVersion: discovery.k8s.io/v1"
   echo "  kind: EndpointSlice"
   echo "  metadata: {name: local-1, namespace: app, labels: {kubernetes.io/service-name: local}}"
   echo "  addressType: IPv4"
   echo "  ports: [{name: http, port: 8080}]"
   echo "  endpoints:"
-  for w in web1 web2; do echo "  - {addresses: [${ip[$w]}], nodeName: node-${node[$w]}, targetRef: {kind: Pod, name: $w}}"; done
+  for w in web1 web2; do echo "  - {addresses: [${pod_ip[$w]}], nodeName: node-${pod_node[$w]}, targetRef: {kind: Pod, name: $w}}"; done
 } > "$dir/m/app.yaml"
 
 for n in 1 2; do
@@ -99,10 +67,10 @@ check "node-1 routes node-2's pod subnet via node-2" \
   bash -c "ip -n $tag-node1 route show proto 86 | grep -q '10.244.2.0/24 via 172.18.0.12'"
 check "node-2 routes node-1's pod subnet via node-1" \
   bash -c "ip -n $tag-node2 route show proto 86 | grep -q '10.244.1.0/24 via 172.18.0.11'"
-check "a pod on node-1 reaches a pod on node-1 (${ip[web1]})" \
-  ip netns exec "$tag-client" "$probe" connect tcp "${ip[web1]}" 8080 1000
-check "a pod on node-1 reaches a pod on node-2 (${ip[web2]})" \
-  ip netns exec "$tag-client" "$probe" connect tcp "${ip[web2]}" 8080 1000
+check "a pod on node-1 reaches a pod on node-1 (${pod_ip[web1]})" \
+  ip netns exec "$tag-client" "$probe" connect tcp "${pod_ip[web1]}" 8080 1000
+check "a pod on node-1 reaches a pod on node-2 (${pod_ip[web2]})" \
+  ip netns exec "$tag-client" "$probe" connect tcp "${pod_ip[web2]}" 8080 1000
 
 tally=$(ip netns exec "$tag-client" "$probe" tally 10.96.0.10 80 100 1000)
 check "the cluster IP spreads over backends on both nodes ($(echo $tally))" \

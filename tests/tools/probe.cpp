@@ -27,7 +27,10 @@
 namespace {
 
 int usage() {
-  std::fprintf(stderr, "usage: nftpol-probe serve PORT... | connect tcp|udp ADDRESS PORT [TIMEOUT_MS]\n");
+  std::fprintf(
+      stderr,
+      "usage: nftpol-probe serve PORT... | connect tcp|udp ADDRESS PORT [TIMEOUT_MS] | tally ADDRESS PORT "
+      "COUNT TIMEOUT_MS | echo PORT | hold ADDRESS PORT MS | sink PORT | blast|rate ADDRESS PORT SECONDS\n");
   return 2;
 }
 
