@@ -104,9 +104,12 @@ class ServiceRenderer {
   std::string endpointChain(const ResolvedServicePort& p, const Backend& b, const std::string& affinitySet) {
     Family f = b.address.family();
     Chain c;
-    // A pod reaching itself through the service: masquerade, or its reply would bypass the translation.
-    c.rules.push_back(
-        {{AddressIs{f, Field::kSource, b.address}}, Continue{}, "", {SetMarkBit{kMasqueradeMark}}});
+    // A pod reaching itself through the service: masquerade, or its reply would bypass the translation; and
+    // marked as self, which filter-forward lets through whatever the pod's own policies say.
+    c.rules.push_back({{AddressIs{f, Field::kSource, b.address}},
+                       Continue{},
+                       "",
+                       {SetMarkBit{kMasqueradeMark | kSelfMark}}});
     if (!affinitySet.empty())
       c.rules.push_back({{}, Continue{}, "", {UpdateAddressSet{f, Field::kSource, affinitySet}}});
     c.rules.push_back({{PortIs{{p.port().protocol, 0, 65535}}}, Dnat{b.address, b.port}, ""});
@@ -281,7 +284,9 @@ ServiceParts combine(std::vector<const ServicePiece*> pieces) {
     for (auto& r : rejects(DestinationPortInSet{f, std::string("no-endpoints") + familySuffix(f)}))
       addressRejects.push_back(std::move(r));
   nodePortRejects = rejects(LocalProtocolPortInSet{"no-endpoint-nodeports"});
-  parts.forwardRules = addressRejects;
+  parts.forwardRules = {Rule{
+      {MarkHas{kSelfMark}}, Verdict{Verdict::Kind::kAccept, ""}, "a pod reaching itself through a service"}};
+  parts.forwardRules.insert(parts.forwardRules.end(), addressRejects.begin(), addressRejects.end());
 
   auto base = [](const char* name, const char* type, const char* hook, int priority) {
     return Chain{.name = name, .base = BaseChain{type, hook, priority, "accept"}};

@@ -27,6 +27,9 @@
 namespace nftpol::nft::detail {
 
 constexpr uint32_t kMasqueradeMark = 0x4000;  // as kube-proxy marks it
+// A pod reaching itself through a service: the hairpinned packet crosses the node's forward hook, where its
+// own egress policy would otherwise judge it, but traffic a pod sends to itself is always allowed.
+constexpr uint32_t kSelfMark = 0x8000;
 
 struct ServiceParts {
   std::vector<Set> sets;

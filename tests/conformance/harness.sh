@@ -13,7 +13,9 @@
 # "N passed, M failed", exits non-zero on any failure and tears everything down, also on failure or interrupt.
 #
 # A case is a YAML stream of NetworkPolicies (and other objects) with a header naming what to probe:
-#   # probe: TCP/80 UDP/81
+#   # probe: TCP/80 UDP/81 TCP/80@svc
+# `@svc` probes each pod through a ClusterIP service in front of it (s-a in x, ...): policy judges the backend
+# after the translation, so the expectation is the same matrix.
 # A case of several steps separates them with `# step: what changes` lines; each step is the case's whole state
 # at that point (a later step without a policy deletes it), and may name its own probes. `@ip(x/a)` and
 # `@node(x/a)` stand for pod x/a's address and node, so a step can relabel a pod (its objects override the
@@ -51,12 +53,21 @@ for ns in x y z; do
 done
 
 mkdir "$dir/m"
+declare -A svc_ip
 nftpol_nodes 1 2 > "$dir/m/nodes.yaml"
 {
   echo "apiVersion: v1"; echo "kind: List"; echo "items:"
   for ns in x y z; do echo "- {apiVersion: v1, kind: Namespace, metadata: {name: $ns, labels: {ns: $ns}}}"; done
   for pod in "${pods[@]}"; do
     echo "- {apiVersion: v1, kind: Pod, metadata: {name: ${pod#*/}, namespace: ${pod%/*}, labels: {pod: ${pod#*/}}}, spec: {nodeName: node-${pod_node[$pod]}, containers: [{name: c, ports: [{name: serve-80-tcp, containerPort: 80}, {name: serve-80-udp, containerPort: 80, protocol: UDP}, {name: serve-81-tcp, containerPort: 81}, {name: serve-81-udp, containerPort: 81, protocol: UDP}]}]}, status: {podIP: ${pod_ip[$pod]}}}"
+  done
+  # A ClusterIP service in front of every pod (s-a in x, ...), so that a case can probe through the translation.
+  i=0
+  for pod in "${pods[@]}"; do
+    i=$((i + 1))
+    svc_ip[$pod]=10.96.0.$((100 + i))
+    echo "- {apiVersion: v1, kind: Service, metadata: {name: s-${pod#*/}, namespace: ${pod%/*}}, spec: {clusterIP: ${svc_ip[$pod]}, ports: [{name: t80, port: 80}, {name: u80, port: 80, protocol: UDP}, {name: t81, port: 81}, {name: u81, port: 81, protocol: UDP}]}}"
+    echo "- {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: s-${pod#*/}-1, namespace: ${pod%/*}, labels: {kubernetes.io/service-name: s-${pod#*/}}}, addressType: IPv4, ports: [{name: t80, port: 80}, {name: u80, port: 80, protocol: UDP}, {name: t81, port: 81}, {name: u81, port: 81, protocol: UDP}], endpoints: [{addresses: [${pod_ip[$pod]}], nodeName: node-${pod_node[$pod]}}]}"
   done
 } > "$dir/m/pods.yaml"
 for n in 1 2; do
@@ -78,13 +89,16 @@ expected() {
     row=$((row + 1))
   done
 }
-# actual PORT PROTOCOL: the same, from a probe of every pair on real packets, all in parallel.
+# actual PORT PROTOCOL [svc]: the same, from a probe of every pair on real packets, all in parallel; with `svc`
+# each pod is reached through its ClusterIP service instead of its own address.
 actual() {
-  local proto=${2,,} from to running=()
+  local proto=${2,,} from to running=() target
   rm -rf "$dir/probes" && mkdir "$dir/probes"
   for from in "${pods[@]}"; do
     for to in "${pods[@]}"; do
-      ( if ip netns exec "$tag-${from/\//-}" "$probe" connect "$proto" "${pod_ip[$to]}" "$1" 400; then r=.; else r=X; fi
+      target=${pod_ip[$to]}
+      [ "${3:-}" = svc ] && target=${svc_ip[$to]}
+      ( if ip netns exec "$tag-${from/\//-}" "$probe" connect "$proto" "$target" "$1" 400; then r=.; else r=X; fi
         echo "$from $to $r" > "$dir/probes/${from/\//-}_${to/\//-}" ) & running+=($!)
     done
   done
@@ -146,8 +160,12 @@ for case in "${cases[@]}"; do
       skipped=$((skipped + 1)); echo "skipped: $name $spec (this kernel has no SCTP sockets; its rules were committed)"
       continue
     fi
+    # TCP/80@svc: through each pod's service; policy judges the backend, so the expectation is the same matrix.
+    via=${spec#*@}; [ "$via" = "$spec" ] && via=""
+    spec=${spec%@*}
     want=$(expected "${spec#*/}" "${spec%/*}" | sort) || { echo "FAIL: $name: nftpol matrix refused the case"; failed=$((failed + 1)); continue; }
-    got=$(actual "${spec#*/}" "${spec%/*}")
+    got=$(actual "${spec#*/}" "${spec%/*}" "$via")
+    spec+=${via:+@$via}
     if [ "$want" = "$got" ]; then
       passed=$((passed + 1)); echo "ok: $name $spec"
     else
