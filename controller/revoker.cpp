@@ -43,10 +43,11 @@ void Revoker::run() {
       logWarn(revoked.error().message, "event=conntrack-failed");
       continue;
     }
-    metrics_.revoked(revoked->deleted);
-    logInfo(revoked->deleted ? "established connections the change denies were cut"
+    metrics_.revoked(revoked->revoked);
+    logInfo(revoked->revoked ? "established connections the change denies were cut"
                              : "no established connection is denied",
-            "event=conntrack-revoked deleted=" + std::to_string(revoked->deleted) +
+            "event=conntrack-revoked revoked=" + std::to_string(revoked->revoked) +
+                " restored=" + std::to_string(revoked->restored) +
                 " checked=" + std::to_string(revoked->checked) + " duration_ms=" + std::to_string(ms));
   }
 }

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 
+#include "nftpol/nft/conntrack.h"
 #include "nftpol/nft/render.h"
 
 namespace nftpol::nft::detail {
@@ -128,6 +129,11 @@ Chain baseChain() {
   const BaseChainSpec& spec = kBaseChains[0];
   Chain c{.name = spec.name, .base = BaseChain{spec.type, spec.hook, spec.priority, spec.policy}};
   c.comment = "NetworkPolicy enforcement: egress of the source pod, then ingress of the destination pod";
+  const MarkHas revoked{kRevokedConnectionMark, MarkHas::Of::kConnection};
+  c.rules.push_back({{revoked, PortIs{{Protocol::kTCP, 0, 65535}}},
+                     Reject{.tcpReset = true},
+                     "a connection a policy change revoked"});
+  c.rules.push_back({{revoked}, Verdict{Verdict::Kind::kDrop, ""}, ""});
   c.rules.push_back({{CtState{{"established", "related"}}}, Verdict{Verdict::Kind::kAccept, ""}, "replies"});
   c.rules.push_back({{CtState{{"invalid"}}}, Verdict{Verdict::Kind::kDrop, ""}, ""});
   // Egress first and without accept: an allowed egress returns here so that the destination's ingress is
@@ -171,7 +177,10 @@ Table assemble(std::vector<Set> sets, std::vector<Chain> chains, ServiceParts se
   t.chains.reserve(chains.size() + 1 + services.baseChains.size());
   Chain forward = baseChain();
   // After `ct state invalid drop`: only new connections meet the rejects, replies never do.
-  forward.rules.insert(forward.rules.begin() + 2, services.forwardRules.begin(), services.forwardRules.end());
+  auto policyLookups = std::find_if(forward.rules.begin(), forward.rules.end(), [](const Rule& r) {
+    return std::holds_alternative<VerdictMapLookup>(r.action);
+  });
+  forward.rules.insert(policyLookups, services.forwardRules.begin(), services.forwardRules.end());
   t.chains.push_back(std::move(forward));
   for (auto& c : services.baseChains)
     t.chains.push_back(std::move(c));

@@ -196,7 +196,13 @@ void addMatch(nftnl_rule* r, const Match& m) {
     std::string bytes = addressBytes(a->address);
     cmp(r, NFT_CMP_EQ, bytes.data(), static_cast<uint32_t>(bytes.size()));
   } else if (const auto* mark = std::get_if<MarkHas>(&m)) {
-    meta(r, NFT_META_MARK, NFT_REG_1);
+    if (mark->of == MarkHas::Of::kPacket) {
+      meta(r, NFT_META_MARK, NFT_REG_1);
+    } else {
+      nftnl_expr* e = expr(r, "ct");
+      nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+      nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+    }
     bitwise(r, mark->bit, 0);
     cmp(r, NFT_CMP_EQ, &mark->bit, 4);
   } else if (std::holds_alternative<ToLocalAddress>(m)) {

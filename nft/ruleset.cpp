@@ -81,7 +81,8 @@ std::string matchText(const Match& m) {
   if (const auto* a = std::get_if<AddressIs>(&m))
     return std::string(familyKeyword(a->family)) + " " + fieldKeyword(a->field) + " " + a->address.toString();
   if (const auto* mark = std::get_if<MarkHas>(&m))
-    return "meta mark & " + hex32(mark->bit) + " == " + hex32(mark->bit);
+    return std::string(mark->of == MarkHas::Of::kPacket ? "meta" : "ct") + " mark & " + hex32(mark->bit) +
+           " == " + hex32(mark->bit);
   if (const auto* a = std::get_if<AddressInPrefix>(&m))
     return std::string(familyKeyword(a->prefix.family())) + " " + fieldKeyword(a->field) +
            (a->negated ? " != " : " ") + a->prefix.toString();

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -30,7 +31,9 @@ int usage() {
   std::fprintf(
       stderr,
       "usage: nftpol-probe serve PORT... | connect tcp|udp ADDRESS PORT [TIMEOUT_MS] | tally ADDRESS PORT "
-      "COUNT TIMEOUT_MS | echo PORT | hold ADDRESS PORT MS | sink PORT | blast|rate ADDRESS PORT SECONDS\n");
+      "COUNT TIMEOUT_MS | echo PORT | hold ADDRESS PORT MS | push PORT | watch ADDRESS PORT MS | flow "
+      "ADDRESS PORT MS | sink PORT | "
+      "blast|rate ADDRESS PORT SECONDS\n");
   return 2;
 }
 
@@ -237,14 +240,103 @@ int hold(const char* address, uint16_t port, int maxMs) {
   return 3;
 }
 
-int sink(uint16_t port) {
+// A listening IPv4 TCP socket on every address, or -1.
+int listenTcp4(uint16_t port) {
   int listener = socket(AF_INET, SOCK_STREAM, 0);
   int on = 1;
   setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
-  if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener, 16) != 0) return 1;
+  if (bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || listen(listener, 16) != 0) {
+    close(listener);
+    return -1;
+  }
+  return listener;
+}
+
+// A UDP flow to a `serve` port: a datagram every 10 ms for MS. Prints "cut T" when replies stop for 100 ms
+// and "resumed T" when they come back (T in ms since the epoch); exits 0 when cut and resumed, 4 when cut for
+// good, 3 when never cut.
+int flow(const char* address, uint16_t port, int maxMs) {
+  sockaddr_storage to{};
+  socklen_t len = 0;
+  if (!parseAddress(address, port, to, len)) return usage();
+  int fd = socket(to.ss_family, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+  if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0) return 1;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMs);
+  long long lastReply = unixMs();
+  bool cut = false, resumed = false;
+  while (std::chrono::steady_clock::now() < end) {
+    send(fd, "hi", 2, 0);
+    usleep(10000);
+    char b[16];
+    for (;;) {
+      ssize_t n = recv(fd, b, sizeof b, 0);
+      if (n < 0 && errno == ECONNREFUSED) continue;  // an ICMP error: nothing came back
+      if (n <= 0) break;
+      lastReply = unixMs();
+      if (cut && !resumed) {
+        resumed = true;
+        std::printf("resumed %lld\n", lastReply);
+      }
+    }
+    if (!cut && unixMs() - lastReply > 100) {
+      cut = true;
+      std::printf("cut %lld\n", lastReply);
+    }
+  }
+  return !cut ? 3 : resumed ? 0 : 4;
+}
+
+// The server speaks first and keeps speaking: a byte every 10 ms on every connection. Revoking such a
+// connection races the server's next byte, which (when its conntrack entry is gone) is picked up mid-stream
+// as if the server had opened the connection.
+int push(uint16_t port) {
+  int listener = listenTcp4(port);
+  if (listener < 0) return 1;
+  fcntl(listener, F_SETFL, O_NONBLOCK);
+  std::vector<int> clients;
+  for (;;) {
+    for (int c; (c = accept(listener, nullptr, nullptr)) >= 0;) {
+      fcntl(c, F_SETFL, O_NONBLOCK);
+      clients.push_back(c);
+    }
+    std::erase_if(clients, [](int c) {
+      char b = 'x';
+      if (send(c, &b, 1, MSG_NOSIGNAL) == 1 || errno == EAGAIN) return false;
+      close(c);
+      return true;
+    });
+    usleep(10000);
+  }
+}
+
+// Reads what a `push` server sends; prints when the bytes stopped (exit 0) or "held" after MS (exit 3).
+int watch(const char* address, uint16_t port, int maxMs) {
+  sockaddr_storage to{};
+  socklen_t len = 0;
+  if (!parseAddress(address, port, to, len)) return usage();
+  int fd = socket(to.ss_family, SOCK_STREAM, 0);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0) return 1;
+  auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMs);
+  long long last = unixMs();
+  while (std::chrono::steady_clock::now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    char b[64];
+    if (poll(&p, 1, 150) != 1 || recv(fd, b, sizeof b, 0) <= 0) {
+      std::printf("%lld\n", last);
+      return 0;
+    }
+    last = unixMs();
+  }
+  std::printf("held\n");
+  return 3;
+}
+
+int sink(uint16_t port) {
+  int listener = listenTcp4(port);
+  if (listener < 0) return 1;
   std::vector<char> buf(1 << 17);
   for (;;) {
     int c = accept(listener, nullptr, nullptr);
@@ -310,6 +402,11 @@ int main(int argc, char** argv) {
   if (argc == 6 && std::strcmp(argv[1], "tally") == 0)
     return tally(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]), std::atoi(argv[5]));
   if (argc == 3 && std::strcmp(argv[1], "echo") == 0) return echo(static_cast<uint16_t>(std::atoi(argv[2])));
+  if (argc == 5 && std::strcmp(argv[1], "flow") == 0)
+    return flow(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
+  if (argc == 3 && std::strcmp(argv[1], "push") == 0) return push(static_cast<uint16_t>(std::atoi(argv[2])));
+  if (argc == 5 && std::strcmp(argv[1], "watch") == 0)
+    return watch(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
   if (argc == 3 && std::strcmp(argv[1], "sink") == 0) return sink(static_cast<uint16_t>(std::atoi(argv[2])));
   if (argc == 5 && std::strcmp(argv[1], "blast") == 0)
     return blast(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));

@@ -7,15 +7,23 @@
 
 namespace nftpol::nft {
 
+// The conntrack mark bit of a connection a policy change denies. Filter-forward drops (TCP: resets) every
+// packet of a connection that carries it, in both directions, before it accepts established traffic.
+// Revoking by deleting the entry instead would race the other end: a reply in flight when the entry goes is
+// picked up mid-stream as a new connection opened by the replier, which the policy may well allow, and the
+// revoked connection lives on as that connection's replies.
+constexpr uint32_t kRevokedConnectionMark = 0x00010000;
+
 struct Revoked {
-  size_t checked = 0;  // TCP, UDP and SCTP entries looked at
-  size_t deleted = 0;
+  size_t checked = 0;   // TCP, UDP and SCTP entries looked at
+  size_t revoked = 0;   // newly marked: the table denies their original direction
+  size_t restored = 0;  // unmarked: revoked before, admitted again by this table
 };
 
-// Deletes the conntrack entries of this network namespace whose original direction `table` would no longer
-// admit as a new connection, so that established flows a policy change denies stop at their next packet
-// (which then arrives as new and meets the policy). Judged by the packet tracer over the same table the
-// kernel holds.
+// Brings the revoked mark of every conntrack entry of this network namespace in line with `table`: set where
+// the table would no longer admit the entry's original direction as a new connection, cleared where it would
+// again. Judged by the packet tracer over the same table the kernel holds; the mark is changed in place
+// (CTA_MARK_MASK), so the other bits of a connection's mark are left as they are.
 Result<Revoked> revokeDenied(const Table& table);
 
 }  // namespace nftpol::nft

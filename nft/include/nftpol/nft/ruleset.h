@@ -60,9 +60,11 @@ struct AddressIs {
   IpAddress address;
   bool operator==(const AddressIs&) const = default;
 };
-// meta mark & 0x00004000 == 0x00004000
+// meta mark & 0x00004000 == 0x00004000 (the packet's mark), or ct mark & … (its connection's).
 struct MarkHas {
+  enum class Of : uint8_t { kPacket, kConnection };
   uint32_t bit;
+  Of of = Of::kPacket;
   bool operator==(const MarkHas&) const = default;
 };
 // fib daddr type local: the packet is addressed to one of the node's own addresses (NodePorts).
