@@ -1,27 +1,40 @@
 #!/usr/bin/env bash
-# The conformance harness: a virtual cluster that proves the kernel does what the simulator says.
+# The conformance harness: a virtual cluster that proves the kernel does what the simulator says, and the
+# simulator what upstream says.
 #
-#   tests/conformance/harness.sh BUILD-DIR [CASE.yaml...]     (default: every case in tests/conformance/cases/)
+#   tests/conformance/harness.sh BUILD-DIR [CASE.yaml|DIRECTORY|gen:SEED:COUNT...]
+#
+# (default: tests/conformance/cases/, the upstream set; gen:SEED:COUNT adds COUNT cases generate.sh draws from
+# SEED.)
 #
 # It builds the upstream e2e NetworkPolicy model out of network namespaces: namespaces x, y and z (labelled
 # ns: x, ...), pods a, b and c in each (labelled pod: a, ...), spread over two nodes joined by a fabric, attached by
 # nftpol-bridge with host-local, each serving TCP and UDP on ports 80 and 81 (container ports serve-80-tcp, ...).
-# One controller per node enforces the same manifests directory. For each case it writes the case's policies,
-# waits until both controllers report the generation that holds them (not a sleep), probes all 81 pod pairs on
-# every port and protocol the case names (in parallel, each bounded), and compares with `nftpol matrix` on the
-# same manifests. A failure prints the expected, actual and differing truth tables. It ends with
-# "N passed, M failed", exits non-zero on any failure and tears everything down, also on failure or interrupt.
+# One controller per node enforces the same manifests directory. For each step of each case it writes the step's
+# objects (one rename), probes one pair that the step changes until it shows the change (the time to enforce),
+# waits until both controllers report a generation past the write (not a sleep), probes all 81 pod pairs on every
+# port and protocol the case names (in parallel, each bounded) and compares them with `nftpol matrix` on the same
+# manifests, and compares `nftpol matrix` with the case's own expectations, written from the upstream test.
+# A failure prints the expected, observed and differing truth tables. It ends with "N passed, M failed",
+# exits non-zero on any failure and tears everything down, also on failure or interrupt.
 #
-# A case is a YAML stream of NetworkPolicies (and other objects) with a header naming what to probe:
-#   # probe: TCP/80 UDP/81 TCP/80@svc
-# `@svc` probes each pod through a ClusterIP service in front of it (s-a in x, ...): policy judges the backend
-# after the translation, so the expectation is the same matrix.
-# A case of several steps separates them with `# step: what changes` lines; each step is the case's whole state
-# at that point (a later step without a policy deletes it), and may name its own probes. `@ip(x/a)` and
-# `@node(x/a)` stand for pod x/a's address and node, so a step can relabel a pod (its objects override the
-# generated ones).
-# SCTP is committed to the kernel like the rest but not probed (this kernel has no SCTP sockets): reported as
-# skipped, with the reason.
+# A case is a YAML stream of NetworkPolicies (and other objects) with comment lines that say what to do:
+#   # probe: TCP/80 UDP/81 TCP/80@svc      what to probe; @svc goes through a ClusterIP service in front of each
+#                                         pod (s-a in x, ...): policy judges the backend after the translation
+#   # expect: FROM TO ./X                 the expected truth table: all allowed, then each line in order sets
+#   # expect TCP/81: FROM TO ./X          the pairs it matches (FROM and TO are globs: *, x/*, */a, x/a), for
+#                                         every probe or just one. Pairs of a pod with itself are not judged
+#                                         (upstream's ignoreLoopback). A case without expect lines is checked
+#                                         against the simulator alone (the generated ones).
+#   # step: WHAT                          starts a step; each step is the case's whole state at that point (a
+#                                         later step without a policy deletes it) and may name its own probes
+#   # recreate: x/b                       (in a step) deletes the pod through the CNI plugin and adds it again,
+#                                         with the next address host-local hands out
+#   # sentinel: FROM TO                   (in a step) the pair whose change times enforcement; by default the
+#                                         first pair whose expected result the step changes
+# `@ip(x/a)` and `@node(x/a)` stand for pod x/a's address and node, so a step can relabel a pod (its objects
+# override the generated ones). SCTP is rendered, checked by the kernel (`nft -c`) and against the case's
+# expectations, but not probed (this kernel has no SCTP sockets): reported as skipped, with the reason.
 set -uo pipefail
 args=("$@")
 build=$(realpath "${1:-build}")
@@ -32,9 +45,16 @@ source "$src/tests/lib/cluster.sh"
 nftpol_reexec_in_netns "${args[@]}"
 [ -x /usr/lib/cni/host-local ] || { echo "skipped: containernetworking-plugins (host-local) is not installed"; exit 77; }
 shift
-cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=("$src"/tests/conformance/cases/*.yaml)
 nftpol_pod_test "nftpol-k$$"
+cases=()
+for arg in "${@:-$src/tests/conformance/cases}"; do
+  case $arg in
+    gen:*:*) IFS=: read -r _ seed count <<< "$arg"
+             "$src/tests/conformance/generate.sh" "$seed" "$count" "$dir/gen-$seed" > /dev/null || exit 1
+             cases+=("$dir/gen-$seed"/*.yaml) ;;
+    *) if [ -d "$arg" ]; then cases+=("$arg"/*.yaml); else cases+=("$arg"); fi ;;
+  esac
+done
 port=9415
 
 ip link set lo up
@@ -42,34 +62,39 @@ nftpol_fabric
 nftpol_node 1
 nftpol_node 2
 pods=()
+declare -A server
 for ns in x y z; do
   for p in a b c; do
     pods+=("$ns/$p")
     # Spread over both nodes so that every case crosses nodes as well as bridges.
     n=$(( (${#pods[@]} % 2) + 1 ))
     nftpol_cni_pod "$ns/$p" "$n"
-    ip netns exec "$tag-$ns-$p" "$probe" serve 80 81 & pids+=($!)
+    ip netns exec "$tag-$ns-$p" "$probe" serve 80 81 & pids+=($!) server[$ns/$p]=$!
   done
 done
 
 mkdir "$dir/m"
 declare -A svc_ip
 nftpol_nodes 1 2 > "$dir/m/nodes.yaml"
-{
-  echo "apiVersion: v1"; echo "kind: List"; echo "items:"
-  for ns in x y z; do echo "- {apiVersion: v1, kind: Namespace, metadata: {name: $ns, labels: {ns: $ns}}}"; done
-  for pod in "${pods[@]}"; do
-    echo "- {apiVersion: v1, kind: Pod, metadata: {name: ${pod#*/}, namespace: ${pod%/*}, labels: {pod: ${pod#*/}}}, spec: {nodeName: node-${pod_node[$pod]}, containers: [{name: c, ports: [{name: serve-80-tcp, containerPort: 80}, {name: serve-80-udp, containerPort: 80, protocol: UDP}, {name: serve-81-tcp, containerPort: 81}, {name: serve-81-udp, containerPort: 81, protocol: UDP}]}]}, status: {podIP: ${pod_ip[$pod]}}}"
-  done
-  # A ClusterIP service in front of every pod (s-a in x, ...), so that a case can probe through the translation.
-  i=0
-  for pod in "${pods[@]}"; do
-    i=$((i + 1))
-    svc_ip[$pod]=10.96.0.$((100 + i))
-    echo "- {apiVersion: v1, kind: Service, metadata: {name: s-${pod#*/}, namespace: ${pod%/*}}, spec: {clusterIP: ${svc_ip[$pod]}, ports: [{name: t80, port: 80}, {name: u80, port: 80, protocol: UDP}, {name: t81, port: 81}, {name: u81, port: 81, protocol: UDP}]}}"
-    echo "- {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: s-${pod#*/}-1, namespace: ${pod%/*}, labels: {kubernetes.io/service-name: s-${pod#*/}}}, addressType: IPv4, ports: [{name: t80, port: 80}, {name: u80, port: 80, protocol: UDP}, {name: t81, port: 81}, {name: u81, port: 81, protocol: UDP}], endpoints: [{addresses: [${pod_ip[$pod]}], nodeName: node-${pod_node[$pod]}}]}"
-  done
-} > "$dir/m/pods.yaml"
+# The generated objects: namespaces, pods with the addresses the CNI gave them, and a service in front of each.
+write_pods() {
+  {
+    echo "apiVersion: v1"; echo "kind: List"; echo "items:"
+    for ns in x y z; do echo "- {apiVersion: v1, kind: Namespace, metadata: {name: $ns, labels: {ns: $ns}}}"; done
+    for pod in "${pods[@]}"; do
+      echo "- {apiVersion: v1, kind: Pod, metadata: {name: ${pod#*/}, namespace: ${pod%/*}, labels: {pod: ${pod#*/}}}, spec: {nodeName: node-${pod_node[$pod]}, containers: [{name: c, ports: [{name: serve-80-tcp, containerPort: 80}, {name: serve-80-udp, containerPort: 80, protocol: UDP}, {name: serve-81-tcp, containerPort: 81}, {name: serve-81-udp, containerPort: 81, protocol: UDP}]}]}, status: {podIP: ${pod_ip[$pod]}}}"
+    done
+    # A ClusterIP service in front of every pod (s-a in x, ...), so that a case can probe through the translation.
+    i=0
+    for pod in "${pods[@]}"; do
+      i=$((i + 1))
+      svc_ip[$pod]=10.96.0.$((100 + i))
+      echo "- {apiVersion: v1, kind: Service, metadata: {name: s-${pod#*/}, namespace: ${pod%/*}}, spec: {clusterIP: ${svc_ip[$pod]}, ports: [{name: t80, port: 80}, {name: u80, port: 80, protocol: UDP}, {name: t81, port: 81}, {name: u81, port: 81, protocol: UDP}]}}"
+      echo "- {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: s-${pod#*/}-1, namespace: ${pod%/*}, labels: {kubernetes.io/service-name: s-${pod#*/}}}, addressType: IPv4, ports: [{name: t80, port: 80}, {name: u80, port: 80, protocol: UDP}, {name: t81, port: 81}, {name: u81, port: 81, protocol: UDP}], endpoints: [{addresses: [${pod_ip[$pod]}], nodeName: node-${pod_node[$pod]}}]}"
+    done
+  }
+}
+write_pods > "$dir/m/pods.yaml"
 for n in 1 2; do
   ip netns exec "$tag-node$n" "$nftpol" controller --manifests "$dir/m" --node "node-$n" --listen "127.0.0.1:$port" \
     2> "$dir/controller-$n.log" & pids+=($!)
@@ -79,33 +104,55 @@ for n in 1 2; do
 done
 sleep 0.2  # the servers listen
 
-# expected PORT PROTOCOL: "from to ." or "from to X" per pair, from `nftpol matrix` on the manifests.
+# expected DIR PORT PROTOCOL: "from to ." or "from to X" per pair, from `nftpol matrix` on the manifests in DIR.
 expected() {
   local json row=0
-  json=$("$nftpol" matrix --cluster "$dir/m" --port "$1" --protocol "$2" --output json) || return 1
+  json=$("$nftpol" matrix --cluster "$1" --port "$2" --protocol "$3" --output json) || return 1
   local names; read -r -a names <<< "$(sed 's/^{"pods":\[//; s/\],"matrix".*//; s/"//g; s/,/ /g' <<< "$json")"
   sed 's/.*"matrix":\[\[//; s/\]\]}$//; s/\],\[/\n/g' <<< "$json" | while IFS=, read -r -a cells; do
     for i in "${!cells[@]}"; do echo "${names[$row]} ${names[$i]} $([ "${cells[$i]}" = true ] && echo . || echo X)"; done
     row=$((row + 1))
-  done
+  done | sort
+}
+# upstream STEP SPEC: the same from the step's `# expect` lines, pairs of a pod with itself left out; fails when
+# the step has none.
+upstream() {
+  local rules from to r f t v
+  rules=$(sed -n "s|^# expect: ||p; s|^# expect $2: ||p" "$1")
+  [ -n "$rules" ] || return 1
+  for from in "${pods[@]}"; do
+    for to in "${pods[@]}"; do
+      [ "$from" = "$to" ] && continue
+      r=.
+      while read -r f t v; do
+        # shellcheck disable=SC2053  # the patterns are globs
+        [[ $from == $f && $to == $t ]] && r=$v
+      done <<< "$rules"
+      echo "$from $to $r"
+    done
+  done | sort
+}
+# probe FROM ADDRESS PROTOCOL PORT TIMEOUT_MS: "." when the reply came, "X" when it did not.
+probe_pair() {
+  if ip netns exec "$tag-${1/\//-}" "$probe" connect "${3,,}" "$2" "$4" "$5"; then echo .; else echo X; fi
 }
 # actual PORT PROTOCOL [svc]: the same, from a probe of every pair on real packets, all in parallel; with `svc`
 # each pod is reached through its ClusterIP service instead of its own address.
 actual() {
-  local proto=${2,,} from to running=() target
+  local from to running=() target
   rm -rf "$dir/probes" && mkdir "$dir/probes"
   for from in "${pods[@]}"; do
     for to in "${pods[@]}"; do
       target=${pod_ip[$to]}
       [ "${3:-}" = svc ] && target=${svc_ip[$to]}
-      ( if ip netns exec "$tag-${from/\//-}" "$probe" connect "$proto" "$target" "$1" 400; then r=.; else r=X; fi
-        echo "$from $to $r" > "$dir/probes/${from/\//-}_${to/\//-}" ) & running+=($!)
+      ( echo "$from $to $(probe_pair "$from" "$target" "$2" "$1" 400)" > "$dir/probes/${from/\//-}_${to/\//-}" ) &
+      running+=($!)
     done
   done
   wait "${running[@]}"
   cat "$dir"/probes/* | sort
 }
-# table TRIPLES: the truth table, the way the upstream suite prints it.
+# table TRIPLES: the truth table, the way the upstream suite prints it ("-" for a pair not judged).
 table() {
   awk -v pods="${pods[*]}" '
     { cell[$1 " " $2] = $3 }
@@ -114,10 +161,19 @@ table() {
       printf "%-5s", ""; for (j = 1; j <= n; j++) printf " %-4s", p[j]; printf "\n"
       for (i = 1; i <= n; i++) {
         printf "%-5s", p[i]
-        for (j = 1; j <= n; j++) printf " %-4s", (p[i] " " p[j]) in cell ? cell[p[i] " " p[j]] : "?"
+        for (j = 1; j <= n; j++) printf " %-4s", (p[i] " " p[j]) in cell ? cell[p[i] " " p[j]] : "-"
         printf "\n"
       }
     }' <<< "$1"
+}
+# differ NAME WANT-TITLE WANT GOT-TITLE GOT: prints the two tables and where they differ.
+differ() {
+  echo "FAIL: $1"
+  echo "$2:"; table "$3"
+  echo "$4:"; table "$5"
+  echo "comparison (. agree, X differ):"
+  table "$(join -j 1 <(awk '{print $1"_"$2, $3}' <<< "$3" | sort) <(awk '{print $1"_"$2, $3}' <<< "$5" | sort) |
+    awk '{split($1, k, "_"); print k[1], k[2], ($2 == $3 ? "." : "X")}')"
 }
 
 # steps CASE: the case's steps, one file each in $dir/steps/, in order (a case without markers is one step).
@@ -128,15 +184,55 @@ steps() {
     /^# probe: / && n == 0 { probe = substr($0, 10) }
     { if (n == 0) head = head $0 "\n"; else print > file }
     END { if (n == 0) { printf "%s", head > (out "001.yaml") } }' "$1"
-  local f pod
-  for f in "$dir"/steps/*.yaml; do
-    for pod in "${pods[@]}"; do sed -i "s#@ip($pod)#${pod_ip[$pod]}#g; s#@node($pod)#node-${pod_node[$pod]}#g" "$f"; done
-  done
   ls "$dir"/steps/*.yaml
 }
+# instantiate STEP: the step with @ip(...) and @node(...) replaced by the pods' current addresses and nodes.
+instantiate() {
+  local pod script=""
+  for pod in "${pods[@]}"; do script+="s#@ip($pod)#${pod_ip[$pod]}#g; s#@node($pod)#node-${pod_node[$pod]}#g; "; done
+  sed "$script" "$1"
+}
+# recreate POD: deletes the pod through the CNI plugin and adds it again; its server starts anew.
+recreate() {
+  local id=${1//\//-} n=${pod_node[$1]}
+  kill "${server[$1]}" 2>/dev/null; wait "${server[$1]}" 2>/dev/null
+  ip netns exec "$tag-node$n" env CNI_COMMAND=DEL CNI_CONTAINERID="$id" CNI_NETNS="/var/run/netns/$tag-$id" \
+    CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$plugin" < "$dir/$id.conf" || { echo "FAIL: DEL $1"; return 1; }
+  ip netns del "$tag-$id"
+  local was=${pod_ip[$1]}
+  nftpol_cni_pod "$1" "$n"
+  echo "recreated $1: ${was} -> ${pod_ip[$1]}"
+  [ "$was" != "${pod_ip[$1]}" ] || { echo "FAIL: $1 came back with its old address"; return 1; }
+  ip netns exec "$tag-$id" "$probe" serve 80 81 & pids+=($!) server[$1]=$!
+  sleep 0.1  # the server listens
+}
+# commit FILE TARGET: moves FILE into the manifests as TARGET (one rename: one change) and waits until both
+# controllers committed a generation past it; the file is dropped when it would change nothing.
+commit() {
+  if cmp -s "$1" "$dir/m/$2"; then rm -f "$1"; return 0; fi
+  local g1 g2
+  g1=$(nftpol_generation 1 "$port") g2=$(nftpol_generation 2 "$port")
+  mv "$1" "$dir/m/$2"
+  nftpol_wait_past 1 "$port" "$g1" && nftpol_wait_past 2 "$port" "$g2"
+}
+# reflect FROM TO RESULT PROTOCOL PORT START_NS: probes the pair (30 ms each, at most 5 s) until it shows RESULT;
+# prints the milliseconds from START to the start of that probe.
+reflect() {
+  local t0 end=$(( $(date +%s%N) + 5000000000 ))
+  while [ "$(date +%s%N)" -lt "$end" ]; do
+    t0=$(date +%s%N)
+    [ "$(probe_pair "$1" "${pod_ip[$2]}" "$4" "$5" 30)" = "$3" ] && { echo $(( (t0 - $6) / 1000000 )); return 0; }
+  done
+  return 1
+}
+# percentiles MS...: "median p99".
+percentiles() {
+  printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {i = int(NR * 0.99 + 0.5); if (i < 1) i = 1; print a[int((NR + 1) / 2)], a[i]}'
+}
 
-passed=0 failed=0 skipped=0
-enforce=()  # milliseconds from a case's write to both controllers' commit
+passed=0 failed=0 skipped=0 judged=0
+enforce=()  # milliseconds from a step's write to the first probe that shows it
+commits=()  # milliseconds from a step's write to both controllers' commit
 start=$(date +%s%N)
 for case in "${cases[@]}"; do
  for step in $(steps "$case"); do
@@ -144,45 +240,80 @@ for case in "${cases[@]}"; do
   what=$(sed -n 's/^# step: //p' "$step" | head -1)
   [ -n "$what" ] && name="$name [$what]"
   probes=$(sed -n 's/^# probe: //p' "$step" | tail -1)
-  g1=$(nftpol_generation 1 "$port") g2=$(nftpol_generation 2 "$port")
+  renew=$(sed -n 's/^# recreate: //p' "$step")
+  for pod in $renew; do recreate "$pod" || { failed=$((failed + 1)); continue 2; }; done
+  instantiate "$step" > "$dir/step.yaml"
+  # The state the step leads to, for the simulator before the kernel has it: it picks the pair to time.
+  rm -rf "$dir/next" && cp -r "$dir/m" "$dir/next" && cp "$dir/step.yaml" "$dir/next/zz-case.yaml"
+  [ -n "$renew" ] && write_pods > "$dir/pods.yaml" && cp "$dir/pods.yaml" "$dir/next/pods.yaml"
+  first=$(tr ' ' '\n' <<< "$probes" | grep -v -e '^SCTP' -e @ | head -1)
+  sentinel=$(sed -n 's/^# sentinel: //p' "$step")
+  if [ -n "$first" ]; then
+    if [ -n "$sentinel" ]; then
+      sentinel+=" $(expected "$dir/next" "${first#*/}" "${first%/*}" | awk -v p="$sentinel" '$1 " " $2 == p {print $3}')"
+    else
+      sentinel=$(join -j 1 <(expected "$dir/m" "${first#*/}" "${first%/*}" | awk '$1 != $2 {print $1"_"$2, $3}') \
+        <(expected "$dir/next" "${first#*/}" "${first%/*}" | awk '$1 != $2 {print $1"_"$2, $3}') |
+        awk '$2 != $3 {split($1, k, "_"); print k[1], k[2], $3; exit}')
+    fi
+  fi
+  written=$(date +%s%N)
+  if [ -n "$sentinel" ]; then
+    set -- $sentinel
+    reflect "$1" "$2" "$3" "${first%/*}" "${first#*/}" "$written" > "$dir/reflect" &
+    timer=$!
+  fi
   # Renamed into place: the controllers see the whole step in one change. Named to sort after the generated
   # objects, so that a step's pods override them.
-  written=$(date +%s%N)
-  cp "$step" "$dir/case.tmp" && mv "$dir/case.tmp" "$dir/m/zz-case.yaml"
-  if ! nftpol_wait_past 1 "$port" "$g1" || ! nftpol_wait_past 2 "$port" "$g2"; then
+  if { [ -n "$renew" ] && ! commit "$dir/pods.yaml" pods.yaml; } || ! commit "$dir/step.yaml" zz-case.yaml; then
     echo "FAIL: $name: the controllers did not commit it"; cat "$dir"/controller-*.log | tail -5
     failed=$((failed + 1)); continue
   fi
-  enforce+=($(( ($(date +%s%N) - written) / 1000000 )))
-  for spec in $probes; do
-    if [ "${spec%/*}" = SCTP ]; then
-      # The controllers committed the case, so the kernel accepted its SCTP rules; probing needs SCTP sockets.
-      skipped=$((skipped + 1)); echo "skipped: $name $spec (this kernel has no SCTP sockets; its rules were committed)"
-      continue
+  commits+=($(( ($(date +%s%N) - written) / 1000000 )))
+  if [ -n "$sentinel" ]; then
+    if wait "$timer"; then
+      enforce+=($(cat "$dir/reflect"))
+    else
+      failed=$((failed + 1)); echo "FAIL: $name: $sentinel never showed on ${first} within 5 s"
     fi
+  fi
+  for spec in $probes; do
     # TCP/80@svc: through each pod's service; policy judges the backend, so the expectation is the same matrix.
     via=${spec#*@}; [ "$via" = "$spec" ] && via=""
-    spec=${spec%@*}
-    want=$(expected "${spec#*/}" "${spec%/*}" | sort) || { echo "FAIL: $name: nftpol matrix refused the case"; failed=$((failed + 1)); continue; }
-    got=$(actual "${spec#*/}" "${spec%/*}" "$via")
-    spec+=${via:+@$via}
+    plain=${spec%@*}
+    want=$(expected "$dir/m" "${plain#*/}" "${plain%/*}") || { echo "FAIL: $name: nftpol matrix refused the case"; failed=$((failed + 1)); continue; }
+    if theirs=$(upstream "$dir/m/zz-case.yaml" "$plain"); then
+      judged=$((judged + 1))
+      mine=$(join -j 1 <(awk '{print $1"_"$2, $3}' <<< "$theirs") <(awk '{print $1"_"$2, $3}' <<< "$want") |
+        awk '{split($1, k, "_"); print k[1], k[2], $3}')
+      if [ "$mine" != "$theirs" ]; then
+        failed=$((failed + 1)); differ "$name $spec: nftpol matrix disagrees with the case" "the case (upstream)" "$theirs" "nftpol matrix" "$mine"
+        continue
+      fi
+    fi
+    if [ "${plain%/*}" = SCTP ]; then
+      # The kernel takes the rules (checked, not committed, by nft -c on both nodes); probing needs SCTP sockets.
+      for n in 1 2; do
+        ip netns exec "$tag-node$n" nft -c -f <(echo "flush ruleset"; "$nftpol" render --cluster "$dir/m" --node "node-$n") ||
+          { failed=$((failed + 1)); echo "FAIL: $name $spec: nft -c refused node-$n's rules"; continue 2; }
+      done
+      skipped=$((skipped + 1)); echo "skipped: $name $spec (this kernel has no SCTP sockets; nft -c took the rules on both nodes)"
+      continue
+    fi
+    got=$(actual "${plain#*/}" "${plain%/*}" "$via")
     if [ "$want" = "$got" ]; then
       passed=$((passed + 1)); echo "ok: $name $spec"
     else
-      failed=$((failed + 1)); echo "FAIL: $name $spec"
-      echo "expected:"; table "$want"
-      echo "observed:"; table "$got"
-      echo "comparison (. agree, X differ):"
-      table "$(join -j 1 <(awk '{print $1"_"$2, $3}' <<< "$want" | sort) <(awk '{print $1"_"$2, $3}' <<< "$got" | sort) |
-        awk '{split($1, k, "_"); print k[1], k[2], ($2 == $3 ? "." : "X")}')"
+      failed=$((failed + 1)); differ "$name $spec" "expected (nftpol matrix)" "$want" "observed" "$got"
     fi
   done
  done
- rm -f "$dir/m/zz-case.yaml"  # the next case starts from the generated objects alone
 done
 elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
-read -r median p99 <<< "$(printf '%s\n' "${enforce[@]}" | sort -n |
-  awk '{a[NR] = $1} END {i = int(NR * 0.99 + 0.5); if (i < 1) i = 1; print a[int((NR + 1) / 2)], a[i]}')"
-echo "time to enforce (write to both controllers' commit): median ${median} ms, p99 ${p99} ms over ${#enforce[@]} steps; cases took ${elapsed} ms"
+read -r median p99 <<< "$(percentiles "${enforce[@]}")"
+read -r cmedian cp99 <<< "$(percentiles "${commits[@]}")"
+echo "time to enforce (write to the first probe that shows it): median ${median} ms, p99 ${p99} ms over ${#enforce[@]} steps"
+echo "time to commit (write to both controllers' commit): median ${cmedian} ms, p99 ${cp99} ms over ${#commits[@]} steps"
+echo "cases took ${elapsed} ms; ${judged} probes also judged against the cases' own (upstream) expectations"
 echo "conformance: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

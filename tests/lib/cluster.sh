@@ -27,7 +27,8 @@ nftpol_attach() {
 # nftpol_node N: node N on the fabric.
 nftpol_node() { nftpol_attach "$tag-node$1" "172.18.0.1$1" "node$1"; }
 
-# nftpol_cni_pod NAME NODE: the pod namespace $tag-NAME attached to node NODE; its address in pod_ip[NAME].
+# nftpol_cni_pod NAME NODE: the pod namespace $tag-NAME attached to node NODE; its address in pod_ip[NAME], its
+# network configuration in $dir/NAME.conf (the / as -).
 nftpol_cni_pod() {
   local conf='{"cniVersion": "1.1.0", "name": "pods", "type": "nftpol-bridge", "bridge": "cni0", "isDefaultGateway": true,
     "hairpinMode": true, "ipam": {"type": "host-local", "dataDir": "'$dir'/ipam-'$2'", "ranges": [[{"subnet": "10.244.'$2'.0/24"}]]}}'
@@ -35,6 +36,7 @@ nftpol_cni_pod() {
   ip netns add "$tag-$id"
   ip netns exec "$tag-node$2" env CNI_COMMAND=ADD CNI_CONTAINERID="$id" CNI_NETNS="/var/run/netns/$tag-$id" CNI_IFNAME=eth0 \
     CNI_PATH=/usr/lib/cni "$plugin" <<< "$conf" > "$dir/$id.json" || { echo "FAIL: ADD $1: $(cat "$dir/$id.json")"; exit 1; }
+  echo "$conf" > "$dir/$id.conf"  # for a DEL later
   pod_ip[$1]=$(ip -n "$tag-$id" -4 -o addr show eth0 | awk '{sub("/.*", "", $4); print $4}')
   pod_node[$1]=$2
   ip netns exec "$tag-$id" ip link set lo up
