@@ -5,6 +5,7 @@
 #include "cluster_input.h"
 #include "commands.h"
 #include "nftpol/controller/controller.h"
+#include "nftpol/controller/manifest_source.h"
 #include "nftpol/controller/node_routes.h"
 #include "nftpol/policy/loader.h"
 
@@ -33,14 +34,15 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
     err << "nftpol controller: " << backend.error().message << "\n";
     return 1;
   }
-  controller::ControllerOptions options{.manifests = *args->last("manifests"),
-                                        .node = *args->last("node"),
+  controller::ControllerOptions options{.node = *args->last("node"),
                                         .once = args->flag("once"),
                                         .listen = args->last("listen").value_or("127.0.0.1:9402"),
                                         .revokeConntrack = !args->flag("no-conntrack-revoke"),
                                         .nodeRoutes = !args->flag("no-node-routes"),
                                         .podCidrs = std::move(podCidrs)};
-  return controller::Controller(std::move(options), std::move(*backend)).run();
+  auto source = std::make_unique<controller::ManifestSource>(
+      *args->last("manifests"), std::chrono::milliseconds{20}, std::chrono::milliseconds{250});
+  return controller::Controller(std::move(options), std::move(source), std::move(*backend)).run();
 }
 
 int cleanupCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {

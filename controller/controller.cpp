@@ -10,7 +10,6 @@
 #include "nftpol/controller/http_server.h"
 #include "nftpol/controller/log.h"
 #include "nftpol/controller/reconcile.h"
-#include "nftpol/controller/watcher.h"
 
 namespace nftpol::controller {
 
@@ -20,27 +19,26 @@ constexpr std::chrono::milliseconds kMinBackoff{100}, kMaxBackoff{30000};
 constexpr std::chrono::milliseconds kIdle{60000};  // a periodic full resync repairs tampering nobody reported
 }  // namespace
 
-Controller::Controller(ControllerOptions options, std::unique_ptr<nft::Backend> backend)
+Controller::Controller(ControllerOptions options, std::unique_ptr<Source> source,
+                       std::unique_ptr<nft::Backend> backend)
     : options_(std::move(options)),
+      source_(std::move(source)),
       backend_(std::move(backend)),
-      manifests_(options_.manifests),
       reconciler_(options_.node, *backend_) {}
 
-// Rereads what changed and reconciles. Returns true when the kernel now holds the current manifests.
+// Takes what changed and reconciles. Returns true when the kernel now holds the source's current objects.
 bool Controller::syncOnce(bool& firstSyncBlocked) {
-  auto change = manifests_.refresh();
+  auto change = source_->take();
   for (const auto& d : change.diagnostics)
     logLine(d.severity == policy::Severity::kError ? "error" : "warn", d.toString(), "event=manifest");
-  if (change.filesWithErrors) {
-    metrics_.manifestErrors(change.filesWithErrors);
-    logWarn(std::to_string(change.filesWithErrors) +
-                " manifest file(s) have errors; their last valid objects stay "
-                "in force",
+  if (change.rejected) {
+    metrics_.manifestErrors(change.rejected);
+    logWarn(std::to_string(change.rejected) + " input(s) have errors; their last valid objects stay in force",
             "event=manifest-errors");
   }
-  // Before the first sync a broken file has no last valid version, and enforcing without it could open
-  // traffic that an earlier run closed: wait until every file is valid.
-  if (!metrics_.ready() && manifests_.brokenFiles()) {
+  // Before the first sync a broken input has no last valid version, and enforcing without it could open
+  // traffic that an earlier run closed: wait until the source is complete.
+  if (!metrics_.ready() && !source_->complete()) {
     firstSyncBlocked = true;
     return false;
   }
@@ -50,13 +48,13 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
     // The periodic resync also rebuilds the table from scratch; the incremental one must have been equal.
     std::optional<nft::Table> kept;
     if (metrics_.ready()) kept = reconciler_.table();
-    reconciler_.load(manifests_.state());
+    reconciler_.load(source_->state());
     loaded_ = true;
     if (kept && !(*kept == reconciler_.table()))
       logError("the incrementally kept table differed from a full render; the full render is applied",
                "event=incremental-drift");
   } else {
-    reconciler_.update(manifests_.state(), change.objects);
+    reconciler_.update(source_->state(), change.objects);
   }
   auto result = reconciler_.apply();
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
@@ -68,19 +66,19 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
   if (revoker_ && result->messages > 0) revoker_->submit(reconciler_.table());
   if (!syncRoutes()) return false;
   metrics_.reconciled(seconds, result->messages, result->pods, result->policies, result->elements,
-                      manifests_.generation());
-  logInfo(
-      "reconciled",
-      "event=reconciled node=" + options_.node + " generation=" + std::to_string(manifests_.generation()) +
-          " messages=" + std::to_string(result->messages) + " pods=" + std::to_string(result->pods) +
-          " policies=" + std::to_string(result->policies) + " duration_ms=" + std::to_string(seconds * 1000));
+                      source_->generation());
+  logInfo("reconciled",
+          "event=reconciled node=" + options_.node + " generation=" + std::to_string(source_->generation()) +
+              " messages=" + std::to_string(result->messages) + " pods=" + std::to_string(result->pods) +
+              " policies=" + std::to_string(result->policies) +
+              " duration_ms=" + std::to_string(seconds * 1000));
   return true;
 }
 
 // Before the generation is reported synced, so that readiness also means the routes are in place.
 bool Controller::syncRoutes() {
   if (!options_.nodeRoutes) return true;
-  auto want = desiredRoutes(manifests_.state(), options_.node, options_.podCidrs);
+  auto want = desiredRoutes(source_->state(), options_.node, options_.podCidrs);
   if (routes_ && *routes_ == want) return true;
   auto changed = controller::syncRoutes(want);
   if (!changed) {
@@ -122,16 +120,14 @@ int Controller::run() {
     http = std::move(*started);
     logInfo("serving /healthz /readyz /metrics", "event=http listen=" + options_.listen);
   }
-  auto watcher = Watcher::create(options_.manifests);
-  if (!watcher) {
-    logError(watcher.error().message, "event=watch-failed");
+  if (auto failed = source_->start()) {
+    logError(failed->message, "event=watch-failed");
     return 1;
   }
-  logInfo("watching manifests", "event=start manifests=" + options_.manifests + " node=" + options_.node);
+  logInfo("watching", "event=start " + source_->describe() + " node=" + options_.node);
 
   auto backoff = kMinBackoff;
   bool pending = true;
-  auto lastEvent = Clock::now() - options_.debounce;
   for (;;) {
     if (pending) {
       bool blocked = false;
@@ -142,39 +138,18 @@ int Controller::run() {
         logWarn("retrying", "event=retry in_ms=" + std::to_string(backoff.count()));
       }
     }
-    auto event = watcher->wait(pending ? backoff : kIdle, stopFd);
-    if (event == Watcher::Event::kStop) break;
-    if (event == Watcher::Event::kTimeout) {
+    auto wake = source_->wait(pending ? backoff : kIdle, stopFd);
+    if (wake == Source::Wake::kStop) break;
+    if (wake == Source::Wake::kTimeout) {
       if (pending) backoff = std::min(backoff * 2, kMaxBackoff);
       if (!pending) {  // the periodic resync: a fresh dump, and the table rebuilt from every object
         backend_->forget();
         loaded_ = false;
         routes_.reset();
       }
-      pending = true;
-      continue;
-    }
-    // Files written after a quiet spell are enforced at once: inotify reports them once closed, so they are
-    // whole. Anything else (a deletion is often the first half of a replacement) and changes that keep coming
-    // (a `git checkout`, `kubectl apply -f dir/`) are debounced until they settle: one sync per burst.
-    if (event == Watcher::Event::kCreated) continue;  // its close (or rename) follows
-    auto now = Clock::now();
-    bool quiet = now - lastEvent >= options_.debounce;
-    lastEvent = now;
-    if (event == Watcher::Event::kWritten && quiet) {
-      pending = true;
-      continue;
-    }
-    auto first = Clock::now();
-    while (Clock::now() - first < options_.maxDebounce) {
-      auto more = watcher->wait(options_.debounce, stopFd);
-      if (more == Watcher::Event::kStop) goto stop;
-      if (more == Watcher::Event::kTimeout) break;
-      lastEvent = Clock::now();
     }
     pending = true;
   }
-stop:
   logInfo("stopping; the rules stay in place", "event=stop");
   ::close(stopFd);
   return 0;

@@ -6,33 +6,32 @@
 #include <string>
 #include <vector>
 
-#include "nftpol/controller/manifests.h"
 #include "nftpol/controller/metrics.h"
 #include "nftpol/controller/node_routes.h"
 #include "nftpol/controller/reconcile.h"
 #include "nftpol/controller/revoker.h"
+#include "nftpol/controller/source.h"
 #include "nftpol/nft/backend.h"
 
 namespace nftpol::controller {
 
 struct ControllerOptions {
-  std::string manifests;
   std::string node;
   bool once = false;
   std::string listen = "127.0.0.1:9402";  // empty: no HTTP endpoint
-  bool revokeConntrack = true;            // delete the conntrack entries of established flows a change denies
+  bool revokeConntrack = true;            // mark the established flows a change denies, so that they stop
   bool nodeRoutes = true;                 // route the other nodes' pod subnets via their InternalIPs
   std::vector<Cidr> podCidrs;             // this node's pod subnets, besides its Node object's (--pod-cidr)
-  std::chrono::milliseconds debounce{20};
-  std::chrono::milliseconds maxDebounce{250};
 };
 
-// Enforces the manifests of a directory for one node: reconciles at start, then on every change (inotify,
-// debounced). A failed sync is logged, counted and retried with backoff; the process never exits because of
-// one. SIGTERM and SIGINT stop it and leave the rules in place, so enforcement survives a restart.
+// Enforces the objects of a source (a manifests directory, the Kubernetes API) for one node: reconciles at
+// start, then on every change. A failed sync is logged, counted and retried with backoff; the process never
+// exits because of one. SIGTERM and SIGINT stop it and leave the rules in place, so enforcement survives a
+// restart.
 class Controller {
  public:
-  Controller(ControllerOptions options, std::unique_ptr<nft::Backend> backend);
+  Controller(ControllerOptions options, std::unique_ptr<Source> source,
+             std::unique_ptr<nft::Backend> backend);
   int run();  // the process exit status
   const Metrics& metrics() const { return metrics_; }
 
@@ -40,10 +39,10 @@ class Controller {
   bool syncOnce(bool& firstSyncBlocked);
   bool syncRoutes();
   ControllerOptions options_;
+  std::unique_ptr<Source> source_;
   std::unique_ptr<nft::Backend> backend_;
-  ManifestSet manifests_;
   Reconciler reconciler_;
-  bool loaded_ = false;  // the reconciler has taken the manifests once; after that, only their changes
+  bool loaded_ = false;  // the reconciler has taken every object once; after that, only their changes
   std::optional<std::vector<GatewayRoute>> routes_;  // what the kernel was last made to hold; none: read it
   Metrics metrics_;
   std::unique_ptr<Revoker> revoker_;  // none with --no-conntrack-revoke; declared last, so it stops first
