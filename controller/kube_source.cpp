@@ -1,0 +1,156 @@
+#include "nftpol/controller/kube_source.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <set>
+
+#include "nftpol/json_value.h"
+#include "nftpol/policy/loader.h"
+#include "reflector.h"
+
+namespace nftpol::controller {
+
+using Clock = std::chrono::steady_clock;
+
+KubeSource::KubeSource(std::function<std::unique_ptr<ApiClient>()> connect, KubeSourceOptions options)
+    : connect_(std::move(connect)),
+      options_(std::move(options)),
+      wakeFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+KubeSource::~KubeSource() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  stopCv_.notify_all();
+  for (auto& c : clients_)
+    c->cancel();
+  for (auto& t : threads_)
+    t.join();
+  if (wakeFd_ >= 0) ::close(wakeFd_);
+}
+
+std::optional<Error> KubeSource::start() {
+  if (wakeFd_ < 0) return Error{"eventfd: cannot create"};
+  auto sleep = [this](std::chrono::milliseconds d) {
+    std::unique_lock lock(mu_);
+    return !stopCv_.wait_for(lock, d, [this] { return stopping_.load(); });
+  };
+  for (const auto& resource : kWatchedResources) {
+    clients_.push_back(connect_());
+    ApiClient& client = *clients_.back();
+    threads_.emplace_back(
+        [this, &resource, &client, sleep] { reflect(*this, resource, client, options_, stopping_, sleep); });
+  }
+  return std::nullopt;
+}
+
+void KubeSource::arrive(Arrival arrival) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(arrival));
+  }
+  uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wakeFd_, &one, sizeof one);
+}
+
+void KubeSource::listed(const WatchedResource& resource) {
+  std::lock_guard lock(mu_);
+  if (std::find(listedOnce_.begin(), listedOnce_.end(), &resource) == listedOnce_.end())
+    listedOnce_.push_back(&resource);
+}
+
+bool KubeSource::complete() const {
+  std::lock_guard lock(mu_);
+  // Every kind listed, and the lists taken into state().
+  return listedOnce_.size() == kWatchedResources.size() && queue_.empty();
+}
+
+Source::Change KubeSource::take() {
+  std::deque<Arrival> arrived;
+  {
+    std::lock_guard lock(mu_);
+    arrived.swap(queue_);
+  }
+  Change change;
+  for (const auto& a : arrived) {
+    if (a.kind == Arrival::Kind::kListed) {
+      takeList(a, change);
+    } else {
+      takeObject(a, change);
+    }
+  }
+  std::sort(change.objects.begin(), change.objects.end());
+  change.objects.erase(std::unique(change.objects.begin(), change.objects.end()), change.objects.end());
+  if (!change.objects.empty()) ++generation_;
+  return change;
+}
+
+// The kind's objects become exactly the list's: the listed ones taken, the others (gone while we were not
+// watching) removed.
+void KubeSource::takeList(const Arrival& a, Change& change) {
+  policy::ClusterState listed;
+  for (const auto& page : a.json)
+    policy::loadText(page, "the " + std::string(a.resource->kind) + " list", listed, change.diagnostics);
+  std::string kind(a.resource->kind);
+  std::set<std::string> keys;
+  for (const auto& ref : listed.refs()) {
+    if (ref.kind != kind) continue;
+    keys.insert(ref.key);
+    state_.copyFrom(listed, ref);
+    change.objects.push_back(ref);
+  }
+  for (const auto& ref : state_.refs())
+    if (ref.kind == kind && !keys.contains(ref.key)) {
+      state_.remove(ref.kind, ref.key);
+      change.objects.push_back(ref);
+    }
+}
+
+void KubeSource::takeObject(const Arrival& a, Change& change) {
+  std::string kind(a.resource->kind);
+  if (a.kind == Arrival::Kind::kDelete) {
+    auto object = json::parse(a.json.front());
+    if (!object) return;
+    const json::Value* md = object->find("metadata");
+    const json::Value* name = md ? md->find("name") : nullptr;
+    const json::Value* ns = md ? md->find("namespace") : nullptr;
+    if (!name || !name->isString()) return;
+    std::string key = ns && ns->isString() ? ns->asString() + "/" + name->asString() : name->asString();
+    if (state_.remove(kind, key)) change.objects.push_back({kind, key});
+    return;
+  }
+  // An object the API server holds has passed its validation; one that fails ours keeps its last version.
+  policy::ClusterState one;
+  std::vector<policy::Diagnostic> diagnostics;
+  policy::loadText(a.json.front(), "a " + kind + " event", one, diagnostics);
+  for (const auto& ref : one.refs())
+    if (ref.kind == kind) {
+      state_.copyFrom(one, ref);
+      change.objects.push_back(ref);
+    }
+  if (policy::hasErrors(diagnostics)) ++change.rejected;
+  change.diagnostics.insert(change.diagnostics.end(), diagnostics.begin(), diagnostics.end());
+}
+
+Source::Wake KubeSource::wait(std::chrono::milliseconds timeout, int stopFd) {
+  pollfd fds[2] = {{wakeFd_, POLLIN, 0}, {stopFd, POLLIN, 0}};
+  int n = ::poll(fds, stopFd >= 0 ? 2 : 1, static_cast<int>(timeout.count()));
+  if (n > 0 && stopFd >= 0 && (fds[1].revents & POLLIN)) return Wake::kStop;
+  if (n <= 0) return Wake::kTimeout;
+  uint64_t count;
+  [[maybe_unused]] auto r = ::read(wakeFd_, &count, sizeof count);
+  // A burst (a list's pages, a rollout's events) settles into one take.
+  auto first = Clock::now();
+  while (Clock::now() - first < options_.settle * 25) {
+    pollfd more{wakeFd_, POLLIN, 0};
+    if (::poll(&more, 1, static_cast<int>(options_.settle.count())) <= 0) break;
+    r = ::read(wakeFd_, &count, sizeof count);
+  }
+  return Wake::kChanged;
+}
+
+}  // namespace nftpol::controller
