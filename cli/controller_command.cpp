@@ -1,10 +1,14 @@
-// nftpol controller (one-shot for now) and nftpol cleanup.
+// nftpol controller and nftpol cleanup.
+#include <cstdlib>
 #include <ostream>
 
 #include "args.h"
 #include "cluster_input.h"
 #include "commands.h"
 #include "nftpol/controller/controller.h"
+#include "nftpol/controller/cpprest_api_client.h"
+#include "nftpol/controller/kube_config.h"
+#include "nftpol/controller/kube_source.h"
 #include "nftpol/controller/manifest_source.h"
 #include "nftpol/controller/node_routes.h"
 #include "nftpol/policy/loader.h"
@@ -12,13 +16,43 @@
 namespace nftpol::cli {
 
 int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*/, std::ostream& err) {
-  auto args = Args::parse(argv, {"manifests", "node", "listen", "pod-cidr"},
-                          {"once", "no-conntrack-revoke", "no-node-routes"});
-  if (!args || !args->positionals().empty() || !args->last("manifests") || !args->last("node")) {
+  auto args = Args::parse(argv, {"manifests", "kubeconfig", "context", "node", "listen", "pod-cidr"},
+                          {"in-cluster", "once", "no-conntrack-revoke", "no-node-routes"});
+  const char* nodeName = std::getenv("NODE_NAME");  // a DaemonSet sets it from the downward API
+  std::string node = args && args->last("node") ? *args->last("node") : nodeName ? nodeName : "";
+  int sources = args ? static_cast<int>(args->last("manifests").has_value()) +
+                           static_cast<int>(args->last("kubeconfig").has_value()) +
+                           static_cast<int>(args->flag("in-cluster"))
+                     : 0;
+  if (!args || !args->positionals().empty() || sources != 1 || node.empty()) {
     if (!args) err << "nftpol controller: " << args.error().message << "\n";
-    err << "usage: nftpol controller --manifests DIR --node NODE [--once] [--listen 127.0.0.1:9402] "
-           "[--no-conntrack-revoke] [--no-node-routes] [--pod-cidr CIDR]...\n";
+    if (args && sources != 1)
+      err << "nftpol controller: give one of --manifests, --kubeconfig and --in-cluster\n";
+    if (args && node.empty())
+      err << "nftpol controller: --node is required (or NODE_NAME in the environment)\n";
+    err << "usage: nftpol controller (--manifests DIR | --kubeconfig PATH [--context NAME] | --in-cluster)\n"
+           "                         [--node NODE] [--once] [--listen 127.0.0.1:9402] "
+           "[--no-conntrack-revoke]\n"
+           "                         [--no-node-routes] [--pod-cidr CIDR]...\n";
     return kExitBadInput;
+  }
+  std::unique_ptr<controller::Source> source;
+  if (auto dir = args->last("manifests")) {
+    source = std::make_unique<controller::ManifestSource>(*dir, std::chrono::milliseconds{20},
+                                                          std::chrono::milliseconds{250});
+  } else {
+    auto config =
+        args->flag("in-cluster")
+            ? controller::inClusterConfig([](const char* name) { return std::getenv(name); })
+            : controller::loadKubeconfig(*args->last("kubeconfig"), args->last("context").value_or(""));
+    if (!config) {
+      err << "nftpol controller: " << config.error().message << "\n";
+      return kExitBadInput;
+    }
+    // A watch sends a bookmark about every minute; two minutes of silence is a dead stream.
+    auto connect = [config = *config] { return controller::connectApi(config, std::chrono::seconds{120}); };
+    source = std::make_unique<controller::KubeSource>(
+        connect, controller::KubeSourceOptions{.server = config->server});
   }
   std::vector<Cidr> podCidrs;
   for (const auto& text : args->all("pod-cidr")) {
@@ -34,14 +68,12 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
     err << "nftpol controller: " << backend.error().message << "\n";
     return 1;
   }
-  controller::ControllerOptions options{.node = *args->last("node"),
+  controller::ControllerOptions options{.node = node,
                                         .once = args->flag("once"),
                                         .listen = args->last("listen").value_or("127.0.0.1:9402"),
                                         .revokeConntrack = !args->flag("no-conntrack-revoke"),
                                         .nodeRoutes = !args->flag("no-node-routes"),
                                         .podCidrs = std::move(podCidrs)};
-  auto source = std::make_unique<controller::ManifestSource>(
-      *args->last("manifests"), std::chrono::milliseconds{20}, std::chrono::milliseconds{250});
   return controller::Controller(std::move(options), std::move(source), std::move(*backend)).run();
 }
 

@@ -22,8 +22,10 @@ commands:
       Validation errors and suspicious policies. Exit 0 clean, 1 warnings, 2 errors.
   render --cluster PATH... --node NODE
       The nftables table (`nft -f` syntax) that enforces the policies for the pods on NODE.
-  controller --manifests DIR --node NODE [--once] [--listen 127.0.0.1:9402]
-      Enforce DIR's policies for NODE's pods in this network namespace, then follow changes to DIR.
+  controller (--manifests DIR | --kubeconfig PATH [--context NAME] | --in-cluster) [--node NODE] [--once]
+             [--listen 127.0.0.1:9402]
+      Enforce the policies of DIR or of the Kubernetes API for NODE's pods (default: $NODE_NAME) in this
+      network namespace, then follow their changes.
   cleanup
       Remove table inet nftpol.
 

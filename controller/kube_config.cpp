@@ -21,12 +21,6 @@ Result<std::string> readFile(const fs::path& path) {
   return out.str();
 }
 
-// Token files end with a newline more often than not; the header must not.
-void chomp(std::string& text) {
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
-    text.pop_back();
-}
-
 std::string at(const std::string& file, const YAML::Node& node) {
   auto mark = node.Mark();
   return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
@@ -68,6 +62,15 @@ Result<std::string> pemOf(const std::string& file, const YAML::Node& entry, cons
 }
 
 }  // namespace
+
+Result<std::string> readToken(const std::string& path) {
+  auto token = readFile(path);
+  if (!token) return token.error();
+  // Token files end with a newline more often than not; the header must not.
+  while (!token->empty() && (token->back() == '\n' || token->back() == '\r'))
+    token->pop_back();
+  return token;
+}
 
 Result<KubeConfig> loadKubeconfig(const std::string& path, const std::string& context) {
   YAML::Node root;
@@ -118,7 +121,7 @@ Result<KubeConfig> loadKubeconfig(const std::string& path, const std::string& co
       if (user["token"]) config.token = user["token"].as<std::string>();
       if (user["tokenFile"]) {
         config.tokenFile = (fs::path(path).parent_path() / user["tokenFile"].as<std::string>()).string();
-        auto token = readFile(config.tokenFile);
+        auto token = readToken(config.tokenFile);
         if (!token) return Error{at(path, user["tokenFile"]) + ": tokenFile: " + token.error().message};
         config.token = *token;
       }
@@ -132,7 +135,6 @@ Result<KubeConfig> loadKubeconfig(const std::string& path, const std::string& co
       config.clientCertPem = std::move(*cert);
       config.clientKeyPem = std::move(*key);
     }
-    chomp(config.token);
     return config;
   } catch (const YAML::Exception& e) {
     return Error{path + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
@@ -151,10 +153,9 @@ Result<KubeConfig> inClusterConfig(const std::function<const char*(const char*)>
   KubeConfig config{.where = "in-cluster"};
   config.server = "https://" + (h.find(':') != std::string::npos ? "[" + h + "]" : h) + ":" + port;
   config.tokenFile = root + "/token";
-  auto token = readFile(config.tokenFile);
+  auto token = readToken(config.tokenFile);
   if (!token) return Error{"in-cluster: " + token.error().message};
   config.token = *token;
-  chomp(config.token);
   auto ca = readFile(root + "/ca.crt");
   if (!ca) return Error{"in-cluster: " + ca.error().message};
   config.caPem = *ca;

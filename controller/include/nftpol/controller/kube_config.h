@@ -20,6 +20,9 @@ struct KubeConfig {
   std::string where;  // for messages: the kubeconfig and context, or "in-cluster"
 };
 
+// A token file's content without its trailing newline; an error when it cannot be read.
+Result<std::string> readToken(const std::string& path);
+
 // The context `context` (default: current-context) of a kubeconfig. Relative file names are taken from the
 // kubeconfig's directory, *-data fields are base64. Credentials nftpol cannot use (exec plugins, auth
 // providers, basic auth) are refused with the file:line:column of the field.
