@@ -16,8 +16,9 @@
 namespace nftpol::cli {
 
 int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*/, std::ostream& err) {
-  auto args = Args::parse(argv, {"manifests", "kubeconfig", "context", "node", "listen", "pod-cidr"},
-                          {"in-cluster", "once", "no-conntrack-revoke", "no-node-routes"});
+  auto args =
+      Args::parse(argv, {"manifests", "kubeconfig", "context", "node", "listen", "pod-cidr", "api-timeout"},
+                  {"in-cluster", "once", "no-conntrack-revoke", "no-node-routes"});
   const char* nodeName = std::getenv("NODE_NAME");  // a DaemonSet sets it from the downward API
   std::string node = args && args->last("node") ? *args->last("node") : nodeName ? nodeName : "";
   int sources = args ? static_cast<int>(args->last("manifests").has_value()) +
@@ -33,7 +34,7 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
     err << "usage: nftpol controller (--manifests DIR | --kubeconfig PATH [--context NAME] | --in-cluster)\n"
            "                         [--node NODE] [--once] [--listen 127.0.0.1:9402] "
            "[--no-conntrack-revoke]\n"
-           "                         [--no-node-routes] [--pod-cidr CIDR]...\n";
+           "                         [--no-node-routes] [--pod-cidr CIDR]... [--api-timeout SECONDS]\n";
     return kExitBadInput;
   }
   std::unique_ptr<controller::Source> source;
@@ -50,7 +51,18 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
       return kExitBadInput;
     }
     // A watch sends a bookmark about every minute; two minutes of silence is a dead stream.
-    auto connect = [config = *config] { return controller::connectApi(config, std::chrono::seconds{120}); };
+    long stall = 120;
+    if (auto text = args->last("api-timeout")) {
+      char* end = nullptr;
+      stall = std::strtol(text->c_str(), &end, 10);
+      if (*end || stall < 1 || stall > 3600) {
+        err << "nftpol controller: --api-timeout: seconds, 1 to 3600\n";
+        return kExitBadInput;
+      }
+    }
+    auto connect = [config = *config, stall] {
+      return controller::connectApi(config, std::chrono::seconds{stall});
+    };
     source = std::make_unique<controller::KubeSource>(
         connect, controller::KubeSourceOptions{.server = config->server});
   }

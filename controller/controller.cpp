@@ -17,6 +17,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kMinBackoff{100}, kMaxBackoff{30000};
 constexpr std::chrono::milliseconds kIdle{60000};  // a periodic full resync repairs tampering nobody reported
+constexpr std::chrono::seconds kOnceWait{30};      // --once: how long the source may take to become complete
 }  // namespace
 
 Controller::Controller(ControllerOptions options, std::unique_ptr<Source> source,
@@ -104,8 +105,16 @@ int Controller::run() {
   if (options_.revokeConntrack) revoker_ = std::make_unique<Revoker>(metrics_);  // inherits the mask
 
   if (options_.once) {
-    bool blocked = false;
-    bool ok = syncOnce(blocked);
+    // A directory is whole at once; the API's lists take a moment: wait (bounded) until the source is
+    // complete.
+    bool blocked = false, ok = false;
+    if (auto failed = source_->start()) {
+      logError(failed->message, "event=watch-failed");
+    } else {
+      auto deadline = Clock::now() + source_->completionWait();
+      while (!(ok = syncOnce(blocked)) && blocked && Clock::now() < deadline)
+        if (source_->wait(std::chrono::milliseconds{100}, stopFd) == Source::Wake::kStop) break;
+    }
     ::close(stopFd);
     return ok ? 0 : (blocked ? 2 : 1);
   }

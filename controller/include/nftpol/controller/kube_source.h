@@ -41,6 +41,7 @@ class KubeSource final : public Source {
   const policy::ClusterState& state() const override { return state_; }
   size_t generation() const override { return generation_; }
   bool complete() const override;
+  std::chrono::seconds completionWait() const override { return std::chrono::seconds{30}; }
   Wake wait(std::chrono::milliseconds timeout, int stopFd) override;
   std::string describe() const override { return "api=" + options_.server; }
 

@@ -35,6 +35,10 @@ class Source {
   // state could open traffic that an earlier run closed, so the first sync waits for it; later ones do not.
   virtual bool complete() const = 0;
 
+  // How long a one-shot run may wait for complete(): a directory is what it is at once, the API's lists take
+  // a moment.
+  virtual std::chrono::seconds completionWait() const { return std::chrono::seconds{0}; }
+
   enum class Wake { kChanged, kTimeout, kStop };
   // Blocks until something arrived and settled, the timeout passed or `stopFd` (a signalfd) became readable.
   virtual Wake wait(std::chrono::milliseconds timeout, int stopFd) = 0;

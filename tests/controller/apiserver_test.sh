@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# The controller following the Kubernetes API: nftpol-test-apiserver (the real list/watch wire protocol over TLS,
+# with a test CA and a bearer token) and the controller with --kubeconfig, both in a network namespace of their
+# own. After every change and every fault the server injects (a stream cut mid-event, 410 Gone in a watch, a line
+# that is not an event, a stalled stream, a slow server) the kernel must hold exactly what `nftpol render` makes
+# of the server's objects; a wrong token and an unknown CA must keep the controller unready and say why.
+set -uo pipefail
+nftpol=$1
+apiserver=$2
+source "$(dirname "$0")/../lib/netns.sh"
+nftpol_reexec_in_netns "$@"
+nftpol_pod_test "nftpol-a$$"
+ip link set lo up
+
+coproc SERVER { exec "$apiserver" "$dir"; }
+read -r -u "${SERVER[0]}" hello || { echo "FAIL: the test API server did not start"; exit 1; }
+pids+=($SERVER_PID)
+# api COMMAND: a command to the server; prints its answer.
+api() {
+  local reply
+  { echo "$*" >&"${SERVER[1]}" && read -r -u "${SERVER[0]}" reply; } 2>/dev/null ||
+    { echo "FAIL: the test API server is gone"; exit 1; }
+  echo "$reply"
+}
+put() { [ "$(api put "$@")" = ok ] || echo "FAIL: put $1"; }
+ns() { put namespaces "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$1\",\"labels\":{\"ns\":\"$1\"}}}"; }
+pod() {  # NAMESPACE NAME IP NODE [LABEL]
+  put pods "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"$2\",\"namespace\":\"$1\",\"labels\":{\"app\":\"${5:-$2}\"}},\"spec\":{\"nodeName\":\"$4\",\"containers\":[{\"name\":\"c\",\"ports\":[{\"name\":\"http\",\"containerPort\":8080}]}]},\"status\":{\"phase\":\"Running\",\"podIP\":\"$3\"}}"
+}
+policy() {  # NAMESPACE NAME FROM-APP
+  put networkpolicies "{\"apiVersion\":\"networking.k8s.io/v1\",\"kind\":\"NetworkPolicy\",\"metadata\":{\"name\":\"$2\",\"namespace\":\"$1\"},\"spec\":{\"podSelector\":{},\"ingress\":[{\"from\":[{\"podSelector\":{\"matchLabels\":{\"app\":\"$3\"}}}],\"ports\":[{\"port\":\"http\"}]}]}}"
+}
+requests() {  # lists, watches or unauthorized: how many the server answered (not in a pipeline: the coproc's
+  local counts   # descriptors stay with this shell)
+  counts=$(api requests)
+  awk -v what="$1" '{for (i = 1; i < NF; i++) if ($i == what) print $(i + 1)}' <<< "$counts" | grep . ||
+    { echo "FAIL: no request counts"; exit 1; }
+}
+
+ns x
+ns y
+pod x a 10.244.1.10 node-1
+pod x b 10.244.1.11 node-1
+pod y a 10.244.2.10 node-2
+policy x from-b b
+put nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-2"},"spec":{"podCIDR":"10.244.2.0/24"},"status":{"addresses":[{"type":"InternalIP","address":"127.0.0.2"}]}}'
+
+"$nftpol" controller --kubeconfig "$dir/kubeconfig" --node node-1 --listen 127.0.0.1:9434 --api-timeout 2 \
+  --no-node-routes 2> "$dir/controller.log" &
+pids+=($!)
+
+# in_step: waits (at most 5 s) until the kernel holds what render makes of the server's objects.
+in_step() {
+  local _
+  for _ in $(seq 50); do
+    rm -f "$dir/dump.json"
+    [ "$(api dump "$dir/dump.json")" = ok ] || exit 1
+    if diff <("$nftpol" render --cluster "$dir/dump.json" --node node-1 2>/dev/null | tr -s ' \t\n' ' ') \
+            <(nft list table inet nftpol 2>/dev/null | tr -s ' \t\n' ' ') > /dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+ready() { [[ $(curl -sf localhost:9434/readyz) == "ready generation="* ]]; }
+
+check "ready once every kind is listed" bash -c 'for _ in $(seq 50); do [[ $(curl -sf localhost:9434/readyz) == ready* ]] && exit 0; sleep 0.1; done; exit 1'
+check "the kernel holds what the server's objects render to" in_step
+
+pod x c 10.244.1.12 node-1 b
+check "a pod added: its address joins the allowed peers" in_step
+pod x b 10.244.1.11 node-1 other
+check "a pod relabelled out of the peers" in_step
+[ "$(api delete networkpolicies x/from-b)" = ok ]
+check "a policy deleted" in_step
+policy x from-other other
+check "a policy added" in_step
+
+lists=$(requests lists)
+api fault pods cut > /dev/null
+pod y b 10.244.2.11 node-2
+check "a watch cut mid-event is resumed" in_step
+check "from its resourceVersion, without a list" [ "$(requests lists)" = "$lists" ]
+
+# x/c goes while the pod watch is stalled, and the server compacts past it: only a list can tell. Stalled
+# longer than --api-timeout, the stream is given up and resumed (and 410 answers the resumption).
+api fault pods stall > /dev/null
+[ "$(api delete pods x/c)" = ok ]
+api compact > /dev/null
+sleep 2.5
+api fault pods none > /dev/null
+check "a stalled stream is noticed (the stall timeout)" grep -q 'event=api-watch-failed kind=Pod' "$dir/controller.log"
+check "410 Gone lists again, and what vanished meanwhile is removed" in_step
+
+lists=$(requests lists)
+api fault pods gone > /dev/null
+pod x d 10.244.1.13 node-1 other
+check "an ERROR event with 410 in a watch lists again" in_step
+check "and did list" [ "$(requests lists)" -gt "$lists" ]
+
+api fault networkpolicies garbage > /dev/null
+policy y from-a a
+check "a line that is not an event lists again" in_step
+
+api slow 400 > /dev/null
+pod y c 10.244.2.12 node-2 a
+check "a slow server" in_step
+api slow 0 > /dev/null
+
+check "it never stopped being ready" ready
+check "it logged no crash and no error" bash -c "! grep -q 'level=error' '$dir/controller.log'"
+
+# Credentials that do not work: the controller keeps trying, is not ready, and says why.
+for wrong in wrong-token unknown-ca; do
+  "$nftpol" controller --kubeconfig "$dir/kubeconfig-$wrong" --node node-1 --listen 127.0.0.1:9435 \
+    --no-node-routes 2> "$dir/$wrong.log" &
+  bad=$!
+  sleep 1.5
+  check "$wrong: not ready" bash -c '! curl -sf localhost:9435/readyz'
+  kill "$bad"; wait "$bad" 2>/dev/null
+done
+check "wrong-token: the log says 401" grep -q 'HTTP 401' "$dir/wrong-token.log"
+check "unknown-ca: the log says the certificate did not verify" grep -qi 'certificate\|handshake\|verify' "$dir/unknown-ca.log"
+
+echo "apiserver: $passed passed, $failed failed"
+[ "$failed" = 0 ]

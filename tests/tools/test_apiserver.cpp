@@ -1,0 +1,512 @@
+// nftpol-test-apiserver: a Kubernetes API server for tests, speaking the real list/watch wire protocol over
+// TLS.
+//
+//   nftpol-test-apiserver DIR
+//
+// makes a CA and a server certificate for 127.0.0.1, listens on an ephemeral port, and writes into DIR:
+// ca.pem, kubeconfig (token "test-token"), kubeconfig-wrong-token and kubeconfig-unknown-ca (trusting another
+// CA). Lists are JSON with metadata.resourceVersion and continue tokens (limit honoured); watches are
+// newline-delimited events over a chunked response, with BOOKMARKs every second when idle and 410 Gone for a
+// resourceVersion older than the last compaction. It reads commands on stdin, one per line, and answers each
+// with "ok" (or "error: ...") on stdout:
+//   put RESOURCE JSON        add or replace an object (RESOURCE as in the URL: pods, networkpolicies, ...)
+//   delete RESOURCE KEY      KEY is namespace/name, or the name of a cluster-scoped object
+//   compact                  forget the event log: watches resumed from before now get 410 Gone
+//   fault RESOURCE WHAT      to the watches of RESOURCE open now: cut (the stream ends mid-event), gone (an
+//                            ERROR event with 410), garbage (a line that is not JSON); stall (nothing more is
+//                            sent, also on new watches, until `fault RESOURCE none`)
+//   slow MS                  every response waits MS first
+//   dump FILE                every object, as a List that `nftpol render --cluster` reads
+//   requests                 prints "lists N watches M unauthorized K"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nftpol/json_value.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+const std::string kToken = "test-token";
+
+// ---- certificates ----
+
+struct Identity {
+  EVP_PKEY* key = nullptr;
+  X509* cert = nullptr;
+};
+
+std::string pem(X509* cert) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(bio, cert);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<size_t>(n));
+  BIO_free(bio);
+  return out;
+}
+
+void extension(X509* cert, X509* issuer, int nid, const char* value) {
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+  X509_add_ext(cert, ext, -1);
+  X509_EXTENSION_free(ext);
+}
+
+// A CA when `issuer` is null, else a server certificate for 127.0.0.1 that `issuer` signs.
+Identity makeIdentity(const char* commonName, const Identity* issuer) {
+  static long serial = 1;
+  Identity id{EVP_EC_gen("P-256"), X509_new()};
+  X509_set_version(id.cert, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(id.cert), serial++);
+  X509_gmtime_adj(X509_getm_notBefore(id.cert), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(id.cert), 86400);
+  X509_set_pubkey(id.cert, id.key);
+  X509_NAME* name = X509_get_subject_name(id.cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(commonName), -1,
+                             -1, 0);
+  X509* signer = issuer ? issuer->cert : id.cert;
+  X509_set_issuer_name(id.cert, X509_get_subject_name(signer));
+  if (!issuer) {
+    extension(id.cert, signer, NID_basic_constraints, "critical,CA:TRUE");
+    extension(id.cert, signer, NID_key_usage, "critical,keyCertSign,cRLSign");
+  } else {
+    extension(id.cert, signer, NID_basic_constraints, "critical,CA:FALSE");
+    extension(id.cert, signer, NID_subject_alt_name, "IP:127.0.0.1");
+    extension(id.cert, signer, NID_ext_key_usage, "serverAuth");
+  }
+  X509_sign(id.cert, issuer ? issuer->key : id.key, EVP_sha256());
+  return id;
+}
+
+// ---- the objects and their events ----
+
+// Counters, so that a fault reaches every watch open when it is asked for (each remembers what it has seen),
+// including ones whose client has gone and that would otherwise swallow it.
+struct Faults {
+  int cut = 0, gone = 0, garbage = 0;
+  bool stall = false;
+};
+
+class Store {
+ public:
+  std::mutex mu;
+  std::condition_variable changed;
+  long long version = 1000;
+  long long compactedAt = 0;
+  std::map<std::string, std::map<std::string, std::string>> objects;  // resource -> key -> JSON
+  std::map<std::string, std::vector<std::pair<long long, std::string>>> log;
+  std::map<std::string, Faults> faults;
+  std::map<std::string, int> openWatches;
+  int slowMs = 0;
+  int lists = 0, watches = 0, unauthorized = 0;
+
+  std::string put(const std::string& resource, const std::string& text) {
+    auto parsed = nftpol::json::parse(text);
+    if (!parsed || !parsed->isObject()) return "error: not a JSON object";
+    nftpol::json::Value object = *parsed;
+    auto* md = object.find("metadata");
+    auto* name = md ? md->find("name") : nullptr;
+    if (!name || !name->isString()) return "error: no metadata.name";
+    auto* ns = md->find("namespace");
+    std::string key = ns && ns->isString() ? ns->asString() + "/" + name->asString() : name->asString();
+    std::lock_guard lock(mu);
+    object["metadata"]["resourceVersion"] = std::to_string(++version);
+    bool existed = objects[resource].contains(key);
+    objects[resource][key] = object.serialize();
+    log[resource].push_back({version, std::string(R"({"type":")") + (existed ? "MODIFIED" : "ADDED") +
+                                          R"(","object":)" + object.serialize() + "}"});
+    changed.notify_all();
+    return "ok";
+  }
+  std::string erase(const std::string& resource, const std::string& key) {
+    std::lock_guard lock(mu);
+    auto it = objects[resource].find(key);
+    if (it == objects[resource].end()) return "error: no such object";
+    auto object = *nftpol::json::parse(it->second);
+    object["metadata"]["resourceVersion"] = std::to_string(++version);
+    objects[resource].erase(it);
+    log[resource].push_back({version, R"({"type":"DELETED","object":)" + object.serialize() + "}"});
+    changed.notify_all();
+    return "ok";
+  }
+};
+
+Store store;
+
+// ---- HTTP over TLS ----
+
+bool sendAll(SSL* ssl, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    int n = SSL_write(ssl, data.data() + done, static_cast<int>(data.size() - done));
+    if (n <= 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool respond(SSL* ssl, int status, const std::string& body) {
+  const char* reason = status == 200   ? "OK"
+                       : status == 401 ? "Unauthorized"
+                       : status == 410 ? "Gone"
+                                       : "Not Found";
+  return sendAll(ssl, "HTTP/1.1 " + std::to_string(status) + " " + reason +
+                          "\r\nContent-Type: application/json\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body);
+}
+
+std::string statusBody(int code, const std::string& message) {
+  return R"({"kind":"Status","apiVersion":"v1","status":"Failure","code":)" + std::to_string(code) +
+         R"(,"message":")" + message + R"("})";
+}
+
+std::string param(const std::string& query, const std::string& name) {
+  size_t at = 0;
+  while ((at = query.find(name + "=", at)) != std::string::npos) {
+    if (at == 0 || query[at - 1] == '&' || query[at - 1] == '?') {
+      auto end = query.find('&', at);
+      return query.substr(at + name.size() + 1,
+                          end == std::string::npos ? std::string::npos : end - at - name.size() - 1);
+    }
+    ++at;
+  }
+  return "";
+}
+
+// A list item without kind and apiVersion, as the API server sends them.
+std::string item(const std::string& json) {
+  auto object = *nftpol::json::parse(json);
+  nftpol::json::Value::Object kept;
+  for (const auto& [k, v] : object.asObject())
+    if (k != "kind" && k != "apiVersion") kept.emplace_back(k, v);
+  return nftpol::json::Value(std::move(kept)).serialize();
+}
+
+void list(SSL* ssl, const std::string& resource, const std::string& kind, const std::string& query) {
+  std::string body;
+  {
+    std::lock_guard lock(store.mu);
+    ++store.lists;
+    size_t limit = param(query, "limit").empty() ? SIZE_MAX : std::stoul(param(query, "limit"));
+    size_t offset = param(query, "continue").empty() ? 0 : std::stoul(param(query, "continue"));
+    const auto& objects = store.objects[resource];
+    std::string items;
+    size_t i = 0;
+    for (const auto& [key, json] : objects) {
+      if (i >= offset && i - offset < limit) items += (items.empty() ? "" : ",") + item(json);
+      ++i;
+    }
+    std::string next =
+        limit != SIZE_MAX && offset + limit < objects.size() ? std::to_string(offset + limit) : "";
+    body = R"({"kind":")" + kind + R"(List","apiVersion":"v1","metadata":{"resourceVersion":")" +
+           std::to_string(store.version) + R"(")" + (next.empty() ? "" : R"(,"continue":")" + next + R"(")") +
+           R"(},"items":[)" + items + "]}";
+  }
+  respond(ssl, 200, body);
+}
+
+bool chunk(SSL* ssl, const std::string& line) {
+  std::ostringstream size;
+  size << std::hex << line.size() + 1;
+  return sendAll(ssl, size.str() + "\r\n" + line + "\n\r\n");
+}
+
+// Returns whether the connection may carry another request.
+bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
+  long long from =
+      std::stoll(param(query, "resourceVersion").empty() ? "0" : param(query, "resourceVersion"));
+  int timeout = param(query, "timeoutSeconds").empty() ? 300 : std::stoi(param(query, "timeoutSeconds"));
+  bool bookmarks = param(query, "allowWatchBookmarks") == "true";
+  std::unique_lock lock(store.mu);
+  ++store.watches;
+  if (from < store.compactedAt) {
+    lock.unlock();
+    return respond(ssl, 410, statusBody(410, "too old resource version"));
+  }
+  lock.unlock();
+  if (!sendAll(ssl,
+               "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"))
+    return false;
+  lock.lock();
+  ++store.openWatches[resource];
+  Faults seen = store.faults[resource];
+  size_t next = 0;
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
+  auto lastSent = std::chrono::steady_clock::now();
+  bool keep = true;
+  for (;;) {
+    Faults& f = store.faults[resource];
+    auto& log = store.log[resource];
+    while (next < log.size() && log[next].first <= from)
+      ++next;
+    if (f.cut > seen.cut) {  // half an event, then the connection goes
+      seen.cut = f.cut;
+      lock.unlock();
+      sendAll(ssl, "40\r\n{\"type\":\"ADDED\",\"obj");
+      keep = false;
+      lock.lock();
+      break;
+    }
+    if (f.gone > seen.gone) {
+      seen.gone = f.gone;
+      lock.unlock();
+      chunk(ssl, R"({"type":"ERROR","object":)" + statusBody(410, "too old resource version") + "}");
+      lock.lock();
+      break;
+    }
+    if (f.garbage > seen.garbage) {
+      seen.garbage = f.garbage;
+      lock.unlock();
+      chunk(ssl, "<html>this is not an event</html>");
+      lock.lock();
+      break;
+    }
+    if (f.stall) {
+      store.changed.wait_for(lock, 100ms);
+      continue;
+    }
+    if (next < log.size()) {
+      auto line = log[next].second;
+      from = log[next].first;
+      lock.unlock();
+      bool sent = chunk(ssl, line);
+      lock.lock();
+      if (!sent) {
+        keep = false;
+        break;
+      }
+      lastSent = std::chrono::steady_clock::now();
+      continue;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= end) break;
+    if (bookmarks && now - lastSent >= 1s) {
+      std::string line =
+          R"({"type":"BOOKMARK","object":{"kind":"Bookmark","apiVersion":"v1","metadata":{"resourceVersion":")" +
+          std::to_string(store.version) + R"("}}})";
+      from = store.version;
+      lock.unlock();
+      bool sent = chunk(ssl, line);
+      lock.lock();
+      if (!sent) {
+        keep = false;
+        break;
+      }
+      lastSent = now;
+      continue;
+    }
+    store.changed.wait_for(lock, 100ms);
+  }
+  --store.openWatches[resource];
+  lock.unlock();
+  return keep && sendAll(ssl, "0\r\n\r\n");
+}
+
+const std::map<std::string, std::string> kKinds = {
+    {"/api/v1/namespaces", "Namespace"},
+    {"/api/v1/pods", "Pod"},
+    {"/api/v1/services", "Service"},
+    {"/api/v1/nodes", "Node"},
+    {"/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy"},
+    {"/apis/discovery.k8s.io/v1/endpointslices", "EndpointSlice"},
+};
+
+void serve(SSL_CTX* ctx, int fd) {
+  SSL* ssl = SSL_new(ctx);
+  SSL_set_fd(ssl, fd);
+  if (SSL_accept(ssl) == 1) {
+    std::string buffer;
+    char data[4096];
+    for (;;) {
+      size_t headerEnd;
+      while ((headerEnd = buffer.find("\r\n\r\n")) == std::string::npos) {
+        int n = SSL_read(ssl, data, sizeof data);
+        if (n <= 0) goto done;
+        buffer.append(data, static_cast<size_t>(n));
+      }
+      std::string head = buffer.substr(0, headerEnd);
+      buffer.erase(0, headerEnd + 4);
+      std::istringstream lines(head);
+      std::string method, target, version, line;
+      lines >> method >> target >> version;
+      bool authorized = false;
+      while (std::getline(lines, line)) {
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        auto colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        std::string name = line.substr(0, colon);
+        for (auto& c : name)
+          c = static_cast<char>(std::tolower(c));
+        if (name == "authorization" && line.substr(colon + 1).find("Bearer " + kToken) != std::string::npos)
+          authorized = true;
+      }
+      int slow;
+      {
+        std::lock_guard lock(store.mu);
+        slow = store.slowMs;
+        if (!authorized) ++store.unauthorized;
+      }
+      if (slow) std::this_thread::sleep_for(std::chrono::milliseconds(slow));
+      auto question = target.find('?');
+      std::string path = target.substr(0, question);
+      std::string query = question == std::string::npos ? "" : target.substr(question + 1);
+      auto kind = kKinds.find(path);
+      bool keep;
+      if (!authorized) {
+        keep = respond(ssl, 401, statusBody(401, "Unauthorized"));
+      } else if (method != "GET" || kind == kKinds.end()) {
+        keep = respond(ssl, 404, statusBody(404, "not found"));
+      } else if (param(query, "watch") == "1" || param(query, "watch") == "true") {
+        keep = watch(ssl, path.substr(path.rfind('/') + 1), query);
+      } else {
+        list(ssl, path.substr(path.rfind('/') + 1), kind->second, query);
+        keep = true;
+      }
+      if (!keep) break;
+    }
+  }
+done:
+  SSL_shutdown(ssl);
+  SSL_free(ssl);
+  ::close(fd);
+}
+
+std::string kubeconfig(int port, const std::string& caFile, const std::string& token) {
+  return "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster:\n    "
+         "server: "
+         "https://127.0.0.1:" +
+         std::to_string(port) + "\n    certificate-authority: " + caFile +
+         "\ncontexts:\n- name: test\n  context: {cluster: test, user: test}\nusers:\n- name: test\n  user:\n "
+         "   "
+         "token: " +
+         token + "\n";
+}
+
+std::string command(const std::string& line) {
+  std::istringstream in(line);
+  std::string verb, resource;
+  in >> verb;
+  if (verb == "put") {
+    in >> resource;
+    std::string rest;
+    std::getline(in, rest);
+    return store.put(resource, rest);
+  }
+  if (verb == "delete") {
+    std::string key;
+    in >> resource >> key;
+    return store.erase(resource, key);
+  }
+  std::lock_guard lock(store.mu);
+  store.changed.notify_all();
+  if (verb == "compact") {
+    for (auto& [r, log] : store.log)
+      log.clear();
+    store.compactedAt = store.version;
+    return "ok";
+  }
+  if (verb == "fault") {
+    std::string what;
+    in >> resource >> what;
+    Faults& f = store.faults[resource];
+    if (what == "cut") {
+      ++f.cut;
+    } else if (what == "gone") {
+      ++f.gone;
+    } else if (what == "garbage") {
+      ++f.garbage;
+    } else if (what == "stall" || what == "none") {
+      f.stall = what == "stall";
+    } else {
+      return "error: unknown fault " + what;
+    }
+    return "ok";
+  }
+  if (verb == "slow") {
+    in >> store.slowMs;
+    return "ok";
+  }
+  if (verb == "requests")
+    return "lists " + std::to_string(store.lists) + " watches " + std::to_string(store.watches) +
+           " unauthorized " + std::to_string(store.unauthorized);
+  if (verb == "dump") {
+    std::string file;
+    in >> file;
+    std::string items;
+    for (const auto& [r, objects] : store.objects)
+      for (const auto& [key, json] : objects)
+        items += (items.empty() ? "" : ",") + json;
+    std::ofstream(file) << R"({"apiVersion":"v1","kind":"List","items":[)" << items << "]}\n";
+    return "ok";
+  }
+  return "error: unknown command " + verb;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: nftpol-test-apiserver DIR\n");
+    return 2;
+  }
+  std::string dir = argv[1];
+  signal(SIGPIPE,
+         SIG_IGN);  // a client that goes away mid-response is an error to handle, not a reason to die
+  Identity ca = makeIdentity("nftpol test CA", nullptr), server = makeIdentity("127.0.0.1", &ca);
+  Identity otherCa = makeIdentity("another CA", nullptr);
+  std::ofstream(dir + "/ca.pem") << pem(ca.cert);
+  std::ofstream(dir + "/other-ca.pem") << pem(otherCa.cert);
+
+  SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+  SSL_CTX_use_certificate(ctx, server.cert);
+  SSL_CTX_use_PrivateKey(ctx, server.key);
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  int on = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof address;
+  if (bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      listen(listener, 64) != 0 ||
+      getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    std::perror("nftpol-test-apiserver");
+    return 1;
+  }
+  int port = ntohs(address.sin_port);
+  std::ofstream(dir + "/kubeconfig") << kubeconfig(port, "ca.pem", kToken);
+  std::ofstream(dir + "/kubeconfig-wrong-token") << kubeconfig(port, "ca.pem", "not-the-token");
+  std::ofstream(dir + "/kubeconfig-unknown-ca") << kubeconfig(port, "other-ca.pem", kToken);
+  std::thread([ctx, listener] {
+    for (;;) {
+      int fd = accept(listener, nullptr, nullptr);
+      if (fd >= 0) std::thread(serve, ctx, fd).detach();
+    }
+  }).detach();
+
+  std::cout << "ok " << port << std::endl;
+  for (std::string line; std::getline(std::cin, line);)
+    std::cout << command(line) << std::endl;
+  return 0;  // stdin closed: the test is over
+}
