@@ -264,7 +264,7 @@ TEST_CASE("the source lists every kind in pages, then is complete") {
   CHECK(f.server.lists() == 7);  // three pods in pages of two, and one page for each other kind
 }
 
-TEST_CASE("watch events: added, modified, deleted; bookmarks move the resourceVersion") {
+TEST_CASE("watch events: added, modified, deleted, and bookmarks that move the resourceVersion") {
   Fixture f;
   auto generation = f.source->generation();
   f.server.put("pods", "y/b", pod("y", "b", "10.244.1.13", "b"));
@@ -286,7 +286,7 @@ TEST_CASE("a watch the server ends is resumed from the last resourceVersion, wit
   CHECK(f.server.lists() == lists);
 }
 
-TEST_CASE("410 Gone, as an ERROR event or as a status, lists again; what vanished meanwhile is removed") {
+TEST_CASE("410 Gone, as an ERROR event or as a status, lists again and removes what vanished meanwhile") {
   bool asEvent = GENERATE(true, false);
   Fixture f;
   int lists = f.server.lists();

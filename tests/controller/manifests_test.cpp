@@ -45,7 +45,7 @@ bool contains(const std::vector<policy::ObjectRef>& refs, const std::string& kin
 
 }  // namespace
 
-TEST_CASE("the last file in path order decides an object; removing it brings the earlier one back",
+TEST_CASE("the last file in path order decides an object, and removing it brings the earlier one back",
           "[manifests]") {
   Dir dir;
   dir.write("a.yaml", pod("p", "web", "10.0.0.1"));
@@ -73,7 +73,7 @@ TEST_CASE("the last file in path order decides an object; removing it brings the
   CHECK(m.state().findPod("x", "q") != nullptr);
 }
 
-TEST_CASE("a broken file keeps its last valid objects; only merged() implies namespaces", "[manifests]") {
+TEST_CASE("a broken file keeps its last valid objects, and only merged() implies namespaces", "[manifests]") {
   Dir dir;
   dir.write("a.yaml", pod("p", "web", "10.0.0.1"));
   ManifestSet m(dir.path.string());

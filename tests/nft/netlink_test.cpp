@@ -83,7 +83,7 @@ bool sameView(const KernelView& a, const KernelView& b) {
 
 }  // namespace
 
-TEST_CASE("apply programs the rendered table; reading it back gives the same table", "[netlink]") {
+TEST_CASE("apply programs the rendered table, and reading it back gives the same table", "[netlink]") {
   auto b = backend();
   ClusterState state = samples();
   Table desired = render(Compiled::build(state), "node-a");
@@ -98,7 +98,7 @@ TEST_CASE("apply programs the rendered table; reading it back gives the same tab
   CHECK(normalised(run("nft list table inet nftpol")) == normalised(toText(desired)));
 }
 
-TEST_CASE("an unchanged state sends no message; a one-pod change sends only its delta", "[netlink]") {
+TEST_CASE("an unchanged state sends no message, and a one-pod change sends only its delta", "[netlink]") {
   auto b = backend();
   ClusterState state = samples();
   REQUIRE(b->apply(render(Compiled::build(state), "node-a")).ok());

@@ -18,7 +18,7 @@ std::string base() {
 
 }  // namespace
 
-TEST_CASE("a policy selects pods in its own namespace; {} selects all of them", "[semantics]") {
+TEST_CASE("a policy selects pods in its own namespace, and {} selects all of them", "[semantics]") {
   TestCluster c(base() + netpol("a", "deny", "  podSelector: {}\n"));
   REQUIRE(c.errors().empty());
   CHECK_FALSE(c.reach("b/client", "a/web", 80));
@@ -26,7 +26,7 @@ TEST_CASE("a policy selects pods in its own namespace; {} selects all of them", 
   CHECK(c.reach("a/web", "b/client", 80));  // b is not selected by a policy in a
 }
 
-TEST_CASE("selector requirements are AND-ed; NotIn and DoesNotExist match pods lacking the key",
+TEST_CASE("selector requirements are AND-ed, and NotIn and DoesNotExist match pods lacking the key",
           "[semantics]") {
   SECTION("AND") {
     TestCluster c(base() + netpol("a", "deny", R"(  podSelector:
@@ -114,7 +114,7 @@ TEST_CASE("a connection needs the source's egress and the destination's ingress"
   CHECK(v[0].ingress.allowed);
 }
 
-TEST_CASE("peers are OR-ed, ports are OR-ed, and the two are AND-ed; missing means all", "[semantics]") {
+TEST_CASE("peers are OR-ed, ports are OR-ed, and the two are AND-ed, and missing means all", "[semantics]") {
   TestCluster c(base() + netpol("a", "p", R"(  podSelector: {matchLabels: {app: web}}
   ingress:
   - from:

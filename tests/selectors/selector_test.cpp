@@ -34,7 +34,7 @@ TEST_CASE("selector operators", "[selector]") {
   }
 }
 
-TEST_CASE("the empty selector matches everything; requirements are AND-ed", "[selector]") {
+TEST_CASE("the empty selector matches everything, and requirements are AND-ed", "[selector]") {
   CHECK(LabelSelector().matches(Labels()));
   auto s = make({{"app", Operator::kIn, {"web"}}, {"tier", Operator::kExists, {}}});
   CHECK(s.matches(Labels({{"app", "web"}, {"tier", "x"}})));
