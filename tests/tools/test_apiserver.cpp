@@ -255,6 +255,14 @@ bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
   auto lastSent = std::chrono::steady_clock::now();
   bool keep = true;
+  // One event, sent without the lock held (a slow client must not stall the others).
+  auto send = [&](const std::string& line) {
+    lock.unlock();
+    bool sent = chunk(ssl, line);
+    lock.lock();
+    lastSent = std::chrono::steady_clock::now();
+    return sent;
+  };
   for (;;) {
     Faults& f = store.faults[resource];
     auto& log = store.log[resource];
@@ -287,16 +295,8 @@ bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
       continue;
     }
     if (next < log.size()) {
-      auto line = log[next].second;
       from = log[next].first;
-      lock.unlock();
-      bool sent = chunk(ssl, line);
-      lock.lock();
-      if (!sent) {
-        keep = false;
-        break;
-      }
-      lastSent = std::chrono::steady_clock::now();
+      if (!(keep = send(log[next].second))) break;
       continue;
     }
     auto now = std::chrono::steady_clock::now();
@@ -306,14 +306,7 @@ bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
           R"({"type":"BOOKMARK","object":{"kind":"Bookmark","apiVersion":"v1","metadata":{"resourceVersion":")" +
           std::to_string(store.version) + R"("}}})";
       from = store.version;
-      lock.unlock();
-      bool sent = chunk(ssl, line);
-      lock.lock();
-      if (!sent) {
-        keep = false;
-        break;
-      }
-      lastSent = now;
+      if (!(keep = send(line))) break;
       continue;
     }
     store.changed.wait_for(lock, 100ms);
