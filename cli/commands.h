@@ -13,6 +13,7 @@ int explainCommand(const std::vector<std::string>& args, std::ostream& out, std:
 int renderCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int controllerCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int cleanupCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int installCniCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int lintCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace nftpol::cli

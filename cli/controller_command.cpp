@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <ostream>
 
+#include "api_options.h"
 #include "args.h"
 #include "cluster_input.h"
 #include "commands.h"
@@ -42,14 +43,8 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
     source = std::make_unique<controller::ManifestSource>(*dir, std::chrono::milliseconds{20},
                                                           std::chrono::milliseconds{250});
   } else {
-    auto config =
-        args->flag("in-cluster")
-            ? controller::inClusterConfig([](const char* name) { return std::getenv(name); })
-            : controller::loadKubeconfig(*args->last("kubeconfig"), args->last("context").value_or(""));
-    if (!config) {
-      err << "nftpol controller: " << config.error().message << "\n";
-      return kExitBadInput;
-    }
+    auto config = apiConfig(*args, "nftpol controller", err);
+    if (!config) return kExitBadInput;
     // A watch sends a bookmark about every minute; two minutes of silence is a dead stream.
     long stall = 120;
     if (auto text = args->last("api-timeout")) {

@@ -28,6 +28,9 @@ commands:
       network namespace, then follow their changes.
   cleanup
       Remove table inet nftpol.
+  install-cni --template FILE --cni-conf-dir DIR [--cni-bin-dir DIR] (--pod-cidr CIDR... | --kubeconfig PATH
+              | --in-cluster) [--node NODE]
+      Install the CNI plugin and the template's network config with NODE's pod subnets (Node spec.podCIDRs).
 
 --cluster takes YAML or JSON files or directories (recursive), e.g. `kubectl get ns,pods,netpol -A -o yaml`.
 )";
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
   if (command == "controller") return nftpol::cli::controllerCommand(args, std::cout, std::cerr);
   if (command == "cleanup") return nftpol::cli::cleanupCommand(args, std::cout, std::cerr);
   if (command == "render") return nftpol::cli::renderCommand(args, std::cout, std::cerr);
+  if (command == "install-cni") return nftpol::cli::installCniCommand(args, std::cout, std::cerr);
   if (command == "lint") return nftpol::cli::lintCommand(args, std::cout, std::cerr);
   std::cerr << "nftpol: unknown command \"" << command << "\"\n" << kUsage;
   return 2;

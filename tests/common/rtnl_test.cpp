@@ -90,6 +90,9 @@ TEST_CASE("a bridge, a veth into a pod namespace, addresses and routes, through 
     ~Server() { sh("kill $(cat " + pidFile + ") 2>/dev/null; rm -f " + pidFile); }
   } server;
   REQUIRE(sh(probe + " serve 7777 & echo $! > " + server.pidFile) == 0);
+  // Started in the background: connect only once it listens (bounded, 2 s), or the test races its bind.
+  std::string listening = "ss -Hltn 'sport = :7777' | grep -q .";
+  REQUIRE(sh("for i in $(seq 100); do " + listening + " && exit 0; sleep 0.02; done; exit 1") == 0);
   CHECK(sh("ip netns exec " + pod.name + " " + probe + " connect tcp 10.244.7.1 7777 3000") == 0);
 
   auto addresses = inPod->addresses(**eth0);

@@ -12,17 +12,8 @@ nftpol_reexec_in_netns "$@"
 nftpol_pod_test "nftpol-a$$"
 ip link set lo up
 
-coproc SERVER { exec "$apiserver" "$dir"; }
-read -r -u "${SERVER[0]}" hello || { echo "FAIL: the test API server did not start"; exit 1; }
-pids+=($SERVER_PID)
-# api COMMAND: a command to the server; prints its answer.
-api() {
-  local reply
-  { echo "$*" >&"${SERVER[1]}" && read -r -u "${SERVER[0]}" reply; } 2>/dev/null ||
-    { echo "FAIL: the test API server is gone"; exit 1; }
-  echo "$reply"
-}
-put() { [ "$(api put "$@")" = ok ] || echo "FAIL: put $1"; }
+source "$(dirname "$0")/../lib/apiserver.sh"
+nftpol_apiserver "$apiserver"
 ns() { put namespaces "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"$1\",\"labels\":{\"ns\":\"$1\"}}}"; }
 pod() {  # NAMESPACE NAME IP NODE [LABEL]
   put pods "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"$2\",\"namespace\":\"$1\",\"labels\":{\"app\":\"${5:-$2}\"}},\"spec\":{\"nodeName\":\"$4\",\"containers\":[{\"name\":\"c\",\"ports\":[{\"name\":\"http\",\"containerPort\":8080}]}]},\"status\":{\"phase\":\"Running\",\"podIP\":\"$3\"}}"

@@ -7,7 +7,8 @@
 // ca.pem, kubeconfig (token "test-token"), kubeconfig-wrong-token and kubeconfig-unknown-ca (trusting another
 // CA). Lists are JSON with metadata.resourceVersion and continue tokens (limit honoured); watches are
 // newline-delimited events over a chunked response, with BOOKMARKs every second when idle and 410 Gone for a
-// resourceVersion older than the last compaction. It reads commands on stdin, one per line, and answers each
+// resourceVersion older than the last compaction; a cluster-scoped object is read by name (GET
+// /api/v1/nodes/NAME: the object or 404). It reads commands on stdin, one per line, and answers each
 // with "ok" (or "error: ...") on stdout:
 //   put RESOURCE JSON        add or replace an object (RESOURCE as in the URL: pods, networkpolicies, ...)
 //   delete RESOURCE KEY      KEY is namespace/name, or the name of a cluster-scoped object
@@ -226,6 +227,18 @@ void list(SSL* ssl, const std::string& resource, const std::string& kind, const 
   respond(ssl, 200, body);
 }
 
+// One cluster-scoped object (GET /api/v1/nodes/NAME).
+bool getObject(SSL* ssl, const std::string& resource, const std::string& name) {
+  std::string body;
+  {
+    std::lock_guard lock(store.mu);
+    auto& objects = store.objects[resource];
+    if (auto it = objects.find(name); it != objects.end()) body = it->second;
+  }
+  return body.empty() ? respond(ssl, 404, statusBody(404, resource + " \"" + name + "\" not found"))
+                      : respond(ssl, 200, body);
+}
+
 bool chunk(SSL* ssl, const std::string& line) {
   std::ostringstream size;
   size << std::hex << line.size() + 1;
@@ -365,9 +378,14 @@ void serve(SSL_CTX* ctx, int fd) {
       std::string path = target.substr(0, question);
       std::string query = question == std::string::npos ? "" : target.substr(question + 1);
       auto kind = kKinds.find(path);
+      auto slash = path.rfind('/');
+      auto collection = kKinds.find(path.substr(0, slash));
       bool keep;
       if (!authorized) {
         keep = respond(ssl, 401, statusBody(401, "Unauthorized"));
+      } else if (method == "GET" && kind == kKinds.end() && collection != kKinds.end()) {
+        keep = getObject(ssl, collection->first.substr(collection->first.rfind('/') + 1),
+                         path.substr(slash + 1));
       } else if (method != "GET" || kind == kKinds.end()) {
         keep = respond(ssl, 404, statusBody(404, "not found"));
       } else if (param(query, "watch") == "1" || param(query, "watch") == "true") {
