@@ -30,6 +30,8 @@ Controller::Controller(ControllerOptions options, std::unique_ptr<Source> source
 // Takes what changed and reconciles. Returns true when the kernel now holds the source's current objects.
 bool Controller::syncOnce(bool& firstSyncBlocked) {
   auto change = source_->take();
+  // Kept until a commit succeeds: a failed or blocked sync is still owed them.
+  uncommitted_.insert(uncommitted_.end(), change.arrivals.begin(), change.arrivals.end());
   for (const auto& d : change.diagnostics)
     logLine(d.severity == policy::Severity::kError ? "error" : "warn", d.toString(), "event=manifest");
   if (change.rejected) {
@@ -68,6 +70,8 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
   if (!syncRoutes()) return false;
   metrics_.reconciled(seconds, result->messages, result->pods, result->policies, result->elements,
                       source_->generation());
+  metrics_.committed(uncommitted_, Clock::now());
+  uncommitted_.clear();
   logInfo("reconciled",
           "event=reconciled node=" + options_.node + " generation=" + std::to_string(source_->generation()) +
               " messages=" + std::to_string(result->messages) + " pods=" + std::to_string(result->pods) +

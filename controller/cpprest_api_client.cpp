@@ -24,7 +24,10 @@ std::vector<std::string> certificates(const std::string& pem) {
 class CpprestApiClient final : public ApiClient {
  public:
   CpprestApiClient(const KubeConfig& config, std::chrono::seconds stall)
-      : token_(config.token), tokenFile_(config.tokenFile), where_(config.where) {
+      : token_(config.token),
+        tokenFile_(config.tokenFile),
+        where_(config.where),
+        serverName_(config.tlsServerName) {
     web::http::client::http_client_config cfg;
     cfg.set_timeout(stall);
     cfg.set_validate_certificates(!config.insecureSkipTlsVerify);
@@ -95,6 +98,9 @@ class CpprestApiClient final : public ApiClient {
     web::http::http_request req(web::http::methods::GET);
     req.set_request_uri(target);
     req.headers().add("Accept", "application/json");
+    // cpprestsdk takes the name it sends as SNI and verifies the certificate against from the Host header
+    // (calc_cn_host); the API server does not route by Host, so this is how tls-server-name is honoured.
+    if (!serverName_.empty()) req.headers().add("Host", serverName_);
     std::string token = token_;
     if (!tokenFile_.empty()) {
       if (auto fresh = readToken(tokenFile_); fresh && !fresh->empty()) token = std::move(*fresh);
@@ -104,7 +110,7 @@ class CpprestApiClient final : public ApiClient {
   }
 
   std::unique_ptr<http_client> client_;
-  std::string token_, tokenFile_, where_;
+  std::string token_, tokenFile_, where_, serverName_;
   std::mutex mu_;
   bool cancelled_ = false;
   std::optional<pplx::cancellation_token_source> current_;

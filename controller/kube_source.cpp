@@ -49,6 +49,7 @@ std::optional<Error> KubeSource::start() {
 }
 
 void KubeSource::arrive(Arrival arrival) {
+  arrival.received = std::chrono::steady_clock::now();
   {
     std::lock_guard lock(mu_);
     queue_.push_back(std::move(arrival));
@@ -77,6 +78,7 @@ Source::Change KubeSource::take() {
   }
   Change change;
   for (const auto& a : arrived) {
+    change.arrivals.push_back(a.received);
     if (a.kind == Arrival::Kind::kListed) {
       takeList(a, change);
     } else {
@@ -145,7 +147,7 @@ Source::Wake KubeSource::wait(std::chrono::milliseconds timeout, int stopFd) {
   [[maybe_unused]] auto r = ::read(wakeFd_, &count, sizeof count);
   // A burst (a list's pages, a rollout's events) settles into one take.
   auto first = Clock::now();
-  while (Clock::now() - first < options_.settle * 25) {
+  while (Clock::now() - first < options_.maxSettle) {
     pollfd more{wakeFd_, POLLIN, 0};
     if (::poll(&more, 1, static_cast<int>(options_.settle.count())) <= 0) break;
     r = ::read(wakeFd_, &count, sizeof count);

@@ -13,9 +13,12 @@ std::optional<Error> ManifestSource::start() {
 
 Source::Change ManifestSource::take() {
   auto refreshed = manifests_.refresh();
-  return Change{.objects = std::move(refreshed.objects),
+  Change change{.objects = std::move(refreshed.objects),
                 .diagnostics = std::move(refreshed.diagnostics),
                 .rejected = refreshed.filesWithErrors};
+  if (!change.objects.empty() && firstUntaken_) change.arrivals.push_back(*firstUntaken_);
+  firstUntaken_.reset();
+  return change;
 }
 
 Source::Wake ManifestSource::wait(std::chrono::milliseconds timeout, int stopFd) {
@@ -25,6 +28,7 @@ Source::Wake ManifestSource::wait(std::chrono::milliseconds timeout, int stopFd)
     auto event = watcher_->wait(std::max(left, std::chrono::milliseconds{0}), stopFd);
     if (event == Watcher::Event::kStop) return Wake::kStop;
     if (event == Watcher::Event::kTimeout) return Wake::kTimeout;
+    if (!firstUntaken_) firstUntaken_ = Clock::now();
     // Files written after a quiet spell are taken at once: inotify reports them once closed, so they are
     // whole. Anything else (a deletion is often the first half of a replacement) and changes that keep coming
     // (a `git checkout`, `kubectl apply -f dir/`) are debounced until they settle: one sync per burst.

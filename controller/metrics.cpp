@@ -6,19 +6,39 @@
 
 namespace nftpol::controller {
 
+void Histogram::observe(double seconds) {
+  for (size_t i = 0; i < bounds_.size(); ++i)
+    if (seconds <= bounds_[i]) ++counts_[i];
+  ++count_;
+  sum_ += seconds;
+}
+
+void Histogram::render(std::ostringstream& out, const char* name, const char* help) const {
+  out << "# HELP " << name << " " << help << "\n# TYPE " << name << " histogram\n";
+  for (size_t i = 0; i < bounds_.size(); ++i)
+    out << name << "_bucket{le=\"" << bounds_[i] << "\"} " << counts_[i] << "\n";
+  out << name << "_bucket{le=\"+Inf\"} " << count_ << "\n"
+      << name << "_sum " << sum_ << "\n"
+      << name << "_count " << count_ << "\n";
+}
+
 void Metrics::reconciled(double seconds, size_t messages, size_t pods, size_t policies, size_t elements,
                          size_t generation) {
   std::lock_guard lock(mu_);
-  ++reconciles_;
-  durationSum_ += seconds;
-  for (size_t i = 0; i < kBuckets.size(); ++i)
-    if (seconds <= kBuckets[i]) ++bucketCounts_[i];
+  reconcileDuration_.observe(seconds);
   messages_ += messages;
   pods_ = pods;
   policies_ = policies;
   elements_ = elements;
   lastSyncUnix_ = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   syncedGeneration_ = generation + 1;
+}
+
+void Metrics::committed(std::span<const std::chrono::steady_clock::time_point> arrivals,
+                        std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mu_);
+  for (auto arrived : arrivals)
+    eventToCommit_.observe(std::chrono::duration<double>(now - arrived).count());
 }
 
 void Metrics::reconcileFailed() {
@@ -43,21 +63,19 @@ std::string Metrics::prometheus() const {
     out << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n"
         << name << " " << value << "\n";
   };
-  metric("nftpol_reconciles_total", "counter", "Successful reconciles.", reconciles_);
+  metric("nftpol_reconciles_total", "counter", "Successful reconciles.", reconcileDuration_.count());
   metric("nftpol_reconcile_errors_total", "counter", "Reconciles that failed (and were retried).", errors_);
   metric("nftpol_manifest_errors_total", "counter", "Manifest files that failed to parse or validate.",
          manifestErrors_);
   metric("nftpol_netlink_messages_total", "counter", "Netlink messages sent in transactions.", messages_);
   metric("nftpol_conntrack_revoked_total", "counter",
          "Established connections cut because a change denied them.", revoked_);
-  out << "# HELP nftpol_reconcile_duration_seconds Time from start of a reconcile to kernel commit.\n"
-      << "# TYPE nftpol_reconcile_duration_seconds histogram\n";
-  for (size_t i = 0; i < kBuckets.size(); ++i)
-    out << "nftpol_reconcile_duration_seconds_bucket{le=\"" << kBuckets[i] << "\"} " << bucketCounts_[i]
-        << "\n";
-  out << "nftpol_reconcile_duration_seconds_bucket{le=\"+Inf\"} " << reconciles_ << "\n"
-      << "nftpol_reconcile_duration_seconds_sum " << durationSum_ << "\n"
-      << "nftpol_reconcile_duration_seconds_count " << reconciles_ << "\n";
+  reconcileDuration_.render(out, "nftpol_reconcile_duration_seconds",
+                            "Time from start of a reconcile to kernel commit.");
+  eventToCommit_.render(
+      out, "nftpol_event_to_commit_seconds",
+      "Time from a change's arrival at the controller (a watch event, a list) to the commit "
+      "that makes the kernel hold it.");
   char lastSync[32];
   std::snprintf(lastSync, sizeof lastSync, "%.3f", lastSyncUnix_);
   metric("nftpol_last_sync_timestamp_seconds", "gauge", "Unix time of the last successful reconcile.",

@@ -102,8 +102,9 @@ api slow 0 > /dev/null
 check "it never stopped being ready" ready
 check "it logged no crash and no error" bash -c "! grep -q 'level=error' '$dir/controller.log'"
 
-# Credentials that do not work: the controller keeps trying, is not ready, and says why.
-for wrong in wrong-token unknown-ca; do
+# Credentials that do not work: the controller keeps trying, is not ready, and says why. wrong-name is the
+# server at 127.0.0.2, which its certificate does not name, without tls-server-name.
+for wrong in wrong-token unknown-ca wrong-name; do
   "$nftpol" controller --kubeconfig "$dir/kubeconfig-$wrong" --node node-1 --listen 127.0.0.1:9435 \
     --no-node-routes 2> "$dir/$wrong.log" &
   bad=$!
@@ -112,7 +113,13 @@ for wrong in wrong-token unknown-ca; do
   kill "$bad"; wait "$bad" 2>/dev/null
 done
 check "wrong-token: the log says 401" grep -q 'HTTP 401' "$dir/wrong-token.log"
-check "unknown-ca: the log says the certificate did not verify" grep -qi 'certificate\|handshake\|verify' "$dir/unknown-ca.log"
+for wrong in unknown-ca wrong-name; do
+  check "$wrong: the log says the certificate did not verify" grep -qi 'certificate\|handshake\|verify' "$dir/$wrong.log"
+done
+# With tls-server-name: nftpol-test-apiserver, the same server at 127.0.0.2 is verified against that name.
+"$nftpol" controller --kubeconfig "$dir/kubeconfig-server-name" --node node-1 --listen 127.0.0.1:9435 \
+  --no-node-routes --once 2> "$dir/server-name.log"
+check "tls-server-name: the certificate is verified against that name" [ $? = 0 ]
 
 echo "apiserver: $passed passed, $failed failed"
 [ "$failed" = 0 ]

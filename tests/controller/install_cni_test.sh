@@ -40,7 +40,7 @@ check "and says why" grep -q "Node node-1 has no spec.podCIDR yet" "$dir/install
 check "and has installed nothing meanwhile" [ -z "$(installed)" ]
 put nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-1"},"spec":{"podCIDR":"10.244.1.0/24","podCIDRs":["10.244.1.0/24","fd00:10:244:1::/64"]}}'
 wait "$installer"
-check "it installs once the node has subnets" [ $? = 0 ]
+check "it installs once the node has subnets" [ $? = 0 ] || cat "$dir/install.err"
 conflist=$dir/net.d/10-nftpol.conflist
 check "the conflist holds the node's subnets, one range set per family" \
   grep -qF '"ranges":[[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]]' "$conflist"

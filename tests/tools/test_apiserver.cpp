@@ -3,13 +3,14 @@
 //
 //   nftpol-test-apiserver DIR
 //
-// makes a CA and a server certificate for 127.0.0.1, listens on an ephemeral port, and writes into DIR:
-// ca.pem, kubeconfig (token "test-token"), kubeconfig-wrong-token and kubeconfig-unknown-ca (trusting another
-// CA). Lists are JSON with metadata.resourceVersion and continue tokens (limit honoured); watches are
-// newline-delimited events over a chunked response, with BOOKMARKs every second when idle and 410 Gone for a
-// resourceVersion older than the last compaction; a cluster-scoped object is read by name (GET
-// /api/v1/nodes/NAME: the object or 404). It reads commands on stdin, one per line, and answers each
-// with "ok" (or "error: ...") on stdout:
+// makes a CA and a server certificate for 127.0.0.1 and the name nftpol-test-apiserver, listens on an
+// ephemeral port of 127.0.0.1 and 127.0.0.2, and writes into DIR: ca.pem, kubeconfig (token "test-token"),
+// kubeconfig-wrong-token, kubeconfig-unknown-ca (trusting another CA), kubeconfig-server-name (127.0.0.2,
+// with tls-server-name: nftpol-test-apiserver) and kubeconfig-wrong-name (127.0.0.2 without it). Lists are
+// JSON with metadata.resourceVersion and continue tokens (limit honoured); watches are newline-delimited
+// events over a chunked response, with BOOKMARKs every second when idle and 410 Gone for a resourceVersion
+// older than the last compaction; a cluster-scoped object is read by name (GET /api/v1/nodes/NAME: the object
+// or 404). It reads commands on stdin, one per line, and answers each with "ok" (or "error: ...") on stdout:
 //   put RESOURCE JSON        add or replace an object (RESOURCE as in the URL: pods, networkpolicies, ...)
 //   delete RESOURCE KEY      KEY is namespace/name, or the name of a cluster-scoped object
 //   compact                  forget the event log: watches resumed from before now get 410 Gone
@@ -19,6 +20,9 @@
 //   slow MS                  every response waits MS first
 //   dump FILE                every object, as a List that `nftpol render --cluster` reads
 //   requests                 prints "lists N watches M unauthorized K"
+//   populate NAMESPACES PODS POLICIES NODES         a synthetic cluster, for load tests
+//   churn RATE SECONDS NAMESPACES PODS NODES PORT   changes to its pods at RATE a second, and the lag until
+//                            the controller whose /metrics is on 127.0.0.1:PORT committed each (see churn())
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
@@ -28,6 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -93,7 +98,7 @@ Identity makeIdentity(const char* commonName, const Identity* issuer) {
     extension(id.cert, signer, NID_key_usage, "critical,keyCertSign,cRLSign");
   } else {
     extension(id.cert, signer, NID_basic_constraints, "critical,CA:FALSE");
-    extension(id.cert, signer, NID_subject_alt_name, "IP:127.0.0.1");
+    extension(id.cert, signer, NID_subject_alt_name, "IP:127.0.0.1,DNS:nftpol-test-apiserver");
     extension(id.cert, signer, NID_ext_key_usage, "serverAuth");
   }
   X509_sign(id.cert, issuer ? issuer->key : id.key, EVP_sha256());
@@ -403,15 +408,172 @@ done:
   ::close(fd);
 }
 
-std::string kubeconfig(int port, const std::string& caFile, const std::string& token) {
+std::string kubeconfig(const std::string& host, int port, const std::string& caFile, const std::string& token,
+                       const std::string& serverName = "") {
   return "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster:\n    "
          "server: "
-         "https://127.0.0.1:" +
-         std::to_string(port) + "\n    certificate-authority: " + caFile +
+         "https://" +
+         host + ":" + std::to_string(port) + "\n    certificate-authority: " + caFile +
+         (serverName.empty() ? "" : "\n    tls-server-name: " + serverName) +
          "\ncontexts:\n- name: test\n  context: {cluster: test, user: test}\nusers:\n- name: test\n  user:\n "
          "   "
          "token: " +
          token + "\n";
+}
+
+// A listening socket on HOST:*port (0: any free port, which *port then holds); -1 on failure.
+int listenOn(const char* host, int* port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(*port));
+  inet_pton(AF_INET, host, &address.sin_addr);
+  socklen_t length = sizeof address;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 || listen(fd, 64) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(address.sin_port);
+  return fd;
+}
+
+// ---- load ----
+
+// A pod of the synthetic cluster: namespace ns-(i % namespaces), label app=app-((i + version) % 50), on
+// node-(i % nodes), its address derived from i and the version (so a recreated pod has a new one).
+std::string loadPod(int i, int version, int namespaces, int nodes) {
+  int ip = i + version * 40000;
+  return R"({"apiVersion":"v1","kind":"Pod","metadata":{"name":"pod-)" + std::to_string(i) +
+         R"(","namespace":"ns-)" + std::to_string(i % namespaces) + R"(","labels":{"app":"app-)" +
+         std::to_string((i + version) % 50) + R"(","tier":"t)" + std::to_string(i % 3) +
+         R"("}},"spec":{"nodeName":"node-)" + std::to_string(i % nodes) +
+         R"(","containers":[{"name":"c","ports":[{"name":"http","containerPort":8080}]}]},)" +
+         R"("status":{"phase":"Running","podIP":"10.)" + std::to_string(64 + ip / 65536) + "." +
+         std::to_string(ip / 256 % 256) + "." + std::to_string(ip % 256) + R"("}})";
+}
+
+// populate NAMESPACES PODS POLICIES NODES: a synthetic cluster. Policy k selects app-(k % 50) in its
+// namespace and admits pods of app-((k + 1) % 50) from namespaces labelled tier=t(k % 3) on port http; egress
+// to 443.
+std::string populate(std::istringstream& in) {
+  int namespaces = 0, pods = 0, policies = 0, nodes = 0;
+  in >> namespaces >> pods >> policies >> nodes;
+  if (namespaces < 1 || nodes < 1 || pods < 0 || policies < 0)
+    return "error: populate NAMESPACES PODS POLICIES NODES";
+  for (int n = 0; n < nodes; ++n)
+    store.put("nodes", R"({"apiVersion":"v1","kind":"Node","metadata":{"name":"node-)" + std::to_string(n) +
+                           R"("},"spec":{"podCIDR":"10.)" + std::to_string(200 + n / 256) + "." +
+                           std::to_string(n % 256) + R"(.0/24"}})");
+  for (int n = 0; n < namespaces; ++n)
+    store.put("namespaces", R"({"apiVersion":"v1","kind":"Namespace","metadata":{"name":"ns-)" +
+                                std::to_string(n) + R"(","labels":{"tier":"t)" + std::to_string(n % 3) +
+                                R"("}}})");
+  for (int i = 0; i < pods; ++i)
+    store.put("pods", loadPod(i, 0, namespaces, nodes));
+  for (int k = 0; k < policies; ++k)
+    store.put("networkpolicies",
+              R"({"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"pol-)" +
+                  std::to_string(k) + R"(","namespace":"ns-)" + std::to_string(k % namespaces) +
+                  R"("},"spec":{"podSelector":{"matchLabels":{"app":"app-)" + std::to_string(k % 50) +
+                  R"("}},"policyTypes":["Ingress","Egress"],"ingress":[{"from":[{"namespaceSelector":)" +
+                  R"({"matchLabels":{"tier":"t)" + std::to_string(k % 3) +
+                  R"("}},"podSelector":{"matchLabels":{"app":"app-)" + std::to_string((k + 1) % 50) +
+                  R"("}}}],"ports":[{"port":"http"}]}],"egress":[{"ports":[{"port":443}]}]}})");
+  return "ok";
+}
+
+// The controller's nftpol_event_to_commit_seconds_count (the changes its commits have enforced), read from
+// its /metrics on 127.0.0.1:PORT; -1 when it cannot be read.
+long long committedEvents(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0) {
+    std::string request = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+      char data[65536];
+      ssize_t n;
+      while ((n = recv(fd, data, sizeof data, 0)) > 0)
+        response.append(data, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  const std::string name = "\nnftpol_event_to_commit_seconds_count ";
+  auto at = response.find(name);
+  return at == std::string::npos ? -1 : std::stoll(response.substr(at + name.size()));
+}
+
+// churn RATE SECONDS NAMESPACES PODS NODES PORT: RATE changes a second to the populated pods for SECONDS (of
+// every four: a pod deleted, the same pod created again with a new address, two pods relabelled), while the
+// controller's committed count is polled every 10 ms. Answers, once every change is committed (or 60 s after
+// the last), "changes N committed M lag_ms median A p99 B max C": the time from each change's write here to
+// the first poll that saw it committed.
+std::string churn(std::istringstream& in) {
+  int rate = 0, seconds = 0, namespaces = 0, pods = 0, nodes = 0, port = 0;
+  in >> rate >> seconds >> namespaces >> pods >> nodes >> port;
+  if (rate < 1 || seconds < 1 || pods < 4 || namespaces < 1 || nodes < 1 || port < 1)
+    return "error: churn RATE SECONDS NAMESPACES PODS NODES PORT";
+  using Clock = std::chrono::steady_clock;
+  long long base = committedEvents(port);
+  if (base < 0) return "error: cannot read the controller's metrics";
+  size_t total = static_cast<size_t>(rate) * static_cast<size_t>(seconds);
+  std::vector<Clock::time_point> written(total), seen(total);
+  std::atomic<size_t> done{0};
+  std::atomic<bool> writing{true};
+  std::thread poller([&] {
+    size_t next = 0;  // the first change not yet seen committed
+    auto deadline = Clock::time_point::max();
+    while (next < total) {
+      auto now = Clock::now();
+      if (!writing && deadline == Clock::time_point::max()) deadline = now + 60s;
+      if (now > deadline) break;
+      long long committed = committedEvents(port) - base;
+      size_t available = done.load();
+      while (next < available && static_cast<long long>(next) < committed)
+        seen[next++] = now;
+      std::this_thread::sleep_for(10ms);
+    }
+  });
+  std::map<int, int> version;  // pod -> how often it was relabelled or recreated
+  auto start = Clock::now();
+  for (size_t i = 0; i < total; ++i) {
+    std::this_thread::sleep_until(start + std::chrono::microseconds(1000000 * i / static_cast<size_t>(rate)));
+    int pod = static_cast<int>((i / 4 * 7919) % static_cast<size_t>(pods));  // spread over the pods
+    std::string reply;
+    written[i] = Clock::now();
+    if (i % 4 == 0) {
+      reply = store.erase("pods", "ns-" + std::to_string(pod % namespaces) + "/pod-" + std::to_string(pod));
+    } else {
+      if (i % 4 == 2) pod = (pod + 1) % pods;  // relabel another pod
+      reply = store.put("pods", loadPod(pod, ++version[pod], namespaces, nodes));
+    }
+    if (reply != "ok") {
+      writing = false;
+      poller.join();
+      return "error: change " + std::to_string(i) + ": " + reply;
+    }
+    done = i + 1;
+  }
+  writing = false;
+  poller.join();
+  std::vector<double> lags;
+  for (size_t i = 0; i < total; ++i)
+    if (seen[i] != Clock::time_point{})
+      lags.push_back(std::chrono::duration<double, std::milli>(seen[i] - written[i]).count());
+  std::sort(lags.begin(), lags.end());
+  auto quantile = [&](double q) {
+    return lags.empty() ? -1.0 : lags[std::min(lags.size() - 1, static_cast<size_t>(q * lags.size()))];
+  };
+  char line[200];
+  std::snprintf(line, sizeof line, "changes %zu committed %zu lag_ms median %.0f p99 %.0f max %.0f", total,
+                lags.size(), quantile(0.5), quantile(0.99), lags.empty() ? -1.0 : lags.back());
+  return line;
 }
 
 std::string command(const std::string& line) {
@@ -429,6 +591,8 @@ std::string command(const std::string& line) {
     in >> resource >> key;
     return store.erase(resource, key);
   }
+  if (verb == "populate") return populate(in);
+  if (verb == "churn") return churn(in);
   std::lock_guard lock(store.mu);
   store.changed.notify_all();
   if (verb == "compact") {
@@ -492,29 +656,27 @@ int main(int argc, char** argv) {
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   SSL_CTX_use_certificate(ctx, server.cert);
   SSL_CTX_use_PrivateKey(ctx, server.key);
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
-  int on = 1;
-  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof address;
-  if (bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
-      listen(listener, 64) != 0 ||
-      getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+  // 127.0.0.2 is not in the certificate: a client reaches it only by verifying another name
+  // (tls-server-name).
+  int port = 0;
+  int listener = listenOn("127.0.0.1", &port), other = listener < 0 ? -1 : listenOn("127.0.0.2", &port);
+  if (listener < 0 || other < 0) {
     std::perror("nftpol-test-apiserver");
     return 1;
   }
-  int port = ntohs(address.sin_port);
-  std::ofstream(dir + "/kubeconfig") << kubeconfig(port, "ca.pem", kToken);
-  std::ofstream(dir + "/kubeconfig-wrong-token") << kubeconfig(port, "ca.pem", "not-the-token");
-  std::ofstream(dir + "/kubeconfig-unknown-ca") << kubeconfig(port, "other-ca.pem", kToken);
-  std::thread([ctx, listener] {
-    for (;;) {
-      int fd = accept(listener, nullptr, nullptr);
-      if (fd >= 0) std::thread(serve, ctx, fd).detach();
-    }
-  }).detach();
+  std::ofstream(dir + "/kubeconfig") << kubeconfig("127.0.0.1", port, "ca.pem", kToken);
+  std::ofstream(dir + "/kubeconfig-wrong-token") << kubeconfig("127.0.0.1", port, "ca.pem", "not-the-token");
+  std::ofstream(dir + "/kubeconfig-unknown-ca") << kubeconfig("127.0.0.1", port, "other-ca.pem", kToken);
+  std::ofstream(dir + "/kubeconfig-server-name")
+      << kubeconfig("127.0.0.2", port, "ca.pem", kToken, "nftpol-test-apiserver");
+  std::ofstream(dir + "/kubeconfig-wrong-name") << kubeconfig("127.0.0.2", port, "ca.pem", kToken);
+  for (int fd : {listener, other})
+    std::thread([ctx, fd] {
+      for (;;) {
+        int client = accept(fd, nullptr, nullptr);
+        if (client >= 0) std::thread(serve, ctx, client).detach();
+      }
+    }).detach();
 
   std::cout << "ok " << port << std::endl;
   for (std::string line; std::getline(std::cin, line);)

@@ -42,6 +42,8 @@ class Controller {
   std::unique_ptr<Source> source_;
   std::unique_ptr<nft::Backend> backend_;
   Reconciler reconciler_;
+  // When each change taken but not yet committed arrived, for nftpol_event_to_commit_seconds.
+  std::vector<std::chrono::steady_clock::time_point> uncommitted_;
   bool loaded_ = false;  // the reconciler has taken every object once; after that, only their changes
   std::optional<std::vector<GatewayRoute>> routes_;  // what the kernel was last made to hold; none: read it
   Metrics metrics_;

@@ -33,6 +33,8 @@ class ManifestSource final : public Source {
   std::optional<Watcher> watcher_;
   std::chrono::milliseconds debounce_, maxDebounce_;
   std::chrono::steady_clock::time_point lastEvent_{};
+  std::optional<std::chrono::steady_clock::time_point>
+      firstUntaken_;  // the first event the next take answers
 };
 
 }  // namespace nftpol::controller

@@ -2,10 +2,29 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <mutex>
+#include <span>
+#include <sstream>
 #include <string>
+#include <vector>
 
 namespace nftpol::controller {
+
+// A Prometheus histogram with fixed upper bounds (seconds).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size()) {}
+  void observe(double seconds);
+  void render(std::ostringstream& out, const char* name, const char* help) const;
+  uint64_t count() const { return count_; }
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<uint64_t> counts_;  // cumulative, as exposed
+  uint64_t count_ = 0;
+  double sum_ = 0;
+};
 
 // The controller's metrics, rendered in the Prometheus text exposition format. Updated by the reconcile loop,
 // read by the HTTP thread.
@@ -16,18 +35,20 @@ class Metrics {
   void reconcileFailed();
   void manifestErrors(size_t files);
   void revoked(size_t connections);
+  // The changes a commit made the kernel hold, by when each arrived at the controller.
+  void committed(std::span<const std::chrono::steady_clock::time_point> arrivals,
+                 std::chrono::steady_clock::time_point now);
 
   bool ready() const { return syncedGeneration_.load() > 0; }
   size_t syncedGeneration() const { return syncedGeneration_.load() - 1; }  // valid once ready()
   std::string prometheus() const;
 
  private:
-  static constexpr std::array<double, 10> kBuckets = {0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                      0.05,  0.1,    0.25,  0.5,  1.0};
   mutable std::mutex mu_;
-  std::array<uint64_t, kBuckets.size()> bucketCounts_{};
-  uint64_t reconciles_ = 0, errors_ = 0, manifestErrors_ = 0, messages_ = 0, revoked_ = 0;
-  double durationSum_ = 0, lastSyncUnix_ = 0;
+  Histogram reconcileDuration_{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0}};
+  Histogram eventToCommit_{{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0}};
+  uint64_t errors_ = 0, manifestErrors_ = 0, messages_ = 0, revoked_ = 0;
+  double lastSyncUnix_ = 0;
   size_t pods_ = 0, policies_ = 0, elements_ = 0;
   std::atomic<size_t> syncedGeneration_{0};  // generation + 1, so that 0 means "never synced"
 };

@@ -23,6 +23,8 @@ class Source {
     std::vector<policy::ObjectRef> objects;       // the objects that may differ since the last take, sorted
     std::vector<policy::Diagnostic> diagnostics;  // about what arrived
     size_t rejected = 0;  // inputs refused as a whole (a broken file); their last valid objects stay
+    // When each change taken here arrived (a watch event, a list): the time to enforce is measured from it.
+    std::vector<std::chrono::steady_clock::time_point> arrivals;
   };
   // What arrived since the last call, taken into state().
   virtual Change take() = 0;
