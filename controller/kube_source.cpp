@@ -70,6 +70,19 @@ bool KubeSource::complete() const {
   return listedOnce_.size() == kWatchedResources.size() && queue_.empty();
 }
 
+namespace {
+
+// An object's key in ClusterState: "namespace/name", or the name of a cluster-scoped one.
+std::optional<std::string> keyOf(const json::Value& object) {
+  const json::Value* md = object.find("metadata");
+  const json::Value* name = md ? md->find("name") : nullptr;
+  const json::Value* ns = md ? md->find("namespace") : nullptr;
+  if (!name || !name->isString()) return std::nullopt;
+  return ns && ns->isString() ? ns->asString() + "/" + name->asString() : name->asString();
+}
+
+}  // namespace
+
 Source::Change KubeSource::take() {
   std::deque<Arrival> arrived;
   {
@@ -95,13 +108,21 @@ Source::Change KubeSource::take() {
 // watching) removed.
 void KubeSource::takeList(const Arrival& a, Change& change) {
   policy::ClusterState listed;
-  for (const auto& page : a.json)
-    policy::loadText(page, "the " + std::string(a.resource->kind) + " list", listed, change.diagnostics);
+  std::vector<policy::Diagnostic> diagnostics;
   std::string kind(a.resource->kind);
-  std::set<std::string> keys;
+  std::set<std::string> keys;  // every item the server listed, valid for us or not
+  for (const auto& page : a.json) {
+    policy::loadText(page, "the " + kind + " list", listed, diagnostics);
+    if (auto parsed = json::parse(page); parsed && parsed->find("items") && parsed->find("items")->isArray())
+      for (const auto& item : parsed->find("items")->asArray())
+        if (auto key = keyOf(item)) keys.insert(*key);
+  }
+  // An item our validation refuses (the API server accepted it) keeps its last valid version, as a watch
+  // event would: dropping it could lift a policy's isolation.
+  if (policy::hasErrors(diagnostics)) ++change.rejected;
+  change.diagnostics.insert(change.diagnostics.end(), diagnostics.begin(), diagnostics.end());
   for (const auto& ref : listed.refs()) {
     if (ref.kind != kind) continue;
-    keys.insert(ref.key);
     state_.copyFrom(listed, ref);
     change.objects.push_back(ref);
   }
@@ -116,13 +137,8 @@ void KubeSource::takeObject(const Arrival& a, Change& change) {
   std::string kind(a.resource->kind);
   if (a.kind == Arrival::Kind::kDelete) {
     auto object = json::parse(a.json.front());
-    if (!object) return;
-    const json::Value* md = object->find("metadata");
-    const json::Value* name = md ? md->find("name") : nullptr;
-    const json::Value* ns = md ? md->find("namespace") : nullptr;
-    if (!name || !name->isString()) return;
-    std::string key = ns && ns->isString() ? ns->asString() + "/" + name->asString() : name->asString();
-    if (state_.remove(kind, key)) change.objects.push_back({kind, key});
+    auto key = object ? keyOf(*object) : std::nullopt;
+    if (key && state_.remove(kind, *key)) change.objects.push_back({kind, *key});
     return;
   }
   // An object the API server holds has passed its validation; one that fails ours keeps its last version.

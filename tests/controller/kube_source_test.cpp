@@ -316,3 +316,29 @@ TEST_CASE("a line that is not an event lists again") {
   REQUIRE(until(*f.source, [&] { return summary(f.source->state()).contains("Pod/x/c c"); }));
   CHECK(f.server.lists() > lists);
 }
+
+TEST_CASE("an object our validation refuses keeps its last valid version, through a relist too") {
+  Fixture f;
+  // The API server took it; nftpol's stricter reading refuses it (not a CIDR). Dropping the policy would
+  // lift the isolation of x's pods.
+  std::string refused =
+      R"({"kind":"NetworkPolicy","apiVersion":"networking.k8s.io/v1","metadata":{"name":"deny",)"
+      R"("namespace":"x"},"spec":{"podSelector":{},"ingress":[{"from":[{"ipBlock":)"
+      R"({"cidr":"10.0.0.0/99"}}]}]}})";
+  f.server.put("networkpolicies", "x/deny", refused);
+  f.server.put("pods", "x/c", pod("x", "c", "10.244.1.14", "c"));
+  REQUIRE(until(*f.source, [&] { return summary(f.source->state()).contains("Pod/x/c c"); }));
+  CHECK(summary(f.source->state()).contains("NetworkPolicy/x/deny"));
+
+  int lists = f.server.lists();
+  f.server.fault("networkpolicies", [](auto& faults) { faults.garbage = true; });
+  f.server.put("networkpolicies", "x/other",
+               R"({"kind":"NetworkPolicy","apiVersion":"networking.k8s.io/v1","metadata":{"name":"other",)"
+               R"("namespace":"x"},"spec":{"podSelector":{}}})");
+  REQUIRE(until(*f.source, [&] { return summary(f.source->state()).contains("NetworkPolicy/x/other"); }));
+  CHECK(f.server.lists() > lists);
+  CHECK(summary(f.source->state()).contains("NetworkPolicy/x/deny"));
+  // Deleted for real, it goes.
+  f.server.erase("networkpolicies", "x/deny");
+  REQUIRE(until(*f.source, [&] { return !summary(f.source->state()).contains("NetworkPolicy/x/deny"); }));
+}
