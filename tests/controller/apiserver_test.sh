@@ -3,7 +3,9 @@
 # with a test CA and a bearer token) and the controller with --kubeconfig, both in a network namespace of their
 # own. After every change and every fault the server injects (a stream cut mid-event, 410 Gone in a watch, a line
 # that is not an event, a stalled stream, a slow server) the kernel must hold exactly what `nftpol render` makes
-# of the server's objects; a wrong token and an unknown CA must keep the controller unready and say why.
+# of the server's objects; a wrong token, a client certificate from another CA, an unknown CA and a server name
+# the certificate does not hold must keep the controller unready and say why; a client certificate and a
+# kubeconfig's tls-server-name must work.
 set -uo pipefail
 nftpol=$1
 apiserver=$2
@@ -102,9 +104,10 @@ api slow 0 > /dev/null
 check "it never stopped being ready" ready
 check "it logged no crash and no error" bash -c "! grep -q 'level=error' '$dir/controller.log'"
 
-# Credentials that do not work: the controller keeps trying, is not ready, and says why. wrong-name is the
-# server at 127.0.0.2, which its certificate does not name, without tls-server-name.
-for wrong in wrong-token unknown-ca wrong-name; do
+# Credentials that do not work: the controller keeps trying, is not ready, and says why. stranger-cert is a
+# client certificate another CA signed; wrong-name the server at 127.0.0.2, which its certificate does not name,
+# without tls-server-name.
+for wrong in wrong-token stranger-cert unknown-ca wrong-name; do
   "$nftpol" controller --kubeconfig "$dir/kubeconfig-$wrong" --node node-1 --listen 127.0.0.1:9435 \
     --no-node-routes 2> "$dir/$wrong.log" &
   bad=$!
@@ -112,7 +115,9 @@ for wrong in wrong-token unknown-ca wrong-name; do
   check "$wrong: not ready" bash -c '! curl -sf localhost:9435/readyz'
   kill "$bad"; wait "$bad" 2>/dev/null
 done
-check "wrong-token: the log says 401" grep -q 'HTTP 401' "$dir/wrong-token.log"
+for wrong in wrong-token stranger-cert; do
+  check "$wrong: the log says 401" grep -q 'HTTP 401' "$dir/$wrong.log"
+done
 for wrong in unknown-ca wrong-name; do
   check "$wrong: the log says the certificate did not verify" grep -qi 'certificate\|handshake\|verify' "$dir/$wrong.log"
 done
@@ -120,6 +125,10 @@ done
 "$nftpol" controller --kubeconfig "$dir/kubeconfig-server-name" --node node-1 --listen 127.0.0.1:9435 \
   --no-node-routes --once 2> "$dir/server-name.log"
 check "tls-server-name: the certificate is verified against that name" [ $? = 0 ]
+# A client certificate from the kubeconfig, signed by the CA the server trusts, and no token.
+"$nftpol" controller --kubeconfig "$dir/kubeconfig-client-cert" --node node-1 --listen 127.0.0.1:9435 \
+  --no-node-routes --once 2> "$dir/client-cert.log"
+check "a client certificate authenticates" [ $? = 0 ]
 
 echo "apiserver: $passed passed, $failed failed"
 [ "$failed" = 0 ]

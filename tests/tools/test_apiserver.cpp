@@ -6,11 +6,13 @@
 // makes a CA and a server certificate for 127.0.0.1 and the name nftpol-test-apiserver, listens on an
 // ephemeral port of 127.0.0.1 and 127.0.0.2, and writes into DIR: ca.pem, kubeconfig (token "test-token"),
 // kubeconfig-wrong-token, kubeconfig-unknown-ca (trusting another CA), kubeconfig-server-name (127.0.0.2,
-// with tls-server-name: nftpol-test-apiserver) and kubeconfig-wrong-name (127.0.0.2 without it). Lists are
-// JSON with metadata.resourceVersion and continue tokens (limit honoured); watches are newline-delimited
-// events over a chunked response, with BOOKMARKs every second when idle and 410 Gone for a resourceVersion
-// older than the last compaction; a cluster-scoped object is read by name (GET /api/v1/nodes/NAME: the object
-// or 404). It reads commands on stdin, one per line, and answers each with "ok" (or "error: ...") on stdout:
+// with tls-server-name: nftpol-test-apiserver), kubeconfig-wrong-name (127.0.0.2 without it),
+// kubeconfig-client-cert (a client certificate the test CA signed, no token) and kubeconfig-stranger-cert
+// (one another CA signed). Lists are JSON with metadata.resourceVersion and continue tokens (limit honoured);
+// watches are newline-delimited events over a chunked response, with BOOKMARKs every second when idle and 410
+// Gone for a resourceVersion older than the last compaction; a cluster-scoped object is read by name (GET
+// /api/v1/nodes/NAME: the object or 404). It reads commands on stdin, one per line, and answers each with
+// "ok" (or "error: ...") on stdout:
 //   put RESOURCE JSON        add or replace an object (RESOURCE as in the URL: pods, networkpolicies, ...)
 //   delete RESOURCE KEY      KEY is namespace/name, or the name of a cluster-scoped object
 //   compact                  forget the event log: watches resumed from before now get 410 Gone
@@ -71,6 +73,16 @@ std::string pem(X509* cert) {
   return out;
 }
 
+std::string keyPem(EVP_PKEY* key) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<size_t>(n));
+  BIO_free(bio);
+  return out;
+}
+
 void extension(X509* cert, X509* issuer, int nid, const char* value) {
   X509V3_CTX ctx;
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
@@ -79,8 +91,9 @@ void extension(X509* cert, X509* issuer, int nid, const char* value) {
   X509_EXTENSION_free(ext);
 }
 
-// A CA when `issuer` is null, else a server certificate for 127.0.0.1 that `issuer` signs.
-Identity makeIdentity(const char* commonName, const Identity* issuer) {
+// A CA when `issuer` is null, else a certificate that `issuer` signs: a server's for 127.0.0.1 and
+// nftpol-test-apiserver, or a client's.
+Identity makeIdentity(const char* commonName, const Identity* issuer, bool client = false) {
   static long serial = 1;
   Identity id{EVP_EC_gen("P-256"), X509_new()};
   X509_set_version(id.cert, 2);
@@ -96,6 +109,9 @@ Identity makeIdentity(const char* commonName, const Identity* issuer) {
   if (!issuer) {
     extension(id.cert, signer, NID_basic_constraints, "critical,CA:TRUE");
     extension(id.cert, signer, NID_key_usage, "critical,keyCertSign,cRLSign");
+  } else if (client) {
+    extension(id.cert, signer, NID_basic_constraints, "critical,CA:FALSE");
+    extension(id.cert, signer, NID_ext_key_usage, "clientAuth");
   } else {
     extension(id.cert, signer, NID_basic_constraints, "critical,CA:FALSE");
     extension(id.cert, signer, NID_subject_alt_name, "IP:127.0.0.1,DNS:nftpol-test-apiserver");
@@ -347,6 +363,11 @@ void serve(SSL_CTX* ctx, int fd) {
   SSL* ssl = SSL_new(ctx);
   SSL_set_fd(ssl, fd);
   if (SSL_accept(ssl) == 1) {
+    // A client certificate that the test CA signed authenticates, as the API server's x509 authenticator
+    // does.
+    X509* peer = SSL_get1_peer_certificate(ssl);
+    bool certified = peer && SSL_get_verify_result(ssl) == X509_V_OK;
+    X509_free(peer);
     std::string buffer;
     char data[4096];
     for (;;) {
@@ -361,7 +382,7 @@ void serve(SSL_CTX* ctx, int fd) {
       std::istringstream lines(head);
       std::string method, target, version, line;
       lines >> method >> target >> version;
-      bool authorized = false;
+      bool authorized = certified;
       while (std::getline(lines, line)) {
         if (!line.empty() && line.back() == '\r') line.pop_back();
         auto colon = line.find(':');
@@ -408,7 +429,8 @@ done:
   ::close(fd);
 }
 
-std::string kubeconfig(const std::string& host, int port, const std::string& caFile, const std::string& token,
+// `user`: the user's fields, as YAML at the indentation of `token:`.
+std::string kubeconfig(const std::string& host, int port, const std::string& caFile, const std::string& user,
                        const std::string& serverName = "") {
   return "apiVersion: v1\nkind: Config\ncurrent-context: test\nclusters:\n- name: test\n  cluster:\n    "
          "server: "
@@ -416,9 +438,11 @@ std::string kubeconfig(const std::string& host, int port, const std::string& caF
          host + ":" + std::to_string(port) + "\n    certificate-authority: " + caFile +
          (serverName.empty() ? "" : "\n    tls-server-name: " + serverName) +
          "\ncontexts:\n- name: test\n  context: {cluster: test, user: test}\nusers:\n- name: test\n  user:\n "
-         "   "
-         "token: " +
-         token + "\n";
+         "   " +
+         user + "\n";
+}
+std::string token(const std::string& value) {
+  return "token: " + value;
 }
 
 // A listening socket on HOST:*port (0: any free port, which *port then holds); -1 on failure.
@@ -652,10 +676,18 @@ int main(int argc, char** argv) {
   Identity otherCa = makeIdentity("another CA", nullptr);
   std::ofstream(dir + "/ca.pem") << pem(ca.cert);
   std::ofstream(dir + "/other-ca.pem") << pem(otherCa.cert);
+  Identity client = makeIdentity("nftpol", &ca, true), stranger = makeIdentity("nftpol", &otherCa, true);
+  for (auto [name, id] : {std::pair{"client", &client}, std::pair{"stranger", &stranger}}) {
+    std::ofstream(dir + "/" + name + ".pem") << pem(id->cert);
+    std::ofstream(dir + "/" + name + "-key.pem") << keyPem(id->key);
+  }
 
   SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
   SSL_CTX_use_certificate(ctx, server.cert);
   SSL_CTX_use_PrivateKey(ctx, server.key);
+  // Asked for, not required (a bearer token does as well); verified against the test CA in serve().
+  X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.cert);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, [](int, X509_STORE_CTX*) { return 1; });
   // 127.0.0.2 is not in the certificate: a client reaches it only by verifying another name
   // (tls-server-name).
   int port = 0;
@@ -664,12 +696,18 @@ int main(int argc, char** argv) {
     std::perror("nftpol-test-apiserver");
     return 1;
   }
-  std::ofstream(dir + "/kubeconfig") << kubeconfig("127.0.0.1", port, "ca.pem", kToken);
-  std::ofstream(dir + "/kubeconfig-wrong-token") << kubeconfig("127.0.0.1", port, "ca.pem", "not-the-token");
-  std::ofstream(dir + "/kubeconfig-unknown-ca") << kubeconfig("127.0.0.1", port, "other-ca.pem", kToken);
+  std::ofstream(dir + "/kubeconfig") << kubeconfig("127.0.0.1", port, "ca.pem", token(kToken));
+  std::ofstream(dir + "/kubeconfig-wrong-token")
+      << kubeconfig("127.0.0.1", port, "ca.pem", token("not-the-token"));
+  std::ofstream(dir + "/kubeconfig-unknown-ca")
+      << kubeconfig("127.0.0.1", port, "other-ca.pem", token(kToken));
   std::ofstream(dir + "/kubeconfig-server-name")
-      << kubeconfig("127.0.0.2", port, "ca.pem", kToken, "nftpol-test-apiserver");
-  std::ofstream(dir + "/kubeconfig-wrong-name") << kubeconfig("127.0.0.2", port, "ca.pem", kToken);
+      << kubeconfig("127.0.0.2", port, "ca.pem", token(kToken), "nftpol-test-apiserver");
+  std::ofstream(dir + "/kubeconfig-wrong-name") << kubeconfig("127.0.0.2", port, "ca.pem", token(kToken));
+  for (const char* name : {"client", "stranger"})
+    std::ofstream(dir + "/kubeconfig-" + name + "-cert") << kubeconfig(
+        "127.0.0.1", port, "ca.pem",
+        std::string("client-certificate: ") + name + ".pem\n    client-key: " + name + "-key.pem");
   for (int fd : {listener, other})
     std::thread([ctx, fd] {
       for (;;) {
