@@ -142,6 +142,7 @@ int Controller::run() {
   auto backoff = kMinBackoff;
   bool pending = true;
   for (;;) {
+    metrics_.loopTurned();
     if (pending) {
       bool blocked = false;
       if (syncOnce(blocked)) {

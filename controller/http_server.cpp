@@ -29,7 +29,12 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& listen,
     impl->listener.support(methods::GET, [&metrics](http_request request) {
       std::string path = request.relative_uri().path();
       if (path == "/healthz") {
-        request.reply(status_codes::OK, "ok\n", "text/plain");
+        // Three minutes: the loop turns at least once a minute, and a full resync takes well under one.
+        if (metrics.live(std::chrono::steady_clock::now(), std::chrono::seconds{180}))
+          request.reply(status_codes::OK, "ok\n", "text/plain");
+        else
+          request.reply(status_codes::ServiceUnavailable, "the reconcile loop has not turned for 3 minutes\n",
+                        "text/plain");
       } else if (path == "/readyz") {
         if (metrics.ready()) {
           request.reply(status_codes::OK,

@@ -3,6 +3,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <span>
 #include <sstream>
@@ -39,6 +40,16 @@ class Metrics {
   void committed(std::span<const std::chrono::steady_clock::time_point> arrivals,
                  std::chrono::steady_clock::time_point now);
 
+  // The reconcile loop calls this at every turn; it turns at least once a minute (the periodic resync).
+  void loopTurned(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
+    lastTurnNs_ = now.time_since_epoch().count();
+  }
+  // /healthz: false once the loop has not turned for `limit` (a reconcile stuck in the kernel, a deadlock),
+  // so that the kubelet's liveness probe restarts the controller.
+  bool live(std::chrono::steady_clock::time_point now, std::chrono::seconds limit) const {
+    auto last = lastTurnNs_.load();
+    return last == 0 || now.time_since_epoch().count() - last <= std::chrono::nanoseconds(limit).count();
+  }
   bool ready() const { return syncedGeneration_.load() > 0; }
   size_t syncedGeneration() const { return syncedGeneration_.load() - 1; }  // valid once ready()
   std::string prometheus() const;
@@ -50,7 +61,9 @@ class Metrics {
   uint64_t errors_ = 0, manifestErrors_ = 0, messages_ = 0, revoked_ = 0;
   double lastSyncUnix_ = 0;
   size_t pods_ = 0, policies_ = 0, elements_ = 0;
-  std::atomic<size_t> syncedGeneration_{0};  // generation + 1, so that 0 means "never synced"
+  std::atomic<size_t> syncedGeneration_{0};
+  std::atomic<int64_t> lastTurnNs_{
+      0};  // steady clock; 0 before the loop's first turn  // generation + 1, so that 0 means "never synced"
 };
 
 }  // namespace nftpol::controller
