@@ -12,11 +12,16 @@
 #include "nftpol/controller/kube_source.h"
 #include "nftpol/controller/manifest_source.h"
 #include "nftpol/controller/node_routes.h"
+#include "nftpol/controller/stop_signal.h"
 #include "nftpol/policy/loader.h"
 
 namespace nftpol::cli {
 
 int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*/, std::ostream& err) {
+  // First, before any thread starts, so that every thread inherits the blocked signals. Never destroyed: its
+  // watchdog also covers what runs after this function (static destructors, cpprestsdk's thread pool), so a
+  // stop ends the process within 1.5 s whatever it is doing.
+  static auto* stop = new controller::StopSignal(std::chrono::milliseconds{1500});
   auto args =
       Args::parse(argv, {"manifests", "kubeconfig", "context", "node", "listen", "pod-cidr", "api-timeout"},
                   {"in-cluster", "once", "no-conntrack-revoke", "no-node-routes"});
@@ -80,7 +85,8 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
                                         .listen = args->last("listen").value_or("127.0.0.1:9402"),
                                         .revokeConntrack = !args->flag("no-conntrack-revoke"),
                                         .nodeRoutes = !args->flag("no-node-routes"),
-                                        .podCidrs = std::move(podCidrs)};
+                                        .podCidrs = std::move(podCidrs),
+                                        .stopFd = stop->fd()};
   return controller::Controller(std::move(options), std::move(source), std::move(*backend)).run();
 }
 

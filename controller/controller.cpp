@@ -1,9 +1,5 @@
 #include "nftpol/controller/controller.h"
 
-#include <signal.h>
-#include <sys/signalfd.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <optional>
 
@@ -100,13 +96,8 @@ bool Controller::syncRoutes() {
 }
 
 int Controller::run() {
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &mask, nullptr);  // before cpprestsdk starts threads, so they inherit it
-  int stopFd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-  if (options_.revokeConntrack) revoker_ = std::make_unique<Revoker>(metrics_);  // inherits the mask
+  const int stopFd = options_.stopFd;
+  if (options_.revokeConntrack) revoker_ = std::make_unique<Revoker>(metrics_);
 
   if (options_.once) {
     // A directory is whole at once; the API's lists take a moment: wait (bounded) until the source is
@@ -119,7 +110,6 @@ int Controller::run() {
       while (!(ok = syncOnce(blocked)) && blocked && Clock::now() < deadline)
         if (source_->wait(std::chrono::milliseconds{100}, stopFd) == Source::Wake::kStop) break;
     }
-    ::close(stopFd);
     return ok ? 0 : (blocked ? 2 : 1);
   }
 
@@ -165,7 +155,6 @@ int Controller::run() {
     pending = true;
   }
   logInfo("stopping; the rules stay in place", "event=stop");
-  ::close(stopFd);
   return 0;
 }
 

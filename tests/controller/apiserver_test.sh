@@ -40,7 +40,8 @@ put nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-2"},"spec":
 
 "$nftpol" controller --kubeconfig "$dir/kubeconfig" --node node-1 --listen 127.0.0.1:9434 --api-timeout 2 \
   --no-node-routes 2> "$dir/controller.log" &
-pids+=($!)
+controller=$!
+pids+=($controller)
 
 # in_step: waits (at most 5 s) until the kernel holds what render makes of the server's objects.
 in_step() {
@@ -56,9 +57,9 @@ in_step() {
   done
   return 1
 }
-ready() { [[ $(curl -sf localhost:9434/readyz) == "ready generation="* ]]; }
 
-check "ready once every kind is listed" bash -c 'for _ in $(seq 50); do [[ $(curl -sf localhost:9434/readyz) == ready* ]] && exit 0; sleep 0.1; done; exit 1'
+ready() { [[ $(curl -sf localhost:9434/readyz) == "ready generation="* ]]; }
+check "ready once every kind is listed" nftpol_wait_for 5 ready
 check "the kernel holds what the server's objects render to" in_step
 
 pod x c 10.244.1.12 node-1 b
@@ -81,9 +82,9 @@ check "from its resourceVersion, without a list" [ "$(requests lists)" = "$lists
 api fault pods stall > /dev/null
 [ "$(api delete pods x/c)" = ok ]
 api compact > /dev/null
-sleep 2.5
+check "a stalled stream is noticed (the stall timeout)" \
+  nftpol_wait_for 10 grep -q 'event=api-watch-failed kind=Pod' "$dir/controller.log"
 api fault pods none > /dev/null
-check "a stalled stream is noticed (the stall timeout)" grep -q 'event=api-watch-failed kind=Pod' "$dir/controller.log"
 check "410 Gone lists again, and what vanished meanwhile is removed" in_step
 
 lists=$(requests lists)
@@ -107,19 +108,16 @@ check "it logged no crash and no error" bash -c "! grep -q 'level=error' '$dir/c
 # Credentials that do not work: the controller keeps trying, is not ready, and says why. stranger-cert is a
 # client certificate another CA signed; wrong-name the server at 127.0.0.2, which its certificate does not name,
 # without tls-server-name.
+declare -A why=([wrong-token]='HTTP 401' [stranger-cert]='HTTP 401' [unknown-ca]='certificate\|handshake\|verify'
+  [wrong-name]='certificate\|handshake\|verify')
 for wrong in wrong-token stranger-cert unknown-ca wrong-name; do
   "$nftpol" controller --kubeconfig "$dir/kubeconfig-$wrong" --node node-1 --listen 127.0.0.1:9435 \
     --no-node-routes 2> "$dir/$wrong.log" &
   bad=$!
-  sleep 1.5
-  check "$wrong: not ready" bash -c '! curl -sf localhost:9435/readyz'
-  kill "$bad"; wait "$bad" 2>/dev/null
-done
-for wrong in wrong-token stranger-cert; do
-  check "$wrong: the log says 401" grep -q 'HTTP 401' "$dir/$wrong.log"
-done
-for wrong in unknown-ca wrong-name; do
-  check "$wrong: the log says the certificate did not verify" grep -qi 'certificate\|handshake\|verify' "$dir/$wrong.log"
+  pids+=($bad)
+  check "$wrong: the log says why (${why[$wrong]})" nftpol_wait_for 10 grep -qi "${why[$wrong]}" "$dir/$wrong.log"
+  check "$wrong: not ready" [ "$(curl -s -o /dev/null -w '%{http_code}' localhost:9435/readyz)" = 503 ]
+  check "$wrong: SIGTERM while it retries: gone within 2 s" nftpol_stop 2 "$bad"
 done
 # With tls-server-name: nftpol-test-apiserver, the same server at 127.0.0.2 is verified against that name.
 "$nftpol" controller --kubeconfig "$dir/kubeconfig-server-name" --node node-1 --listen 127.0.0.1:9435 \
@@ -129,6 +127,13 @@ check "tls-server-name: the certificate is verified against that name" [ $? = 0 
 "$nftpol" controller --kubeconfig "$dir/kubeconfig-client-cert" --node node-1 --listen 127.0.0.1:9435 \
   --no-node-routes --once 2> "$dir/client-cert.log"
 check "a client certificate authenticates" [ $? = 0 ]
+
+api fault pods stall > /dev/null
+pod x e 10.244.1.14 node-1
+check "SIGTERM with a watch stalled: gone within 2 s" nftpol_stop 2 "$controller"
+check "with status 0" [ "${nftpol_status[$controller]}" = 0 ]
+check "and it said so" grep -q 'event=stop' "$dir/controller.log"
+check "the rules stay in place" bash -c "nft list table inet nftpol > /dev/null"
 
 echo "apiserver: $passed passed, $failed failed"
 [ "$failed" = 0 ]

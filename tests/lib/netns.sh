@@ -28,20 +28,83 @@ nftpol_remove_netns() {
 }
 
 # nftpol_pod_test TAG: the frame of a test that makes pods: sets `tag` (the prefix of its namespaces), `dir` (a
-# scratch directory), `pids` (background processes to kill) and the check counters, and removes all of it on exit.
+# scratch directory), `pids` (background processes to stop) and the check counters, and removes all of it on
+# exit. A test that ran no check fails, and so does one whose processes had to be killed.
 nftpol_pod_test() {
   tag=$1
   dir=$(mktemp -d "/tmp/$1.XXXXXX")
   pids=()
-  passed=0 failed=0
+  passed=0 failed=0 skipped=0
   trap nftpol_pod_test_cleanup EXIT
 }
 nftpol_pod_test_cleanup() {
-  local p
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
+  local status=$?
+  nftpol_stop 5 "${pids[@]}" || status=1
   nftpol_remove_netns "$tag"
   rm -rf "$dir"
+  if [ "$status" = 0 ] && [ $((passed + failed)) = 0 ]; then
+    echo "FAIL: the test ran no check"
+    status=1
+  fi
+  exit "$status"
+}
+
+# nftpol_alive PID: whether PID is a process that has not exited (a zombie has).
+nftpol_alive() {
+  local stat
+  { read -r stat < "/proc/$1/stat"; } 2>/dev/null || return 1
+  stat=${stat##*) }
+  [ "${stat:0:1}" != Z ]
+}
+
+# nftpol_stop SECONDS PID...: SIGTERM to each, then waits for them to exit, SECONDS at most in all; one still
+# running then is killed and named in a FAIL line. Returns 1 when any had to be killed. The exit status of each
+# child of this shell is left in nftpol_status[PID].
+declare -A nftpol_status=()
+nftpol_stop() {
+  local limit=$1 p alive stuck=0 _
+  shift
+  local -A names=()
+  for p in "$@"; do
+    nftpol_alive "$p" || continue
+    names[$p]=$( { tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null | cut -c1-120)
+    kill -TERM "$p" 2>/dev/null
+  done
+  for _ in $(seq $((limit * 50))); do
+    alive=0
+    for p in "$@"; do nftpol_alive "$p" && { alive=1; break; }; done
+    [ "$alive" = 0 ] && break
+    sleep 0.02
+  done
+  for p in "$@"; do
+    if nftpol_alive "$p"; then
+      echo "FAIL: process $p (${names[$p]}) did not exit within $limit s of SIGTERM; killed"
+      kill -KILL "$p" 2>/dev/null
+      stuck=1
+    fi
+    wait "$p" 2>/dev/null
+    nftpol_status[$p]=$?
+  done
+  return "$stuck"
+}
+
+# nftpol_wait_for SECONDS COMMAND...: polls COMMAND (every 20 ms, SECONDS at most) until it succeeds.
+nftpol_wait_for() {
+  local limit=$1 _
+  shift
+  for _ in $(seq $((limit * 50))); do
+    "$@" && return 0
+    sleep 0.02
+  done
+  "$@"
+}
+
+# nftpol_write PATH: writes standard input to PATH atomically (a temporary file beside it, then a rename), so
+# that a controller watching the directory sees one whole change, never an empty or half-written file.
+nftpol_write() {
+  local tmp
+  tmp=$(dirname "$1")/.$(basename "$1").tmp$$
+  cat > "$tmp" && mv -f "$tmp" "$1"
 }
 
 # check DESCRIPTION COMMAND...: runs the command, prints "ok:" or "FAIL:" and counts; returns its status.

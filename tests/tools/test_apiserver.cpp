@@ -124,7 +124,9 @@ Identity makeIdentity(const char* commonName, const Identity* issuer, bool clien
 // ---- the objects and their events ----
 
 // Counters, so that a fault reaches every watch open when it is asked for (each remembers what it has seen),
-// including ones whose client has gone and that would otherwise swallow it.
+// including ones whose client has gone and that would otherwise swallow it; and, when none was open (the
+// client is between two watches), the next one. A fault asked for between a list and the watch that follows
+// it must not be lost: the test waits for what the fault causes.
 struct Faults {
   int cut = 0, gone = 0, garbage = 0;
   bool stall = false;
@@ -139,6 +141,7 @@ class Store {
   std::map<std::string, std::map<std::string, std::string>> objects;  // resource -> key -> JSON
   std::map<std::string, std::vector<std::pair<long long, std::string>>> log;
   std::map<std::string, Faults> faults;
+  std::map<std::string, Faults> delivered;  // the counts some watch has acted on
   std::map<std::string, int> openWatches;
   int slowMs = 0;
   int lists = 0, watches = 0, unauthorized = 0;
@@ -284,7 +287,7 @@ bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
     return false;
   lock.lock();
   ++store.openWatches[resource];
-  Faults seen = store.faults[resource];
+  Faults seen = store.delivered[resource];  // what no watch has acted on yet, this one does
   size_t next = 0;
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
   auto lastSent = std::chrono::steady_clock::now();
@@ -303,7 +306,7 @@ bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
     while (next < log.size() && log[next].first <= from)
       ++next;
     if (f.cut > seen.cut) {  // half an event, then the connection goes
-      seen.cut = f.cut;
+      seen.cut = store.delivered[resource].cut = f.cut;
       lock.unlock();
       sendAll(ssl, "40\r\n{\"type\":\"ADDED\",\"obj");
       keep = false;
@@ -311,14 +314,14 @@ bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
       break;
     }
     if (f.gone > seen.gone) {
-      seen.gone = f.gone;
+      seen.gone = store.delivered[resource].gone = f.gone;
       lock.unlock();
       chunk(ssl, R"({"type":"ERROR","object":)" + statusBody(410, "too old resource version") + "}");
       lock.lock();
       break;
     }
     if (f.garbage > seen.garbage) {
-      seen.garbage = f.garbage;
+      seen.garbage = store.delivered[resource].garbage = f.garbage;
       lock.unlock();
       chunk(ssl, "<html>this is not an event</html>");
       lock.lock();

@@ -22,12 +22,13 @@ struct ControllerOptions {
   bool revokeConntrack = true;            // mark the established flows a change denies, so that they stop
   bool nodeRoutes = true;                 // route the other nodes' pod subnets via their InternalIPs
   std::vector<Cidr> podCidrs;             // this node's pod subnets, besides its Node object's (--pod-cidr)
+  int stopFd = -1;                        // readable once the process is asked to stop (StopSignal::fd())
 };
 
 // Enforces the objects of a source (a manifests directory, the Kubernetes API) for one node: reconciles at
 // start, then on every change. A failed sync is logged, counted and retried with backoff; the process never
-// exits because of one. SIGTERM and SIGINT stop it and leave the rules in place, so enforcement survives a
-// restart.
+// exits because of one. A stop (StopSignal: SIGTERM, SIGINT) ends it and leaves the rules in place, so
+// enforcement survives a restart.
 class Controller {
  public:
   Controller(ControllerOptions options, std::unique_ptr<Source> source,
