@@ -8,17 +8,8 @@ nftpol=$1
 probe=$2
 source "$(dirname "$0")/../lib/netns.sh"
 nftpol_reexec_in_netns "$@"
-tag=nftpol-t$$
-dir=$(mktemp -d /tmp/nftpol-packets.XXXXXX)
+nftpol_pod_test "nftpol-t$$"
 pods=("x a 11" "x b 12" "y a 13" "y b 14")
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  for pod in "${pods[@]}"; do set -- $pod; ip netns del "$tag-$1-$2" 2>/dev/null; done
-  rm -rf "$dir"
-}
-trap cleanup EXIT
 
 ip link set lo up
 ip link add "$tag" type bridge
@@ -61,26 +52,29 @@ start_controller() {
 }
 start_controller
 
-passed=0 failed=0 generation=0
 declare -a enforce_ms=()
-synced() {  # waits (bounded, 5 s) until the controller holds generation $1
-  for _ in $(seq 250); do
-    [ "$(curl -sf localhost:9432/readyz)" = "ready generation=$1" ] && return 0
+generation() { curl -sf localhost:9432/readyz | sed -n 's/^ready generation=//p'; }
+synced() {  # waits (bounded, 10 s) until the controller has committed generation $1 or a later one
+  local g _
+  for _ in $(seq 500); do
+    g=$(generation)
+    [ -n "$g" ] && [ "$g" -ge "$1" ] && return 0
     sleep 0.02
   done
   return 1
 }
-apply() {  # name, policy YAML (may be empty to remove every policy)
-  local start=$(date +%s%N)
-  rm -f "$dir/m/policies.yaml"
-  [ -n "$2" ] && printf '%s\n' "$2" > "$dir/m/policies.yaml"
-  generation=$((generation + 1))
-  if synced "$generation"; then
+apply() {  # name, policy YAML (may be empty to remove every policy): one change, written atomically
+  local start=$(date +%s%N) before
+  before=$(generation)
+  if [ -n "$2" ]; then printf '%s\n' "$2" | nftpol_write "$dir/m/policies.yaml"; else rm "$dir/m/policies.yaml"; fi
+  if synced $((before + 1)); then
     enforce_ms+=($((($(date +%s%N) - start) / 1000000)))
   else
-    failed=$((failed + 1)); echo "FAIL: $1: the controller did not sync generation $generation"; tail -5 "$dir/controller.log"
+    failed=$((failed + 1)); echo "FAIL: $1: the controller did not commit a generation past $before"; tail -5 "$dir/controller.log"
   fi
 }
+established() { nftpol_wait_for 5 grep -q '^established' "$1"; }  # the probe writing to file $1 got its first reply
+exited() { ! nftpol_alive "$1"; }
 table() {  # prints a 4x4 truth table from a string of 16 0/1
   echo "           x/a x/b y/a y/b"
   local names=(x/a x/b y/a y/b)
@@ -137,9 +131,7 @@ except=$(policy y b-egress-except "  podSelector: {matchLabels: {pod: b}}
   - to:
     - ipBlock: {cidr: 10.244.0.0/24, except: [10.244.0.12/32]}")
 
-generation=0
-synced 1 || { echo "FAIL: the controller never became ready"; cat "$dir/controller.log"; exit 1; }
-generation=1
+check "the controller becomes ready" synced 1 || { cat "$dir/controller.log"; exit 1; }
 check_all "no policy"
 apply "deny all into x" "$deny_x"; check_all "deny all into x"
 apply "allow from namespace y" "$deny_x
@@ -160,21 +152,29 @@ pids+=($!)
 revoke_case() {  # name, expectation: cut | held, client: hold PORT 82 | watch PORT 83
   apply "$1: allow y into x" "$deny_x
 $from_y"
-  ip netns exec "$tag-y-a" "$probe" "$3" 10.244.0.11 "$4" 2000 > "$dir/hold" &
-  local h=$!
-  sleep 0.3
+  ip netns exec "$tag-y-a" "$probe" "$3" 10.244.0.11 "$4" 20000 > "$dir/hold" &
+  local h=$! status
+  pids+=($h)
+  check "$1: the connection is established" established "$dir/hold"
   local mark=$(($(date +%s%N) / 1000000))
   apply "$1: deny y" "$deny_x"
-  wait "$h"
-  local status=$?
-  if [ "$2" = cut ] && [ "$status" = 0 ]; then
-    revoke_ms="${revoke_ms:+$revoke_ms }$(($(cat "$dir/hold") - mark))"
-    passed=$((passed + 1))
-  elif [ "$2" = held ] && [ "$status" = 3 ]; then
-    passed=$((passed + 1))
+  if [ "$2" = cut ]; then
+    nftpol_wait_for 5 exited "$h"
+    nftpol_stop 1 "$h"
+    status=${nftpol_status[$h]}
+    if [ "$status" = 0 ]; then
+      revoke_ms="${revoke_ms:+$revoke_ms }$(($(tail -1 "$dir/hold") - mark))"
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1)); echo "FAIL: $1: the established connection was not cut (status $status)"
+      grep -E "conntrack|reconciled" "$dir/controller.log" | tail -12
+    fi
   else
-    failed=$((failed + 1)); echo "FAIL: $1: expected the established connection to be $2 (status $status)"
-    grep -E "conntrack|reconciled|DEBUG" "$dir/controller.log" | tail -12
+    # Nothing to poll for when nothing may happen: the connection must outlive the commit by a second (the
+    # client would have given up on it within one).
+    sleep 1
+    check "$1: the established connection is held" nftpol_alive "$h"
+    nftpol_stop 1 "$h"
   fi
 }
 revoke_case "revoke" cut hold 82
@@ -183,24 +183,31 @@ revoke_case "revoke, the server speaking" cut watch 83
 # by one change and resumes with the next one that admits it.
 apply "restore: allow y into x" "$deny_x
 $from_y"
-ip netns exec "$tag-y-a" "$probe" flow 10.244.0.11 80 2500 > "$dir/flow" &
+ip netns exec "$tag-y-a" "$probe" flow 10.244.0.11 80 20000 > "$dir/flow" &
 flow=$!
-sleep 0.3
+pids+=($flow)
+check "restore: the UDP flow is established" established "$dir/flow"
+denied=$(($(date +%s%N) / 1000000))
 apply "restore: deny y" "$deny_x"
-sleep 0.5
+check "restore: the denied UDP flow is cut" nftpol_wait_for 5 grep -q '^cut' "$dir/flow"
+allowed=$(($(date +%s%N) / 1000000))
 apply "restore: allow y again" "$deny_x
 $from_y"
-wait "$flow"
-status=$?
-if [ "$status" = 0 ]; then
+nftpol_wait_for 5 exited "$flow"
+nftpol_stop 1 "$flow"
+status=${nftpol_status[$flow]}
+cut_at=$(sed -n 's/^cut //p' "$dir/flow") resumed_at=$(sed -n 's/^resumed //p' "$dir/flow")
+if [ "$status" = 0 ] && [ "${cut_at:-0}" -ge "$denied" ] && [ "${resumed_at:-0}" -ge "$allowed" ]; then
   passed=$((passed + 1))
 else
-  failed=$((failed + 1)); echo "FAIL: a revoked UDP flow admitted again: status $status (3 never cut, 4 never resumed)"
+  failed=$((failed + 1))
+  echo "FAIL: a revoked UDP flow admitted again: status $status (3 never cut, 4 never resumed); denied at $denied, allowed at $allowed:"
   cat "$dir/flow"; grep conntrack "$dir/controller.log" | tail -3
 fi
-kill "$controller"; wait "$controller" 2>/dev/null
+check "SIGTERM stops the controller within 2 s" nftpol_stop 2 "$controller"
+check "with status 0" [ "${nftpol_status[$controller]}" = 0 ]
 start_controller --no-conntrack-revoke
-generation=0
+check "the restarted controller is ready" synced 1
 apply "restart without revocation" "$deny_x"
 revoke_case "no revoke" held hold 82
 

@@ -40,6 +40,11 @@ nftpol_pod_test() {
 nftpol_pod_test_cleanup() {
   local status=$?
   nftpol_stop 5 "${pids[@]}" || status=1
+  # A controller whose orderly shutdown hung was ended by its own watchdog: in time, but still a defect.
+  if grep -rs 'event=stop-deadline' "$dir"; then
+    echo "FAIL: a controller's shutdown hung until its deadline (the lines above)"
+    status=1
+  fi
   nftpol_remove_netns "$tag"
   rm -rf "$dir"
   if [ "$status" = 0 ] && [ $((passed + failed)) = 0 ]; then

@@ -217,6 +217,13 @@ int echo(uint16_t port) {
   }
 }
 
+// The first reply of a connection: a test waits for this line rather than for a fixed time.
+void printEstablished(bool& established) {
+  established = true;
+  std::printf("established\n");
+  std::fflush(stdout);
+}
+
 int hold(const char* address, uint16_t port, int maxMs) {
   sockaddr_storage to{};
   socklen_t len = 0;
@@ -226,14 +233,18 @@ int hold(const char* address, uint16_t port, int maxMs) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0) return 1;
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMs);
+  bool established = false;
   while (std::chrono::steady_clock::now() < end) {
     long long sent = unixMs();
     pollfd p{fd, POLLIN, 0};
     char c = 'x';
-    if (send(fd, &c, 1, MSG_NOSIGNAL) != 1 || poll(&p, 1, 100) != 1 || recv(fd, &c, 1, 0) != 1) {
+    // A reset ends it at once; silence only after a second: 100 ms is within a loaded machine's scheduling
+    // delays, and a slow echo must not count as a cut connection.
+    if (send(fd, &c, 1, MSG_NOSIGNAL) != 1 || poll(&p, 1, 1000) != 1 || recv(fd, &c, 1, 0) != 1) {
       std::printf("%lld\n", sent);
       return 0;
     }
+    if (!established) printEstablished(established);
     usleep(10000);
   }
   std::printf("held\n");
@@ -255,9 +266,9 @@ int listenTcp4(uint16_t port) {
   return listener;
 }
 
-// A UDP flow to a `serve` port: a datagram every 10 ms for MS. Prints "cut T" when replies stop for 100 ms
-// and "resumed T" when they come back (T in ms since the epoch); exits 0 when cut and resumed, 4 when cut for
-// good, 3 when never cut.
+// A UDP flow to a `serve` port: a datagram every 10 ms for MS at most. Prints "established" at the first
+// reply, "cut T" when replies stop for 500 ms and "resumed T" when they come back (T in ms since the epoch);
+// exits 0 as soon as it was cut and resumed, 4 when cut for good, 3 when never cut.
 int flow(const char* address, uint16_t port, int maxMs) {
   sockaddr_storage to{};
   socklen_t len = 0;
@@ -266,8 +277,8 @@ int flow(const char* address, uint16_t port, int maxMs) {
   if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0) return 1;
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMs);
   long long lastReply = unixMs();
-  bool cut = false, resumed = false;
-  while (std::chrono::steady_clock::now() < end) {
+  bool established = false, cut = false, resumed = false;
+  while (!resumed && std::chrono::steady_clock::now() < end) {
     send(fd, "hi", 2, 0);
     usleep(10000);
     char b[16];
@@ -276,14 +287,16 @@ int flow(const char* address, uint16_t port, int maxMs) {
       if (n < 0 && errno == ECONNREFUSED) continue;  // an ICMP error: nothing came back
       if (n <= 0) break;
       lastReply = unixMs();
+      if (!established) printEstablished(established);
       if (cut && !resumed) {
         resumed = true;
         std::printf("resumed %lld\n", lastReply);
       }
     }
-    if (!cut && unixMs() - lastReply > 100) {
+    if (established && !cut && unixMs() - lastReply > 500) {  // UDP is dropped, never reset: only silence tells
       cut = true;
       std::printf("cut %lld\n", lastReply);
+      std::fflush(stdout);
     }
   }
   return !cut ? 3 : resumed ? 0 : 4;
@@ -312,7 +325,8 @@ int push(uint16_t port) {
   }
 }
 
-// Reads what a `push` server sends; prints when the bytes stopped (exit 0) or "held" after MS (exit 3).
+// Reads what a `push` server sends; prints "established" at the first byte, then when the bytes stopped (exit 0)
+// or "held" after MS (exit 3).
 int watch(const char* address, uint16_t port, int maxMs) {
   sockaddr_storage to{};
   socklen_t len = 0;
@@ -321,14 +335,16 @@ int watch(const char* address, uint16_t port, int maxMs) {
   if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0) return 1;
   auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(maxMs);
   long long last = unixMs();
+  bool established = false;
   while (std::chrono::steady_clock::now() < end) {
     pollfd p{fd, POLLIN, 0};
     char b[64];
-    if (poll(&p, 1, 150) != 1 || recv(fd, b, sizeof b, 0) <= 0) {
+    if (poll(&p, 1, 1000) != 1 || recv(fd, b, sizeof b, 0) <= 0) {  // the bytes stopped: reset or silence
       std::printf("%lld\n", last);
       return 0;
     }
     last = unixMs();
+    if (!established) printEstablished(established);
   }
   std::printf("held\n");
   return 3;
