@@ -62,7 +62,8 @@ ours && check "bridged traffic meets nftables" test "$(cat /proc/sys/net/bridge/
 check "forwarding on" test "$(cat /proc/sys/net/ipv4/ip_forward)" = 1
 ip netns exec "$tag-3" "$probe" serve 7000 & pids+=($!)
 "$probe" serve 7001 & pids+=($!)
-sleep 0.3
+check "the server in pod3 listens" nftpol_listening "$tag-3" tcp+udp 7000
+check "the server on the node listens" nftpol_listening "" tcp+udp 7001
 ip3=$(ip -n "$tag-3" -4 -o addr show eth0 | awk '{sub("/.*", "", $4); print $4}')
 check "pod1 reaches pod3 ($ip3)" ip netns exec "$tag-1" "$probe" connect tcp "$ip3" 7000 2000
 check "pod2 reaches the node through the gateway" ip netns exec "$tag-2" "$probe" connect tcp 10.244.5.1 7001 2000
@@ -168,7 +169,7 @@ if ours; then
   ip addr add 192.168.77.1/24 dev "nftpo$$" && ip link set "nftpo$$" up
   ip -n "$tag-out" addr add 192.168.77.2/24 dev eth0 && ip -n "$tag-out" link set eth0 up
   ip netns exec "$tag-out" "$probe" serve 7100 & pids+=($!)
-  sleep 0.2
+  check "the server beyond the node listens" nftpol_listening "$tag-out" tcp+udp 7100
   check "a pod with ipMasq reaches a host beyond the node" ip netns exec "$tag-m1" "$probe" connect tcp 192.168.77.2 7100 2000
   check "a pod without it does not (the host has no route back)" \
     bash -c "! ip netns exec $tag-gc1 $probe connect tcp 192.168.77.2 7100 500"

@@ -102,7 +102,9 @@ done
 for n in 1 2; do
   nftpol_wait_past "$n" "$port" 0 || { echo "node-$n's controller never synced:"; cat "$dir/controller-$n.log"; exit 1; }
 done
-sleep 0.2  # the servers listen
+for id in "${!server[@]}"; do
+  nftpol_listening "$tag-${id/\//-}" tcp+udp 80 81 || { echo "FAIL: the servers of $id do not listen"; exit 1; }
+done
 
 # expected DIR PORT PROTOCOL: "from to ." or "from to X" per pair, from `nftpol matrix` on the manifests in DIR.
 expected() {
@@ -204,7 +206,7 @@ recreate() {
   echo "recreated $1: ${was} -> ${pod_ip[$1]}"
   [ "$was" != "${pod_ip[$1]}" ] || { echo "FAIL: $1 came back with its old address"; return 1; }
   ip netns exec "$tag-$id" "$probe" serve 80 81 & pids+=($!) server[$1]=$!
-  sleep 0.1  # the server listens
+  nftpol_listening "$tag-$id" tcp+udp 80 81 || { echo "FAIL: the server of $1 does not listen"; return 1; }
 }
 # commit FILE TARGET: moves FILE into the manifests as TARGET (one rename: one change) and waits until both
 # controllers committed a generation past it; the file is dropped when it would change nothing.

@@ -29,6 +29,7 @@ add_pod client 1
 add_pod web1 1
 add_pod web2 2
 for w in web1 web2; do NFTPOL_PROBE_NAME=$w ip netns exec "$tag-$w" "$probe" serve 8080 & pids+=($!); done
+for w in web1 web2; do check "$w listens" nftpol_listening "$tag-$w" tcp+udp 8080; done
 
 mkdir "$dir/m"
 nodes() { nftpol_nodes "$@"; }

@@ -7,38 +7,27 @@ src=$2
 source "$(dirname "$0")/../lib/netns.sh"
 nftpol_reexec_in_netns "$@"
 ip link set lo up
-dir=$(mktemp -d /tmp/nftpol-ctl.XXXXXX)
+nftpol_pod_test "nftpol-r$$"
 log=$dir/controller.log
-pid=
-cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$dir"; }
-trap cleanup EXIT
-passed=0 failed=0
-check() {  # description, command...
-  local what=$1; shift
-  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
-# Waits (bounded) until /readyz reports generation $1.
-wait_generation() {
-  for _ in $(seq 100); do
-    [ "$(curl -sf localhost:9412/readyz)" = "ready generation=$1" ] && return 0
-    sleep 0.05
-  done
-  return 1
-}
+generation_is() { [ "$(curl -sf localhost:9412/readyz)" = "ready generation=$1" ]; }
+wait_generation() { nftpol_wait_for 10 generation_is "$1"; }  # until /readyz reports generation $1
 metric() { curl -sf localhost:9412/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+errors_counted() { [ "$(metric nftpol_manifest_errors_total)" -ge 1 ]; }
 
 mkdir "$dir/m"
 cp "$src"/samples/cluster/*.yaml "$dir/m/"
 echo "not: [yaml" > "$dir/m/broken.yaml"
 "$nftpol" controller --manifests "$dir/m" --node node-a --listen 127.0.0.1:9412 2>"$log" &
 pid=$!
-sleep 0.5
+pids+=($pid)
+check "the broken file is reported with its location" \
+  nftpol_wait_for 10 grep -q "broken.yaml:[0-9]*:[0-9]*: invalid YAML" "$log"
 check "not ready while a file is broken at startup" [ "$(curl -s -o /dev/null -w '%{http_code}' localhost:9412/readyz)" = 503 ]
 check "healthz answers" [ "$(curl -sf localhost:9412/healthz)" = ok ]
 check "no table is programmed from a partial set of files" bash -c '! nft list table inet nftpol >/dev/null 2>&1'
 rm "$dir/m/broken.yaml"
 check "ready after the broken file is gone" wait_generation 1
-check "the table is programmed" nft list table inet nftpol
+check "the table is programmed" bash -c "nft list table inet nftpol > /dev/null"
 check "what is programmed is what render prints" bash -c "diff <(\"$nftpol\" render --cluster \"$dir/m\" --node node-a | tr -s ' \t\n' ' ') <(nft list table inet nftpol | tr -s ' \t\n' ' ') >/dev/null"
 
 before=$(metric nftpol_netlink_messages_total)
@@ -50,27 +39,33 @@ check "the change was a small batch ($batch messages)" [ "$batch" -lt 20 ]
 
 cp "$dir/m/policies.yaml" "$dir/policies.good"
 echo "  garbage: [" >> "$dir/m/policies.yaml"
-sleep 0.6
+check "the broken edit is reported" nftpol_wait_for 10 grep -q "policies.yaml:[0-9]*:[0-9]*: invalid YAML" "$log"
 check "a broken file keeps its last valid version" bash -c 'nft list table inet nftpol | grep -q "tcp dport 5433"'
-check "the broken file is counted" [ "$(metric nftpol_manifest_errors_total)" -ge 1 ]
-check "the error is logged with its location" grep -q "policies.yaml:[0-9]*:[0-9]*: invalid YAML" "$log"
+check "the broken file is counted" nftpol_wait_for 5 errors_counted
 check "generation unchanged by a broken file" [ "$(curl -sf localhost:9412/readyz)" = "ready generation=2" ]
 
 nft delete table inet nftpol
 touch "$dir/m/namespaces.yaml"  # any event triggers a full resync against the kernel
 check "a deleted table is restored" bash -c 'for _ in $(seq 100); do nft list table inet nftpol >/dev/null 2>&1 && exit 0; sleep 0.05; done; exit 1'
 
-kill -TERM "$pid"
-wait "$pid"
-status=$?
-pid=
-check "SIGTERM stops it with status 0" [ "$status" = 0 ]
-check "and leaves the rules in place" nft list table inet nftpol
+check "SIGTERM stops it within 2 s" nftpol_stop 2 "$pid"
+check "with status 0" [ "${nftpol_status[$pid]}" = 0 ]
+check "and leaves the rules in place" bash -c "nft list table inet nftpol > /dev/null"
 check "it said so" grep -q 'msg="stopping; the rules stay in place"' "$log"
 
 cp "$dir/policies.good" "$dir/m/policies.yaml"
 check "--once adopts the table left by the earlier run without changing it" \
   bash -c "\"$nftpol\" controller --manifests \"$dir/m\" --node node-a --once 2>&1 | grep -q 'messages=0'"
 check "nftpol cleanup removes it" bash -c "\"$nftpol\" cleanup >/dev/null && ! nft list table inet nftpol >/dev/null 2>&1"
+# Stopped while its first sync waits for a broken file: still gone within 2 s.
+echo "not: [yaml" > "$dir/m/broken.yaml"
+"$nftpol" controller --manifests "$dir/m" --node node-a --listen 127.0.0.1:9412 2>"$dir/blocked.log" &
+pid=$!
+pids+=($pid)
+check "a restart with a broken file waits for it" \
+  nftpol_wait_for 10 grep -q "broken.yaml:[0-9]*:[0-9]*: invalid YAML" "$dir/blocked.log"
+check "SIGTERM while the first sync waits: gone within 2 s" nftpol_stop 2 "$pid"
+check "with status 0" [ "${nftpol_status[$pid]}" = 0 ]
+
 echo "controller: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -34,9 +34,8 @@ put nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-1"},"spec":
 install --kubeconfig "$dir/kubeconfig" --node node-1 --wait 20 > "$dir/install.out" 2> "$dir/install.err" &
 installer=$!
 pids+=($installer)
-sleep 1.5
-check "it waits while the node has no podCIDR" kill -0 "$installer"
-check "and says why" grep -q "Node node-1 has no spec.podCIDR yet" "$dir/install.err"
+check "it says it waits for the node's podCIDR" nftpol_wait_for 10 grep -q "Node node-1 has no spec.podCIDR yet" "$dir/install.err"
+check "and goes on waiting" nftpol_alive "$installer"
 check "and has installed nothing meanwhile" [ -z "$(installed)" ]
 put nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-1"},"spec":{"podCIDR":"10.244.1.0/24","podCIDRs":["10.244.1.0/24","fd00:10:244:1::/64"]}}'
 wait "$installer"
@@ -61,7 +60,7 @@ check "a pod attaches with what was installed" [ $? = 0 ]
 check "it has an address in each of the node's subnets" bash -c \
   "ip -n '$tag-pod' -o addr show eth0 | grep -q ' 10\.244\.1\.' && ip -n '$tag-pod' -o addr show eth0 | grep -q ' fd00:10:244:1::'"
 "$probe" serve 7002 & pids+=($!)
-for _ in $(seq 100); do ss -Hltn 'sport = :7002' | grep -q . && break; sleep 0.02; done
+check "a server on the node listens" nftpol_listening "" tcp+udp 7002
 check "and reaches a server on the node through its gateway" \
   ip netns exec "$tag-pod" "$probe" connect tcp 10.244.1.1 7002 2000
 reservations() { find "$dir/ipam" -type f \( -name '10.244.1.*' -o -name 'fd00:10:244:1:*' \) | wc -l; }

@@ -45,6 +45,10 @@ spec:
 status: {phase: Running, podIP: 10.244.0.$3}
 YAML
 done
+for pod in "${pods[@]}"; do
+  set -- $pod
+  check "the servers of $1/$2 listen" nftpol_listening "$tag-$1-$2" tcp+udp 80 81
+done
 start_controller() {
   "$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9432 "$@" 2>>"$dir/controller.log" &
   controller=$!
@@ -149,6 +153,7 @@ ip netns exec "$tag-x-a" "$probe" echo 82 &
 pids+=($!)
 ip netns exec "$tag-x-a" "$probe" push 83 &
 pids+=($!)
+check "the echo and push servers listen" nftpol_listening "$tag-x-a" tcp 82 83
 revoke_case() {  # name, expectation: cut | held, client: hold PORT 82 | watch PORT 83
   apply "$1: allow y into x" "$deny_x
 $from_y"

@@ -13,14 +13,10 @@ nftpol_reexec_in_netns "$@"
 nftpol_pod_test "nftpol-s$$"
 count() { nftpol_count "$@"; }
 generation() { curl -sf localhost:9413/readyz | sed -n 's/^ready generation=//p'; }
-wait_past() {  # waits (bounded) until the controller has committed a generation after $1
-  for _ in $(seq 100); do
-    local g; g=$(generation)
-    [ -n "$g" ] && [ "$g" -gt "$1" ] && return 0
-    sleep 0.05
-  done
-  return 1
-}
+past() { local g; g=$(generation); [ -n "$g" ] && [ "$g" -gt "$1" ]; }
+wait_past() { nftpol_wait_for 10 past "$1"; }  # until the controller has committed a generation after $1
+established() { nftpol_wait_for 5 grep -q '^established' "$1"; }  # the probe writing to file $1 got its first reply
+exited() { ! nftpol_alive "$1"; }
 
 ip link set lo up
 # A node has a default route, so connections to cluster IPs are forwarded (and meet the rejects of a port
@@ -42,6 +38,7 @@ for b in b1 b2 b3; do
   NFTPOL_PROBE_NAME=$b ip netns exec "$tag-$b" "$probe" serve 8080 & pids+=($!)
   ip netns exec "$tag-$b" "$probe" echo 9000 & pids+=($!)
 done
+for b in b1 b2 b3; do check "$b's servers listen" nftpol_listening "$tag-$b" tcp 8080 9000; done
 
 mkdir "$dir/m"
 pod() {  # pod NAME LABELS
@@ -112,10 +109,11 @@ check "b1 reaches its own service, itself among the backends ($(echo $tally))" \
 
 # Policy is judged on the backend, after the translation: denying b3 denies the service's connections to it,
 # new ones and established ones alike (the conntrack entry is judged by where its replies come from).
-in_client hold 10.96.0.14 91 4000 > "$dir/hold-b3" & cut=$!
-sleep 0.3
+in_client hold 10.96.0.14 91 20000 > "$dir/hold-b3" & cut=$!
+pids+=($cut)
+check "a connection to b3 through its service is established" established "$dir/hold-b3"
 g=$(generation)
-cat > "$dir/m/deny-b3.yaml" <<'YAML'
+nftpol_write "$dir/m/deny-b3.yaml" <<'YAML'
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata: {name: deny-b3, namespace: app}
@@ -127,22 +125,32 @@ check "b3 is never reached once a policy denies it ($(echo $tally))" [ "$(count 
 check "so some connections through the service fail" [ "$(count "$tally" failed)" -gt 0 ]
 check "and the others still reach b1 and b2" bash -c "[ $(count "$tally" b1) -gt 0 ] && [ $(count "$tally" b2) -gt 0 ]"
 "$nftpol" can-reach --cluster "$dir/m" app/client app/web --port 80 > "$dir/reach.txt"
-wait "$cut"
-check "an established connection to b3 through its service is cut ($(cat "$dir/hold-b3"))" \
-  bash -c "! grep -q held $dir/hold-b3 && [ -s $dir/hold-b3 ]"
+nftpol_wait_for 5 exited "$cut"
+nftpol_stop 1 "$cut"
+check "an established connection to b3 through its service is cut ($(tail -1 "$dir/hold-b3"))" \
+  [ "${nftpol_status[$cut]}" = 0 ]
 check "can-reach agrees: partly allowed, b3 denied" \
   bash -c "grep -q '^PARTLY ALLOWED' $dir/reach.txt && grep -q 'backend app/b3 port 8080: denied' $dir/reach.txt"
 
 # Endpoint changes take effect without dropping established connections.
-for i in 1 2 3 4; do in_client hold 10.96.0.11 90 3000 > "$dir/hold$i" & holds+=($!); done
-sleep 0.5
+holds=()
+for i in 1 2 3 4; do in_client hold 10.96.0.11 90 20000 > "$dir/echo-hold$i" & holds+=($!); done
+pids+=("${holds[@]}")
+for i in 1 2 3 4; do check "connection $i to the echo service is established" established "$dir/echo-hold$i"; done
 g=$(generation)
-slice echo-1 echo "[{port: 9000}]" b1 > "$dir/m/echo.yaml"
-slice web-1 web "[{name: http, port: 8080}, {name: udp, port: 8080, protocol: UDP}]" b1 b2 > "$dir/m/web.yaml"
-check "the endpoint change is committed" wait_past "$g" || cat "$dir/controller.log"
-wait "${holds[@]}"
-check "4 established connections survive the endpoint change ($(cat "$dir"/hold* | tr '\n' ' '))" \
-  [ "$(cat "$dir"/hold* | grep -c held)" = 4 ]
+slice echo-1 echo "[{port: 9000}]" b1 | nftpol_write "$dir/m/echo.yaml"
+check "the echo service's endpoint change is committed" wait_past "$g" || cat "$dir/controller.log"
+g=$(generation)
+slice web-1 web "[{name: http, port: 8080}, {name: udp, port: 8080, protocol: UDP}]" b1 b2 | nftpol_write "$dir/m/web.yaml"
+check "the web service's endpoint change is committed" wait_past "$g" || cat "$dir/controller.log"
+# Nothing to poll for when nothing may happen: the connections must outlive the commit by a second (a client
+# gives up on a connection that is silent for one).
+sleep 1
+alive=0
+for h in "${holds[@]}"; do nftpol_alive "$h" && alive=$((alive + 1)); done
+check "4 established connections survive the endpoint change ($alive alive; $(cat "$dir"/echo-hold* | tr '\n' ' '))" \
+  [ "$alive" = 4 ]
+nftpol_stop 1 "${holds[@]}"
 tally=$(in_client tally 10.96.0.10 80 60 1000)
 check "new connections go to the remaining backends only ($(echo $tally))" \
   bash -c "[ $(count "$tally" b3) = 0 ] && [ $(count "$tally" failed) = 0 ]"

@@ -104,6 +104,24 @@ nftpol_wait_for() {
   "$@"
 }
 
+# nftpol_listening NETNS tcp|tcp+udp PORT...: waits (bounded, 5 s) until every PORT has a listening TCP socket
+# (and a bound UDP one) in NETNS ("" for the namespace this runs in): a server started in the background is
+# ready.
+nftpol_listening() {
+  local ns=$1 protocols=$2
+  shift 2
+  nftpol_wait_for 5 nftpol_bound "$ns" "$protocols" "$@"
+}
+nftpol_bound() {
+  local ns=$1 protocols=$2 sockets port
+  shift 2
+  sockets=$(${ns:+ip netns exec "$ns"} ss -Hlntu 2>/dev/null) || return 1
+  for port in "$@"; do
+    grep -qE "^tcp .*:$port[[:space:]]" <<< "$sockets" || return 1
+    [ "$protocols" = tcp ] || grep -qE "^udp .*:$port[[:space:]]" <<< "$sockets" || return 1
+  done
+}
+
 # nftpol_write PATH: writes standard input to PATH atomically (a temporary file beside it, then a rename), so
 # that a controller watching the directory sees one whole change, never an empty or half-written file.
 nftpol_write() {
