@@ -83,6 +83,7 @@ TEST_CASE("outside addresses: ipBlocks and all-peer rules in the rendered table"
   ClusterState state;
   std::vector<Diagnostic> diagnostics;
   loadPaths({NFTPOL_SOURCE_DIR "/samples/cluster"}, state, diagnostics);
+  REQUIRE(!hasErrors(diagnostics));
   Compiled c = Compiled::build(state);
   Table t = render(c, "node-a");
   auto api = *IpAddress::parse("10.244.1.11");

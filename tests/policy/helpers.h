@@ -9,13 +9,22 @@
 
 namespace nftpol::testing {
 
-// A cluster loaded from YAML text and compiled, with short ways to ask it questions.
+// Given to TestCluster by a test that loads bad input on purpose, to look at the diagnostics.
+struct ExpectErrors {};
+
+// A cluster loaded from YAML text and compiled, with short ways to ask it questions. It fails the test when the
+// text does not load cleanly (warnings aside), so that a test whose YAML is broken cannot pass by asserting
+// "allowed" of a cluster that lost the policy; ExpectErrors{} loads whatever loads and keeps the diagnostics.
 struct TestCluster {
   std::unique_ptr<policy::ClusterState> state = std::make_unique<policy::ClusterState>();
   std::vector<policy::Diagnostic> diagnostics;
   std::unique_ptr<policy::Compiled> compiled;
 
-  explicit TestCluster(const std::string& yaml) {
+  explicit TestCluster(const std::string& yaml) : TestCluster(yaml, ExpectErrors{}) {
+    INFO("the test's YAML does not load:\n" << errors() << yaml);
+    REQUIRE_FALSE(policy::hasErrors(diagnostics));
+  }
+  TestCluster(const std::string& yaml, ExpectErrors) {
     policy::loadText(yaml, "test.yaml", *state, diagnostics);
     auto implied = state->implyMissingNamespaces();
     diagnostics.insert(diagnostics.end(), implied.begin(), implied.end());

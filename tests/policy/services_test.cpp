@@ -5,6 +5,7 @@
 
 using namespace nftpol;
 using namespace nftpol::policy;
+using nftpol::testing::ExpectErrors;
 using nftpol::testing::TestCluster;
 
 TEST_CASE("a Service with every field service NAT uses", "[services]") {
@@ -168,7 +169,7 @@ TEST_CASE("bad Services, EndpointSlices and Nodes are refused where they are wro
   };
   for (const auto& k : cases) {
     INFO(k.yaml);
-    TestCluster c(k.yaml);
+    TestCluster c(k.yaml, ExpectErrors{});
     INFO(c.errors());
     CHECK(c.errors().rfind(k.error, 0) == 0);
     CHECK(c.state->services().empty());
