@@ -3,39 +3,55 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
+#include <cerrno>
+#include <cstring>
 #include <unordered_set>
 
 #include "nftpol/policy/loader.h"
+#include "nftpol/policy/manifest_files.h"
 
 namespace nftpol::controller {
 
 ManifestSet::Change ManifestSet::refresh() {
-  namespace fs = std::filesystem;
   Change change;
-  std::map<std::string, bool> seen;
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(directory_, ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    auto ext = it->path().extension();
-    if (!it->is_regular_file(ec) || (ext != ".yaml" && ext != ".yml" && ext != ".json")) continue;
-    std::string path = it->path().string();
-    seen[path] = true;
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) continue;
-    long long mtime = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
+  auto listing = policy::listManifests(directory_);
+  // A walk that failed somewhere may have missed files that are still there: it deletes nothing.
+  listedWhole_ = listing.complete();
+  if (!listedWhole_) ++change.filesWithErrors;
+  change.diagnostics = std::move(listing.errors);
+  std::unordered_set<std::string> seen(listing.files.begin(), listing.files.end());
+  for (const auto& path : listing.files) {
     File& f = files_[path];
-    if (f.size == st.st_size && f.mtimeNs == mtime) continue;
-    f.size = st.st_size;
-    f.mtimeNs = mtime;
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
+    // An unreadable file is an error like a parse error: its last valid objects stay, and it is read again
+    // next time (a chmod changes no size or mtime).
+    auto unreadable = [&](const std::string& why) {
+      change.diagnostics.push_back(policy::fileError(path, why));
+      ++change.filesWithErrors;
+      f.broken = true;
+      f.stamp = {};
+      f.text.reset();
+    };
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      unreadable("cannot read: " + std::string(std::strerror(errno)));
+      continue;
+    }
+    Stamp stamp{.size = st.st_size,
+                .mtimeNs = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec,
+                .ctimeNs = static_cast<long long>(st.st_ctim.tv_sec) * 1000000000LL + st.st_ctim.tv_nsec,
+                .inode = st.st_ino};
+    if (f.stamp == stamp) continue;
+    auto text = policy::readManifest(path);
+    if (!text) {
+      unreadable(text.error().message);
+      continue;
+    }
+    f.stamp = stamp;
+    if (*text == f.text) continue;  // touched, or changed and changed back: nothing to take
+    f.text = *text;
     policy::ClusterState objects;
     std::vector<policy::Diagnostic> diagnostics;
-    policy::loadText(buffer.str(), path, objects, diagnostics);
+    policy::loadText(*text, path, objects, diagnostics);
     bool valid = !policy::hasErrors(diagnostics);
     change.diagnostics.insert(change.diagnostics.end(), diagnostics.begin(), diagnostics.end());
     f.broken = !valid;
@@ -46,7 +62,7 @@ ManifestSet::Change ManifestSet::refresh() {
     replaceObjects(path, std::move(objects), change);
     f.valid = true;
   }
-  for (auto it = files_.begin(); it != files_.end();) {
+  for (auto it = files_.begin(); listedWhole_ && it != files_.end();) {
     if (seen.count(it->first)) {
       ++it;
       continue;

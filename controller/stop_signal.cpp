@@ -41,7 +41,8 @@ void StopSignal::run() {
   if (fds[0].revents & POLLIN) return;
   signalfd_siginfo info{};
   [[maybe_unused]] auto r = ::read(signalFd_, &info, sizeof info);
-  logInfo("stopping on " + std::string(info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") + "; the rules stay in place",
+  logInfo("stopping on " + std::string(info.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM") +
+              "; the rules stay in place",
           "event=stop-requested");
   uint64_t one = 1;
   [[maybe_unused]] auto w = ::write(stopFd_, &one, sizeof one);

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,26 +20,50 @@ Result<Watcher> Watcher::create(const std::string& directory) {
   int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd < 0) return Error{"inotify: " + std::string(std::strerror(errno))};
   Watcher w(fd, directory);
-  if (inotify_add_watch(fd, directory.c_str(), kMask) < 0)
-    return Error{"inotify: cannot watch " + directory + ": " + std::strerror(errno)};
+  int wd = inotify_add_watch(fd, directory.c_str(), kMask);
+  if (wd < 0) return Error{"inotify: cannot watch " + directory + ": " + std::strerror(errno)};
+  w.watched_[wd] = directory;
   w.addTree();
   return w;
 }
 
-Watcher::Watcher(Watcher&& other) noexcept : fd_(other.fd_), directory_(std::move(other.directory_)) {
+Watcher::Watcher(Watcher&& other) noexcept
+    : fd_(other.fd_), directory_(std::move(other.directory_)), watched_(std::move(other.watched_)) {
   other.fd_ = -1;
+}
+
+void Watcher::watch(const std::string& directory) {
+  int wd = inotify_add_watch(fd_, directory.c_str(), kMask);
+  if (wd >= 0) watched_[wd] = directory;
 }
 
 Watcher::~Watcher() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-// Subdirectories, including ones created since the last call (inotify does not recurse by itself).
+// Subdirectories, including ones created since the last call (inotify does not recurse by itself). One that
+// cannot be read is skipped, not the end of the walk: the others are still watched.
 void Watcher::addTree() {
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(directory_, ec);
-       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
-    if (it->is_directory(ec)) inotify_add_watch(fd_, it->path().c_str(), kMask);
+  namespace fs = std::filesystem;
+  auto add = [this](const fs::path& directory, auto& self) -> void {
+    std::error_code ec;
+    for (fs::directory_iterator it(directory, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      std::error_code statEc;
+      if (!fs::is_directory(it->symlink_status(statEc))) continue;
+      watch(it->path().string());
+      self(it->path(), self);
+    }
+  };
+  add(directory_, add);
+}
+
+// A symbolic link is whole once made: no close follows its IN_CREATE.
+bool Watcher::madeLink(const inotify_event& e) const {
+  if (!(e.mask & IN_CREATE) || (e.mask & IN_ISDIR) || e.len == 0) return false;
+  auto dir = watched_.find(e.wd);
+  struct stat st {};
+  return dir != watched_.end() && ::lstat((dir->second + "/" + e.name).c_str(), &st) == 0 &&
+         S_ISLNK(st.st_mode);
 }
 
 Watcher::Event Watcher::wait(std::chrono::milliseconds timeout, int stopFd) {
@@ -53,7 +78,7 @@ Watcher::Event Watcher::wait(std::chrono::milliseconds timeout, int stopFd) {
     for (ssize_t at = 0; at < got;) {
       const auto* e = reinterpret_cast<const inotify_event*>(buf + at);
       written = written || (e->mask & (IN_CLOSE_WRITE | IN_MOVED_TO));
-      other = other || (e->mask & ~(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ISDIR));
+      other = other || (e->mask & ~(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_ISDIR)) || madeLink(*e);
       at += static_cast<ssize_t>(sizeof(inotify_event) + e->len);
     }
   }

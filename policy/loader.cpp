@@ -1,17 +1,14 @@
 #include "nftpol/policy/loader.h"
 
 #include "load_fields.h"
+#include "nftpol/policy/manifest_files.h"
 #include "yaml_tree.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <initializer_list>
 #include <span>
-#include <sstream>
 #include <thread>
 
 namespace nftpol::policy {
@@ -511,37 +508,23 @@ void loadText(std::string_view text, const std::string& fileName, ClusterState& 
 
 void loadPaths(const std::vector<std::string>& paths, ClusterState& state,
                std::vector<Diagnostic>& diagnostics) {
-  namespace fs = std::filesystem;
   for (const auto& path : paths) {
     std::vector<std::string> files;
     std::error_code ec;
-    if (fs::is_directory(path, ec)) {
-      for (auto it = fs::recursive_directory_iterator(path, ec);
-           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-        auto ext = it->path().extension();
-        if (it->is_regular_file(ec) && (ext == ".yaml" || ext == ".yml" || ext == ".json"))
-          files.push_back(it->path().string());
-      }
-      std::sort(files.begin(), files.end());
+    if (std::filesystem::is_directory(path, ec)) {
+      auto listing = listManifests(path);
+      diagnostics.insert(diagnostics.end(), listing.errors.begin(), listing.errors.end());
+      files = std::move(listing.files);
     } else {
       files.push_back(path);
     }
-    if (ec) {
-      diagnostics.push_back({Severity::kError,
-                             SourceLocation{std::make_shared<const std::string>(path), 0, 0}, "", "",
-                             "cannot read: " + ec.message()});
-      continue;
-    }
     for (const auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      if (!in) {
-        diagnostics.push_back({Severity::kError, SourceLocation{std::make_shared<const std::string>(f), 0, 0},
-                               "", "", "cannot read: " + std::string(std::strerror(errno))});
+      auto text = readManifest(f);
+      if (!text) {
+        diagnostics.push_back(fileError(f, text.error().message));
         continue;
       }
-      std::stringstream buffer;
-      buffer << in.rdbuf();
-      loadText(buffer.str(), f, state, diagnostics);
+      loadText(*text, f, state, diagnostics);
     }
   }
 }

@@ -3,7 +3,9 @@
 namespace nftpol::policy {
 
 std::string SourceLocation::toString() const {
-  return (file ? *file : std::string("<input>")) + ":" + std::to_string(line) + ":" + std::to_string(column);
+  std::string name = file ? *file : std::string("<input>");
+  if (line == 0) return name;  // the whole file: it could not be read at all
+  return name + ":" + std::to_string(line) + ":" + std::to_string(column);
 }
 
 std::string_view toString(Protocol p) {

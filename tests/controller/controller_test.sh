@@ -67,5 +67,49 @@ check "a restart with a broken file waits for it" \
 check "SIGTERM while the first sync waits: gone within 2 s" nftpol_stop 2 "$pid"
 check "with status 0" [ "${nftpol_status[$pid]}" = 0 ]
 
+# Input that cannot be read changes nothing that is enforced: an unreadable file, a link to nothing (new, or one
+# whose target went), a directory the walk cannot enter. The controller runs without CAP_DAC_OVERRIDE and
+# CAP_DAC_READ_SEARCH, so that permissions apply to it as to anyone (root reads everything).
+rm "$dir/m/broken.yaml"
+mkdir "$dir/m/shop" "$dir/elsewhere"
+mv "$dir/m/pods.yaml" "$dir/m/shop/pods.yaml"
+mv "$dir/m/services.yaml" "$dir/elsewhere/services.yaml"
+ln -s "$dir/elsewhere/services.yaml" "$dir/m/services.yaml"
+setpriv --inh-caps=-dac_override,-dac_read_search --bounding-set=-dac_override,-dac_read_search -- \
+  "$nftpol" controller --manifests "$dir/m" --node node-a --listen 127.0.0.1:9412 2>"$dir/unreadable.log" &
+pid=$!
+pids+=($pid)
+check "without DAC override: ready" nftpol_wait_for 10 bash -c "curl -sf localhost:9412/readyz | grep -q '^ready'"
+enforced() { nft list table inet nftpol | tr -s ' \t\n' ' '; }
+before=$(enforced)
+generation=$(curl -sf localhost:9412/readyz)
+unchanged() {  # what the kernel enforces and the committed generation are as they were
+  [ "$(enforced)" = "$before" ] && [ "$(curl -sf localhost:9412/readyz)" = "$generation" ]
+}
+chmod 000 "$dir/m/policies.yaml"
+check "an unreadable file is an error that names it" \
+  nftpol_wait_for 10 grep -q "m/policies.yaml: cannot read: Permission denied" "$dir/unreadable.log"
+check "and its policies stay enforced" unchanged
+ln -s "$dir/nowhere" "$dir/m/a-link-to-nothing.yaml"
+check "a link to nothing is an error that names it" \
+  nftpol_wait_for 10 grep -q "m/a-link-to-nothing.yaml: cannot read: No such file or directory" "$dir/unreadable.log"
+check "and nothing else changes" unchanged
+rm "$dir/elsewhere/services.yaml"
+touch "$dir/m/namespaces.yaml"  # inotify does not see the target go: any event rereads
+check "a link whose target went is an error" \
+  nftpol_wait_for 10 grep -q "m/services.yaml: cannot read: No such file or directory" "$dir/unreadable.log"
+check "and its services stay" unchanged
+chmod 000 "$dir/m/shop"
+check "a directory the walk cannot enter is an error that names it" \
+  nftpol_wait_for 10 grep -q "m/shop: cannot read the directory: Permission denied" "$dir/unreadable.log"
+check "and its pods stay" unchanged
+cp "$src/samples/cluster/services.yaml" "$dir/elsewhere/services.yaml"  # first: inotify does not see it
+chmod 755 "$dir/m/shop"
+chmod 644 "$dir/m/policies.yaml"
+rm "$dir/m/a-link-to-nothing.yaml"
+check "all readable again: the table is what render makes of the files" nftpol_wait_for 10 \
+  bash -c "diff <(\"$nftpol\" render --cluster \"$dir/m\" --node node-a 2>/dev/null | tr -s ' \t\n' ' ') <(nft list table inet nftpol | tr -s ' \t\n' ' ') >/dev/null"
+check "SIGTERM stops it within 2 s" nftpol_stop 2 "$pid"
+
 echo "controller: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -124,3 +124,41 @@ TEST_CASE("the reconciler's table equals a full render after every edit", "[mani
   sync();
   CHECK(reconciler.table().chains.size() == 1);
 }
+
+TEST_CASE(
+    "a link to nothing is an error like a parse error: its file keeps its objects, and nothing else goes",
+    "[manifests]") {
+  Dir dir;
+  dir.write("a.yaml", netpol("from-web", "web"));
+  dir.write("b.yaml", pod("b", "db", "10.0.0.2"));
+  dir.write("c.yaml", pod("c", "web", "10.0.0.3"));
+  ManifestSet m(dir.path.string());
+  REQUIRE(m.refresh().filesWithErrors == 0);
+  auto generation = m.generation();
+
+  fs::rename(dir.path / "b.yaml", dir.path / "b.real");
+  fs::create_symlink(dir.path / "b.real", dir.path / "b.yaml");
+  fs::create_symlink(dir.path / "nowhere", dir.path / "0.yaml");
+  fs::remove(dir.path / "b.real");  // b.yaml now links to nothing
+  auto broken = m.refresh();
+  CHECK(broken.filesWithErrors == 2);
+  std::vector<std::string> errors;
+  for (const auto& d : broken.diagnostics)
+    errors.push_back(d.toString());
+  CHECK(errors == std::vector<std::string>{
+                      (dir.path / "0.yaml").string() + ": cannot read: No such file or directory",
+                      (dir.path / "b.yaml").string() + ": cannot read: No such file or directory"});
+  CHECK(broken.objects.empty());
+  CHECK(m.generation() == generation);
+  CHECK(m.brokenFiles() == 2);
+  CHECK(m.state().findPod("x", "b"));
+  CHECK(m.state().findPod("x", "c"));
+  CHECK(m.state().policies().size() == 1);
+
+  dir.write("b.real", pod("b", "api", "10.0.0.2"));  // the link leads somewhere again
+  fs::remove(dir.path / "0.yaml");
+  auto mended = m.refresh();
+  CHECK(mended.filesWithErrors == 0);
+  CHECK(m.brokenFiles() == 0);
+  CHECK(m.state().findPod("x", "b")->labels.toString() == "app=api");
+}

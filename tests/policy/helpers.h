@@ -12,9 +12,10 @@ namespace nftpol::testing {
 // Given to TestCluster by a test that loads bad input on purpose, to look at the diagnostics.
 struct ExpectErrors {};
 
-// A cluster loaded from YAML text and compiled, with short ways to ask it questions. It fails the test when the
-// text does not load cleanly (warnings aside), so that a test whose YAML is broken cannot pass by asserting
-// "allowed" of a cluster that lost the policy; ExpectErrors{} loads whatever loads and keeps the diagnostics.
+// A cluster loaded from YAML text and compiled, with short ways to ask it questions. It fails the test when
+// the text does not load cleanly (warnings aside), so that a test whose YAML is broken cannot pass by
+// asserting "allowed" of a cluster that lost the policy; ExpectErrors{} loads whatever loads and keeps the
+// diagnostics.
 struct TestCluster {
   std::unique_ptr<policy::ClusterState> state = std::make_unique<policy::ClusterState>();
   std::vector<policy::Diagnostic> diagnostics;

@@ -95,12 +95,27 @@ TEST_CASE("directories are read recursively in sorted order, only YAML and JSON 
   CHECK(state.namespaces()[0].name == "b");  // b.yaml sorts before sub/a.json
 }
 
+TEST_CASE("a link to nothing in a directory is an error that names it, and the walk goes on", "[loader]") {
+  auto dir = std::filesystem::temp_directory_path() / ("nftpol-dangling-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "z");
+  std::filesystem::create_symlink(dir / "nowhere", dir / "a.yaml");
+  std::ofstream(dir / "b.yaml") << ns("b");
+  std::ofstream(dir / "z" / "c.yaml") << ns("c");
+  ClusterState state;
+  std::vector<Diagnostic> diagnostics;
+  loadPaths({dir.string()}, state, diagnostics);
+  std::filesystem::remove_all(dir);
+  REQUIRE(diagnostics.size() == 1);
+  CHECK(diagnostics[0].toString() == (dir / "a.yaml").string() + ": cannot read: No such file or directory");
+  CHECK(state.namespaces().size() == 2);
+}
+
 TEST_CASE("a missing path is an error that names it", "[loader]") {
   ClusterState state;
   std::vector<Diagnostic> diagnostics;
   loadPaths({"/nonexistent/nftpol.yaml"}, state, diagnostics);
   REQUIRE(diagnostics.size() == 1);
-  CHECK(diagnostics[0].toString() == "/nonexistent/nftpol.yaml:0:0: cannot read: No such file or directory");
+  CHECK(diagnostics[0].toString() == "/nonexistent/nftpol.yaml: cannot read: No such file or directory");
 }
 
 TEST_CASE("YAML as go-yaml reads it: anchors, nulls, block and tagged scalars", "[loader]") {
@@ -127,7 +142,8 @@ TEST_CASE("plain scalars end where YAML ends them: comments, trailing blanks, CR
   TestCluster c(
       "apiVersion: v1\r\nkind: Namespace\r\nmetadata:\r\n  name: n   # the name\r\n  labels:\r\n"
       "    a: b \t\r\n    c: d-e\r\n    f: {g: h , i: j}\r\n"
-      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: o, labels: {p: q\n    r, s: t#u, v: w:x}}\n", ExpectErrors{});
+      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: o, labels: {p: q\n    r, s: t#u, v: w:x}}\n",
+      ExpectErrors{});
   REQUIRE(c.state->findNamespace("n") == nullptr);  // f is not a string
   auto errors = c.errors();
   CHECK(errors.find("test.yaml:8:8: Namespace n: metadata.labels[f]: must be a string") != std::string::npos);
@@ -150,7 +166,8 @@ TEST_CASE("YAML errors name the place: syntax, unknown alias, quoted values", "[
   TestCluster c(
       "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labels: *nowhere}\n---\n"
       "apiVersion: v1\nkind: Namespace\nmetadata: {name: n, labels: {a: \"b c\"}}\n---\n"
-      "apiVersion: v1\nkind: Pod\nmetadata: {name: \"x\n", ExpectErrors{});
+      "apiVersion: v1\nkind: Pod\nmetadata: {name: \"x\n",
+      ExpectErrors{});
   auto lines = c.errors();
   CHECK(lines.find("test.yaml:3:29: invalid YAML: unknown anchor \"nowhere\"") != std::string::npos);
   CHECK(lines.find("test.yaml:7:33: Namespace n: metadata.labels[a]: invalid label value \"b c\"") !=
@@ -167,7 +184,8 @@ TEST_CASE("a stream goes on after a broken document, which is named once", "[loa
       "...\n%YAML 1.1\n"
       "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: d}\n"
       "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: e, labels: *nowhere}\n"
-      "--- {apiVersion: v1, kind: Namespace, metadata: {name: f}}\n", ExpectErrors{});
+      "--- {apiVersion: v1, kind: Namespace, metadata: {name: f}}\n",
+      ExpectErrors{});
   for (const char* name : {"a", "c", "d", "f"}) {
     INFO(name);
     CHECK(c.state->findNamespace(name));
@@ -183,7 +201,8 @@ TEST_CASE("text that is not UTF-8 is refused where it stops being UTF-8", "[load
   // The directive line once made libfyaml loop forever (found by the fuzzer).
   TestCluster c(
       "apiVersion: v1\nkind: Namespace\nmetadata: {name: \"caf\xc3\xa9\"}\n---\n%--nlgp-o\x95\x93:\v\n"
-      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n, labels: {a: \"\xed\xa0\x80\"}}\n", ExpectErrors{});
+      "---\napiVersion: v1\nkind: Namespace\nmetadata: {name: n, labels: {a: \"\xed\xa0\x80\"}}\n",
+      ExpectErrors{});
   auto lines = c.errors();
   CHECK(lines.find("test.yaml:5:10: invalid YAML: invalid UTF-8 (byte 0x95)") != std::string::npos);
   CHECK(lines.find("test.yaml:9:34: invalid YAML: invalid UTF-8 (byte 0xed)") != std::string::npos);

@@ -293,7 +293,8 @@ int flow(const char* address, uint16_t port, int maxMs) {
         std::printf("resumed %lld\n", lastReply);
       }
     }
-    if (established && !cut && unixMs() - lastReply > 500) {  // UDP is dropped, never reset: only silence tells
+    if (established && !cut &&
+        unixMs() - lastReply > 500) {  // UDP is dropped, never reset: only silence tells
       cut = true;
       std::printf("cut %lld\n", lastReply);
       std::fflush(stdout);
@@ -325,8 +326,8 @@ int push(uint16_t port) {
   }
 }
 
-// Reads what a `push` server sends; prints "established" at the first byte, then when the bytes stopped (exit 0)
-// or "held" after MS (exit 3).
+// Reads what a `push` server sends; prints "established" at the first byte, then when the bytes stopped (exit
+// 0) or "held" after MS (exit 3).
 int watch(const char* address, uint16_t port, int maxMs) {
   sockaddr_storage to{};
   socklen_t len = 0;

@@ -23,7 +23,7 @@ class ManifestSource final : public Source {
   Change take() override;
   const policy::ClusterState& state() const override { return manifests_.state(); }
   size_t generation() const override { return manifests_.generation(); }
-  bool complete() const override { return manifests_.brokenFiles() == 0; }
+  bool complete() const override { return manifests_.brokenFiles() == 0 && manifests_.listedWhole(); }
   Wake wait(std::chrono::milliseconds timeout, int stopFd) override;
   std::string describe() const override { return "manifests=" + directory_; }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -9,8 +10,9 @@
 
 namespace nftpol::controller {
 
-// The manifests of a directory, file by file. A file that fails to parse or validate keeps its last valid
-// objects, so a broken edit never opens or closes traffic; a file that is deleted takes its objects with it.
+// The manifests of a directory, file by file. A file that fails to parse or validate, or cannot be read,
+// keeps its last valid objects, so a broken edit never opens or closes traffic; a file that is deleted takes
+// its objects with it, and a directory walk that failed deletes nothing.
 class ManifestSet {
  public:
   explicit ManifestSet(std::string directory) : directory_(std::move(directory)) {}
@@ -21,7 +23,7 @@ class ManifestSet {
     std::vector<policy::Diagnostic> diagnostics;  // of the files that were (re)read
     size_t filesWithErrors = 0;
   };
-  // Rereads every file whose size or modification time changed, and drops deleted files.
+  // Rereads every file whose size, times or inode changed, and drops deleted files.
   Change refresh();
 
   // All valid objects, files merged in path order (a later file's object replaces an earlier one's). Kept up
@@ -30,16 +32,24 @@ class ManifestSet {
   // The same with missing namespaces implied, as the loader does for the CLI.
   policy::ClusterState merged() const;
   size_t generation() const { return generation_; }  // counts changes of the merged objects
-  // Files whose current content has errors (whether or not they were reread this time).
+  // Files whose current content has errors or cannot be read (whether or not they were reread this time).
   size_t brokenFiles() const;
+  // Whether the last refresh listed the whole tree.
+  bool listedWhole() const { return listedWhole_; }
 
  private:
+  // What tells that a file changed: a write changes the size or mtime, a chmod the ctime, a rename the inode.
+  struct Stamp {
+    long long size = -1, mtimeNs = -1, ctimeNs = -1;
+    unsigned long long inode = 0;
+    bool operator==(const Stamp&) const = default;
+  };
   struct File {
-    long long size = -1;
-    long long mtimeNs = -1;
-    policy::ClusterState objects;  // the last valid version
-    bool valid = false;            // objects holds a valid version
-    bool broken = false;           // the current content has errors
+    Stamp stamp;                      // of the version last read; none when it could not be read
+    std::optional<std::string> text;  // the text last read; none when it could not be read
+    policy::ClusterState objects;     // the last valid version
+    bool valid = false;               // objects holds a valid version
+    bool broken = false;              // the current content has errors
   };
   // Takes a file's new valid objects (none when it is gone) into the merged state.
   void replaceObjects(const std::string& path, policy::ClusterState objects, Change& change);
@@ -50,6 +60,7 @@ class ManifestSet {
   // "kind\nkey" -> the files that define the object, in path order (pointers to files_'s keys).
   std::unordered_map<std::string, std::vector<const std::string*>> owners_;
   size_t generation_ = 0;
+  bool listedWhole_ = true;
 };
 
 }  // namespace nftpol::controller

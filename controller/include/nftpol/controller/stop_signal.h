@@ -9,9 +9,10 @@ namespace nftpol::controller {
 // thread starts, so that every thread inherits the blocked mask and no signal lands where nobody looks.
 //
 // Once a signal arrives, fd() becomes readable (and stays so) and the process has `deadline` to finish its
-// orderly shutdown, that is, until this object is destroyed. A shutdown that hangs (a dependency's thread that
-// ignores cancellation, a join that never returns) ends the process at the deadline with exit status 1 and an
-// error line, leaving the rules in place: a stopped controller is gone in bounded time, in every state.
+// orderly shutdown, that is, until this object is destroyed. A shutdown that hangs (a dependency's thread
+// that ignores cancellation, a join that never returns) ends the process at the deadline with exit status 1
+// and an error line, leaving the rules in place: a stopped controller is gone in bounded time, in every
+// state.
 class StopSignal {
  public:
   explicit StopSignal(std::chrono::milliseconds deadline);

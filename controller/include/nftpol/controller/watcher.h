@@ -1,9 +1,12 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 
 #include "nftpol/result.h"
+
+struct inotify_event;
 
 namespace nftpol::controller {
 
@@ -18,7 +21,8 @@ class Watcher {
 
   // kWritten: files were only written whole (closed after writing, or renamed into place); kCreated: files or
   // directories were only created (a file's content follows with its close); kChanged: something else, such
-  // as a deletion, which is often the first half of a replacement.
+  // as a deletion, which is often the first half of a replacement, or a symbolic link made (no close
+  // follows).
   enum class Event { kWritten, kCreated, kChanged, kTimeout, kStop };
   // Blocks up to `timeout`; `stopFd` (e.g. a signalfd) interrupts the wait.
   Event wait(std::chrono::milliseconds timeout, int stopFd);
@@ -26,8 +30,11 @@ class Watcher {
  private:
   explicit Watcher(int fd, std::string directory) : fd_(fd), directory_(std::move(directory)) {}
   void addTree();
+  void watch(const std::string& directory);
+  bool madeLink(const inotify_event& e) const;
   int fd_ = -1;
   std::string directory_;
+  std::map<int, std::string> watched_;  // watch descriptor -> directory
 };
 
 }  // namespace nftpol::controller

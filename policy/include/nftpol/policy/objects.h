@@ -25,7 +25,7 @@ struct SourceLocation {
   std::shared_ptr<const std::string> file;
   int line = 0;
   int column = 0;
-  std::string toString() const;  // "file:line:column"
+  std::string toString() const;  // "file:line:column", or "file" for the whole file (line 0)
 };
 
 enum class Protocol : uint8_t { kTCP, kUDP, kSCTP };
