@@ -17,7 +17,12 @@ int renderCommand(const std::vector<std::string>& argv, std::ostream& out, std::
   }
   auto cluster = loadCluster(args->all("cluster"), {}, err);
   if (!cluster) return kExitBadInput;
-  out << nft::toText(nft::render(*cluster->compiled, *args->last("node")));
+  try {
+    out << nft::toText(nft::render(*cluster->compiled, *args->last("node")));
+  } catch (const nft::NameCollision& e) {
+    err << "nftpol render: internal error: " << e.what() << "\n";
+    return 1;
+  }
   return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "nftpol/controller/http_server.h"
 #include "nftpol/controller/log.h"
 #include "nftpol/controller/reconcile.h"
+#include "nftpol/nft/render.h"
 
 namespace nftpol::controller {
 
@@ -43,19 +44,26 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
   }
   firstSyncBlocked = false;
   auto start = Clock::now();
-  if (!loaded_) {
-    // The periodic resync also rebuilds the table from scratch; the incremental one must have been equal.
-    std::optional<nft::Table> kept;
-    if (metrics_.ready()) kept = reconciler_.table();
-    reconciler_.load(source_->state());
-    loaded_ = true;
-    if (kept && !(*kept == reconciler_.table()))
-      logError("the incrementally kept table differed from a full render; the full render is applied",
-               "event=incremental-drift");
-  } else {
-    reconciler_.update(source_->state(), change.objects);
+  Result<ReconcileResult> result = Error{""};
+  try {
+    if (!loaded_) {
+      // The periodic resync also rebuilds the table from scratch; the incremental one must have been equal.
+      std::optional<nft::Table> kept;
+      if (metrics_.ready()) kept = reconciler_.table();
+      reconciler_.load(source_->state());
+      loaded_ = true;
+      if (kept && !(*kept == reconciler_.table()))
+        logError("the incrementally kept table differed from a full render; the full render is applied",
+                 "event=incremental-drift");
+    } else {
+      reconciler_.update(source_->state(), change.objects);
+    }
+    result = reconciler_.apply();
+  } catch (const nft::NameCollision& e) {
+    // Never by chance, and never silently: nothing of this render is applied, and the next try starts over.
+    loaded_ = false;
+    result = Error{"internal error: " + std::string(e.what())};
   }
-  auto result = reconciler_.apply();
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (!result) {
     metrics_.reconcileFailed();

@@ -1,5 +1,7 @@
 #include "chain_builder.h"
 
+#include <openssl/evp.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <map>
@@ -14,15 +16,32 @@ constexpr size_t kCommentMax = 127;  // the kernel keeps comments of up to 128 b
 constexpr size_t kReadableMax = 48;  // keeps names short enough to read in `nft list`
 }  // namespace
 
-std::string hash8(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
+// 32 bits of FNV-1a named sets and chains until 2026-12: two distinct ipBlocks collided in one set, which the
+// kernel enforced for both. 80 bits of SHA-256 need about 2^40 names for an even chance, and no input can be
+// made to collide on purpose; claimName and putOnce check the rest.
+std::string contentHash(std::string_view s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(s.data(), s.size(), md, &length, EVP_sha256(), nullptr);
+  static constexpr char kDigits[] = "abcdefghijklmnopqrstuvwxyz234567";
+  std::string out;
+  uint32_t bits = 0;
+  int held = 0;
+  for (size_t i = 0; out.size() < 16;) {
+    if (held < 5) {
+      bits = (bits << 8) | md[i++];
+      held += 8;
+    }
+    held -= 5;
+    out += kDigits[(bits >> held) & 31];
   }
-  char buf[9];
-  std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(h ^ (h >> 32)));
-  return buf;
+  return out;
+}
+
+void throwCollision(const std::string& name, const std::string& one, const std::string& other) {
+  throw NameCollision("two different contents hash to the name " + name +
+                      (one.empty() ? std::string() : " (\"" + one + "\" and \"" + other + "\")") +
+                      "; refusing to render either");
 }
 
 std::string cut(std::string s, size_t max) {
@@ -41,10 +60,10 @@ std::string mapName(Direction d, Family f) {
   return std::string(d == Direction::kIngress ? "ingress" : "egress") + familySuffix(f);
 }
 std::string peerSetName(const std::string& peerDescription, Family f) {
-  return "peer-" + hash8(peerDescription) + familySuffix(f);
+  return "peer-" + contentHash(peerDescription) + familySuffix(f);
 }
 std::string cidrSetName(const policy::IpBlock& block, Family f) {
-  return "cidr-" + hash8(block.toString()) + familySuffix(f);
+  return "cidr-" + contentHash(block.toString()) + familySuffix(f);
 }
 
 Set peerSet(const std::string& description, Family f, const std::string& user,
@@ -103,7 +122,7 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
                          std::to_string(port));
       key += elements.back() + ",";
     }
-    std::string name = "named-" + hash8(key) + familySuffix(f);
+    std::string name = "named-" + contentHash(key) + familySuffix(f);
     built.namedSets.push_back(Set{.name = name,
                                   .type = std::string(addressType(f)) + " . inet_proto . inet_service",
                                   .elements = std::move(elements),
@@ -119,8 +138,8 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
   for (const auto& r : rules)
     content += toText(r) + "\n";
   const std::string& first = allowances.empty() ? isolatedBy.front() : allowances.front().policyKey;
-  built.chain.name = std::string(d == Direction::kIngress ? "ingress-" : "egress-") + hash8(content) + "/" +
-                     cut(first, kReadableMax);
+  built.chain.name = std::string(d == Direction::kIngress ? "ingress-" : "egress-") + contentHash(content) +
+                     "/" + cut(first, kReadableMax);
   built.chain.comment = cut(std::string(toString(d)) + " of pods selected by " + by, kCommentMax);
   return built;
 }

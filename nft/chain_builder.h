@@ -4,7 +4,9 @@
 // compiled cluster) and the incremental one (incremental_render.cpp, from object deltas). Sharing them is
 // what keeps the two byte-identical, which the tests check on random change sequences.
 
+#include <map>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -16,7 +18,26 @@ namespace nftpol::nft::detail {
 
 using policy::Direction;
 
-std::string hash8(const std::string& s);
+// 16 base32 digits (80 bits) of the SHA-256 of `s`, as kube-proxy's hashAndTruncate: what names derive from.
+std::string contentHash(std::string_view s);
+// A NameCollision: two contents (`one` and `other`, when known) under one name.
+[[noreturn]] void throwCollision(const std::string& name, const std::string& one = "",
+                                 const std::string& other = "");
+// Records that `name` stands for `identity` (what its hash was made of); throws NameCollision when it already
+// stands for another.
+template <typename Map>
+void claimName(Map& names, const std::string& name, const std::string& identity) {
+  auto [it, inserted] = names.try_emplace(name, identity);
+  if (!inserted && it->second != identity) throwCollision(name, it->second, identity);
+}
+// Adds `value` under `name` unless the name is taken; a taken name must hold an equal value, or
+// NameCollision. try_emplace moves nothing when the name is taken, so `value` can still be compared.
+template <typename Map, typename V>
+void putOnce(Map& map, const std::string& name, V&& value) {
+  auto [it, inserted] = map.try_emplace(name, std::forward<V>(value));
+  if (!inserted && !(it->second == value)) throwCollision(name);
+}
+
 std::string cut(std::string s, size_t max);
 const char* familySuffix(Family f);  // "-v4", "-v6"
 const char* addressType(Family f);   // "ipv4_addr", "ipv6_addr"

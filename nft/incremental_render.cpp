@@ -264,7 +264,7 @@ struct IncrementalRenderer::State {
           entry.description = id.description;
           resolve(entry);
           for (Family f : {Family::kV4, Family::kV6})
-            peerBySet[detail::peerSetName(entry.description, f)] = id.key;
+            detail::claimName(peerBySet, detail::peerSetName(entry.description, f), id.key);
         }
         bool first = entry.users.empty() || key < entry.users.begin()->first;
         addUser(entry.users, key);
@@ -275,7 +275,7 @@ struct IncrementalRenderer::State {
         bool first = it->second.users.empty() || key < it->second.users.begin()->first;
         addUser(it->second.users, key);
         std::string set = detail::cidrSetName(block, block.cidr.family());
-        if (inserted) blockBySet[set] = it->first;
+        if (inserted) detail::claimName(blockBySet, set, it->first);
         if (first) dirtySets.insert(set);
       }
     });
@@ -439,6 +439,7 @@ struct IncrementalRenderer::State {
     detail::BuiltChain built = detail::buildChain(d, allowances, isolatedBy);
     std::string chainName = built.chain.name;
     auto [it, inserted] = chains.try_emplace(chainName);
+    if (!inserted && !(it->second.chain == built.chain)) detail::throwCollision(chainName);
     if (inserted) {
       ChainEntry& e = it->second;
       for (const auto& r : built.chain.rules)
@@ -510,14 +511,17 @@ struct IncrementalRenderer::State {
           for (const auto& ip : pods.at(key).ips)
             dispatch.emplace_back(detail::mapName(d, ip.family()), ip, l.chain[static_cast<int>(d)]);
     std::vector<Set> sets = detail::dispatchMaps(std::move(dispatch));
-    std::set<std::string> named;
+    std::map<std::string, const Set*> named;
     std::set<std::string> referenced;
     std::vector<Chain> chainList;
     for (const auto& [name, e] : chains) {
       chainList.push_back(e.chain);
       referenced.insert(e.sets.begin(), e.sets.end());
       for (const auto& s : e.namedSets)
-        if (named.insert(s.name).second) sets.push_back(s);
+        if (auto [at, inserted] = named.try_emplace(s.name, &s); inserted)
+          sets.push_back(s);
+        else if (!(*at->second == s))
+          detail::throwCollision(s.name);
     }
     for (const auto& name : referenced)
       sets.push_back(cachedSet(name));

@@ -56,6 +56,7 @@ class Renderer {
     if (peer.kind == CompiledPeer::Kind::kSelector) {
       const auto& resolved = c_.resolvedPeer(peer.id);
       std::string name = detail::peerSetName(resolved.description, f);
+      detail::claimName(names_, name, resolved.description);
       if (!sets_.count(name)) {
         std::vector<IpAddress> addresses;
         for (PodId p : resolved.pods)
@@ -68,6 +69,7 @@ class Renderer {
     }
     const policy::IpBlock& block = c_.ipBlock(peer.id);
     std::string name = detail::cidrSetName(block, f);
+    detail::claimName(names_, name, block.toString());
     if (!sets_.count(name)) sets_.emplace(name, detail::cidrSet(block, f, blockUser_[peer.id]));
     return name;
   }
@@ -99,9 +101,9 @@ class Renderer {
       isolatedBy.push_back(c_.policies()[policyId].policy->key());
     detail::BuiltChain built = detail::buildChain(d, allowances, isolatedBy);
     for (auto& s : built.namedSets)
-      sets_.try_emplace(s.name, std::move(s));
+      detail::putOnce(sets_, s.name, std::move(s));
     std::string name = built.chain.name;
-    chains_.try_emplace(name, std::move(built.chain));
+    detail::putOnce(chains_, name, std::move(built.chain));
     return name;
   }
 
@@ -110,6 +112,7 @@ class Renderer {
   std::map<uint32_t, std::string> peerUser_, blockUser_;
   std::map<std::string, Set> sets_;
   std::map<std::string, Chain> chains_;
+  std::map<std::string, std::string> names_;  // peer and ipBlock set names -> what they were hashed from
 };
 
 }  // namespace

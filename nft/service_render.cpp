@@ -114,8 +114,10 @@ class ServiceRenderer {
       c.rules.push_back({{}, Continue{}, "", {UpdateAddressSet{f, Field::kSource, affinitySet}}});
     c.rules.push_back({{PortIs{{p.port().protocol, 0, 65535}}}, Dnat{b.address, b.port}, ""});
     // Named by what decides its rules (not by their text, which costs more to make than the rules do).
-    c.name = "ep-" + hash8(std::string(nftKeyword(p.port().protocol)) + " " + b.address.toString() + " " +
-                           std::to_string(b.port) + " " + affinitySet);
+    std::string identity = std::string(nftKeyword(p.port().protocol)) + " " + b.address.toString() + " " +
+                           std::to_string(b.port) + " " + affinitySet;
+    c.name = "ep-" + contentHash(identity);
+    claimName(names_, c.name, identity);
     if (chains_.count(c.name)) return c.name;
     c.comment = cut((b.podKey.empty() ? b.address.toString() : b.podKey) + " port " + std::to_string(b.port) +
                         " (" + std::string(nftKeyword(p.port().protocol)) + ")",
@@ -132,7 +134,8 @@ class ServiceRenderer {
     auto backends = ofFamily(all, f);
     if (backends.empty()) return "";
     std::string identity = p.name() + familySuffix(f) + (local ? "/local" : "");
-    std::string name = "svc-" + hash8(identity) + familySuffix(f);
+    std::string name = "svc-" + contentHash(identity) + familySuffix(f);
+    claimName(names_, name, identity);
     if (chains_.count(name)) return name;
     Chain c{.name = name};
     c.comment = cut(p.name() + (local ? " (this node's backends)" : "") + ": " +
@@ -140,19 +143,20 @@ class ServiceRenderer {
                     kCommentMax);
     // The modulus is in the map's name: the kernel keeps it in the map's description, which a new modulus
     // would leave stale, so a change of backend count makes a new map.
-    Set map{.name = "backends-" + hash8(identity) + familySuffix(f) + "-" + std::to_string(backends.size()),
-            .isMap = true};
+    Set map{
+        .name = "backends-" + contentHash(identity) + familySuffix(f) + "-" + std::to_string(backends.size()),
+        .isMap = true};
     map.randomModulus = static_cast<uint32_t>(backends.size());
     map.comment = cut(p.name() + ": random backend", kCommentMax);
     for (size_t i = 0; i < backends.size(); ++i) {
       std::string affinity;
       if (p.service->affinitySeconds) {
         // The timeout is part of the name: a set's timeout cannot change in place.
-        affinity =
-            "aff-" +
-            hash8(identity + "/" + backends[i]->address.toString() + ":" + std::to_string(backends[i]->port) +
-                  "/" + std::to_string(*p.service->affinitySeconds)) +
-            familySuffix(f);
+        std::string clients = identity + "/" + backends[i]->address.toString() + ":" +
+                              std::to_string(backends[i]->port) + "/" +
+                              std::to_string(*p.service->affinitySeconds);
+        affinity = "aff-" + contentHash(clients) + familySuffix(f);
+        claimName(names_, affinity, clients);
         Set s{.name = affinity,
               .type = addressType(f),
               .dynamic = true,
@@ -183,7 +187,9 @@ class ServiceRenderer {
     bool masquerade = p.service->externalTrafficPolicy == TrafficPolicy::kCluster;
     std::string target = serviceChain(p, f, backends, !masquerade);
     if (target.empty()) return "";
-    std::string name = "ext-" + hash8(p.name() + familySuffix(f) + "/external") + familySuffix(f);
+    std::string identity = p.name() + familySuffix(f) + "/external";
+    std::string name = "ext-" + contentHash(identity) + familySuffix(f);
+    claimName(names_, name, identity);
     if (chains_.count(name)) return name;
     Chain c{.name = name};
     c.comment = cut(p.name() + ": from outside" + (masquerade ? ", masqueraded" : ", source kept (Local)"),
@@ -197,7 +203,8 @@ class ServiceRenderer {
 
   // A node port takes both families on the node's addresses: one rule per family that has a backend.
   std::string nodePortChain(const ResolvedServicePort& p, const std::vector<const Backend*>& backends) {
-    Chain c{.name = "nodeport-" + hash8(p.name() + "/nodeport")};
+    Chain c{.name = "nodeport-" + contentHash(p.name() + "/nodeport")};
+    claimName(names_, c.name, p.name() + "/nodeport");
     c.comment = cut(p.name() + ": node port " + std::to_string(p.port().nodePort), kCommentMax);
     for (Family f : {Family::kV4, Family::kV6}) {
       std::string ext = externalChain(p, f, backends);
@@ -212,6 +219,7 @@ class ServiceRenderer {
   std::string node_;
   std::map<std::string, Chain> chains_;
   std::map<std::string, Set> sets_;
+  std::map<std::string, std::string> names_;  // -> what each name was hashed from
 };
 
 }  // namespace
@@ -237,10 +245,13 @@ ServiceParts combine(std::vector<const ServicePiece*> pieces) {
       maps[map].emplace_back(key, chain);
     for (const auto& [set, key] : piece->rejected)
       noBackend[set].push_back(key);
+    // Across services only endpoint chains are shared, and a name stands for one content.
     for (const auto& c : piece->chains)
-      chains.try_emplace(c.name, &c);
+      if (auto [at, inserted] = chains.try_emplace(c.name, &c); !inserted && !(*at->second == c))
+        throwCollision(c.name);
     for (const auto& set : piece->sets)
-      sets.try_emplace(set.name, &set);
+      if (auto [at, inserted] = sets.try_emplace(set.name, &set); !inserted && !(*at->second == set))
+        throwCollision(set.name);
   }
   for (Family f : {Family::kV4, Family::kV6}) {
     std::string suffix = familySuffix(f);

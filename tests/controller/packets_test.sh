@@ -142,6 +142,21 @@ apply "allow from namespace y" "$deny_x
 $from_y"; check_all "allow from namespace y"
 apply "named port and ipBlock except" "$named
 $except"; check_all "named port and ipBlock except"
+# Two ipBlocks whose texts once hashed to one set name (32 bits of FNV-1a): the kernel enforced the first block
+# for both policies. Each must be enforced as written.
+collide_a=$(policy y a-egress "  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+  egress:
+  - to:
+    - ipBlock: {cidr: 10.244.0.0/16, except: [10.244.0.11/32, 10.244.16.206/31]}")
+collide_b=$(policy y b-egress "  podSelector: {matchLabels: {pod: b}}
+  policyTypes: [Egress]
+  egress:
+  - to:
+    - ipBlock: {cidr: 10.244.0.0/16, except: [10.244.0.12/32, 10.244.82.151/32]}")
+apply "ipBlocks that collided under 32-bit names" "$collide_a
+$collide_b"; check_all "ipBlocks that collided under 32-bit names"
+check "two cidr sets for the two blocks" [ "$(nft list sets table inet nftpol | grep -c 'set cidr-')" = 2 ]
 apply "all policies removed" ""; check_all "all policies removed"
 
 # Revoking: an established connection that a change denies stops at its next packet; with

@@ -1,5 +1,6 @@
 // The netlink backend against the real kernel. Run only inside a network namespace of the test's own
 // (`unshare -n`, see tests/CMakeLists.txt): it programs that namespace's nftables and nothing else.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
@@ -176,7 +177,11 @@ TEST_CASE("a table deleted, a set flushed or a rule added behind our back is rep
     CHECK(!b->read("nftpol")->exists);
   }
   SECTION("set flushed and foreign rule added") {
-    run("nft flush set inet nftpol peer-04207971-v4");
+    auto peers = std::find_if(desired.sets.begin(), desired.sets.end(), [](const Set& s) {
+      return s.name.starts_with("peer-") && !s.elements.empty();
+    });
+    REQUIRE(peers != desired.sets.end());
+    run("nft flush set inet nftpol " + peers->name);
     run("nft add rule inet nftpol filter-forward accept");
   }
   CHECK_FALSE(sameView(*b->read("nftpol"), viewOf(desired)));

@@ -2,9 +2,11 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 
+#include "chain_builder.h"
 #include "generator.h"
 #include "nftpol/nft/render.h"
 #include "nftpol/nft/tracer.h"
@@ -133,4 +135,105 @@ TEST_CASE("ipBlock elements are cidr minus except, printed as nft prints them", 
   CHECK(block("10.0.0.0/30", {"10.0.0.0/31", "10.0.0.3/32"}) == std::vector<std::string>{"10.0.0.2"});
   CHECK(block("fd00::/64", {"fd00::/65"}) == std::vector<std::string>{"fd00::8000:0:0:0/65"});
   CHECK(block("::/0", {}) == std::vector<std::string>{"::/0"});
+}
+
+namespace {
+
+// The 32-bit FNV-1a fold that named sets and chains until 2026-12.
+uint32_t oldNameHash(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+}  // namespace
+
+TEST_CASE(
+    "ipBlocks whose texts collided under the old 32-bit names get a set each, and each is enforced as "
+    "written",
+    "[render][tracer]") {
+  struct Expect {
+    const char* from;
+    const char* to;
+    bool allowed;
+  };
+  struct Pair {
+    std::string a, b;              // the blocks as IpBlock::toString() writes them (what names were made of)
+    std::string yamlA, yamlB;      // the same blocks in a policy's terms: y/a may reach A, y/b may reach B
+    std::vector<Expect> expected;  // y/a is 10.244.0.13, y/b 10.244.0.14
+  };
+  // The first pair was found in review (one set held only the first block); the second by a search over
+  // excepts, so that each block leaves out a pod the other takes in.
+  const Pair pairs[] = {
+      {"10.102.200.0/25",
+       "10.110.21.0/25",
+       "{cidr: 10.102.200.0/25}",
+       "{cidr: 10.110.21.0/25}",
+       {{"10.244.0.13", "10.102.200.1", true},
+        {"10.244.0.13", "10.110.21.1", false},
+        {"10.244.0.14", "10.110.21.1", true},
+        {"10.244.0.14", "10.102.200.1", false}}},
+      {"10.244.0.0/16 except 10.244.0.11/32, 10.244.16.206/31",
+       "10.244.0.0/16 except 10.244.0.12/32, 10.244.82.151/32",
+       "{cidr: 10.244.0.0/16, except: [10.244.0.11/32, 10.244.16.206/31]}",
+       "{cidr: 10.244.0.0/16, except: [10.244.0.12/32, 10.244.82.151/32]}",
+       {{"10.244.0.13", "10.244.0.11", false},
+        {"10.244.0.13", "10.244.0.12", true},
+        {"10.244.0.13", "10.244.82.151", true},
+        {"10.244.0.14", "10.244.0.12", false},
+        {"10.244.0.14", "10.244.0.11", true},
+        {"10.244.0.14", "10.244.16.207", true}}},
+  };
+  auto egress = [](const std::string& name, const std::string& app, const std::string& block) {
+    return "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: " + name +
+           ", namespace: y}\nspec:\n  podSelector: {matchLabels: {app: " + app +
+           "}}\n  policyTypes: [Egress]\n  egress: [{to: [{ipBlock: " + block + "}]}]\n";
+  };
+  for (const auto& pair : pairs) {
+    INFO(pair.a << " and " << pair.b);
+    REQUIRE(oldNameHash(pair.a) == oldNameHash(pair.b));
+    std::string yaml =
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: y}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: y, labels: {app: a}}\nspec: {nodeName: "
+        "n}\n"
+        "status: {phase: Running, podIP: 10.244.0.13}\n---\n"
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: b, namespace: y, labels: {app: b}}\nspec: {nodeName: "
+        "n}\n"
+        "status: {phase: Running, podIP: 10.244.0.14}\n" +
+        egress("to-a", "a", pair.yamlA) + egress("to-b", "b", pair.yamlB);
+    ClusterState state;
+    std::vector<Diagnostic> diagnostics;
+    loadText(yaml, "collide.yaml", state, diagnostics);
+    REQUIRE(!hasErrors(diagnostics));
+    Compiled c = Compiled::build(state);
+    Table t = render(c, "n");
+    size_t cidrSets = 0;
+    for (const auto& s : t.sets)
+      cidrSets += s.name.starts_with("cidr-");
+    CHECK(cidrSets == 2);
+    for (const auto& e : pair.expected) {
+      INFO(e.from << " -> " << e.to);
+      auto from = *resolveEndpoint(c, e.from), to = *resolveEndpoint(c, e.to);
+      CHECK(anyAllowed(canReach(c, {from, to, Protocol::kTCP, 80})) == e.allowed);  // the simulator
+      CHECK(trace(t, {*IpAddress::parse(e.from), *IpAddress::parse(e.to), Protocol::kTCP, 80}).accepted ==
+            e.allowed);  // the kernel's rules
+    }
+  }
+}
+
+TEST_CASE("a name that stands for two contents is refused, never shared", "[render]") {
+  std::map<std::string, std::string> names;
+  detail::claimName(names, "cidr-x-v4", "10.0.0.0/8");
+  CHECK_NOTHROW(detail::claimName(names, "cidr-x-v4", "10.0.0.0/8"));
+  CHECK_THROWS_AS(detail::claimName(names, "cidr-x-v4", "10.0.0.0/9"), NameCollision);
+  std::map<std::string, Set> sets;
+  detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.1"}});
+  CHECK_NOTHROW(detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.1"}}));
+  CHECK_THROWS_AS(detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.2"}}),
+                  NameCollision);
+  CHECK(detail::contentHash("10.102.200.0/25") != detail::contentHash("10.110.21.0/25"));
+  CHECK(detail::contentHash("").size() == 16);
 }
