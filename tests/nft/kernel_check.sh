@@ -41,3 +41,5 @@ for seed in 1 2 3; do
   check "dual-$seed" node-$seed --cluster "$work/dual-$seed.yaml"
 done
 echo "kernel accepted and read back $checked rendered tables"
+echo "kernel check: $checked passed, 0 failed"
+[ "$checked" -gt 0 ]
