@@ -122,11 +122,12 @@ done
 # With tls-server-name: nftpol-test-apiserver, the same server at 127.0.0.2 is verified against that name.
 "$nftpol" controller --kubeconfig "$dir/kubeconfig-server-name" --node node-1 --listen 127.0.0.1:9435 \
   --no-node-routes --once 2> "$dir/server-name.log"
-check "tls-server-name: the certificate is verified against that name" [ $? = 0 ]
+check "tls-server-name: the certificate is verified against that name (exit $?)" [ $? = 0 ] ||
+  tail -20 "$dir/server-name.log"
 # A client certificate from the kubeconfig, signed by the CA the server trusts, and no token.
 "$nftpol" controller --kubeconfig "$dir/kubeconfig-client-cert" --node node-1 --listen 127.0.0.1:9435 \
   --no-node-routes --once 2> "$dir/client-cert.log"
-check "a client certificate authenticates" [ $? = 0 ]
+check "a client certificate authenticates (exit $?)" [ $? = 0 ] || tail -20 "$dir/client-cert.log"
 
 api fault pods stall > /dev/null
 pod x e 10.244.1.14 node-1
