@@ -94,9 +94,10 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
                                         .stopFd = stop->fd()};
   controller::Controller controller(std::move(options), std::move(source), std::move(*backend));
   int status = controller.run();
-  // Once run() returned the rules are in place and nothing is left to do. Tearing down cpprestsdk with a request
-  // in flight is not reliable (a stop with a watch stalled ended in a crash at exit now and then under load), so
-  // the process ends here, without destructors; a sanitizer build still checks for leaks first.
+  // Once run() returned the rules are in place and nothing is left to do. Tearing down cpprestsdk with a
+  // request in flight is not reliable (a stop with a watch stalled ended in a crash at exit now and then
+  // under load), so the process ends here, without destructors; a sanitizer build still checks for leaks
+  // first.
   std::fflush(nullptr);
 #ifdef __SANITIZE_ADDRESS__
   __lsan_do_leak_check();
