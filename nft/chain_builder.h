@@ -30,12 +30,22 @@ void claimName(Map& names, const std::string& name, const std::string& identity)
   auto [it, inserted] = names.try_emplace(name, identity);
   if (!inserted && it->second != identity) throwCollision(name, it->second, identity);
 }
-// Adds `value` under `name` unless the name is taken; a taken name must hold an equal value, or
-// NameCollision. try_emplace moves nothing when the name is taken, so `value` can still be compared.
+// Adds `value` under `name` unless the name is taken; a taken name must hold an equal value (compared through
+// the pointer when the map holds pointers), or NameCollision. Returns whether it was added. try_emplace moves
+// nothing when the name is taken, so `value` can still be compared.
+template <typename T>
+const T& pointee(const T& v) {
+  return v;
+}
+template <typename T>
+const T& pointee(const T* v) {
+  return *v;
+}
 template <typename Map, typename V>
-void putOnce(Map& map, const std::string& name, V&& value) {
+bool putOnce(Map& map, const std::string& name, V&& value) {
   auto [it, inserted] = map.try_emplace(name, std::forward<V>(value));
-  if (!inserted && !(it->second == value)) throwCollision(name);
+  if (!inserted && !(pointee(it->second) == pointee(value))) throwCollision(name);
+  return inserted;
 }
 
 std::string cut(std::string s, size_t max);

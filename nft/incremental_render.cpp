@@ -518,10 +518,7 @@ struct IncrementalRenderer::State {
       chainList.push_back(e.chain);
       referenced.insert(e.sets.begin(), e.sets.end());
       for (const auto& s : e.namedSets)
-        if (auto [at, inserted] = named.try_emplace(s.name, &s); inserted)
-          sets.push_back(s);
-        else if (!(*at->second == s))
-          detail::throwCollision(s.name);
+        if (detail::putOnce(named, s.name, &s)) sets.push_back(s);
     }
     for (const auto& name : referenced)
       sets.push_back(cachedSet(name));

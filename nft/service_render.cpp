@@ -247,11 +247,9 @@ ServiceParts combine(std::vector<const ServicePiece*> pieces) {
       noBackend[set].push_back(key);
     // Across services only endpoint chains are shared, and a name stands for one content.
     for (const auto& c : piece->chains)
-      if (auto [at, inserted] = chains.try_emplace(c.name, &c); !inserted && !(*at->second == c))
-        throwCollision(c.name);
+      putOnce(chains, c.name, &c);
     for (const auto& set : piece->sets)
-      if (auto [at, inserted] = sets.try_emplace(set.name, &set); !inserted && !(*at->second == set))
-        throwCollision(set.name);
+      putOnce(sets, set.name, &set);
   }
   for (Family f : {Family::kV4, Family::kV6}) {
     std::string suffix = familySuffix(f);

@@ -13,15 +13,20 @@ generation_is() { [ "$(curl -sf localhost:9412/readyz)" = "ready generation=$1" 
 wait_generation() { nftpol_wait_for 10 generation_is "$1"; }  # until /readyz reports generation $1
 metric() { curl -sf localhost:9412/metrics | awk -v m="$1" '$1 == m {print $2}'; }
 errors_counted() { [ "$(metric nftpol_manifest_errors_total)" -ge 1 ]; }
+start_controller() {  # LOG [PREFIX...]: the controller on $dir/m in the background (run through PREFIX); $pid
+  local log=$1
+  shift
+  "$@" "$nftpol" controller --manifests "$dir/m" --node node-a --listen 127.0.0.1:9412 2>"$log" &
+  pid=$!
+  pids+=($pid)
+}
+reports_broken() { nftpol_wait_for 10 grep -q "$1:[0-9]*:[0-9]*: invalid YAML" "$2"; }  # FILE LOG
 
 mkdir "$dir/m"
 cp "$src"/samples/cluster/*.yaml "$dir/m/"
 echo "not: [yaml" > "$dir/m/broken.yaml"
-"$nftpol" controller --manifests "$dir/m" --node node-a --listen 127.0.0.1:9412 2>"$log" &
-pid=$!
-pids+=($pid)
-check "the broken file is reported with its location" \
-  nftpol_wait_for 10 grep -q "broken.yaml:[0-9]*:[0-9]*: invalid YAML" "$log"
+start_controller "$log"
+check "the broken file is reported with its location" reports_broken broken.yaml "$log"
 check "not ready while a file is broken at startup" [ "$(curl -s -o /dev/null -w '%{http_code}' localhost:9412/readyz)" = 503 ]
 check "healthz answers" [ "$(curl -sf localhost:9412/healthz)" = ok ]
 check "no table is programmed from a partial set of files" bash -c '! nft list table inet nftpol >/dev/null 2>&1'
@@ -39,7 +44,7 @@ check "the change was a small batch ($batch messages)" [ "$batch" -lt 20 ]
 
 cp "$dir/m/policies.yaml" "$dir/policies.good"
 echo "  garbage: [" >> "$dir/m/policies.yaml"
-check "the broken edit is reported" nftpol_wait_for 10 grep -q "policies.yaml:[0-9]*:[0-9]*: invalid YAML" "$log"
+check "the broken edit is reported" reports_broken policies.yaml "$log"
 check "a broken file keeps its last valid version" bash -c 'nft list table inet nftpol | grep -q "tcp dport 5433"'
 check "the broken file is counted" nftpol_wait_for 5 errors_counted
 check "generation unchanged by a broken file" [ "$(curl -sf localhost:9412/readyz)" = "ready generation=2" ]
@@ -59,11 +64,8 @@ check "--once adopts the table left by the earlier run without changing it" \
 check "nftpol cleanup removes it" bash -c "\"$nftpol\" cleanup >/dev/null && ! nft list table inet nftpol >/dev/null 2>&1"
 # Stopped while its first sync waits for a broken file: still gone within 2 s.
 echo "not: [yaml" > "$dir/m/broken.yaml"
-"$nftpol" controller --manifests "$dir/m" --node node-a --listen 127.0.0.1:9412 2>"$dir/blocked.log" &
-pid=$!
-pids+=($pid)
-check "a restart with a broken file waits for it" \
-  nftpol_wait_for 10 grep -q "broken.yaml:[0-9]*:[0-9]*: invalid YAML" "$dir/blocked.log"
+start_controller "$dir/blocked.log"
+check "a restart with a broken file waits for it" reports_broken broken.yaml "$dir/blocked.log"
 check "SIGTERM while the first sync waits: gone within 2 s" nftpol_stop 2 "$pid"
 check "with status 0" [ "${nftpol_status[$pid]}" = 0 ]
 
@@ -75,10 +77,8 @@ mkdir "$dir/m/shop" "$dir/elsewhere"
 mv "$dir/m/pods.yaml" "$dir/m/shop/pods.yaml"
 mv "$dir/m/services.yaml" "$dir/elsewhere/services.yaml"
 ln -s "$dir/elsewhere/services.yaml" "$dir/m/services.yaml"
-setpriv --inh-caps=-dac_override,-dac_read_search --bounding-set=-dac_override,-dac_read_search -- \
-  "$nftpol" controller --manifests "$dir/m" --node node-a --listen 127.0.0.1:9412 2>"$dir/unreadable.log" &
-pid=$!
-pids+=($pid)
+start_controller "$dir/unreadable.log" \
+  setpriv --inh-caps=-dac_override,-dac_read_search --bounding-set=-dac_override,-dac_read_search --
 check "without DAC override: ready" nftpol_wait_for 10 bash -c "curl -sf localhost:9412/readyz | grep -q '^ready'"
 enforced() { nft list table inet nftpol | tr -s ' \t\n' ' '; }
 before=$(enforced)
