@@ -24,7 +24,7 @@
 #include "generator.h"
 #include "nftpol/controller/manifests.h"
 #include "nftpol/controller/reconcile.h"
-#include "nftpol/nft/render.h"
+#include "nftpol/render/render.h"
 #include "nftpol/policy/loader.h"
 
 using namespace nftpol;

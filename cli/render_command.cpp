@@ -4,7 +4,7 @@
 #include "args.h"
 #include "cluster_input.h"
 #include "commands.h"
-#include "nftpol/nft/render.h"
+#include "nftpol/render/render.h"
 
 namespace nftpol::cli {
 
@@ -18,8 +18,8 @@ int renderCommand(const std::vector<std::string>& argv, std::ostream& out, std::
   auto cluster = loadCluster(args->all("cluster"), {}, err);
   if (!cluster) return kExitBadInput;
   try {
-    out << nft::toText(nft::render(*cluster->compiled, *args->last("node")));
-  } catch (const nft::NameCollision& e) {
+    out << nft::toText(render::render(cluster->compiled->model(), *args->last("node")));
+  } catch (const render::NameCollision& e) {
     err << "nftpol render: internal error: " << e.what() << "\n";
     return 1;
   }

@@ -6,7 +6,7 @@
 #include "nftpol/controller/http_server.h"
 #include "nftpol/controller/log.h"
 #include "nftpol/controller/reconcile.h"
-#include "nftpol/nft/render.h"
+#include "nftpol/render/render.h"
 
 namespace nftpol::controller {
 
@@ -59,7 +59,7 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
       reconciler_.update(source_->state(), change.objects);
     }
     result = reconciler_.apply();
-  } catch (const nft::NameCollision& e) {
+  } catch (const render::NameCollision& e) {
     // Never by chance, and never silently: nothing of this render is applied, and the next try starts over.
     loaded_ = false;
     result = Error{"internal error: " + std::string(e.what())};

@@ -7,7 +7,7 @@
 
 #include "nftpol/controller/manifests.h"
 #include "nftpol/controller/reconcile.h"
-#include "nftpol/nft/render.h"
+#include "nftpol/render/render.h"
 
 using namespace nftpol;
 using namespace nftpol::controller;
@@ -105,7 +105,7 @@ TEST_CASE("the reconciler's table equals a full render after every edit", "[mani
     }
     REQUIRE(reconciler.apply());
     auto full = m.merged();
-    CHECK(reconciler.table() == nft::render(policy::Compiled::build(full), "node-1"));
+    CHECK(reconciler.table() == render::render(policy::Model::of(full), "node-1"));
   };
   dir.write("pods.yaml", pod("db", "db", "10.0.0.1") + "---\n" + pod("web", "web", "10.0.0.2", "node-2"));
   sync();

@@ -8,8 +8,8 @@
 
 #include "generator.h"
 #include "nftpol/nft/backend.h"
-#include "nftpol/nft/render.h"
 #include "nftpol/policy/loader.h"
+#include "nftpol/render/render.h"
 
 using namespace nftpol;
 using namespace nftpol::nft;
@@ -87,7 +87,7 @@ bool sameView(const KernelView& a, const KernelView& b) {
 TEST_CASE("apply programs the rendered table, and reading it back gives the same table", "[netlink]") {
   auto b = backend();
   ClusterState state = samples();
-  Table desired = render(Compiled::build(state), "node-a");
+  Table desired = render::render(policy::Model::of(state), "node-a");
   auto applied = b->apply(desired);
   INFO((applied ? "" : applied.error().message));
   REQUIRE(applied.ok());
@@ -102,19 +102,19 @@ TEST_CASE("apply programs the rendered table, and reading it back gives the same
 TEST_CASE("an unchanged state sends no message, and a one-pod change sends only its delta", "[netlink]") {
   auto b = backend();
   ClusterState state = samples();
-  REQUIRE(b->apply(render(Compiled::build(state), "node-a")).ok());
-  auto again = b->apply(render(Compiled::build(state), "node-a"));
+  REQUIRE(b->apply(render::render(policy::Model::of(state), "node-a")).ok());
+  auto again = b->apply(render::render(policy::Model::of(state), "node-a"));
   REQUIRE(again.ok());
   CHECK(again->messages == 0);
 
   FakeBackend fake;
-  REQUIRE(fake.apply(render(Compiled::build(state), "node-a")).ok());
+  REQUIRE(fake.apply(render::render(policy::Model::of(state), "node-a")).ok());
   // A new frontend pod on another node: the peer sets that name frontends gain one element, nothing else.
   Pod pod = *state.findPod("shop", "frontend-1");
   pod.name = "frontend-2";
   pod.ips = {*IpAddress::parse("10.244.2.40")};
   state.upsert(pod);
-  Table changed = render(Compiled::build(state), "node-a");
+  Table changed = render::render(policy::Model::of(state), "node-a");
   auto delta = b->apply(changed);
   REQUIRE(delta.ok());
   auto expected = fake.apply(changed);
@@ -124,25 +124,25 @@ TEST_CASE("an unchanged state sends no message, and a one-pod change sends only 
   Pod db = *state.findPod("shop", "db-0");
   db.labels.set("app", "api");
   state.upsert(db);
-  Table relabelled = render(Compiled::build(state), "node-a");
+  Table relabelled = render::render(policy::Model::of(state), "node-a");
   auto relabel = b->apply(relabelled);
   REQUIRE(relabel.ok());
   CHECK(relabel->messages == fake.apply(relabelled)->messages);
   CHECK(relabel->messages > 0);
   CHECK(relabel->messages < FakeBackend().apply(relabelled)->messages / 2);  // far from a reload
-  CHECK(sameView(*b->read("nftpol"), viewOf(render(Compiled::build(state), "node-a"))));
+  CHECK(sameView(*b->read("nftpol"), viewOf(render::render(policy::Model::of(state), "node-a"))));
 }
 
 TEST_CASE("an endpoint change is a small batch that rewrites the service's balancing in place", "[netlink]") {
   auto b = backend();
   ClusterState state = samples();
-  REQUIRE(b->apply(render(Compiled::build(state), "node-a")).ok());
+  REQUIRE(b->apply(render::render(policy::Model::of(state), "node-a")).ok());
   // The api service loses a backend: a new map of one, the service chain's rule rewritten, the old map and
   // the gone endpoint's chain removed after what refers to them (or the kernel answers EBUSY).
   EndpointSlice slice = *state.findEndpointSlice("shop", "api-x7k2p");
   slice.endpoints.pop_back();
   state.upsert(slice);
-  Table fewer = render(Compiled::build(state), "node-a");
+  Table fewer = render::render(policy::Model::of(state), "node-a");
   auto applied = b->apply(fewer);
   REQUIRE(applied.ok());
   CHECK(applied->messages > 0);
@@ -156,13 +156,13 @@ TEST_CASE("an endpoint change is a small batch that rewrites the service's balan
         std::string::npos);
   // And back: the endpoint returns.
   state.upsert(*samples().findEndpointSlice("shop", "api-x7k2p"));
-  Table again = render(Compiled::build(state), "node-a");
+  Table again = render::render(policy::Model::of(state), "node-a");
   REQUIRE(b->apply(again).ok());
   CHECK(sameView(*b->read("nftpol"), viewOf(again)));
   // Without backends the cluster IP moves to the reject set.
   slice.endpoints.clear();
   state.upsert(slice);
-  Table none = render(Compiled::build(state), "node-a");
+  Table none = render::render(policy::Model::of(state), "node-a");
   REQUIRE(b->apply(none).ok());
   CHECK(sameView(*b->read("nftpol"), viewOf(none)));
   CHECK(run("nft list set inet nftpol no-endpoints-v4").find("10.96.0.20 . tcp . 80") != std::string::npos);
@@ -170,7 +170,7 @@ TEST_CASE("an endpoint change is a small batch that rewrites the service's balan
 
 TEST_CASE("a table deleted, a set flushed or a rule added behind our back is repaired", "[netlink]") {
   auto b = backend();
-  Table desired = render(Compiled::build(samples()), "node-a");
+  Table desired = render::render(policy::Model::of(samples()), "node-a");
   REQUIRE(b->apply(desired).ok());
   SECTION("deleted") {
     run("nft delete table inet nftpol");
@@ -194,7 +194,7 @@ TEST_CASE("a table deleted, a set flushed or a rule added behind our back is rep
 
 TEST_CASE("a refused transaction changes nothing, and says which rule the kernel refused", "[netlink]") {
   auto b = backend();
-  Table good = render(Compiled::build(samples()), "node-a");
+  Table good = render::render(policy::Model::of(samples()), "node-a");
   REQUIRE(b->apply(good).ok());
   Table bad = good;
   Chain broken{.name = "ingress-00000000/x/broken"};
@@ -214,7 +214,7 @@ TEST_CASE("a refused transaction changes nothing, and says which rule the kernel
 TEST_CASE("other tables are never touched", "[netlink]") {
   auto b = backend();
   run("nft add table inet other; nft add chain inet other c; nft add rule inet other c accept");
-  REQUIRE(b->apply(render(Compiled::build(samples()), "node-a")).ok());
+  REQUIRE(b->apply(render::render(policy::Model::of(samples()), "node-a")).ok());
   REQUIRE(b->remove("nftpol").ok());
   CHECK(run("nft list table inet other").find("accept") != std::string::npos);
   run("nft delete table inet other");
@@ -224,7 +224,7 @@ TEST_CASE("a large node: 10k pods, 2k policies, applied and re-applied", "[netli
   auto b = backend();
   ClusterState state =
       bench::generateCluster({.namespaces = 1000, .pods = 10000, .policies = 2000, .seed = 42});
-  Table desired = render(Compiled::build(state), "node-7");
+  Table desired = render::render(policy::Model::of(state), "node-7");
   auto applied = b->apply(desired);
   INFO((applied ? "" : applied.error().message));
   REQUIRE(applied.ok());

@@ -75,14 +75,21 @@ TEST_CASE("allowances agree with can-reach", "[compiled]") {
     if (!c.isolated(self, d)) return true;
     for (const Allowance& a : c.allowances(self, d)) {
       bool peer = a.allPeers;
-      for (const auto& p : a.peers)
-        peer = peer || c.peerMatches(p, other, f);
+      const Pod* otherPod = c.pods()[other];
+      for (const auto& p : a.peers) {
+        if (const auto* shared = std::get_if<const SharedPeer*>(&p)) {
+          peer = peer || (*shared)->members.count(otherPod) > 0;
+        } else {
+          const IpAddress* ip = otherPod->address(f);
+          peer = peer || (ip && std::get<const IpBlock*>(p)->contains(*ip));
+        }
+      }
       bool ports = a.allPorts;
       for (const auto& m : a.ports)
         ports = ports || (m.protocol == protocol && m.first <= port && port <= m.last);
       if (peer && ports) return true;
       for (const auto& t : a.namedTargets)
-        if (t.pod == other && t.protocol == protocol && t.port == port) return true;
+        if (t.pod == c.pods()[other] && t.protocol == protocol && t.port == port) return true;
     }
     return false;
   };

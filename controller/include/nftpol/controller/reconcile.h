@@ -4,8 +4,9 @@
 #include <vector>
 
 #include "nftpol/nft/backend.h"
-#include "nftpol/nft/incremental_render.h"
 #include "nftpol/policy/cluster.h"
+#include "nftpol/policy/model.h"
+#include "nftpol/render/render.h"
 
 namespace nftpol::controller {
 
@@ -16,11 +17,11 @@ struct ReconcileResult {
   size_t elements = 0;  // set and map elements in the desired table
 };
 
-// Keeps the desired table for one node as objects change, and applies it through a backend in one
-// transaction. The table is kept by an IncrementalRenderer, so a change costs what it touches.
+// Keeps the model and the node's table as objects change, and applies the table through a backend in one
+// transaction. A change costs what it touches: the model reports what it dirtied, the table re-renders that.
 class Reconciler {
  public:
-  Reconciler(std::string node, nft::Backend& backend) : renderer_(std::move(node)), backend_(backend) {}
+  Reconciler(std::string node, nft::Backend& backend) : table_(std::move(node)), backend_(backend) {}
 
   // Takes every object of `state` (the first time, or to start over).
   void load(const policy::ClusterState& state);
@@ -28,11 +29,11 @@ class Reconciler {
   void update(const policy::ClusterState& state, const std::vector<policy::ObjectRef>& changed);
 
   Result<ReconcileResult> apply();
-  const nft::Table& table() { return renderer_.table(); }  // what apply() sends
+  const nft::Table& table() const { return table_.table(); }  // what apply() sends
 
  private:
-  void take(const policy::ClusterState& state, const policy::ObjectRef& ref);
-  nft::IncrementalRenderer renderer_;
+  policy::Model model_;
+  render::NodeTable table_;
   nft::Backend& backend_;
 };
 

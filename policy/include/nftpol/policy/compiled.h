@@ -6,28 +6,19 @@
 #include <string>
 #include <vector>
 
-#include "nftpol/policy/cluster.h"
+#include "nftpol/policy/model.h"
 
 namespace nftpol::policy {
 
 using PodId =
     uint32_t;  // index into Compiled::pods(): the pods that take part, sorted by namespace then name
 
-// A pod/namespace selector peer, resolved once for every rule that spells it the same way (same scope,
-// same selectors). The enforcement layer renders each one as a named set of addresses.
+// A shared peer of the model, with its pods numbered.
 struct ResolvedPeer {
   std::string description;  // "namespaceSelector team=a, podSelector app=db" or "pods app=db in ns x"
   std::vector<std::string> namespaces;  // the namespaces in scope, sorted
   std::vector<PodId> pods;              // sorted
 };
-
-// Rules that spell a selector peer the same way (same scope, same selectors) share one resolved peer: `key`
-// identifies it, `description` says what it selects (and names its nftables set).
-struct PeerIdentity {
-  std::string key;
-  std::string description;
-};
-PeerIdentity identify(const SelectorPeer& peer, const std::string& policyNamespace);
 
 struct CompiledPeer {
   enum class Kind : uint8_t { kSelector, kIpBlock };
@@ -52,47 +43,20 @@ struct CompiledPolicy {
   std::vector<uint32_t> egressRules;
 };
 
-// A protocol and an inclusive port range; 0-65535 means every port of the protocol.
-struct PortMatch {
-  Protocol protocol = Protocol::kTCP;
-  uint16_t first = 0;
-  uint16_t last = 65535;
-  bool allPorts() const { return first == 0 && last == 65535; }
-  bool operator==(const PortMatch&) const = default;
-};
-
-// A named port of an egress rule, resolved on one destination pod.
-struct NamedPortTarget {
-  PodId pod;
-  Protocol protocol;
-  uint16_t port;
-  bool operator==(const NamedPortTarget&) const = default;
-};
-
-// One entry of a pod's allowed set in one direction, flattened for rendering: traffic with these peers on
-// these ports is admitted by `rule` (and so by its policy). Named ports are already resolved: in ingress on
-// the pod itself, into `ports`; in egress on each destination pod, into `namedTargets`.
-struct Allowance {
-  uint32_t rule;                    // into Compiled::rules()
-  bool allPeers = false;            // the rule names no peer: every address, inside the cluster or not
-  std::vector<CompiledPeer> peers;  // otherwise these selector sets and ipBlocks
-  bool allPorts = false;            // the rule names no port: every protocol and port
-  std::vector<PortMatch> ports;
-  std::vector<NamedPortTarget>
-      namedTargets;  // egress only: (destination, protocol, port), destination in peers
-};
-
 // Where a rule's ports admit a connection: the index of the matching `ports` entry, or kAllPorts when the
 // rule lists no ports.
 constexpr int kAllPorts = -1;
 
-// The compiled policy: for every pod, which policies isolate it in each direction, and for every rule its
-// resolved peers. Holds pointers into the ClusterState, which must outlive it.
+// The model at one moment, numbered for the simulator: pods get ids (in namespace/name order), rules and
+// peers get ids, and for every pod the policies isolating it in each direction are listed. Every answer in
+// it is the model's (who a policy selects, whom a peer resolves to, what a pod is allowed); the numbering is
+// what lets the matrix run on bitsets. Holds pointers into the ClusterState, which must outlive it.
 class Compiled {
  public:
   static Compiled build(const ClusterState& state);
 
   const ClusterState& state() const { return *state_; }
+  const Model& model() const { return model_; }
   const std::vector<const Pod*>& pods() const { return pods_; }
   const Pod& pod(PodId id) const { return *pods_[id]; }
   std::optional<PodId> findPod(const std::string& ns, const std::string& name) const;
@@ -119,12 +83,14 @@ class Compiled {
   std::optional<int> portMatch(const CompiledRule& rule, Protocol protocol, uint16_t port,
                                const Pod* dst) const;
 
-  // The pod's allowed set in one direction, one entry per rule of the policies isolating it (empty when the
-  // pod is isolated and nothing is allowed; meaningless when it is not isolated — see isolated()).
-  std::vector<Allowance> allowances(PodId pod, Direction d) const;
+  // The pod's allowed set in one direction (the model's; see Model::allowances).
+  std::vector<Allowance> allowances(PodId pod, Direction d) const {
+    return model_.allowances(*pods_[pod], d);
+  }
 
  private:
   const ClusterState* state_ = nullptr;
+  Model model_;
   std::vector<const Pod*> pods_;
   std::vector<std::pair<IpAddress, PodId>> byAddress_;  // sorted
   std::vector<CompiledPolicy> policies_;

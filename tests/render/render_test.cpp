@@ -8,10 +8,10 @@
 
 #include "chain_builder.h"
 #include "generator.h"
-#include "nftpol/nft/render.h"
 #include "nftpol/nft/tracer.h"
 #include "nftpol/policy/loader.h"
 #include "nftpol/policy/reach.h"
+#include "nftpol/render/render.h"
 
 using namespace nftpol;
 using namespace nftpol::nft;
@@ -34,7 +34,8 @@ TEST_CASE("render of the samples for node-a equals the reviewed golden text", "[
   loadPaths({NFTPOL_SOURCE_DIR "/samples/cluster"}, state, diagnostics);
   REQUIRE(!hasErrors(diagnostics));
   Compiled c = Compiled::build(state);
-  CHECK(toText(render(c, "node-a")) == readFile(NFTPOL_SOURCE_DIR "/tests/nft/golden/samples-node-a.nft"));
+  CHECK(toText(render::render(c.model(), "node-a")) ==
+        readFile(NFTPOL_SOURCE_DIR "/tests/nft/golden/samples-node-a.nft"));
 }
 
 TEST_CASE("the rendered rules admit exactly what can-reach admits, on every pair", "[render][tracer]") {
@@ -46,7 +47,7 @@ TEST_CASE("the rendered rules admit exactly what can-reach admits, on every pair
                                                  .dualStack = dualStack});
     Compiled c = Compiled::build(state);
     for (std::string node : {"node-0", "node-1", "node-7"}) {
-      Table table = render(c, node);
+      Table table = render::render(c.model(), node);
       size_t checked = 0, mismatches = 0, allowed = 0;
       for (uint16_t port : {53, 443, 5432, 8050, 8080, 9090}) {
         Protocol protocol = port == 53 ? Protocol::kUDP : Protocol::kTCP;
@@ -87,7 +88,7 @@ TEST_CASE("outside addresses: ipBlocks and all-peer rules in the rendered table"
   loadPaths({NFTPOL_SOURCE_DIR "/samples/cluster"}, state, diagnostics);
   REQUIRE(!hasErrors(diagnostics));
   Compiled c = Compiled::build(state);
-  Table t = render(c, "node-a");
+  Table t = render::render(c.model(), "node-a");
   auto api = *IpAddress::parse("10.244.1.11");
   CHECK(trace(t, {api, *IpAddress::parse("93.184.216.34"), Protocol::kTCP, 443}).accepted);   // 0.0.0.0/0
   CHECK_FALSE(trace(t, {api, *IpAddress::parse("10.9.9.9"), Protocol::kTCP, 443}).accepted);  // except 10/8
@@ -114,7 +115,7 @@ TEST_CASE("the same objects in any order render the same table", "[render]") {
     for (const auto& d : parts)
       loadText(d, "x", state, diagnostics);
     REQUIRE(!hasErrors(diagnostics));
-    return toText(render(Compiled::build(state), "node-3"));
+    return toText(render::render(policy::Model::of(state), "node-3"));
   };
   CHECK(shuffled != docs);
   CHECK(renderDocs(docs) == renderDocs(shuffled));
@@ -209,7 +210,7 @@ TEST_CASE(
     loadText(yaml, "collide.yaml", state, diagnostics);
     REQUIRE(!hasErrors(diagnostics));
     Compiled c = Compiled::build(state);
-    Table t = render(c, "n");
+    Table t = render::render(c.model(), "n");
     size_t cidrSets = 0;
     for (const auto& s : t.sets)
       cidrSets += s.name.starts_with("cidr-");
@@ -226,14 +227,16 @@ TEST_CASE(
 
 TEST_CASE("a name that stands for two contents is refused, never shared", "[render]") {
   std::map<std::string, std::string> names;
-  detail::claimName(names, "cidr-x-v4", "10.0.0.0/8");
-  CHECK_NOTHROW(detail::claimName(names, "cidr-x-v4", "10.0.0.0/8"));
-  CHECK_THROWS_AS(detail::claimName(names, "cidr-x-v4", "10.0.0.0/9"), NameCollision);
+  render::detail::claimName(names, "cidr-x-v4", "10.0.0.0/8");
+  CHECK_NOTHROW(render::detail::claimName(names, "cidr-x-v4", "10.0.0.0/8"));
+  CHECK_THROWS_AS(render::detail::claimName(names, "cidr-x-v4", "10.0.0.0/9"), render::NameCollision);
   std::map<std::string, Set> sets;
-  detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.1"}});
-  CHECK_NOTHROW(detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.1"}}));
-  CHECK_THROWS_AS(detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.2"}}),
-                  NameCollision);
-  CHECK(detail::contentHash("10.102.200.0/25") != detail::contentHash("10.110.21.0/25"));
-  CHECK(detail::contentHash("").size() == 16);
+  render::detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.1"}});
+  CHECK_NOTHROW(
+      render::detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.1"}}));
+  CHECK_THROWS_AS(
+      render::detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.2"}}),
+      render::NameCollision);
+  CHECK(render::detail::contentHash("10.102.200.0/25") != render::detail::contentHash("10.110.21.0/25"));
+  CHECK(render::detail::contentHash("").size() == 16);
 }

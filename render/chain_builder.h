@@ -1,8 +1,7 @@
 #pragma once
 
-// The pieces of the node table that both renderers make the same way: the full one (render.cpp, from a
-// compiled cluster) and the incremental one (incremental_render.cpp, from object deltas). Sharing them is
-// what keeps the two byte-identical, which the tests check on random change sequences.
+// The pieces of a node's table: names and their collision checks, peer and cidr sets, the chain for one
+// allowed set, the dispatch maps and the assembly. NodeTable (node_table.cpp) puts them together.
 
 #include <map>
 #include <string>
@@ -14,8 +13,9 @@
 #include "nftpol/nft/ruleset.h"
 #include "service_render.h"
 
-namespace nftpol::nft::detail {
+namespace nftpol::render::detail {
 
+using namespace nftpol::nft;  // the vocabulary this module renders into
 using policy::Direction;
 
 // 16 base32 digits (80 bits) of the SHA-256 of `s`, as kube-proxy's hashAndTruncate: what names derive from.
@@ -56,11 +56,11 @@ std::string mapName(Direction d, Family f);  // "ingress-v4", ...
 std::string peerSetName(const std::string& peerDescription, Family f);
 std::string cidrSetName(const policy::IpBlock& block, Family f);
 
-// A set of pod addresses for a selector peer; `addresses` sorted and unique. `user` is the policy named in
-// the comment: the first, by namespace/name, of the policies whose rules name the peer.
-Set peerSet(const std::string& description, Family f, const std::string& user,
-            const std::vector<IpAddress>& addresses);
-Set cidrSet(const policy::IpBlock& block, Family f, const std::string& user);
+// A set of pod addresses for a selector peer; `addresses` sorted and unique. A set's comment says what it
+// holds, never which policies use it: the kernel keeps a set's comment from its creation, so a comment that
+// named a user would go stale when that user went (the rules that use the set name their policies).
+Set peerSet(const std::string& description, Family f, const std::vector<IpAddress>& addresses);
+Set cidrSet(const policy::IpBlock& block, Family f);
 
 // One rule of a policy isolating the pod, as the chain builder consumes it: the peers as set names (in the
 // rule's peer order, v4 before v6), the ports with names resolved, and the named-port destinations of egress
@@ -92,4 +92,4 @@ std::vector<Set> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std
 // ones) and then chains by name. The service parts' rejects go into filter-forward before the policy.
 Table assemble(std::vector<Set> sets, std::vector<Chain> chains, ServiceParts services = {});
 
-}  // namespace nftpol::nft::detail
+}  // namespace nftpol::render::detail

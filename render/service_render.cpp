@@ -5,7 +5,7 @@
 
 #include "chain_builder.h"
 
-namespace nftpol::nft::detail {
+namespace nftpol::render::detail {
 
 namespace {
 
@@ -119,9 +119,10 @@ class ServiceRenderer {
     c.name = "ep-" + contentHash(identity);
     claimName(names_, c.name, identity);
     if (chains_.count(c.name)) return c.name;
-    c.comment = cut((b.podKey.empty() ? b.address.toString() : b.podKey) + " port " + std::to_string(b.port) +
-                        " (" + std::string(nftKeyword(p.port().protocol)) + ")",
-                    kCommentMax);
+    // From what the name derives from only: the kernel keeps a chain's comment from its creation, and two
+    // services sharing the chain may name its pod differently (or not at all).
+    c.comment = b.address.toString() + " port " + std::to_string(b.port) + " (" +
+                std::string(nftKeyword(p.port().protocol)) + ")";
     chains_.try_emplace(c.name, c);
     return c.name;
   }
@@ -137,10 +138,10 @@ class ServiceRenderer {
     std::string name = "svc-" + contentHash(identity) + familySuffix(f);
     claimName(names_, name, identity);
     if (chains_.count(name)) return name;
+    // The backend count goes on the balancing rule, which a new count replaces, not on the chain, whose
+    // comment the kernel keeps from its creation.
     Chain c{.name = name};
-    c.comment = cut(p.name() + (local ? " (this node's backends)" : "") + ": " +
-                        std::to_string(backends.size()) + " backend" + (backends.size() == 1 ? "" : "s"),
-                    kCommentMax);
+    c.comment = cut(p.name() + (local ? " (this node's backends)" : ""), kCommentMax);
     // The modulus is in the map's name: the kernel keeps it in the map's description, which a new modulus
     // would leave stale, so a change of backend count makes a new map.
     Set map{
@@ -173,7 +174,7 @@ class ServiceRenderer {
                                         .map = map.name,
                                         .key = VerdictMapLookup::Key::kRandom,
                                         .modulus = map.randomModulus},
-                       ""});
+                       std::to_string(backends.size()) + " backend" + (backends.size() == 1 ? "" : "s")});
     sets_.try_emplace(map.name, std::move(map));
     chains_.emplace(name, std::move(c));
     return name;
@@ -192,9 +193,8 @@ class ServiceRenderer {
     claimName(names_, name, identity);
     if (chains_.count(name)) return name;
     Chain c{.name = name};
-    c.comment = cut(p.name() + ": from outside" + (masquerade ? ", masqueraded" : ", source kept (Local)"),
-                    kCommentMax);
-    Rule r{{}, jump(target), ""};
+    c.comment = cut(p.name() + ": from outside", kCommentMax);
+    Rule r{{}, jump(target), masquerade ? "masqueraded" : "source kept (Local)"};
     if (masquerade) r.statements.push_back(SetMarkBit{kMasqueradeMark});
     c.rules.push_back(std::move(r));
     chains_.emplace(name, std::move(c));
@@ -205,10 +205,11 @@ class ServiceRenderer {
   std::string nodePortChain(const ResolvedServicePort& p, const std::vector<const Backend*>& backends) {
     Chain c{.name = "nodeport-" + contentHash(p.name() + "/nodeport")};
     claimName(names_, c.name, p.name() + "/nodeport");
-    c.comment = cut(p.name() + ": node port " + std::to_string(p.port().nodePort), kCommentMax);
+    c.comment = cut(p.name() + ": node port", kCommentMax);
     for (Family f : {Family::kV4, Family::kV6}) {
       std::string ext = externalChain(p, f, backends);
-      if (!ext.empty()) c.rules.push_back({{FamilyIs{f}}, jump(ext), ""});
+      if (!ext.empty())
+        c.rules.push_back({{FamilyIs{f}}, jump(ext), "node port " + std::to_string(p.port().nodePort)});
     }
     if (c.rules.empty()) return "";
     std::string name = c.name;
@@ -321,18 +322,4 @@ ServiceParts combine(std::vector<const ServicePiece*> pieces) {
   return parts;
 }
 
-ServiceParts renderServices(const policy::Services& services, const std::string& node) {
-  std::map<std::string, std::vector<const policy::ResolvedServicePort*>> byService;
-  for (const auto& p : services.ports())
-    byService[p.service->key()].push_back(&p);
-  std::vector<ServicePiece> pieces;
-  pieces.reserve(byService.size());
-  for (const auto& [key, ports] : byService)
-    pieces.push_back(renderService(ports, node));
-  std::vector<const ServicePiece*> all;
-  for (const auto& piece : pieces)
-    all.push_back(&piece);
-  return combine(std::move(all));
-}
-
-}  // namespace nftpol::nft::detail
+}  // namespace nftpol::render::detail

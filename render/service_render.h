@@ -24,7 +24,9 @@
 #include "nftpol/nft/ruleset.h"
 #include "nftpol/policy/services.h"
 
-namespace nftpol::nft::detail {
+namespace nftpol::render::detail {
+
+using namespace nftpol::nft;
 
 constexpr uint32_t kMasqueradeMark = 0x4000;  // as kube-proxy marks it
 // A pod reaching itself through a service: the hairpinned packet crosses the node's forward hook, where its
@@ -55,8 +57,4 @@ ServicePiece renderService(const std::vector<const policy::ResolvedServicePort*>
 // there is no piece.
 ServiceParts combine(std::vector<const ServicePiece*> pieces);
 
-// Empty when no service has a port to translate. A pure function of (services, node): the node decides which
-// backends a Local traffic policy keeps.
-ServiceParts renderServices(const policy::Services& services, const std::string& node);
-
-}  // namespace nftpol::nft::detail
+}  // namespace nftpol::render::detail

@@ -7,9 +7,9 @@
 #include <map>
 
 #include "nftpol/nft/conntrack.h"
-#include "nftpol/nft/render.h"
+#include "nftpol/render/render.h"
 
-namespace nftpol::nft::detail {
+namespace nftpol::render::detail {
 
 namespace {
 constexpr size_t kCommentMax = 127;  // the kernel keeps comments of up to 128 bytes with the terminating NUL
@@ -66,19 +66,18 @@ std::string cidrSetName(const policy::IpBlock& block, Family f) {
   return "cidr-" + contentHash(block.toString()) + familySuffix(f);
 }
 
-Set peerSet(const std::string& description, Family f, const std::string& user,
-            const std::vector<IpAddress>& addresses) {
+Set peerSet(const std::string& description, Family f, const std::vector<IpAddress>& addresses) {
   Set s{.name = peerSetName(description, f), .type = addressType(f)};
-  s.comment = cut(user + ": " + description, kCommentMax);
+  s.comment = cut(description, kCommentMax);
   s.elements.reserve(addresses.size());
   for (const auto& ip : addresses)
     s.elements.push_back(ip.toString());
   return s;
 }
 
-Set cidrSet(const policy::IpBlock& block, Family f, const std::string& user) {
+Set cidrSet(const policy::IpBlock& block, Family f) {
   Set s{.name = cidrSetName(block, f), .type = addressType(f), .interval = true};
-  s.comment = cut(user + ": " + block.toString(), kCommentMax);
+  s.comment = cut(block.toString(), kCommentMax);
   s.elements = blockElements(block);
   return s;
 }
@@ -145,8 +144,7 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
 }
 
 Chain baseChain() {
-  const BaseChainSpec& spec = kBaseChains[0];
-  Chain c{.name = spec.name, .base = BaseChain{spec.type, spec.hook, spec.priority, spec.policy}};
+  Chain c{.name = "filter-forward", .base = BaseChain{"filter", "forward", 0, "accept"}};
   c.comment = "NetworkPolicy enforcement: egress of the source pod, then ingress of the destination pod";
   const MarkHas revoked{kRevokedConnectionMark, MarkHas::Of::kConnection};
   c.rules.push_back({{revoked, PortIs{{Protocol::kTCP, 0, 65535}}},
@@ -208,4 +206,4 @@ Table assemble(std::vector<Set> sets, std::vector<Chain> chains, ServiceParts se
   return t;
 }
 
-}  // namespace nftpol::nft::detail
+}  // namespace nftpol::render::detail

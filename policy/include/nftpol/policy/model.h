@@ -1,0 +1,162 @@
+#pragma once
+
+// The one compiled form of NetworkPolicy, kept up to date from object changes. Everything that decides who
+// may talk to whom lives here and nowhere else: which policies select a pod, which pods a peer resolves to,
+// and each isolated pod's allowances with named ports resolved. The controller's renderer and the simulator
+// (through Compiled, a numbered snapshot of it) read the same model, so they agree by construction.
+//
+// A change names one object's new version (or its absence) and costs what it touches: a pod is tested
+// against the shared peers, a policy resolves only the peers it brings, a namespace relabel re-tests that
+// namespace's pods. What a run of changes may have altered is collected in Dirty for whoever keeps something
+// derived (the renderer), which takes it with takeDirty().
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "nftpol/policy/cluster.h"
+#include "nftpol/policy/services.h"
+
+namespace nftpol::policy {
+
+// Pods and policies are listed by namespace, then name, everywhere.
+struct ObjectName {
+  std::string ns;
+  std::string name;
+  auto operator<=>(const ObjectName&) const = default;
+  static ObjectName of(const std::string& key);  // "ns/name"
+  std::string key() const { return ns + "/" + name; }
+};
+struct PodOrder {
+  bool operator()(const Pod* a, const Pod* b) const;
+};
+using PodSet = std::set<const Pod*, PodOrder>;
+
+// A pod/namespace selector peer, resolved once for every rule that spells it the same way (same scope, same
+// selectors): `key` identifies it, `description` says what it selects (and names its nftables sets).
+struct SharedPeer {
+  std::string key;
+  std::string description;  // "namespaces {team=a}, pods {app=db}" or "namespace x, pods {app=db}"
+  SelectorPeer selector;
+  std::string scope;  // the policy's namespace, which a peer without namespaceSelector selects in
+  PodSet members;     // pods that take part
+};
+
+struct PeerIdentity {
+  std::string key;
+  std::string description;
+};
+PeerIdentity identify(const SelectorPeer& peer, const std::string& policyNamespace);
+
+// A protocol and an inclusive port range; 0-65535 means every port of the protocol.
+struct PortMatch {
+  Protocol protocol = Protocol::kTCP;
+  uint16_t first = 0;
+  uint16_t last = 65535;
+  bool allPorts() const { return first == 0 && last == 65535; }
+  bool operator==(const PortMatch&) const = default;
+};
+
+// The port entry admits (protocol, port) on the destination pod `dst` (nullptr: an address outside the
+// cluster, where a named port never matches). The one place a named port is resolved for a connection.
+bool portAdmits(const PortSpec& spec, Protocol protocol, uint16_t port, const Pod* dst);
+
+// A named port of an egress rule, resolved on one destination pod.
+struct NamedPortTarget {
+  const Pod* pod;
+  Protocol protocol;
+  uint16_t port;
+};
+
+// One peer of a rule: a shared selector peer, or an ipBlock (into the policy).
+using PeerRef = std::variant<const SharedPeer*, const IpBlock*>;
+
+// One entry of a pod's allowed set in one direction: traffic with these peers on these ports is admitted by
+// one rule. Named ports are resolved: in ingress on the pod itself, into `ports`; in egress on each
+// destination pod among the peers, into `namedTargets`. Pointers into the model: valid until its next change.
+struct Allowance {
+  const NetworkPolicy* policy;
+  Direction direction;
+  uint32_t index;                // position in spec.ingress or spec.egress
+  bool allPeers = false;         // the rule names no peer: every address, inside the cluster or not
+  std::vector<PeerRef> peers;    // otherwise these, in the rule's order
+  bool allPorts = false;         // the rule names no port: every protocol and port
+  std::vector<PortMatch> ports;  // numeric ports and ranges, and ingress named ports resolved on the pod
+  std::vector<NamedPortTarget> namedTargets;  // egress, by destination pod
+
+  const Rule& rule() const { return policy->rules(direction)[index]; }
+  std::string name() const;  // "ingress[0]"
+};
+
+// What changes since the last takeDirty() may have altered.
+struct Dirty {
+  std::set<std::string> pods;   // pods (any node) whose isolation or allowances may differ
+  std::set<std::string> peers;  // shared peers that came, went, or whose members or their addresses changed
+  bool namedTargets = false;    // a destination of named egress ports may differ: every such allowance
+  std::set<std::string> services;  // services whose resolution may differ
+  bool empty() const { return pods.empty() && peers.empty() && !namedTargets && services.empty(); }
+};
+
+class Model {
+ public:
+  Model();
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+
+  // Every object of `state` once (namespaces and pods first, so that each peer is resolved once).
+  static Model of(const ClusterState& state);
+
+  // The object's new version, or nullptr when it is gone. A Namespace that is not given is implied (only
+  // its kubernetes.io/metadata.name label), as the loader implies it.
+  void setNamespace(const std::string& name, const Namespace* ns);
+  void setPod(const std::string& key, const Pod* pod);  // key "ns/name"
+  void setPolicy(const std::string& key, const NetworkPolicy* policy);
+  void setService(const std::string& key, const Service* service);
+  void setEndpointSlice(const std::string& key, const EndpointSlice* slice);
+  // The version `state` holds of the named object (gone when it holds none).
+  void take(const ClusterState& state, const ObjectRef& ref);
+
+  Dirty takeDirty();
+
+  // --- reading
+
+  // Pods that take part in NetworkPolicy (with an address, not host-network, not finished), in order.
+  const std::map<ObjectName, Pod>& pods() const;
+  const Pod* findPod(const std::string& key) const;
+  // Policies, in order.
+  const std::map<ObjectName, NetworkPolicy>& policies() const;
+  // Given namespaces, by name.
+  const std::map<std::string, Namespace>& namespaces() const;
+  const Labels& namespaceLabels(const std::string& ns) const;
+
+  // The pods a policy selects, in order.
+  std::vector<const Pod*> selected(const NetworkPolicy& policy) const;
+  // The policies selecting the pod with that policy type, in order. Empty: the pod is not isolated that way.
+  std::vector<const NetworkPolicy*> isolating(const Pod& pod, Direction d) const;
+  // The pod's allowed set in direction d: one entry per rule of the policies isolating it, in order, without
+  // rules whose only ports are names that resolve nowhere (they admit nothing).
+  std::vector<Allowance> allowances(const Pod& pod, Direction d) const;
+
+  // The shared peer a rule's selector peer resolves to (it exists while a policy's rule names it).
+  const SharedPeer& peer(const SelectorPeer& selector, const std::string& policyNamespace) const;
+  const SharedPeer* findPeer(const std::string& key) const;
+  // The namespaces a peer selects in, by name.
+  std::vector<std::string> namespacesOf(const SharedPeer& peer) const;
+
+  // Services and their slices, as given.
+  const ClusterState& serviceObjects() const;
+  // One service's ports resolved against its slices; a pod whose named port it read makes it dirty when the
+  // pod changes.
+  Services resolveService(const Service& service) const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace nftpol::policy

@@ -1,0 +1,498 @@
+#include "nftpol/policy/model.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace nftpol::policy {
+
+ObjectName ObjectName::of(const std::string& key) {
+  auto slash = key.find('/');
+  if (slash == std::string::npos) return {key, ""};
+  return {key.substr(0, slash), key.substr(slash + 1)};
+}
+
+bool PodOrder::operator()(const Pod* a, const Pod* b) const {
+  return std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
+}
+
+PeerIdentity identify(const SelectorPeer& peer, const std::string& policyNamespace) {
+  static const LabelSelector kEverything;
+  const LabelSelector& podSel = peer.podSelector ? *peer.podSelector : kEverything;
+  std::string pods = podSel.toString();
+  if (peer.namespaceSelector) {
+    std::string ns = peer.namespaceSelector->toString();
+    return {"N " + ns + " | " + pods, "namespaces {" + ns + "}, pods {" + pods + "}"};
+  }
+  return {"S " + policyNamespace + " | " + pods, "namespace " + policyNamespace + ", pods {" + pods + "}"};
+}
+
+bool portAdmits(const PortSpec& spec, Protocol protocol, uint16_t port, const Pod* dst) {
+  if (spec.protocol != protocol) return false;
+  if (std::holds_alternative<PortSpec::AllPorts>(spec.port)) return true;
+  if (const auto* range = std::get_if<PortSpec::Range>(&spec.port))
+    return range->first <= port && port <= range->last;
+  return dst && dst->namedPort(std::get<std::string>(spec.port), protocol) == port;
+}
+
+std::string Allowance::name() const {
+  return std::string(toString(direction)) + "[" + std::to_string(index) + "]";
+}
+
+namespace {
+
+bool hasNamedPort(const Pod& p) {
+  return std::any_of(p.ports.begin(), p.ports.end(), [](const auto& cp) { return !cp.name.empty(); });
+}
+
+// The pods of one namespace and an inverted index over their labels, so that a selector with an equality
+// requirement visits only the pods carrying that label instead of the whole namespace.
+struct NamespaceIndex {
+  PodSet pods;
+  std::unordered_map<std::string, PodSet> byLabel;  // "key\0value"
+
+  static std::string labelKey(const std::string& k, const std::string& v) { return k + '\0' + v; }
+  void add(const Pod* p) {
+    pods.insert(p);
+    for (const auto& [k, v] : p->labels.items())
+      byLabel[labelKey(k, v)].insert(p);
+  }
+  // `labels` are the ones the pod was added with.
+  void remove(const Pod* p, const Labels& labels) {
+    pods.erase(p);
+    for (const auto& [k, v] : labels.items()) {
+      auto it = byLabel.find(labelKey(k, v));
+      if (it == byLabel.end()) continue;
+      it->second.erase(p);
+      if (it->second.empty()) byLabel.erase(it);
+    }
+  }
+};
+
+// Every peer of the policy's rules, in the directions it has.
+template <typename F>
+void forEachPeer(const NetworkPolicy& p, F&& f) {
+  for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+    if (!p.has(d)) continue;
+    for (const auto& rule : p.rules(d))
+      for (const auto& peer : rule.peers)
+        f(peer);
+  }
+}
+
+}  // namespace
+
+struct Model::State {
+  std::map<ObjectName, Pod> pods;               // taking part; entries keep their address while they exist
+  std::unordered_map<std::string, Pod> others;  // given but taking no part: a service may still read them
+  std::unordered_map<std::string, NamespaceIndex> byNamespace;
+  std::map<std::string, Namespace> namespaces;
+  mutable std::unordered_map<std::string, Labels> implied;
+  std::map<ObjectName, NetworkPolicy> policies;
+  std::unordered_map<std::string, SharedPeer> peers;  // by identity key
+  std::unordered_map<std::string, int> peerUses;      // rules naming each peer
+  ClusterState serviceObjects;
+  mutable std::unordered_map<std::string, std::set<std::string>> podReaders;  // pod -> services that read it
+  Dirty dirty;
+
+  const Labels& labelsOf(const std::string& ns) const {
+    if (auto it = namespaces.find(ns); it != namespaces.end()) return it->second.labels;
+    auto [it, inserted] = implied.try_emplace(ns);
+    if (inserted) it->second = policy::namespaceLabels(ns, {});
+    return it->second;
+  }
+
+  // Pods of namespace `ns` matching the selector, in order.
+  std::vector<const Pod*> select(const std::string& ns, const LabelSelector& selector) const {
+    auto it = byNamespace.find(ns);
+    if (it == byNamespace.end()) return {};
+    const NamespaceIndex& index = it->second;
+    // Candidates: the smallest posting list among single-valued In requirements.
+    const PodSet* candidates = &index.pods;
+    static const PodSet kNone;
+    for (const auto& r : selector.requirements()) {
+      if (r.op != selectors::Operator::kIn || r.values.size() != 1) continue;
+      auto posting = index.byLabel.find(NamespaceIndex::labelKey(r.key, r.values[0]));
+      const PodSet* list = posting == index.byLabel.end() ? &kNone : &posting->second;
+      if (list->size() < candidates->size()) candidates = list;
+    }
+    std::vector<const Pod*> out;
+    for (const Pod* p : *candidates)
+      if (selector.matches(p->labels)) out.push_back(p);
+    return out;
+  }
+
+  bool matches(const SharedPeer& peer, const Pod& pod) const {
+    if (peer.selector.namespaceSelector) {
+      if (!peer.selector.namespaceSelector->matches(labelsOf(pod.ns))) return false;
+    } else if (pod.ns != peer.scope) {
+      return false;
+    }
+    return !peer.selector.podSelector || peer.selector.podSelector->matches(pod.labels);
+  }
+
+  void resolve(SharedPeer& peer) const {
+    static const LabelSelector kEverything;
+    const LabelSelector& podSel = peer.selector.podSelector ? *peer.selector.podSelector : kEverything;
+    auto add = [&](const std::string& ns) {
+      for (const Pod* p : select(ns, podSel))
+        peer.members.insert(p);
+    };
+    if (!peer.selector.namespaceSelector) {
+      add(peer.scope);
+      return;
+    }
+    for (const auto& [ns, index] : byNamespace)
+      if (peer.selector.namespaceSelector->matches(labelsOf(ns))) add(ns);
+  }
+
+  // --- pods
+
+  void setPod(const std::string& key, const Pod* given) {
+    if (auto readers = podReaders.find(key); readers != podReaders.end()) {
+      dirty.services.insert(readers->second.begin(), readers->second.end());
+      podReaders.erase(readers);
+    }
+    if (given && !given->takesPart()) {
+      others.insert_or_assign(key, *given);
+      given = nullptr;
+    } else {
+      others.erase(key);
+    }
+    ObjectName name = ObjectName::of(key);
+    auto it = pods.find(name);
+    if (it == pods.end() && !given) return;
+    std::optional<Pod> old;
+    Pod* entry = nullptr;
+    if (it != pods.end()) {
+      old = it->second;
+      entry = &it->second;
+      byNamespace[old->ns].remove(entry, old->labels);
+    }
+    // The entry keeps its address when it is assigned, so that member sets stay valid.
+    if (given) entry = &pods.insert_or_assign(name, *given).first->second;
+    const Pod* before = old ? &*old : nullptr;
+    const Pod* now = given ? entry : nullptr;
+    if (now) byNamespace[now->ns].add(entry);
+    bool memberships = false;
+    for (auto& [peerKey, peer] : peers) {
+      bool was = before && matches(peer, *before);
+      bool is = now && matches(peer, *now);
+      if (!was && !is) continue;
+      if (was != is) {
+        memberships = true;
+        if (is)
+          peer.members.insert(entry);
+        else
+          peer.members.erase(entry);
+      }
+      if (was != is || before->ips != now->ips) dirty.peers.insert(peerKey);
+    }
+    // Named egress ports resolve on destination pods: their ports and addresses, in any rule's peers.
+    bool namedPorts = (before && hasNamedPort(*before)) || (now && hasNamedPort(*now));
+    if (namedPorts &&
+        (memberships || !before || !now || before->ports != now->ports || before->ips != now->ips))
+      dirty.namedTargets = true;
+    dirty.pods.insert(key);
+    if (!now) {
+      auto ns = byNamespace.find(before->ns);
+      if (ns != byNamespace.end() && ns->second.pods.empty()) byNamespace.erase(ns);
+      pods.erase(name);
+    }
+  }
+
+  // --- namespaces
+
+  void setNamespace(const std::string& name, const Namespace* now) {
+    Labels before = labelsOf(name);
+    if (now)
+      namespaces.insert_or_assign(name, *now);
+    else
+      namespaces.erase(name);
+    const Labels& after = labelsOf(name);
+    if (before.items() == after.items()) return;
+    auto index = byNamespace.find(name);
+    if (index == byNamespace.end()) return;
+    for (auto& [peerKey, peer] : peers) {
+      const auto& selector = peer.selector.namespaceSelector;
+      if (!selector || selector->matches(before) == selector->matches(after)) continue;
+      bool any = false;
+      for (const Pod* pod : index->second.pods) {
+        bool is = matches(peer, *pod);
+        any = (is ? peer.members.insert(pod).second : peer.members.erase(pod) > 0) || any;
+      }
+      if (any) {
+        dirty.peers.insert(peerKey);
+        dirty.namedTargets = true;
+      }
+    }
+  }
+
+  // --- policies
+
+  void acquire(const NetworkPolicy& p) {
+    forEachPeer(p, [&](const Peer& peer) {
+      const auto* sel = std::get_if<SelectorPeer>(&peer);
+      if (!sel) return;
+      PeerIdentity id = identify(*sel, p.ns);
+      auto [it, inserted] = peers.try_emplace(id.key);
+      if (inserted) {
+        SharedPeer& entry = it->second;
+        entry.key = id.key;
+        entry.description = std::move(id.description);
+        entry.selector = *sel;
+        entry.scope = p.ns;
+        resolve(entry);
+        dirty.peers.insert(entry.key);
+      }
+      ++peerUses[it->first];
+    });
+  }
+
+  void release(const NetworkPolicy& p) {
+    forEachPeer(p, [&](const Peer& peer) {
+      const auto* sel = std::get_if<SelectorPeer>(&peer);
+      if (!sel) return;
+      std::string key = identify(*sel, p.ns).key;
+      auto uses = peerUses.find(key);
+      if (--uses->second > 0) return;
+      peerUses.erase(uses);
+      peers.erase(key);
+      dirty.peers.insert(key);
+    });
+  }
+
+  void dirtySelected(const NetworkPolicy& p) {
+    for (const Pod* pod : select(p.ns, p.podSelector))
+      dirty.pods.insert(pod->key());
+  }
+
+  void setPolicy(const std::string& key, const NetworkPolicy* now) {
+    ObjectName name = ObjectName::of(key);
+    auto it = policies.find(name);
+    // The new version's peers first, so that a peer both versions name is kept, not resolved again.
+    if (now) acquire(*now);
+    if (it != policies.end()) {
+      dirtySelected(it->second);
+      release(it->second);
+      policies.erase(it);
+    }
+    if (now) {
+      policies.insert_or_assign(name, *now);
+      dirtySelected(*now);
+    }
+  }
+
+  // --- services
+
+  void setService(const std::string& key, const Service* service) {
+    if (service)
+      serviceObjects.upsert(*service);
+    else
+      serviceObjects.remove("Service", key);
+    dirty.services.insert(key);
+  }
+
+  void setEndpointSlice(const std::string& key, const EndpointSlice* slice) {
+    ObjectName name = ObjectName::of(key);
+    if (const auto* old = serviceObjects.findEndpointSlice(name.ns, name.name))
+      dirty.services.insert(old->ns + "/" + old->serviceName);
+    if (slice) {
+      dirty.services.insert(slice->ns + "/" + slice->serviceName);
+      serviceObjects.upsert(*slice);
+    } else {
+      serviceObjects.remove("EndpointSlice", key);
+    }
+  }
+
+  // --- allowances
+
+  // The destinations of a named egress port: pods among the rule's peers (every pod when it names none).
+  std::vector<const Pod*> destinations(const Allowance& a) const {
+    std::vector<const Pod*> out;
+    if (a.allPeers) {
+      for (const auto& [name, pod] : pods)
+        out.push_back(&pod);
+      return out;
+    }
+    PodSet inPeers;
+    for (const PeerRef& ref : a.peers) {
+      if (const auto* shared = std::get_if<const SharedPeer*>(&ref)) {
+        inPeers.insert((*shared)->members.begin(), (*shared)->members.end());
+        continue;
+      }
+      const IpBlock& block = *std::get<const IpBlock*>(ref);
+      for (const auto& [name, pod] : pods)
+        for (const auto& ip : pod.ips) {
+          const IpAddress* first = pod.address(ip.family());
+          if (first && block.contains(*first)) inPeers.insert(&pod);
+        }
+    }
+    return {inPeers.begin(), inPeers.end()};
+  }
+
+  const SharedPeer& peerOf(const SelectorPeer& selector, const std::string& policyNs) const {
+    return peers.at(identify(selector, policyNs).key);
+  }
+
+  std::vector<Allowance> allowances(const Pod& pod, Direction d, const Model& model) const {
+    std::vector<Allowance> out;
+    for (const NetworkPolicy* p : model.isolating(pod, d)) {
+      const auto& rules = p->rules(d);
+      for (uint32_t i = 0; i < rules.size(); ++i) {
+        const Rule& rule = rules[i];
+        Allowance a{.policy = p,
+                    .direction = d,
+                    .index = i,
+                    .allPeers = rule.peers.empty(),
+                    .allPorts = rule.ports.empty()};
+        for (const auto& peer : rule.peers) {
+          if (const auto* sel = std::get_if<SelectorPeer>(&peer))
+            a.peers.emplace_back(&peerOf(*sel, p->ns));
+          else
+            a.peers.emplace_back(&std::get<IpBlock>(peer));
+        }
+        std::optional<std::vector<const Pod*>> targets;  // computed once per rule, when a name needs them
+        for (const PortSpec& spec : rule.ports) {
+          if (std::holds_alternative<PortSpec::AllPorts>(spec.port)) {
+            a.ports.push_back({spec.protocol, 0, 65535});
+          } else if (const auto* range = std::get_if<PortSpec::Range>(&spec.port)) {
+            a.ports.push_back({spec.protocol, range->first, range->last});
+          } else if (d == Direction::kIngress) {
+            if (auto number = pod.namedPort(std::get<std::string>(spec.port), spec.protocol))
+              a.ports.push_back({spec.protocol, *number, *number});
+          } else {
+            if (!targets) targets = destinations(a);
+            for (const Pod* dst : *targets)
+              if (auto number = dst->namedPort(std::get<std::string>(spec.port), spec.protocol))
+                a.namedTargets.push_back({dst, spec.protocol, *number});
+          }
+        }
+        if (a.allPorts || !a.ports.empty() || !a.namedTargets.empty()) out.push_back(std::move(a));
+      }
+    }
+    return out;
+  }
+};
+
+Model::Model() : s_(std::make_unique<State>()) {}
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+Model Model::of(const ClusterState& state) {
+  Model m;
+  for (const auto& n : state.namespaces())
+    m.setNamespace(n.name, &n);
+  for (const auto& p : state.pods())
+    m.setPod(p.key(), &p);
+  for (const auto& p : state.policies())
+    m.setPolicy(p.key(), &p);
+  for (const auto& s : state.services())
+    m.setService(s.key(), &s);
+  for (const auto& s : state.endpointSlices())
+    m.setEndpointSlice(s.key(), &s);
+  return m;
+}
+
+void Model::setNamespace(const std::string& name, const Namespace* ns) {
+  s_->setNamespace(name, ns);
+}
+void Model::setPod(const std::string& key, const Pod* pod) {
+  s_->setPod(key, pod);
+}
+void Model::setPolicy(const std::string& key, const NetworkPolicy* policy) {
+  s_->setPolicy(key, policy);
+}
+void Model::setService(const std::string& key, const Service* service) {
+  s_->setService(key, service);
+}
+void Model::setEndpointSlice(const std::string& key, const EndpointSlice* slice) {
+  s_->setEndpointSlice(key, slice);
+}
+
+void Model::take(const ClusterState& state, const ObjectRef& ref) {
+  if (ref.kind == "Namespace") {
+    setNamespace(ref.key, state.findNamespace(ref.key));
+    return;
+  }
+  ObjectName name = ObjectName::of(ref.key);
+  if (name.name.empty()) return;
+  if (ref.kind == "Pod") {
+    setPod(ref.key, state.findPod(name.ns, name.name));
+  } else if (ref.kind == "NetworkPolicy") {
+    setPolicy(ref.key, state.findPolicy(name.ns, name.name));
+  } else if (ref.kind == "Service") {
+    setService(ref.key, state.findService(name.ns, name.name));
+  } else if (ref.kind == "EndpointSlice") {
+    setEndpointSlice(ref.key, state.findEndpointSlice(name.ns, name.name));
+  }
+}
+
+Dirty Model::takeDirty() {
+  return std::exchange(s_->dirty, Dirty{});
+}
+
+const std::map<ObjectName, Pod>& Model::pods() const {
+  return s_->pods;
+}
+const Pod* Model::findPod(const std::string& key) const {
+  auto it = s_->pods.find(ObjectName::of(key));
+  return it == s_->pods.end() ? nullptr : &it->second;
+}
+const std::map<ObjectName, NetworkPolicy>& Model::policies() const {
+  return s_->policies;
+}
+const std::map<std::string, Namespace>& Model::namespaces() const {
+  return s_->namespaces;
+}
+const Labels& Model::namespaceLabels(const std::string& ns) const {
+  return s_->labelsOf(ns);
+}
+
+std::vector<const Pod*> Model::selected(const NetworkPolicy& policy) const {
+  return s_->select(policy.ns, policy.podSelector);
+}
+
+std::vector<const NetworkPolicy*> Model::isolating(const Pod& pod, Direction d) const {
+  std::vector<const NetworkPolicy*> out;
+  for (auto it = s_->policies.lower_bound({pod.ns, ""}); it != s_->policies.end() && it->first.ns == pod.ns;
+       ++it)
+    if (it->second.has(d) && it->second.podSelector.matches(pod.labels)) out.push_back(&it->second);
+  return out;
+}
+
+std::vector<Allowance> Model::allowances(const Pod& pod, Direction d) const {
+  return s_->allowances(pod, d, *this);
+}
+
+const SharedPeer& Model::peer(const SelectorPeer& selector, const std::string& policyNamespace) const {
+  return s_->peerOf(selector, policyNamespace);
+}
+const SharedPeer* Model::findPeer(const std::string& key) const {
+  auto it = s_->peers.find(key);
+  return it == s_->peers.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Model::namespacesOf(const SharedPeer& peer) const {
+  if (!peer.selector.namespaceSelector) return {peer.scope};
+  std::vector<std::string> out;
+  for (const auto& [name, ns] : s_->namespaces)
+    if (peer.selector.namespaceSelector->matches(ns.labels)) out.push_back(name);
+  return out;
+}
+
+const ClusterState& Model::serviceObjects() const {
+  return s_->serviceObjects;
+}
+
+Services Model::resolveService(const Service& service) const {
+  return Services::buildOne(s_->serviceObjects, service, [&](const std::string& ns, const std::string& name) {
+    std::string key = ns + "/" + name;
+    s_->podReaders[key].insert(service.key());
+    if (const Pod* pod = findPod(key)) return pod;
+    auto other = s_->others.find(key);
+    return other == s_->others.end() ? static_cast<const Pod*>(nullptr) : &other->second;
+  });
+}
+
+}  // namespace nftpol::policy
