@@ -15,7 +15,8 @@
 // "ok" (or "error: ...") on stdout:
 //   put RESOURCE JSON        add or replace an object (RESOURCE as in the URL: pods, networkpolicies, ...)
 //   delete RESOURCE KEY      KEY is namespace/name, or the name of a cluster-scoped object
-//   compact                  forget the event log: watches resumed from before now get 410 Gone
+//   compact                  forget the event log: watches resumed from before now get 410 Gone, and
+//                            open ones that had not sent what it forgot get an ERROR event with 410
 //   fault RESOURCE WHAT      to the watches of RESOURCE open now: cut (the stream ends mid-event), gone (an
 //                            ERROR event with 410), garbage (a line that is not JSON); stall (nothing more is
 //                            sent, also on new watches, until `fault RESOURCE none`)
@@ -139,7 +140,10 @@ class Store {
   long long version = 1000;
   long long compactedAt = 0;
   std::map<std::string, std::map<std::string, std::string>> objects;  // resource -> key -> JSON
-  std::map<std::string, std::vector<std::pair<long long, std::string>>> log;
+  std::map<std::string, std::vector<std::pair<long long, std::string>>> log;  // sorted by version
+  // Per resource, the version of the last event a compaction forgot: a watch that had not sent it yet has
+  // missed it, and (as the API server tells a watcher that fell behind its cache) gets an ERROR 410.
+  std::map<std::string, long long> forgotten;
   std::map<std::string, Faults> faults;
   std::map<std::string, Faults> delivered;  // the counts some watch has acted on
   std::map<std::string, int> openWatches;
@@ -288,7 +292,6 @@ bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
   lock.lock();
   ++store.openWatches[resource];
   Faults seen = store.delivered[resource];  // what no watch has acted on yet, this one does
-  size_t next = 0;
   auto end = std::chrono::steady_clock::now() + std::chrono::seconds(timeout);
   auto lastSent = std::chrono::steady_clock::now();
   bool keep = true;
@@ -303,8 +306,10 @@ bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
   for (;;) {
     Faults& f = store.faults[resource];
     auto& log = store.log[resource];
-    while (next < log.size() && log[next].first <= from)
-      ++next;
+    // Found again each turn, by version: a compaction may have emptied the log since the last one.
+    auto next = std::upper_bound(log.begin(), log.end(), from,
+                                 [](long long v, const auto& event) { return v < event.first; });
+    bool missed = from < store.forgotten[resource];
     if (f.cut > seen.cut) {  // half an event, then the connection goes
       seen.cut = store.delivered[resource].cut = f.cut;
       lock.unlock();
@@ -331,9 +336,16 @@ bool watch(SSL* ssl, const std::string& resource, const std::string& query) {
       store.changed.wait_for(lock, 100ms);
       continue;
     }
-    if (next < log.size()) {
-      from = log[next].first;
-      if (!(keep = send(log[next].second))) break;
+    if (missed) {
+      lock.unlock();
+      chunk(ssl, R"({"type":"ERROR","object":)" + statusBody(410, "too old resource version") + "}");
+      lock.lock();
+      break;
+    }
+    if (next != log.end()) {
+      from = next->first;
+      std::string line = next->second;  // the log may grow while the event is sent
+      if (!(keep = send(line))) break;
       continue;
     }
     auto now = std::chrono::steady_clock::now();
@@ -623,8 +635,10 @@ std::string command(const std::string& line) {
   std::lock_guard lock(store.mu);
   store.changed.notify_all();
   if (verb == "compact") {
-    for (auto& [r, log] : store.log)
+    for (auto& [r, log] : store.log) {
+      if (!log.empty()) store.forgotten[r] = log.back().first;
       log.clear();
+    }
     store.compactedAt = store.version;
     return "ok";
   }
