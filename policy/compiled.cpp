@@ -14,9 +14,9 @@ Compiled Compiled::build(const ClusterState& state) {
   Compiled c;
   c.state_ = &state;
   c.model_ = Model::of(state);
-  (void)c.model_.takeDirty();
   const Model& m = c.model_;
-  std::map<const Pod*, PodId> ids;
+  std::unordered_map<const Pod*, PodId> ids;
+  ids.reserve(m.pods().size());
   for (const auto& [name, pod] : m.pods()) {
     ids.emplace(&pod, static_cast<PodId>(c.pods_.size()));
     c.pods_.push_back(&pod);
@@ -39,7 +39,7 @@ Compiled Compiled::build(const ClusterState& state) {
   std::unordered_map<std::string, uint32_t> blockIds;
   auto internPeer = [&](const SharedPeer& shared) -> uint32_t {
     auto [it, inserted] = peerIds.try_emplace(&shared, static_cast<uint32_t>(c.peers_.size()));
-    if (inserted) c.peers_.push_back({shared.description, m.namespacesOf(shared), numbered(shared.members)});
+    if (inserted) c.peers_.push_back({&shared, shared.description, numbered(shared.members)});
     return it->second;
   };
   auto internBlock = [&](const IpBlock& block) -> uint32_t {
@@ -53,7 +53,7 @@ Compiled Compiled::build(const ClusterState& state) {
   counts[1].assign(c.pods_.size() + 1, 0);
   for (const auto& [name, p] : m.policies()) {
     auto policyId = static_cast<uint32_t>(c.policies_.size());
-    CompiledPolicy cp{.policy = &p, .selected = numbered(m.selected(p))};
+    CompiledPolicy cp{.policy = &p, .selected = numbered(m.selectedUnordered(p))};
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       if (!p.has(d)) continue;
       for (PodId pod : cp.selected)

@@ -77,8 +77,9 @@ std::string explainPolicy(const Compiled& c, uint32_t policyId) {
         if (peer.kind == CompiledPeer::Kind::kSelector) {
           const ResolvedPeer& r = c.resolvedPeer(peer.id);
           out += r.description + " -> namespaces [";
-          for (size_t k = 0; k < r.namespaces.size(); ++k)
-            out += (k ? ", " : "") + r.namespaces[k];
+          auto namespaces = c.namespacesOf(peer.id);
+          for (size_t k = 0; k < namespaces.size(); ++k)
+            out += (k ? ", " : "") + namespaces[k];
           out += "], " + podList(c, r.pods) + "\n";
         } else {
           std::vector<PodId> inside;

@@ -47,22 +47,29 @@ bool hasNamedPort(const Pod& p) {
 // The pods of one namespace and an inverted index over their labels, so that a selector with an equality
 // requirement visits only the pods carrying that label instead of the whole namespace.
 struct NamespaceIndex {
-  PodSet pods;
-  std::unordered_map<std::string, PodSet> byLabel;  // "key\0value"
+  using Pods = std::vector<const Pod*>;  // in no order; small, so removal by search is cheap
+  Pods pods;
+  std::unordered_map<std::string, Pods> byLabel;  // "key\0value"
 
   static std::string labelKey(const std::string& k, const std::string& v) { return k + '\0' + v; }
+  static void drop(Pods& from, const Pod* p) {
+    auto it = std::find(from.begin(), from.end(), p);
+    if (it == from.end()) return;
+    *it = from.back();
+    from.pop_back();
+  }
   void add(const Pod* p) {
-    pods.insert(p);
+    pods.push_back(p);
     for (const auto& [k, v] : p->labels.items())
-      byLabel[labelKey(k, v)].insert(p);
+      byLabel[labelKey(k, v)].push_back(p);
   }
   // `labels` are the ones the pod was added with.
   void remove(const Pod* p, const Labels& labels) {
-    pods.erase(p);
+    drop(pods, p);
     for (const auto& [k, v] : labels.items()) {
       auto it = byLabel.find(labelKey(k, v));
       if (it == byLabel.end()) continue;
-      it->second.erase(p);
+      drop(it->second, p);
       if (it->second.empty()) byLabel.erase(it);
     }
   }
@@ -93,6 +100,11 @@ struct Model::State {
   ClusterState serviceObjects;
   mutable std::unordered_map<std::string, std::set<std::string>> podReaders;  // pod -> services that read it
   Dirty dirty;
+  bool quiet = false;  // loading a whole state: nobody reads what it dirties
+
+  void mark(std::set<std::string>& what, const std::string& key) {
+    if (!quiet) what.insert(key);
+  }
 
   const Labels& labelsOf(const std::string& ns) const {
     if (auto it = namespaces.find(ns); it != namespaces.end()) return it->second.labels;
@@ -101,18 +113,18 @@ struct Model::State {
     return it->second;
   }
 
-  // Pods of namespace `ns` matching the selector, in order.
+  // Pods of namespace `ns` matching the selector, in no order.
   std::vector<const Pod*> select(const std::string& ns, const LabelSelector& selector) const {
     auto it = byNamespace.find(ns);
     if (it == byNamespace.end()) return {};
     const NamespaceIndex& index = it->second;
     // Candidates: the smallest posting list among single-valued In requirements.
-    const PodSet* candidates = &index.pods;
-    static const PodSet kNone;
+    const NamespaceIndex::Pods* candidates = &index.pods;
+    static const NamespaceIndex::Pods kNone;
     for (const auto& r : selector.requirements()) {
       if (r.op != selectors::Operator::kIn || r.values.size() != 1) continue;
       auto posting = index.byLabel.find(NamespaceIndex::labelKey(r.key, r.values[0]));
-      const PodSet* list = posting == index.byLabel.end() ? &kNone : &posting->second;
+      const NamespaceIndex::Pods* list = posting == index.byLabel.end() ? &kNone : &posting->second;
       if (list->size() < candidates->size()) candidates = list;
     }
     std::vector<const Pod*> out;
@@ -149,7 +161,7 @@ struct Model::State {
 
   void setPod(const std::string& key, const Pod* given) {
     if (auto readers = podReaders.find(key); readers != podReaders.end()) {
-      dirty.services.insert(readers->second.begin(), readers->second.end());
+      if (!quiet) dirty.services.insert(readers->second.begin(), readers->second.end());
       podReaders.erase(readers);
     }
     if (given && !given->takesPart()) {
@@ -185,14 +197,14 @@ struct Model::State {
         else
           peer.members.erase(entry);
       }
-      if (was != is || before->ips != now->ips) dirty.peers.insert(peerKey);
+      if (was != is || before->ips != now->ips) mark(dirty.peers, peerKey);
     }
     // Named egress ports resolve on destination pods: their ports and addresses, in any rule's peers.
     bool namedPorts = (before && hasNamedPort(*before)) || (now && hasNamedPort(*now));
     if (namedPorts &&
         (memberships || !before || !now || before->ports != now->ports || before->ips != now->ips))
       dirty.namedTargets = true;
-    dirty.pods.insert(key);
+    mark(dirty.pods, key);
     if (!now) {
       auto ns = byNamespace.find(before->ns);
       if (ns != byNamespace.end() && ns->second.pods.empty()) byNamespace.erase(ns);
@@ -221,7 +233,7 @@ struct Model::State {
         any = (is ? peer.members.insert(pod).second : peer.members.erase(pod) > 0) || any;
       }
       if (any) {
-        dirty.peers.insert(peerKey);
+        mark(dirty.peers, peerKey);
         dirty.namedTargets = true;
       }
     }
@@ -242,7 +254,7 @@ struct Model::State {
         entry.selector = *sel;
         entry.scope = p.ns;
         resolve(entry);
-        dirty.peers.insert(entry.key);
+        mark(dirty.peers, entry.key);
       }
       ++peerUses[it->first];
     });
@@ -257,11 +269,12 @@ struct Model::State {
       if (--uses->second > 0) return;
       peerUses.erase(uses);
       peers.erase(key);
-      dirty.peers.insert(key);
+      mark(dirty.peers, key);
     });
   }
 
   void dirtySelected(const NetworkPolicy& p) {
+    if (quiet) return;
     for (const Pod* pod : select(p.ns, p.podSelector))
       dirty.pods.insert(pod->key());
   }
@@ -289,15 +302,15 @@ struct Model::State {
       serviceObjects.upsert(*service);
     else
       serviceObjects.remove("Service", key);
-    dirty.services.insert(key);
+    mark(dirty.services, key);
   }
 
   void setEndpointSlice(const std::string& key, const EndpointSlice* slice) {
     ObjectName name = ObjectName::of(key);
     if (const auto* old = serviceObjects.findEndpointSlice(name.ns, name.name))
-      dirty.services.insert(old->ns + "/" + old->serviceName);
+      mark(dirty.services, old->ns + "/" + old->serviceName);
     if (slice) {
-      dirty.services.insert(slice->ns + "/" + slice->serviceName);
+      mark(dirty.services, slice->ns + "/" + slice->serviceName);
       serviceObjects.upsert(*slice);
     } else {
       serviceObjects.remove("EndpointSlice", key);
@@ -308,8 +321,8 @@ struct Model::State {
 
   // The destinations of a named egress port: pods among the rule's peers (every pod when it names none).
   std::vector<const Pod*> destinations(const Allowance& a) const {
-    std::vector<const Pod*> out;
     if (a.allPeers) {
+      std::vector<const Pod*> out;
       for (const auto& [name, pod] : pods)
         out.push_back(&pod);
       return out;
@@ -327,7 +340,9 @@ struct Model::State {
           if (first && block.contains(*first)) inPeers.insert(&pod);
         }
     }
-    return {inPeers.begin(), inPeers.end()};
+    std::vector<const Pod*> out(inPeers.begin(), inPeers.end());
+    std::sort(out.begin(), out.end(), PodOrder{});
+    return out;
   }
 
   const SharedPeer& peerOf(const SelectorPeer& selector, const std::string& policyNs) const {
@@ -381,16 +396,43 @@ Model& Model::operator=(Model&&) noexcept = default;
 
 Model Model::of(const ClusterState& state) {
   Model m;
+  State& s = *m.s_;
+  s.quiet = true;
   for (const auto& n : state.namespaces())
-    m.setNamespace(n.name, &n);
-  for (const auto& p : state.pods())
-    m.setPod(p.key(), &p);
+    s.namespaces.insert_or_assign(n.name, n);
+  // Into empty maps in key order, each insertion at the end: what setPod and setPolicy would do one by one
+  // (no peer exists yet, nothing to report), at a fraction of the cost.
+  std::vector<const Pod*> pods;
+  for (const auto& p : state.pods()) {
+    if (p.takesPart())
+      pods.push_back(&p);
+    else
+      s.others.insert_or_assign(p.key(), p);
+  }
+  std::sort(pods.begin(), pods.end(), PodOrder{});
+  pods.erase(std::unique(pods.begin(), pods.end(),
+                         [](const Pod* a, const Pod* b) { return a->ns == b->ns && a->name == b->name; }),
+             pods.end());
+  for (const Pod* p : pods) {
+    const Pod& entry = s.pods.emplace_hint(s.pods.end(), ObjectName{p->ns, p->name}, *p)->second;
+    s.byNamespace[entry.ns].add(&entry);
+  }
+  std::vector<const NetworkPolicy*> policies;
   for (const auto& p : state.policies())
-    m.setPolicy(p.key(), &p);
+    policies.push_back(&p);
+  std::sort(policies.begin(), policies.end(), [](const NetworkPolicy* a, const NetworkPolicy* b) {
+    return std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
+  });
+  for (const NetworkPolicy* p : policies) {
+    s.acquire(*p);
+    s.policies.emplace_hint(s.policies.end(), ObjectName{p->ns, p->name}, *p);
+  }
   for (const auto& s : state.services())
     m.setService(s.key(), &s);
   for (const auto& s : state.endpointSlices())
     m.setEndpointSlice(s.key(), &s);
+  m.s_->quiet = false;
+  m.s_->dirty = Dirty{};
   return m;
 }
 
@@ -450,6 +492,12 @@ const Labels& Model::namespaceLabels(const std::string& ns) const {
 }
 
 std::vector<const Pod*> Model::selected(const NetworkPolicy& policy) const {
+  auto out = s_->select(policy.ns, policy.podSelector);
+  std::sort(out.begin(), out.end(), PodOrder{});
+  return out;
+}
+
+std::vector<const Pod*> Model::selectedUnordered(const NetworkPolicy& policy) const {
   return s_->select(policy.ns, policy.podSelector);
 }
 

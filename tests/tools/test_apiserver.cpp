@@ -139,7 +139,7 @@ class Store {
   std::condition_variable changed;
   long long version = 1000;
   long long compactedAt = 0;
-  std::map<std::string, std::map<std::string, std::string>> objects;  // resource -> key -> JSON
+  std::map<std::string, std::map<std::string, std::string>> objects;          // resource -> key -> JSON
   std::map<std::string, std::vector<std::pair<long long, std::string>>> log;  // sorted by version
   // Per resource, the version of the last event a compaction forgot: a watch that had not sent it yet has
   // missed it, and (as the API server tells a watcher that fell behind its cache) gets an ERROR 410.

@@ -15,9 +15,9 @@ using PodId =
 
 // A shared peer of the model, with its pods numbered.
 struct ResolvedPeer {
-  std::string description;  // "namespaceSelector team=a, podSelector app=db" or "pods app=db in ns x"
-  std::vector<std::string> namespaces;  // the namespaces in scope, sorted
-  std::vector<PodId> pods;              // sorted
+  const SharedPeer* shared;
+  std::string description;  // "namespaces {team=a}, pods {app=db}" or "namespace x, pods {app=db}"
+  std::vector<PodId> pods;  // sorted
 };
 
 struct CompiledPeer {
@@ -67,6 +67,10 @@ class Compiled {
   const std::vector<CompiledRule>& rules() const { return rules_; }
   const ResolvedPeer& resolvedPeer(uint32_t id) const { return peers_[id]; }
   size_t resolvedPeerCount() const { return peers_.size(); }
+  // The namespaces a resolved peer selects in, by name.
+  std::vector<std::string> namespacesOf(uint32_t peer) const {
+    return model_.namespacesOf(*peers_[peer].shared);
+  }
   const IpBlock& ipBlock(uint32_t id) const { return blocks_[id]; }
   size_t ipBlockCount() const { return blocks_.size(); }
 

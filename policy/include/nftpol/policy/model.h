@@ -15,6 +15,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -34,7 +35,8 @@ struct ObjectName {
 struct PodOrder {
   bool operator()(const Pod* a, const Pod* b) const;
 };
-using PodSet = std::set<const Pod*, PodOrder>;
+// Pods by identity, in no order (sort with PodOrder where order shows).
+using PodSet = std::unordered_set<const Pod*>;
 
 // A pod/namespace selector peer, resolved once for every rule that spells it the same way (same scope, same
 // selectors): `key` identifies it, `description` says what it selects (and names its nftables sets).
@@ -108,7 +110,8 @@ class Model {
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
 
-  // Every object of `state` once (namespaces and pods first, so that each peer is resolved once).
+  // Every object of `state` once (namespaces and pods first, so that each peer is resolved once). Reports
+  // nothing dirty: whoever reads it starts from scratch.
   static Model of(const ClusterState& state);
 
   // The object's new version, or nullptr when it is gone. A Namespace that is not given is implied (only
@@ -136,6 +139,7 @@ class Model {
 
   // The pods a policy selects, in order.
   std::vector<const Pod*> selected(const NetworkPolicy& policy) const;
+  std::vector<const Pod*> selectedUnordered(const NetworkPolicy& policy) const;  // the same, cheaper
   // The policies selecting the pod with that policy type, in order. Empty: the pod is not isolated that way.
   std::vector<const NetworkPolicy*> isolating(const Pod& pod, Direction d) const;
   // The pod's allowed set in direction d: one entry per rule of the policies isolating it, in order, without
