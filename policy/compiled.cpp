@@ -13,13 +13,13 @@ std::string CompiledRule::name() const {
 Compiled Compiled::build(const ClusterState& state) {
   Compiled c;
   c.state_ = &state;
-  c.model_ = Model::of(state);
+  c.model_ = Model::view(state);
   const Model& m = c.model_;
   std::unordered_map<const Pod*, PodId> ids;
   ids.reserve(m.pods().size());
   for (const auto& [name, pod] : m.pods()) {
-    ids.emplace(&pod, static_cast<PodId>(c.pods_.size()));
-    c.pods_.push_back(&pod);
+    ids.emplace(pod, static_cast<PodId>(c.pods_.size()));
+    c.pods_.push_back(pod);
   }
   for (PodId id = 0; id < c.pods_.size(); ++id)
     for (const auto& ip : c.pods_[id]->ips)
@@ -51,7 +51,8 @@ Compiled Compiled::build(const ClusterState& state) {
   std::vector<uint32_t> counts[2];
   counts[0].assign(c.pods_.size() + 1, 0);
   counts[1].assign(c.pods_.size() + 1, 0);
-  for (const auto& [name, p] : m.policies()) {
+  for (const auto& [name, policy] : m.policies()) {
+    const NetworkPolicy& p = *policy;
     auto policyId = static_cast<uint32_t>(c.policies_.size());
     CompiledPolicy cp{.policy = &p, .selected = numbered(m.selectedUnordered(p))};
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {

@@ -89,12 +89,17 @@ void forEachPeer(const NetworkPolicy& p, F&& f) {
 }  // namespace
 
 struct Model::State {
-  std::map<ObjectName, Pod> pods;               // taking part; entries keep their address while they exist
-  std::unordered_map<std::string, Pod> others;  // given but taking no part: a service may still read them
+  // The objects, as pointers: into the ClusterState a view was made of, or into the copies below. A copy is
+  // assigned in place when its object changes, so that member sets that point at it stay valid.
+  std::map<ObjectName, const Pod*> pods;               // taking part
+  std::unordered_map<std::string, const Pod*> others;  // given but taking no part: a service may read them
+  std::unordered_map<std::string, Pod> podCopies;
   std::unordered_map<std::string, NamespaceIndex> byNamespace;
-  std::map<std::string, Namespace> namespaces;
+  std::map<std::string, const Namespace*> namespaces;
+  std::unordered_map<std::string, Namespace> namespaceCopies;
   mutable std::unordered_map<std::string, Labels> implied;
-  std::map<ObjectName, NetworkPolicy> policies;
+  std::map<ObjectName, const NetworkPolicy*> policies;
+  std::unordered_map<std::string, std::unique_ptr<NetworkPolicy>> policyCopies;
   std::unordered_map<std::string, SharedPeer> peers;  // by identity key
   std::unordered_map<std::string, int> peerUses;      // rules naming each peer
   ClusterState serviceObjects;
@@ -107,7 +112,7 @@ struct Model::State {
   }
 
   const Labels& labelsOf(const std::string& ns) const {
-    if (auto it = namespaces.find(ns); it != namespaces.end()) return it->second.labels;
+    if (auto it = namespaces.find(ns); it != namespaces.end()) return it->second->labels;
     auto [it, inserted] = implied.try_emplace(ns);
     if (inserted) it->second = policy::namespaceLabels(ns, {});
     return it->second;
@@ -164,62 +169,61 @@ struct Model::State {
       if (!quiet) dirty.services.insert(readers->second.begin(), readers->second.end());
       podReaders.erase(readers);
     }
-    if (given && !given->takesPart()) {
-      others.insert_or_assign(key, *given);
-      given = nullptr;
-    } else {
-      others.erase(key);
-    }
     ObjectName name = ObjectName::of(key);
     auto it = pods.find(name);
-    if (it == pods.end() && !given) return;
-    std::optional<Pod> old;
-    Pod* entry = nullptr;
-    if (it != pods.end()) {
-      old = it->second;
-      entry = &it->second;
-      byNamespace[old->ns].remove(entry, old->labels);
+    const Pod* oldEntry = it == pods.end() ? nullptr : it->second;
+    std::optional<Pod> old;  // the entry may be a copy that is assigned below
+    if (oldEntry) {
+      old = *oldEntry;
+      byNamespace[old->ns].remove(oldEntry, old->labels);
     }
-    // The entry keeps its address when it is assigned, so that member sets stay valid.
-    if (given) entry = &pods.insert_or_assign(name, *given).first->second;
+    const Pod* stored = given ? &podCopies.insert_or_assign(key, *given).first->second : nullptr;
+    const Pod* now = stored && stored->takesPart() ? stored : nullptr;
+    if (stored && !now)
+      others.insert_or_assign(key, stored);
+    else
+      others.erase(key);
     const Pod* before = old ? &*old : nullptr;
-    const Pod* now = given ? entry : nullptr;
-    if (now) byNamespace[now->ns].add(entry);
-    bool memberships = false;
-    for (auto& [peerKey, peer] : peers) {
-      bool was = before && matches(peer, *before);
-      bool is = now && matches(peer, *now);
-      if (!was && !is) continue;
-      if (was != is) {
-        memberships = true;
-        if (is)
-          peer.members.insert(entry);
-        else
-          peer.members.erase(entry);
+    if (before || now) {
+      if (now) {
+        pods.insert_or_assign(name, now);
+        byNamespace[now->ns].add(now);
       }
-      if (was != is || before->ips != now->ips) mark(dirty.peers, peerKey);
+      bool memberships = false;
+      for (auto& [peerKey, peer] : peers) {
+        bool was = before && matches(peer, *before);
+        bool is = now && matches(peer, *now);
+        if (!was && !is) continue;
+        if (was) peer.members.erase(oldEntry);
+        if (is) peer.members.insert(now);
+        memberships = memberships || was != is;
+        if (was != is || before->ips != now->ips) mark(dirty.peers, peerKey);
+      }
+      // Named egress ports resolve on destination pods: their ports and addresses, in any rule's peers.
+      bool namedPorts = (before && hasNamedPort(*before)) || (now && hasNamedPort(*now));
+      if (namedPorts &&
+          (memberships || !before || !now || before->ports != now->ports || before->ips != now->ips))
+        dirty.namedTargets = true;
+      mark(dirty.pods, key);
+      if (!now) {
+        auto ns = byNamespace.find(before->ns);
+        if (ns != byNamespace.end() && ns->second.pods.empty()) byNamespace.erase(ns);
+        pods.erase(name);
+      }
     }
-    // Named egress ports resolve on destination pods: their ports and addresses, in any rule's peers.
-    bool namedPorts = (before && hasNamedPort(*before)) || (now && hasNamedPort(*now));
-    if (namedPorts &&
-        (memberships || !before || !now || before->ports != now->ports || before->ips != now->ips))
-      dirty.namedTargets = true;
-    mark(dirty.pods, key);
-    if (!now) {
-      auto ns = byNamespace.find(before->ns);
-      if (ns != byNamespace.end() && ns->second.pods.empty()) byNamespace.erase(ns);
-      pods.erase(name);
-    }
+    if (!given) podCopies.erase(key);
   }
 
   // --- namespaces
 
   void setNamespace(const std::string& name, const Namespace* now) {
     Labels before = labelsOf(name);
-    if (now)
-      namespaces.insert_or_assign(name, *now);
-    else
+    if (now) {
+      namespaces.insert_or_assign(name, &namespaceCopies.insert_or_assign(name, *now).first->second);
+    } else {
       namespaces.erase(name);
+      namespaceCopies.erase(name);
+    }
     const Labels& after = labelsOf(name);
     if (before.items() == after.items()) return;
     auto index = byNamespace.find(name);
@@ -283,15 +287,22 @@ struct Model::State {
     ObjectName name = ObjectName::of(key);
     auto it = policies.find(name);
     // The new version's peers first, so that a peer both versions name is kept, not resolved again.
-    if (now) acquire(*now);
+    std::unique_ptr<NetworkPolicy> copy;
+    if (now) {
+      copy = std::make_unique<NetworkPolicy>(*now);
+      acquire(*copy);
+    }
     if (it != policies.end()) {
-      dirtySelected(it->second);
-      release(it->second);
+      dirtySelected(*it->second);
+      release(*it->second);
       policies.erase(it);
     }
-    if (now) {
-      policies.insert_or_assign(name, *now);
-      dirtySelected(*now);
+    if (copy) {
+      policies.insert_or_assign(name, copy.get());
+      dirtySelected(*copy);
+      policyCopies.insert_or_assign(key, std::move(copy));
+    } else {
+      policyCopies.erase(key);
     }
   }
 
@@ -324,7 +335,7 @@ struct Model::State {
     if (a.allPeers) {
       std::vector<const Pod*> out;
       for (const auto& [name, pod] : pods)
-        out.push_back(&pod);
+        out.push_back(pod);
       return out;
     }
     PodSet inPeers;
@@ -335,9 +346,9 @@ struct Model::State {
       }
       const IpBlock& block = *std::get<const IpBlock*>(ref);
       for (const auto& [name, pod] : pods)
-        for (const auto& ip : pod.ips) {
-          const IpAddress* first = pod.address(ip.family());
-          if (first && block.contains(*first)) inPeers.insert(&pod);
+        for (const auto& ip : pod->ips) {
+          const IpAddress* first = pod->address(ip.family());
+          if (first && block.contains(*first)) inPeers.insert(pod);
         }
     }
     std::vector<const Pod*> out(inPeers.begin(), inPeers.end());
@@ -394,46 +405,60 @@ Model::~Model() = default;
 Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 
-Model Model::of(const ClusterState& state) {
+// Into empty maps in key order, each insertion at the end: what the set functions would do one by one (no
+// peer exists before the policies, and nothing is reported), at a fraction of the cost. `borrow`: point into
+// `state` instead of copying.
+Model Model::load(const ClusterState& state, bool borrow) {
   Model m;
   State& s = *m.s_;
   s.quiet = true;
   for (const auto& n : state.namespaces())
-    s.namespaces.insert_or_assign(n.name, n);
-  // Into empty maps in key order, each insertion at the end: what setPod and setPolicy would do one by one
-  // (no peer exists yet, nothing to report), at a fraction of the cost.
+    s.namespaces.insert_or_assign(n.name,
+                                  borrow ? &n : &s.namespaceCopies.insert_or_assign(n.name, n).first->second);
   std::vector<const Pod*> pods;
   for (const auto& p : state.pods()) {
-    if (p.takesPart())
-      pods.push_back(&p);
+    const Pod* entry = borrow ? &p : &s.podCopies.insert_or_assign(p.key(), p).first->second;
+    if (entry->takesPart())
+      pods.push_back(entry);
     else
-      s.others.insert_or_assign(p.key(), p);
+      s.others.insert_or_assign(p.key(), entry);
   }
   std::sort(pods.begin(), pods.end(), PodOrder{});
-  pods.erase(std::unique(pods.begin(), pods.end(),
-                         [](const Pod* a, const Pod* b) { return a->ns == b->ns && a->name == b->name; }),
-             pods.end());
   for (const Pod* p : pods) {
-    const Pod& entry = s.pods.emplace_hint(s.pods.end(), ObjectName{p->ns, p->name}, *p)->second;
-    s.byNamespace[entry.ns].add(&entry);
+    s.pods.emplace_hint(s.pods.end(), ObjectName{p->ns, p->name}, p);
+    s.byNamespace[p->ns].add(p);
   }
   std::vector<const NetworkPolicy*> policies;
-  for (const auto& p : state.policies())
-    policies.push_back(&p);
+  for (const auto& p : state.policies()) {
+    if (borrow) {
+      policies.push_back(&p);
+    } else {
+      auto copy = std::make_unique<NetworkPolicy>(p);
+      policies.push_back(copy.get());
+      s.policyCopies.insert_or_assign(p.key(), std::move(copy));
+    }
+  }
   std::sort(policies.begin(), policies.end(), [](const NetworkPolicy* a, const NetworkPolicy* b) {
     return std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
   });
   for (const NetworkPolicy* p : policies) {
     s.acquire(*p);
-    s.policies.emplace_hint(s.policies.end(), ObjectName{p->ns, p->name}, *p);
+    s.policies.emplace_hint(s.policies.end(), ObjectName{p->ns, p->name}, p);
   }
-  for (const auto& s : state.services())
-    m.setService(s.key(), &s);
-  for (const auto& s : state.endpointSlices())
-    m.setEndpointSlice(s.key(), &s);
-  m.s_->quiet = false;
-  m.s_->dirty = Dirty{};
+  for (const auto& svc : state.services())
+    m.setService(svc.key(), &svc);
+  for (const auto& slice : state.endpointSlices())
+    m.setEndpointSlice(slice.key(), &slice);
+  s.quiet = false;
+  s.dirty = Dirty{};
   return m;
+}
+
+Model Model::of(const ClusterState& state) {
+  return load(state, false);
+}
+Model Model::view(const ClusterState& state) {
+  return load(state, true);
 }
 
 void Model::setNamespace(const std::string& name, const Namespace* ns) {
@@ -474,17 +499,17 @@ Dirty Model::takeDirty() {
   return std::exchange(s_->dirty, Dirty{});
 }
 
-const std::map<ObjectName, Pod>& Model::pods() const {
+const std::map<ObjectName, const Pod*>& Model::pods() const {
   return s_->pods;
 }
 const Pod* Model::findPod(const std::string& key) const {
   auto it = s_->pods.find(ObjectName::of(key));
-  return it == s_->pods.end() ? nullptr : &it->second;
+  return it == s_->pods.end() ? nullptr : it->second;
 }
-const std::map<ObjectName, NetworkPolicy>& Model::policies() const {
+const std::map<ObjectName, const NetworkPolicy*>& Model::policies() const {
   return s_->policies;
 }
-const std::map<std::string, Namespace>& Model::namespaces() const {
+const std::map<std::string, const Namespace*>& Model::namespaces() const {
   return s_->namespaces;
 }
 const Labels& Model::namespaceLabels(const std::string& ns) const {
@@ -505,7 +530,7 @@ std::vector<const NetworkPolicy*> Model::isolating(const Pod& pod, Direction d) 
   std::vector<const NetworkPolicy*> out;
   for (auto it = s_->policies.lower_bound({pod.ns, ""}); it != s_->policies.end() && it->first.ns == pod.ns;
        ++it)
-    if (it->second.has(d) && it->second.podSelector.matches(pod.labels)) out.push_back(&it->second);
+    if (it->second->has(d) && it->second->podSelector.matches(pod.labels)) out.push_back(it->second);
   return out;
 }
 
@@ -525,7 +550,7 @@ std::vector<std::string> Model::namespacesOf(const SharedPeer& peer) const {
   if (!peer.selector.namespaceSelector) return {peer.scope};
   std::vector<std::string> out;
   for (const auto& [name, ns] : s_->namespaces)
-    if (peer.selector.namespaceSelector->matches(ns.labels)) out.push_back(name);
+    if (peer.selector.namespaceSelector->matches(ns->labels)) out.push_back(name);
   return out;
 }
 
@@ -539,7 +564,7 @@ Services Model::resolveService(const Service& service) const {
     s_->podReaders[key].insert(service.key());
     if (const Pod* pod = findPod(key)) return pod;
     auto other = s_->others.find(key);
-    return other == s_->others.end() ? static_cast<const Pod*>(nullptr) : &other->second;
+    return other == s_->others.end() ? static_cast<const Pod*>(nullptr) : other->second;
   });
 }
 

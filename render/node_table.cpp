@@ -177,7 +177,7 @@ struct NodeTable::State {
   const Table& update(const Model& model, const policy::Dirty& dirty) {
     if (fresh) {
       for (const auto& [name, pod] : model.pods())
-        if (pod.nodeName == node) recompute(model, name.key());
+        if (pod->nodeName == node) recompute(model, name.key());
       for (const auto& service : model.serviceObjects().services())
         renderService(model, service.key());
       fresh = false;

@@ -110,9 +110,12 @@ class Model {
   Model(Model&&) noexcept;
   Model& operator=(Model&&) noexcept;
 
-  // Every object of `state` once (namespaces and pods first, so that each peer is resolved once). Reports
-  // nothing dirty: whoever reads it starts from scratch.
+  // Every object of `state` once, copied (namespaces and pods first, so that each peer is resolved once).
+  // Reports nothing dirty: whoever reads it starts from scratch.
   static Model of(const ClusterState& state);
+  // The same without copies: the model points into `state`, which must outlive it unchanged (later changes
+  // given to the model are copied as usual).
+  static Model view(const ClusterState& state);
 
   // The object's new version, or nullptr when it is gone. A Namespace that is not given is implied (only
   // its kubernetes.io/metadata.name label), as the loader implies it.
@@ -129,12 +132,12 @@ class Model {
   // --- reading
 
   // Pods that take part in NetworkPolicy (with an address, not host-network, not finished), in order.
-  const std::map<ObjectName, Pod>& pods() const;
+  const std::map<ObjectName, const Pod*>& pods() const;
   const Pod* findPod(const std::string& key) const;
   // Policies, in order.
-  const std::map<ObjectName, NetworkPolicy>& policies() const;
+  const std::map<ObjectName, const NetworkPolicy*>& policies() const;
   // Given namespaces, by name.
-  const std::map<std::string, Namespace>& namespaces() const;
+  const std::map<std::string, const Namespace*>& namespaces() const;
   const Labels& namespaceLabels(const std::string& ns) const;
 
   // The pods a policy selects, in order.
@@ -159,6 +162,7 @@ class Model {
   Services resolveService(const Service& service) const;
 
  private:
+  static Model load(const ClusterState& state, bool borrow);
   struct State;
   std::unique_ptr<State> s_;
 };
