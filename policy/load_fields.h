@@ -21,7 +21,8 @@ class Context {
       : file_(std::move(file)), lineOffset_(lineOffset), out_(out) {}
 
   SourceLocation at(const yaml::Node& node) const {
-    // yaml-cpp marks count from 0 and some nodes carry none; fall back to the object's own start.
+    // The tree's marks count from 0, and a node made up for a missing field has none; fall back to the
+    // object's own start.
     if (!node.isDefined()) return start_;
     auto mark = node.mark();
     if (mark.line < 0) return start_;
