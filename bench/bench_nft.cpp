@@ -24,8 +24,8 @@
 #include "generator.h"
 #include "nftpol/controller/manifests.h"
 #include "nftpol/controller/reconcile.h"
-#include "nftpol/render/render.h"
 #include "nftpol/policy/loader.h"
+#include "nftpol/render/render.h"
 
 using namespace nftpol;
 using bench::Clock;

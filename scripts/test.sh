@@ -10,6 +10,13 @@ cni_fuzz_seconds=${NFTPOL_CNI_FUZZ_SECONDS:-20}
 work=$(mktemp -d /tmp/nftpol-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
+echo "== format: clang-format --dry-run over the project's own code (.clang-format)"
+if git rev-parse --git-dir >/dev/null 2>&1; then
+  git ls-files -z '*.cpp' '*.h' | xargs -0 clang-format --dry-run --Werror
+else
+  find . \( -path './build*' -prune \) -o \( -name '*.cpp' -o -name '*.h' \) -print0 | xargs -0 clang-format --dry-run --Werror
+fi || { echo "format: the files above differ from clang-format's output (run clang-format -i on them)" >&2; exit 1; }
+
 echo "== build and test (Release)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$jobs"

@@ -11,9 +11,10 @@
 namespace nftpol::controller {
 
 // Marks the conntrack entries of established flows that a newly committed table denies (filter-forward then
-// resets or drops their packets), and unmarks those it admits again, on a thread of its own: a conntrack dump walks the host-wide hash table (about 10 ms per family even when this namespace
-// tracks nothing), and the next change must not wait for it. Tables submitted while a pass runs are
-// coalesced: the next pass judges against the latest one, which is what the kernel then holds.
+// resets or drops their packets), and unmarks those it admits again, on a thread of its own: a conntrack dump
+// walks the host-wide hash table (about 10 ms per family even when this namespace tracks nothing), and the
+// next change must not wait for it. Tables submitted while a pass runs are coalesced: the next pass judges
+// against the latest one, which is what the kernel then holds.
 class Revoker {
  public:
   explicit Revoker(Metrics& metrics);
