@@ -15,6 +15,24 @@ bool PodOrder::operator()(const Pod* a, const Pod* b) const {
   return std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
 }
 
+bool PodSet::insert(const Pod* p) {
+  auto it = std::lower_bound(pods_.begin(), pods_.end(), p);
+  if (it != pods_.end() && *it == p) return false;
+  pods_.insert(it, p);
+  return true;
+}
+bool PodSet::erase(const Pod* p) {
+  auto it = std::lower_bound(pods_.begin(), pods_.end(), p);
+  if (it == pods_.end() || *it != p) return false;
+  pods_.erase(it);
+  return true;
+}
+void PodSet::assign(std::vector<const Pod*> pods) {
+  std::sort(pods.begin(), pods.end());
+  pods.erase(std::unique(pods.begin(), pods.end()), pods.end());
+  pods_ = std::move(pods);
+}
+
 PeerIdentity identify(const SelectorPeer& peer, const std::string& policyNamespace) {
   static const LabelSelector kEverything;
   const LabelSelector& podSel = peer.podSelector ? *peer.podSelector : kEverything;
@@ -50,6 +68,7 @@ struct NamespaceIndex {
   using Pods = std::vector<const Pod*>;  // in no order; small, so removal by search is cheap
   Pods pods;
   std::unordered_map<std::string, Pods> byLabel;  // "key\0value"
+  const Labels* labels = nullptr;                 // the namespace's (see State::indexOf)
 
   static std::string labelKey(const std::string& k, const std::string& v) { return k + '\0' + v; }
   static void drop(Pods& from, const Pod* p) {
@@ -118,6 +137,14 @@ struct Model::State {
     return it->second;
   }
 
+  // A namespace's index, made when its first pod comes. It keeps a pointer to the namespace's labels, which
+  // setNamespace renews.
+  NamespaceIndex& indexOf(const std::string& ns) {
+    auto [it, inserted] = byNamespace.try_emplace(ns);
+    if (inserted) it->second.labels = &labelsOf(ns);
+    return it->second;
+  }
+
   // Pods of namespace `ns` matching the selector, in no order.
   std::vector<const Pod*> select(const std::string& ns, const LabelSelector& selector) const {
     auto it = byNamespace.find(ns);
@@ -150,16 +177,18 @@ struct Model::State {
   void resolve(SharedPeer& peer) const {
     static const LabelSelector kEverything;
     const LabelSelector& podSel = peer.selector.podSelector ? *peer.selector.podSelector : kEverything;
+    std::vector<const Pod*> members;
     auto add = [&](const std::string& ns) {
-      for (const Pod* p : select(ns, podSel))
-        peer.members.insert(p);
+      auto pods = select(ns, podSel);
+      members.insert(members.end(), pods.begin(), pods.end());
     };
     if (!peer.selector.namespaceSelector) {
       add(peer.scope);
-      return;
+    } else {
+      for (const auto& [ns, index] : byNamespace)
+        if (peer.selector.namespaceSelector->matches(*index.labels)) add(ns);
     }
-    for (const auto& [ns, index] : byNamespace)
-      if (peer.selector.namespaceSelector->matches(labelsOf(ns))) add(ns);
+    peer.members.assign(std::move(members));
   }
 
   // --- pods
@@ -187,7 +216,7 @@ struct Model::State {
     if (before || now) {
       if (now) {
         pods.insert_or_assign(name, now);
-        byNamespace[now->ns].add(now);
+        indexOf(now->ns).add(now);
       }
       bool memberships = false;
       for (auto& [peerKey, peer] : peers) {
@@ -225,16 +254,16 @@ struct Model::State {
       namespaceCopies.erase(name);
     }
     const Labels& after = labelsOf(name);
-    if (before.items() == after.items()) return;
     auto index = byNamespace.find(name);
-    if (index == byNamespace.end()) return;
+    if (index != byNamespace.end()) index->second.labels = &after;
+    if (before.items() == after.items() || index == byNamespace.end()) return;
     for (auto& [peerKey, peer] : peers) {
       const auto& selector = peer.selector.namespaceSelector;
       if (!selector || selector->matches(before) == selector->matches(after)) continue;
       bool any = false;
       for (const Pod* pod : index->second.pods) {
         bool is = matches(peer, *pod);
-        any = (is ? peer.members.insert(pod).second : peer.members.erase(pod) > 0) || any;
+        any = (is ? peer.members.insert(pod) : peer.members.erase(pod)) || any;
       }
       if (any) {
         mark(dirty.peers, peerKey);
@@ -338,22 +367,23 @@ struct Model::State {
         out.push_back(pod);
       return out;
     }
-    PodSet inPeers;
+    std::vector<const Pod*> inPeers;
     for (const PeerRef& ref : a.peers) {
       if (const auto* shared = std::get_if<const SharedPeer*>(&ref)) {
-        inPeers.insert((*shared)->members.begin(), (*shared)->members.end());
+        inPeers.insert(inPeers.end(), (*shared)->members.begin(), (*shared)->members.end());
         continue;
       }
       const IpBlock& block = *std::get<const IpBlock*>(ref);
       for (const auto& [name, pod] : pods)
         for (const auto& ip : pod->ips) {
           const IpAddress* first = pod->address(ip.family());
-          if (first && block.contains(*first)) inPeers.insert(pod);
+          if (first && block.contains(*first)) inPeers.push_back(pod);
         }
     }
-    std::vector<const Pod*> out(inPeers.begin(), inPeers.end());
-    std::sort(out.begin(), out.end(), PodOrder{});
-    return out;
+    std::sort(inPeers.begin(), inPeers.end());
+    inPeers.erase(std::unique(inPeers.begin(), inPeers.end()), inPeers.end());
+    std::sort(inPeers.begin(), inPeers.end(), PodOrder{});
+    return inPeers;
   }
 
   const SharedPeer& peerOf(const SelectorPeer& selector, const std::string& policyNs) const {
@@ -426,7 +456,7 @@ Model Model::load(const ClusterState& state, bool borrow) {
   std::sort(pods.begin(), pods.end(), PodOrder{});
   for (const Pod* p : pods) {
     s.pods.emplace_hint(s.pods.end(), ObjectName{p->ns, p->name}, p);
-    s.byNamespace[p->ns].add(p);
+    s.indexOf(p->ns).add(p);
   }
   std::vector<const NetworkPolicy*> policies;
   for (const auto& p : state.policies()) {

@@ -78,7 +78,7 @@ TEST_CASE("allowances agree with can-reach", "[compiled]") {
       const Pod* otherPod = c.pods()[other];
       for (const auto& p : a.peers) {
         if (const auto* shared = std::get_if<const SharedPeer*>(&p)) {
-          peer = peer || (*shared)->members.count(otherPod) > 0;
+          peer = peer || (*shared)->members.contains(otherPod);
         } else {
           const IpAddress* ip = otherPod->address(f);
           peer = peer || (ip && std::get<const IpBlock*>(p)->contains(*ip));

@@ -10,12 +10,12 @@
 // namespace's pods. What a run of changes may have altered is collected in Dirty for whoever keeps something
 // derived (the renderer), which takes it with takeDirty().
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_set>
 #include <variant>
 #include <vector>
 
@@ -35,8 +35,22 @@ struct ObjectName {
 struct PodOrder {
   bool operator()(const Pod* a, const Pod* b) const;
 };
-// Pods by identity, in no order (sort with PodOrder where order shows).
-using PodSet = std::unordered_set<const Pod*>;
+// Pods by identity, in no meaningful order (sort with PodOrder where order shows): a vector sorted by
+// address, so that a peer of ten thousand pods is one allocation, not ten thousand.
+class PodSet {
+ public:
+  bool insert(const Pod* p);  // false when it was there
+  bool erase(const Pod* p);   // false when it was not
+  bool contains(const Pod* p) const { return std::binary_search(pods_.begin(), pods_.end(), p); }
+  void assign(std::vector<const Pod*> pods);  // any order, repeats allowed
+  size_t size() const { return pods_.size(); }
+  bool empty() const { return pods_.empty(); }
+  auto begin() const { return pods_.begin(); }
+  auto end() const { return pods_.end(); }
+
+ private:
+  std::vector<const Pod*> pods_;
+};
 
 // A pod/namespace selector peer, resolved once for every rule that spells it the same way (same scope, same
 // selectors): `key` identifies it, `description` says what it selects (and names its nftables sets).
