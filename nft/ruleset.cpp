@@ -69,7 +69,7 @@ std::string matchText(const Match& m) {
   if (const auto* a = std::get_if<AddressInSet>(&m))
     return std::string(familyKeyword(a->family)) + " " + fieldKeyword(a->field) + " @" + a->set;
   if (const auto* p = std::get_if<PortIs>(&m)) {
-    const PortMatch& only = p->port;
+    const PortRange& only = p->port;
     if (only.allPorts()) return "meta l4proto " + std::string(nftKeyword(only.protocol));
     std::string out =
         std::string(nftKeyword(only.protocol)) + " dport " + std::to_string(only.first);  // as nft prints it
@@ -212,17 +212,17 @@ std::string rangeText(const IpAddress& first, const IpAddress& last) {
   return first.toString() + "-" + last.toString();
 }
 
-std::vector<std::string> blockElements(const policy::IpBlock& block) {
-  Family f = block.cidr.family();
-  int bits = block.cidr.base().bitLength();
+std::vector<std::string> blockElements(const Cidr& cidr, const std::vector<Cidr>& except) {
+  Family f = cidr.family();
+  int bits = cidr.base().bitLength();
   auto rangeOf = [&](const Cidr& c) {
     U128 lo = toInt(c.base());
     int hostBits = bits - c.prefixLength();
     U128 span = hostBits >= 128 ? ~U128(0) : ((U128(1) << hostBits) - 1);
     return std::pair<U128, U128>{lo, lo + span};
   };
-  std::vector<std::pair<U128, U128>> ranges = {rangeOf(block.cidr)};
-  for (const auto& e : block.except) {
+  std::vector<std::pair<U128, U128>> ranges = {rangeOf(cidr)};
+  for (const auto& e : except) {
     auto [elo, ehi] = rangeOf(e);
     std::vector<std::pair<U128, U128>> next;
     for (auto [lo, hi] : ranges) {

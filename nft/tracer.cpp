@@ -55,7 +55,7 @@ class Tracer {
                               [&](const std::string& e) { return elementContains(e, ip); });
     }
     if (const auto* p = std::get_if<PortIs>(&m)) {
-      const PortMatch& pm = p->port;
+      const PortRange& pm = p->port;
       return pm.protocol == p_.protocol && pm.first <= p_.port && p_.port <= pm.last;
     }
     if (const auto* d = std::get_if<DestinationPortInSet>(&m)) {

@@ -78,7 +78,7 @@ Set peerSet(const std::string& description, Family f, const std::vector<IpAddres
 Set cidrSet(const policy::IpBlock& block, Family f) {
   Set s{.name = cidrSetName(block, f), .type = addressType(f), .interval = true};
   s.comment = cut(block.toString(), kCommentMax);
-  s.elements = blockElements(block);
+  s.elements = blockElements(block.cidr, block.except);
   return s;
 }
 

@@ -71,7 +71,7 @@ struct RuleAllowance {
   bool allPeers = false;
   std::vector<std::pair<Family, std::string>> peerSets;
   bool allPorts = false;
-  std::vector<PortMatch> ports;
+  std::vector<PortRange> ports;
   std::vector<std::tuple<IpAddress, uint8_t, uint16_t>> named;
 };
 

@@ -126,7 +126,7 @@ TEST_CASE("ipBlock elements are cidr minus except, printed as nft prints them", 
     IpBlock b{*Cidr::parse(cidr), {}};
     for (const char* e : except)
       b.except.push_back(*Cidr::parse(e));
-    return blockElements(b);
+    return blockElements(b.cidr, b.except);
   };
   CHECK(block("10.0.0.0/16", {}) == std::vector<std::string>{"10.0.0.0/16"});
   CHECK(block("10.0.0.0/16", {"10.0.1.0/24"}) ==

@@ -12,12 +12,9 @@
 #include <vector>
 
 #include "nftpol/ip.h"
-#include "nftpol/policy/compiled.h"
+#include "nftpol/protocol.h"
 
 namespace nftpol::nft {
-
-using policy::PortMatch;
-using policy::Protocol;
 
 enum class Field : uint8_t { kSource, kDestination };
 
@@ -44,7 +41,7 @@ struct AddressInSet {
 // several rules, which keeps every rule a plain compare over netlink (no anonymous concatenated interval
 // sets).
 struct PortIs {
-  PortMatch port;
+  PortRange port;
   bool operator==(const PortIs&) const = default;
 };
 // ip daddr . meta l4proto . th dport @set
@@ -208,7 +205,7 @@ std::string toText(const Rule& rule);
 
 // Prints an address range as nft does: a prefix when it is exactly one, else "first-last".
 std::string rangeText(const IpAddress& first, const IpAddress& last);
-// The ranges an ipBlock covers (cidr minus every except), sorted, as nft interval elements.
-std::vector<std::string> blockElements(const policy::IpBlock& block);
+// The ranges `cidr` minus every one of `except` covers, sorted, as nft interval elements.
+std::vector<std::string> blockElements(const Cidr& cidr, const std::vector<Cidr>& except);
 
 }  // namespace nftpol::nft

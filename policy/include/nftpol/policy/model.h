@@ -68,14 +68,7 @@ struct PeerIdentity {
 };
 PeerIdentity identify(const SelectorPeer& peer, const std::string& policyNamespace);
 
-// A protocol and an inclusive port range; 0-65535 means every port of the protocol.
-struct PortMatch {
-  Protocol protocol = Protocol::kTCP;
-  uint16_t first = 0;
-  uint16_t last = 65535;
-  bool allPorts() const { return first == 0 && last == 65535; }
-  bool operator==(const PortMatch&) const = default;
-};
+using PortMatch = PortRange;
 
 // The port entry admits (protocol, port) on the destination pod `dst` (nullptr: an address outside the
 // cluster, where a named port never matches). The one place a named port is resolved for a connection.

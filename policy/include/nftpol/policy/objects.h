@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "nftpol/ip.h"
+#include "nftpol/protocol.h"
 #include "nftpol/selectors/labels.h"
 #include "nftpol/selectors/selector.h"
 
@@ -28,7 +29,7 @@ struct SourceLocation {
   std::string toString() const;  // "file:line:column", or "file" for the whole file (line 0)
 };
 
-enum class Protocol : uint8_t { kTCP, kUDP, kSCTP };
+using nftpol::Protocol;
 std::string_view toString(Protocol p);
 std::optional<Protocol> parseProtocol(std::string_view text);  // exactly "TCP", "UDP" or "SCTP"
 
