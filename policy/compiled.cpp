@@ -54,7 +54,7 @@ Compiled Compiled::build(const ClusterState& state) {
   for (const auto& [name, policy] : m.policies()) {
     const NetworkPolicy& p = *policy;
     auto policyId = static_cast<uint32_t>(c.policies_.size());
-    CompiledPolicy cp{.policy = &p, .selected = numbered(m.selectedUnordered(p))};
+    CompiledPolicy cp{.policy = &p, .selected = numbered(m.selected(p))};
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       if (!p.has(d)) continue;
       for (PodId pod : cp.selected)

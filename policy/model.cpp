@@ -390,9 +390,10 @@ struct Model::State {
     return peers.at(identify(selector, policyNs).key);
   }
 
-  std::vector<Allowance> allowances(const Pod& pod, Direction d, const Model& model) const {
+  std::vector<Allowance> allowances(const Pod& pod, Direction d,
+                                    const std::vector<const NetworkPolicy*>& isolating) const {
     std::vector<Allowance> out;
-    for (const NetworkPolicy* p : model.isolating(pod, d)) {
+    for (const NetworkPolicy* p : isolating) {
       const auto& rules = p->rules(d);
       for (uint32_t i = 0; i < rules.size(); ++i) {
         const Rule& rule = rules[i];
@@ -539,20 +540,7 @@ const Pod* Model::findPod(const std::string& key) const {
 const std::map<ObjectName, const NetworkPolicy*>& Model::policies() const {
   return s_->policies;
 }
-const std::map<std::string, const Namespace*>& Model::namespaces() const {
-  return s_->namespaces;
-}
-const Labels& Model::namespaceLabels(const std::string& ns) const {
-  return s_->labelsOf(ns);
-}
-
 std::vector<const Pod*> Model::selected(const NetworkPolicy& policy) const {
-  auto out = s_->select(policy.ns, policy.podSelector);
-  std::sort(out.begin(), out.end(), PodOrder{});
-  return out;
-}
-
-std::vector<const Pod*> Model::selectedUnordered(const NetworkPolicy& policy) const {
   return s_->select(policy.ns, policy.podSelector);
 }
 
@@ -565,7 +553,11 @@ std::vector<const NetworkPolicy*> Model::isolating(const Pod& pod, Direction d) 
 }
 
 std::vector<Allowance> Model::allowances(const Pod& pod, Direction d) const {
-  return s_->allowances(pod, d, *this);
+  return s_->allowances(pod, d, isolating(pod, d));
+}
+std::vector<Allowance> Model::allowances(const Pod& pod, Direction d,
+                                         const std::vector<const NetworkPolicy*>& isolating) const {
+  return s_->allowances(pod, d, isolating);
 }
 
 const SharedPeer& Model::peer(const SelectorPeer& selector, const std::string& policyNamespace) const {

@@ -70,7 +70,7 @@ struct NodeTable::State {
     auto isolating = model.isolating(pod, d);
     if (isolating.empty()) return "";
     std::vector<detail::RuleAllowance> allowances;
-    for (const Allowance& a : model.allowances(pod, d)) {
+    for (const Allowance& a : model.allowances(pod, d, isolating)) {
       detail::RuleAllowance r{.policyKey = a.policy->key(),
                               .ruleName = a.name(),
                               .allPeers = a.allPeers,

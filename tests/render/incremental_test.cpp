@@ -123,6 +123,9 @@ struct Scenario {
     incremental.setEndpointSlice(slice.key(), state.findEndpointSlice(slice.ns, slice.name));
     return "reslice " + slice.key() + " to " + std::to_string(slice.endpoints.size()) + " endpoints";
   }
+  static void flip(TrafficPolicy& p) {
+    p = p == TrafficPolicy::kLocal ? TrafficPolicy::kCluster : TrafficPolicy::kLocal;
+  }
   // A service's node port, traffic policies or affinity change.
   std::string reshapeService(Service svc) {
     switch (std::uniform_int_distribution<int>(0, 3)(rng)) {
@@ -131,14 +134,10 @@ struct Scenario {
         svc.ports[0].nodePort = static_cast<uint16_t>(30000 + std::uniform_int_distribution<int>(0, 9)(rng));
         break;
       case 1:
-        svc.externalTrafficPolicy = svc.externalTrafficPolicy == TrafficPolicy::kLocal
-                                        ? TrafficPolicy::kCluster
-                                        : TrafficPolicy::kLocal;
+        flip(svc.externalTrafficPolicy);
         break;
       case 2:
-        svc.internalTrafficPolicy = svc.internalTrafficPolicy == TrafficPolicy::kLocal
-                                        ? TrafficPolicy::kCluster
-                                        : TrafficPolicy::kLocal;
+        flip(svc.internalTrafficPolicy);
         break;
       default:
         svc.affinitySeconds = svc.affinitySeconds ? std::nullopt : std::optional<uint32_t>(600);

@@ -143,18 +143,17 @@ class Model {
   const Pod* findPod(const std::string& key) const;
   // Policies, in order.
   const std::map<ObjectName, const NetworkPolicy*>& policies() const;
-  // Given namespaces, by name.
-  const std::map<std::string, const Namespace*>& namespaces() const;
-  const Labels& namespaceLabels(const std::string& ns) const;
 
-  // The pods a policy selects, in order.
+  // The pods a policy selects, in no order.
   std::vector<const Pod*> selected(const NetworkPolicy& policy) const;
-  std::vector<const Pod*> selectedUnordered(const NetworkPolicy& policy) const;  // the same, cheaper
   // The policies selecting the pod with that policy type, in order. Empty: the pod is not isolated that way.
   std::vector<const NetworkPolicy*> isolating(const Pod& pod, Direction d) const;
   // The pod's allowed set in direction d: one entry per rule of the policies isolating it, in order, without
   // rules whose only ports are names that resolve nowhere (they admit nothing).
   std::vector<Allowance> allowances(const Pod& pod, Direction d) const;
+  // The same, given isolating(pod, d) already found.
+  std::vector<Allowance> allowances(const Pod& pod, Direction d,
+                                    const std::vector<const NetworkPolicy*>& isolating) const;
 
   // The shared peer a rule's selector peer resolves to (it exists while a policy's rule names it).
   const SharedPeer& peer(const SelectorPeer& selector, const std::string& policyNamespace) const;
