@@ -15,10 +15,11 @@ Compiled Compiled::build(const ClusterState& state) {
   c.state_ = &state;
   c.model_ = Model::view(state);
   const Model& m = c.model_;
-  std::unordered_map<const Pod*, PodId> ids;
-  ids.reserve(m.pods().size());
+  // A view points into state.pods(), so a pod's place there numbers it without hashing.
+  const Pod* const first = state.pods().data();
+  std::vector<PodId> idAt(state.pods().size());
   for (const auto& [name, pod] : m.pods()) {
-    ids.emplace(pod, static_cast<PodId>(c.pods_.size()));
+    idAt[static_cast<size_t>(pod - first)] = static_cast<PodId>(c.pods_.size());
     c.pods_.push_back(pod);
   }
   for (PodId id = 0; id < c.pods_.size(); ++id)
@@ -30,7 +31,7 @@ Compiled Compiled::build(const ClusterState& state) {
     std::vector<PodId> out;
     out.reserve(pods.size());
     for (const Pod* p : pods)
-      out.push_back(ids.at(p));
+      out.push_back(idAt[static_cast<size_t>(p - first)]);
     std::sort(out.begin(), out.end());
     return out;
   };
@@ -64,7 +65,7 @@ Compiled Compiled::build(const ClusterState& state) {
         CompiledRule rule{.policy = policyId, .direction = d, .index = i, .rule = &rules[i]};
         for (const auto& peer : rules[i].peers) {
           if (const auto* sel = std::get_if<SelectorPeer>(&peer)) {
-            rule.peers.push_back({CompiledPeer::Kind::kSelector, internPeer(m.peer(*sel, p.ns))});
+            rule.peers.push_back({CompiledPeer::Kind::kSelector, internPeer(m.peer(*sel))});
           } else {
             rule.peers.push_back({CompiledPeer::Kind::kIpBlock, internBlock(std::get<IpBlock>(peer))});
           }

@@ -62,13 +62,15 @@ bool hasNamedPort(const Pod& p) {
   return std::any_of(p.ports.begin(), p.ports.end(), [](const auto& cp) { return !cp.name.empty(); });
 }
 
-// The pods of one namespace and an inverted index over their labels, so that a selector with an equality
-// requirement visits only the pods carrying that label instead of the whole namespace.
+// The pods of one namespace and, once it is large enough to pay for itself, an inverted index over their
+// labels, so that a selector with an equality requirement visits only the pods carrying that label instead
+// of the whole namespace. Most namespaces hold a handful of pods, where a scan is cheaper than the index.
 struct NamespaceIndex {
   using Pods = std::vector<const Pod*>;  // in no order; small, so removal by search is cheap
+  static constexpr size_t kIndexFrom = 32;
+
   Pods pods;
-  std::unordered_map<std::string, Pods> byLabel;  // "key\0value"
-  const Labels* labels = nullptr;                 // the namespace's (see State::indexOf)
+  const Labels* labels = nullptr;  // the namespace's (see State::indexOf)
 
   static std::string labelKey(const std::string& k, const std::string& v) { return k + '\0' + v; }
   static void drop(Pods& from, const Pod* p) {
@@ -79,19 +81,39 @@ struct NamespaceIndex {
   }
   void add(const Pod* p) {
     pods.push_back(p);
-    for (const auto& [k, v] : p->labels.items())
-      byLabel[labelKey(k, v)].push_back(p);
+    if (indexed_) post(p);
   }
   // `labels` are the ones the pod was added with.
   void remove(const Pod* p, const Labels& labels) {
     drop(pods, p);
+    if (!indexed_) return;
     for (const auto& [k, v] : labels.items()) {
-      auto it = byLabel.find(labelKey(k, v));
-      if (it == byLabel.end()) continue;
+      auto it = byLabel_.find(labelKey(k, v));
+      if (it == byLabel_.end()) continue;
       drop(it->second, p);
-      if (it->second.empty()) byLabel.erase(it);
+      if (it->second.empty()) byLabel_.erase(it);
     }
   }
+  // The pods carrying label k=v (the index is built on first use); nullptr: too few pods to index, scan.
+  const Pods* posting(const std::string& k, const std::string& v) const {
+    static const Pods kNone;
+    if (!indexed_) {
+      if (pods.size() < kIndexFrom) return nullptr;
+      indexed_ = true;
+      for (const Pod* p : pods)
+        post(p);
+    }
+    auto it = byLabel_.find(labelKey(k, v));
+    return it == byLabel_.end() ? &kNone : &it->second;
+  }
+
+ private:
+  void post(const Pod* p) const {
+    for (const auto& [k, v] : p->labels.items())
+      byLabel_[labelKey(k, v)].push_back(p);
+  }
+  mutable bool indexed_ = false;
+  mutable std::unordered_map<std::string, Pods> byLabel_;  // "key\0value"
 };
 
 // Every peer of the policy's rules, in the directions it has.
@@ -121,10 +143,13 @@ struct Model::State {
   std::unordered_map<std::string, std::unique_ptr<NetworkPolicy>> policyCopies;
   std::unordered_map<std::string, SharedPeer> peers;  // by identity key
   std::unordered_map<std::string, int> peerUses;      // rules naming each peer
+  // Each selector peer of a held policy's rules (by address, in the policy) to the shared peer it names.
+  std::unordered_map<const SelectorPeer*, const SharedPeer*> ofRulePeer;
   ClusterState serviceObjects;
   mutable std::unordered_map<std::string, std::set<std::string>> podReaders;  // pod -> services that read it
   Dirty dirty;
   bool quiet = false;  // loading a whole state: nobody reads what it dirties
+  mutable std::unordered_map<std::string, std::vector<const NamespaceIndex*>> loadingMatches;  // see below
 
   void mark(std::set<std::string>& what, const std::string& key) {
     if (!quiet) what.insert(key);
@@ -149,14 +174,15 @@ struct Model::State {
   std::vector<const Pod*> select(const std::string& ns, const LabelSelector& selector) const {
     auto it = byNamespace.find(ns);
     if (it == byNamespace.end()) return {};
-    const NamespaceIndex& index = it->second;
+    return select(it->second, selector);
+  }
+  static std::vector<const Pod*> select(const NamespaceIndex& index, const LabelSelector& selector) {
     // Candidates: the smallest posting list among single-valued In requirements.
     const NamespaceIndex::Pods* candidates = &index.pods;
-    static const NamespaceIndex::Pods kNone;
     for (const auto& r : selector.requirements()) {
       if (r.op != selectors::Operator::kIn || r.values.size() != 1) continue;
-      auto posting = index.byLabel.find(NamespaceIndex::labelKey(r.key, r.values[0]));
-      const NamespaceIndex::Pods* list = posting == index.byLabel.end() ? &kNone : &posting->second;
+      const NamespaceIndex::Pods* list = index.posting(r.key, r.values[0]);
+      if (!list) break;
       if (list->size() < candidates->size()) candidates = list;
     }
     std::vector<const Pod*> out;
@@ -178,17 +204,34 @@ struct Model::State {
     static const LabelSelector kEverything;
     const LabelSelector& podSel = peer.selector.podSelector ? *peer.selector.podSelector : kEverything;
     std::vector<const Pod*> members;
-    auto add = [&](const std::string& ns) {
-      auto pods = select(ns, podSel);
+    auto add = [&](const NamespaceIndex& index) {
+      auto pods = select(index, podSel);
       members.insert(members.end(), pods.begin(), pods.end());
     };
     if (!peer.selector.namespaceSelector) {
-      add(peer.scope);
+      if (auto it = byNamespace.find(peer.scope); it != byNamespace.end()) add(it->second);
     } else {
-      for (const auto& [ns, index] : byNamespace)
-        if (peer.selector.namespaceSelector->matches(*index.labels)) add(ns);
+      for (const NamespaceIndex* index : namespacesMatching(*peer.selector.namespaceSelector))
+        add(*index);
     }
     peer.members.assign(std::move(members));
+  }
+
+  // The namespaces (with pods) whose labels the selector matches. While loading, many peers share a
+  // namespace selector (their pod selectors differ) and no namespace changes: each selector is matched
+  // against every namespace once.
+  std::vector<const NamespaceIndex*> namespacesMatching(const LabelSelector& selector) const {
+    std::vector<const NamespaceIndex*>* cached = nullptr;
+    if (quiet) {
+      auto [it, inserted] = loadingMatches.try_emplace(selector.toString());
+      if (!inserted) return it->second;
+      cached = &it->second;
+    }
+    std::vector<const NamespaceIndex*> out;
+    for (const auto& [ns, index] : byNamespace)
+      if (selector.matches(*index.labels)) out.push_back(&index);
+    if (cached) *cached = out;
+    return out;
   }
 
   // --- pods
@@ -290,6 +333,7 @@ struct Model::State {
         mark(dirty.peers, entry.key);
       }
       ++peerUses[it->first];
+      ofRulePeer.emplace(sel, &it->second);
     });
   }
 
@@ -297,7 +341,9 @@ struct Model::State {
     forEachPeer(p, [&](const Peer& peer) {
       const auto* sel = std::get_if<SelectorPeer>(&peer);
       if (!sel) return;
-      std::string key = identify(*sel, p.ns).key;
+      auto named = ofRulePeer.find(sel);
+      std::string key = named->second->key;
+      ofRulePeer.erase(named);
       auto uses = peerUses.find(key);
       if (--uses->second > 0) return;
       peerUses.erase(uses);
@@ -386,9 +432,7 @@ struct Model::State {
     return inPeers;
   }
 
-  const SharedPeer& peerOf(const SelectorPeer& selector, const std::string& policyNs) const {
-    return peers.at(identify(selector, policyNs).key);
-  }
+  const SharedPeer& peerOf(const SelectorPeer& selector) const { return *ofRulePeer.at(&selector); }
 
   std::vector<Allowance> allowances(const Pod& pod, Direction d,
                                     const std::vector<const NetworkPolicy*>& isolating) const {
@@ -404,7 +448,7 @@ struct Model::State {
                     .allPorts = rule.ports.empty()};
         for (const auto& peer : rule.peers) {
           if (const auto* sel = std::get_if<SelectorPeer>(&peer))
-            a.peers.emplace_back(&peerOf(*sel, p->ns));
+            a.peers.emplace_back(&peerOf(*sel));
           else
             a.peers.emplace_back(&std::get<IpBlock>(peer));
         }
@@ -454,7 +498,8 @@ Model Model::load(const ClusterState& state, bool borrow) {
     else
       s.others.insert_or_assign(p.key(), entry);
   }
-  std::sort(pods.begin(), pods.end(), PodOrder{});
+  if (!std::is_sorted(pods.begin(), pods.end(), PodOrder{}))  // manifests are often written in order
+    std::sort(pods.begin(), pods.end(), PodOrder{});
   for (const Pod* p : pods) {
     s.pods.emplace_hint(s.pods.end(), ObjectName{p->ns, p->name}, p);
     s.indexOf(p->ns).add(p);
@@ -469,9 +514,11 @@ Model Model::load(const ClusterState& state, bool borrow) {
       s.policyCopies.insert_or_assign(p.key(), std::move(copy));
     }
   }
-  std::sort(policies.begin(), policies.end(), [](const NetworkPolicy* a, const NetworkPolicy* b) {
+  auto policyOrder = [](const NetworkPolicy* a, const NetworkPolicy* b) {
     return std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
-  });
+  };
+  if (!std::is_sorted(policies.begin(), policies.end(), policyOrder))
+    std::sort(policies.begin(), policies.end(), policyOrder);
   for (const NetworkPolicy* p : policies) {
     s.acquire(*p);
     s.policies.emplace_hint(s.policies.end(), ObjectName{p->ns, p->name}, p);
@@ -481,6 +528,7 @@ Model Model::load(const ClusterState& state, bool borrow) {
   for (const auto& slice : state.endpointSlices())
     m.setEndpointSlice(slice.key(), &slice);
   s.quiet = false;
+  s.loadingMatches.clear();
   s.dirty = Dirty{};
   return m;
 }
@@ -560,8 +608,8 @@ std::vector<Allowance> Model::allowances(const Pod& pod, Direction d,
   return s_->allowances(pod, d, isolating);
 }
 
-const SharedPeer& Model::peer(const SelectorPeer& selector, const std::string& policyNamespace) const {
-  return s_->peerOf(selector, policyNamespace);
+const SharedPeer& Model::peer(const SelectorPeer& selector) const {
+  return s_->peerOf(selector);
 }
 const SharedPeer* Model::findPeer(const std::string& key) const {
   auto it = s_->peers.find(key);

@@ -10,6 +10,12 @@ Labels::Labels(std::vector<std::pair<std::string, std::string>> items) {
 }
 
 const std::string* Labels::find(std::string_view key) const {
+  // Pods carry a handful of labels: a scan that compares lengths first touches fewer bytes than a search.
+  if (items_.size() <= 8) {
+    for (const auto& [k, v] : items_)
+      if (k.size() == key.size() && k == key) return &v;
+    return nullptr;
+  }
   auto it = std::lower_bound(items_.begin(), items_.end(), key,
                              [](const auto& item, std::string_view k) { return item.first < k; });
   return it != items_.end() && it->first == key ? &it->second : nullptr;

@@ -29,7 +29,10 @@ bool LabelSelector::matches(const Labels& labels) const {
     const std::string* v = labels.find(r.key);
     switch (r.op) {
       case Operator::kIn:
-        if (!v || !std::binary_search(r.values.begin(), r.values.end(), *v)) return false;
+        if (!v) return false;
+        if (r.values.size() == 1 ? *v != r.values[0]
+                                 : !std::binary_search(r.values.begin(), r.values.end(), *v))
+          return false;
         break;
       case Operator::kNotIn:
         if (v && std::binary_search(r.values.begin(), r.values.end(), *v)) return false;

@@ -42,3 +42,20 @@ TEST_CASE("Labels keeps keys sorted and unique", "[labels]") {
   CHECK(*l.find("b") == "3");
   CHECK(l.find("c") == nullptr);
 }
+
+TEST_CASE("Labels finds every key, among few labels and among many", "[labels]") {
+  for (int count : {1, 8, 9, 40}) {
+    std::vector<std::pair<std::string, std::string>> items;
+    for (int i = 0; i < count; ++i)
+      items.emplace_back("key-" + std::to_string(i), "v" + std::to_string(i));
+    Labels l(items);
+    for (int i = 0; i < count; ++i) {
+      const std::string* v = l.find("key-" + std::to_string(i));
+      REQUIRE(v);
+      CHECK(*v == "v" + std::to_string(i));
+    }
+    CHECK(l.find("key-") == nullptr);
+    CHECK(l.find("key-" + std::to_string(count)) == nullptr);
+    CHECK(l.find("kez-0") == nullptr);  // same length as a key that is there
+  }
+}

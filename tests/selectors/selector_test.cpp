@@ -22,6 +22,7 @@ TEST_CASE("selector operators", "[selector]") {
   };
   for (const auto& row : {
            Row{"In", {"app", Operator::kIn, {"web", "api"}}, true, false},
+           Row{"In one value", {"app", Operator::kIn, {"db"}}, false, true},
            Row{"NotIn", {"tier", Operator::kNotIn, {"front"}}, false, true},  // lacking the key matches
            Row{"Exists", {"tier", Operator::kExists, {}}, true, false},
            Row{"DoesNotExist", {"tier", Operator::kDoesNotExist, {}}, false, true},

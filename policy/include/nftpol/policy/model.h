@@ -155,8 +155,9 @@ class Model {
   std::vector<Allowance> allowances(const Pod& pod, Direction d,
                                     const std::vector<const NetworkPolicy*>& isolating) const;
 
-  // The shared peer a rule's selector peer resolves to (it exists while a policy's rule names it).
-  const SharedPeer& peer(const SelectorPeer& selector, const std::string& policyNamespace) const;
+  // The shared peer a selector peer resolves to: `selector` is one in a rule of a policy the model holds
+  // (one of policies()), by address.
+  const SharedPeer& peer(const SelectorPeer& selector) const;
   const SharedPeer* findPeer(const std::string& key) const;
   // The namespaces a peer selects in, by name.
   std::vector<std::string> namespacesOf(const SharedPeer& peer) const;
