@@ -1,6 +1,7 @@
 #include "nftpol/cni/gc.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -37,8 +38,7 @@ Outcome<int> removeStaleVeths(const NetConf& conf) {
         keep.count(link.name))
       continue;
     // A veth a concurrent DEL already took is no error.
-    if (auto r = node->deleteLink(link.index);
-        !r && r.error().message.find("No such device") == std::string::npos)
+    if (auto r = node->deleteLink(link.index); !r && r.error().errnum != ENODEV)
       return Failure{Code::kInternal, "cannot delete stale veth " + link.name, r.error().message};
     ++removed;
   }

@@ -20,7 +20,7 @@ namespace nftpol {
 namespace {
 
 Error systemError(const std::string& what, int error = errno) {
-  return Error{what + ": " + std::strerror(error)};
+  return Error{what + ": " + std::strerror(error), error};
 }
 
 int addressFamily(Family f) {
@@ -492,7 +492,7 @@ Result<bool> Rtnl::replaceRoute(const GatewayRoute& route, uint8_t protocol) {
 Result<bool> Rtnl::deleteRoute(const GatewayRoute& route, uint8_t protocol) {
   std::vector<char> buf;
   auto r = request(routeMessage(buf, RTM_DELROUTE, 0, route, protocol));
-  if (!r && r.error().message.find("No such process") != std::string::npos) return false;  // ESRCH: gone
+  if (!r && r.error().errnum == ESRCH) return false;  // gone already
   return r;
 }
 

@@ -1,10 +1,165 @@
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
 #include "nftpol/nft/backend.h"
 
 namespace nftpol::nft {
 
+namespace {
+
+Error refused(int err, const std::string& what) {
+  return Error{"fake kernel refused the transaction, so nothing of it was applied: " + what + ": " +
+                   std::strerror(err),
+               err};
+}
+
+bool holds(const KernelView& v, const std::string& name) {
+  return v.sets.count(name) || v.chains.count(name);
+}
+
+// Whether a rule of a chain other than `except` (whose own rules go with it) or a map element refers to
+// `name`.
+bool referredTo(const KernelView& v, const std::string& name, const std::string& except = {}) {
+  for (const auto& [chain, c] : v.chains) {
+    if (chain == except) continue;
+    for (const auto& rule : c.rules) {
+      auto names = referencedNames(rule);
+      if (std::find(names.begin(), names.end(), name) != names.end()) return true;
+    }
+  }
+  for (const auto& [set, s] : v.sets)
+    for (const auto& e : s.elements)
+      if (e.chain == name) return true;
+  return false;
+}
+
+bool sameShape(const SetView& a, const SetView& b) {
+  return a.flags == b.flags && a.keyType == b.keyType && a.keyLength == b.keyLength &&
+         a.timeoutMs == b.timeoutMs;
+}
+
+// One step of a transaction on `v`, as the kernel would carry it out; an error when it would refuse it.
+std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView& want) {
+  using K = Step::Kind;
+  auto set = v.sets.find(step.name);
+  auto chain = v.chains.find(step.name);
+  switch (step.kind) {
+    case K::kDeleteTable:
+      if (!v.exists) return refused(ENOENT, "delete table");
+      v = KernelView{};
+      return std::nullopt;
+    case K::kAddTable:
+      v.exists = true;
+      return std::nullopt;
+    case K::kAddSet: {
+      if (!v.exists) return refused(ENOENT, "add set " + step.name);
+      const SetView& shape = want.sets.at(step.name);
+      if (set != v.sets.end()) {
+        if (!sameShape(set->second, shape)) return refused(EEXIST, "add set " + step.name);
+        return std::nullopt;
+      }
+      SetView made = shape;
+      made.elements.clear();
+      v.sets.emplace(step.name, std::move(made));
+      return std::nullopt;
+    }
+    case K::kAddChain: {
+      if (!v.exists) return refused(ENOENT, "add chain " + step.name);
+      const ChainView& shape = want.chains.at(step.name);
+      if (chain != v.chains.end()) {
+        if (chain->second.base != shape.base) return refused(EEXIST, "add chain " + step.name);
+        return std::nullopt;
+      }
+      v.chains.emplace(step.name, ChainView{.base = shape.base});
+      return std::nullopt;
+    }
+    case K::kFlushChain:
+      if (chain == v.chains.end()) return refused(ENOENT, "flush chain " + step.name);
+      chain->second.rules = Signatures();
+      return std::nullopt;
+    case K::kAddRules: {
+      if (chain == v.chains.end()) return refused(ENOENT, "add rule to chain " + step.name);
+      Signatures rules = chain->second.rules;
+      for (const auto& rule : want.chains.at(step.name).rules) {
+        for (const auto& name : referencedNames(rule))
+          if (!holds(v, name)) return refused(ENOENT, "add rule to chain " + step.name + " naming " + name);
+        rules.push_back(rule);
+      }
+      chain->second.rules = std::move(rules);
+      return std::nullopt;
+    }
+    case K::kDeleteElements: {
+      if (set == v.sets.end()) return refused(ENOENT, "delete elements of set " + step.name);
+      auto& elements = set->second.elements;
+      for (const auto& e : step.elements) {
+        auto it = std::lower_bound(elements.begin(), elements.end(), e);
+        if (it == elements.end() || !(*it == e))
+          return refused(ENOENT, "delete an element that set " + step.name + " does not hold");
+        elements.erase(it);
+      }
+      return std::nullopt;
+    }
+    case K::kFlushSet:
+      if (set == v.sets.end()) return refused(ENOENT, "flush set " + step.name);
+      set->second.elements.clear();
+      return std::nullopt;
+    case K::kAddElements: {
+      if (set == v.sets.end()) return refused(ENOENT, "add elements to set " + step.name);
+      auto& elements = set->second.elements;
+      for (const auto& e : step.elements) {
+        if (!e.chain.empty() && !v.chains.count(e.chain))
+          return refused(ENOENT, "add an element of map " + step.name + " jumping to " + e.chain);
+        auto it = std::lower_bound(elements.begin(), elements.end(), e);
+        if (it == elements.end() || !(*it == e)) elements.insert(it, e);
+      }
+      return std::nullopt;
+    }
+    case K::kDeleteChain:
+      if (chain == v.chains.end()) return refused(ENOENT, "delete chain " + step.name);
+      if (referredTo(v, step.name, step.name)) return refused(EBUSY, "delete chain " + step.name);
+      v.chains.erase(chain);
+      return std::nullopt;
+    case K::kDeleteSet:
+      if (set == v.sets.end()) return refused(ENOENT, "delete set " + step.name);
+      if (referredTo(v, step.name)) return refused(EBUSY, "delete set " + step.name);
+      v.sets.erase(set);
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<KernelView> transact(KernelView current, const Plan& plan, const KernelView& want) {
+  for (const Step& step : plan.steps)
+    if (auto error = carryOut(current, step, want)) return *error;
+  return current;
+}
+
 Result<Applied> FakeBackend::apply(const Table& desired) {
-  Plan p = plan(view_, desired);
-  view_ = viewOf(desired);
+  if (!failures_.empty()) {
+    Error e = failures_.front().error;
+    if (--failures_.front().times <= 0) failures_.erase(failures_.begin());
+    ++refused_;
+    return e;
+  }
+  KernelView want = viewOf(desired);
+  Plan p = plan(view_, desired, want);
+  if (p.empty()) return Applied{0};
+  auto done = transact(view_, p, want);
+  if (!done) {
+    ++refused_;
+    return done.error();
+  }
+  KernelView& next = *done;
+  // The planner's promise: after its steps the kernel holds exactly the desired table.
+  if (!next.exists || next.sets != want.sets || next.chains != want.chains) {
+    ++refused_;
+    return Error{"fake kernel: the plan's steps did not make the desired table"};
+  }
+  view_ = std::move(next);
+  ++applied_;
   return Applied{p.messages(desired)};
 }
 

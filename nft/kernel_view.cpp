@@ -45,24 +45,27 @@ KernelView viewOf(const Table& desired, SignatureCache* cache) {
   return v;
 }
 
-namespace {
-
-std::vector<ElementTuple> minus(const std::vector<ElementTuple>& a, const std::vector<ElementTuple>& b) {
-  std::vector<ElementTuple> out;
-  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
-  return out;
-}
-
-// The names a rule's signature refers to: sets (lookup, dynset, vmap) and chains (jump, goto).
+// The names a rule's signature refers to: sets (lookup, dynset, vmap: "set NAME") and chains (jump, goto:
+// "-> NAME"). libnftnl prints a meta or ct statement as "set KEY with reg N", which names no set.
 std::vector<std::string> referencedNames(const std::string& signature) {
   std::vector<std::string> out;
   for (const char* marker : {"set ", "-> "}) {
     for (size_t at = signature.find(marker); at != std::string::npos; at = signature.find(marker, at + 1)) {
       size_t from = at + std::strlen(marker);
       size_t to = signature.find_first_of(" ]", from);
-      if (to != std::string::npos && to > from) out.push_back(signature.substr(from, to - from));
+      if (to == std::string::npos || to == from) continue;
+      if (signature.compare(to, 6, " with ") == 0) continue;
+      out.push_back(signature.substr(from, to - from));
     }
   }
+  return out;
+}
+
+namespace {
+
+std::vector<ElementTuple> minus(const std::vector<ElementTuple>& a, const std::vector<ElementTuple>& b) {
+  std::vector<ElementTuple> out;
+  std::set_difference(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
   return out;
 }
 

@@ -40,6 +40,18 @@ std::string errnoText(int err) {
   return std::strerror(err);
 }
 
+Error failed(const std::string& what, int err) {
+  return Error{"netlink: " + what + ": " + errnoText(err), err};
+}
+
+// A socket buffer of `bytes`: the forcing option where we may (CAP_NET_ADMIN), else the plain one, which the
+// kernel caps at net.core.[rw]mem_max.
+std::optional<Error> sizeBuffer(int fd, int force, int plain, int bytes, const char* what) {
+  if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) == 0) return std::nullopt;
+  if (errno == EPERM && setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes) == 0) return std::nullopt;
+  return failed(std::string("sizing the ") + what + " buffer", errno);
+}
+
 // Sends one request and feeds every reply to `cb` until the dump or the ACK ends it. Returns 0 or an errno.
 int talk(mnl_socket* nl, uint32_t portid, nlmsghdr* nlh, mnl_cb_t cb, void* data) {
   uint32_t seq = nlh->nlmsg_seq;
@@ -135,11 +147,12 @@ namespace {
 Result<std::unique_ptr<NetlinkBackend::Socket>> openSocket() {
   auto s = std::make_unique<NetlinkBackend::Socket>();
   s->nl = mnl_socket_open(NETLINK_NETFILTER);
-  if (!s->nl) return Error{"netlink: cannot open a NETLINK_NETFILTER socket: " + errnoText(errno)};
+  if (!s->nl) return failed("cannot open a NETLINK_NETFILTER socket", errno);
   if (mnl_socket_bind(s->nl, 0, MNL_SOCKET_AUTOPID) < 0)
-    return Error{"netlink: cannot bind the NETLINK_NETFILTER socket: " + errnoText(errno)};
+    return failed("cannot bind the NETLINK_NETFILTER socket", errno);
   int on = 1;  // ACKs carry the header of what they acknowledge, not the whole message back
-  mnl_socket_setsockopt(s->nl, NETLINK_CAP_ACK, &on, sizeof on);
+  if (mnl_socket_setsockopt(s->nl, NETLINK_CAP_ACK, &on, sizeof on) < 0)
+    return failed("setting NETLINK_CAP_ACK", errno);
   s->portid = mnl_socket_get_portid(s->nl);
   return s;
 }
@@ -181,7 +194,7 @@ Result<KernelView> NetlinkBackend::read(const std::string& table) {
     nftnl_table_nlmsg_build_payload(nlh, buildTable(named).get());
     int err = talk(s.nl, s.portid, nlh, ignore, nullptr);
     if (err == ENOENT) return view;  // no table: nothing of ours in this namespace
-    if (err) return Error{"netlink: reading table inet " + table + ": " + errnoText(err)};
+    if (err) return failed("reading table inet " + table, err);
     view.exists = true;
 
     auto dump = [&](uint16_t type, mnl_cb_t cb, void* data, auto&& payload) {
@@ -213,7 +226,7 @@ Result<KernelView> NetlinkBackend::read(const std::string& table) {
         nftnl_rule_nlmsg_build_payload(h, f.get());
       });
     if (err == EINTR) continue;  // the ruleset changed while we read it: read it again
-    if (err) return Error{"netlink: reading table inet " + table + ": " + errnoText(err)};
+    if (err) return failed("reading table inet " + table, err);
     return view;
   }
   return Error{"netlink: table inet " + table + " kept changing while being read (" +
@@ -254,13 +267,13 @@ class Batch {
     for (const auto& v : iov)
       total += v.iov_len;
     int fd = mnl_socket_get_fd(nl);
-    int sndbuf = static_cast<int>(total + (1 << 16));
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf,
-               sizeof sndbuf);  // large batches must go in one sendmsg
+    // Large batches must go in one sendmsg.
+    if (auto e = sizeBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, static_cast<int>(total + (1 << 16)), "send"))
+      return *e;
     // Room for every ACK (each costs about a kilobyte of socket memory), so none is dropped with ENOBUFS
     // while we read the first ones.
     int rcvbuf = static_cast<int>(std::clamp<size_t>(what_.size() * 2048, 1 << 18, 1 << 26));
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf);
+    if (auto e = sizeBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvbuf, "receive")) return *e;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
     msghdr msg{};
@@ -268,9 +281,10 @@ class Batch {
     msg.msg_namelen = sizeof kernel;
     msg.msg_iov = iov.data();
     msg.msg_iovlen = iov.size();
-    if (sendmsg(fd, &msg, 0) < 0) return Error{"netlink: sending the transaction: " + errnoText(errno)};
+    if (sendmsg(fd, &msg, 0) < 0) return failed("sending the transaction", errno);
 
     std::vector<std::string> errors;
+    int firstErrno = 0;
     size_t acked = 0;
     std::vector<char> buf(1 << 16);
     while (acked < what_.size()) {
@@ -278,7 +292,7 @@ class Batch {
       int ready = poll(&p, 1, errors.empty() ? kAckTimeoutMs : 100);
       if (ready <= 0) break;
       ssize_t len = recv(fd, buf.data(), buf.size(), 0);
-      if (len < 0) return Error{"netlink: reading acknowledgements: " + errnoText(errno)};
+      if (len < 0) return failed("reading acknowledgements", errno);
       int remaining = static_cast<int>(len);
       for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, remaining);
            nlh = mnl_nlmsg_next(nlh, &remaining)) {
@@ -286,6 +300,7 @@ class Batch {
         ++acked;
         auto* e = static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
         if (e->error != 0) {
+          if (!firstErrno) firstErrno = -e->error;
           auto it = what_.find(nlh->nlmsg_seq);
           errors.push_back((it == what_.end() ? std::string("batch") : it->second) + ": " +
                            errnoText(-e->error));
@@ -296,7 +311,7 @@ class Batch {
       std::string text = "netlink: the kernel refused the transaction, so nothing of it was applied:";
       for (const auto& e : errors)
         text += "\n  " + e;
-      return Error{text};
+      return Error{text, firstErrno};
     }
     if (acked < what_.size())
       return Error{"netlink: the kernel acknowledged " + std::to_string(acked) + " of " +
@@ -337,7 +352,7 @@ Result<uint32_t> NetlinkBackend::generation() {
     return MNL_CB_OK;
   };
   int err = talk(socket_->nl, socket_->portid, nlh, onGen, &id);
-  if (err) return Error{"netlink: reading the ruleset generation: " + errnoText(err)};
+  if (err) return failed("reading the ruleset generation", err);
   return id;
 }
 
@@ -483,7 +498,7 @@ Result<Applied> NetlinkBackend::remove(const std::string& table) {
   auto sent = batch.send(socket_->nl);
   if (!sent) {
     recover();
-    if (sent.error().message.find(std::strerror(ENOENT)) != std::string::npos) return Applied{0};
+    if (sent.error().errnum == ENOENT) return Applied{0};  // no such table: nothing to remove
     return sent.error();
   }
   return Applied{*sent};

@@ -9,6 +9,8 @@ namespace nftpol {
 // An error travelling across a module edge: a human-readable message that already says where and what.
 struct Error {
   std::string message;
+  int errnum = 0;  // the errno a system call or the kernel gave, when that is what failed: callers test it,
+                   // never the message's text
 };
 
 // std::expected is C++23; this is the small subset we need. A Result holds either a value or an error (an

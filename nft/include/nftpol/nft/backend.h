@@ -3,6 +3,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "nftpol/nft/kernel_view.h"
 #include "nftpol/result.h"
@@ -28,17 +29,39 @@ class Backend {
   virtual void forget() {}
 };
 
-// Keeps the view in memory; counts the messages the real backend would send for the same plan.
+// The kernel in memory, for rootless tests of whatever drives a backend. It carries out the plan step by
+// step as the kernel does a transaction, and refuses what the kernel refuses, all or nothing: a set, chain
+// or element step on what does not exist, a rule or map element naming a set or chain that does not exist
+// (ENOENT), removing a set or chain that something still refers to (EBUSY), adding a set or base chain
+// over one of another shape (EEXIST). It counts the messages the real backend would send, and fails on
+// request.
 class FakeBackend : public Backend {
  public:
   Result<Applied> apply(const Table& desired) override;
   Result<Applied> remove(const std::string& table) override;
   Result<KernelView> read(const std::string&) override { return view_; }
+  void forget() override { ++forgotten_; }
+
   KernelView& view() { return view_; }  // tests tamper with it
+  // The next `times` calls of apply() fail with `error` and change nothing.
+  void failNext(Error error, int times = 1) { failures_.push_back({std::move(error), times}); }
+  size_t applied() const { return applied_; }  // transactions committed (a plan with no step is none)
+  size_t refused() const { return refused_; }  // apply() calls that returned an error
+  size_t forgotten() const { return forgotten_; }
 
  private:
+  struct Failure {
+    Error error;
+    int times;
+  };
+  std::vector<Failure> failures_;
   KernelView view_;
+  size_t applied_ = 0, refused_ = 0, forgotten_ = 0;
 };
+
+// The fake's transaction: the plan's steps carried out on `current` (`want` gives the shapes and rules the
+// steps add), or the kernel's refusal of the first step it would refuse.
+Result<KernelView> transact(KernelView current, const Plan& plan, const KernelView& want);
 
 // libnftnl/libmnl over a NETLINK_NETFILTER socket, in the caller's network namespace.
 class NetlinkBackend : public Backend {

@@ -83,6 +83,9 @@ struct SignatureCache {
 
 KernelView viewOf(const Table& desired, SignatureCache* cache = nullptr);
 
+// The names a rule's signature refers to: sets (lookup, dynset, vmap) and chains (jump, goto).
+std::vector<std::string> referencedNames(const std::string& signature);
+
 // The steps that turn `current` into `desired` inside one transaction, in an order the kernel accepts: new
 // sets and chains first, then elements and rules, then removals once nothing refers to what they remove.
 struct Step {

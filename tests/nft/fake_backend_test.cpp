@@ -1,0 +1,185 @@
+// The fake kernel: it carries out plans step by step and refuses what the kernel refuses, so that tests of
+// whatever drives a backend (the reconcile loop) also check that every plan they cause is one the kernel
+// takes.
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <random>
+
+#include "generator.h"
+#include "nftpol/nft/backend.h"
+#include "nftpol/policy/loader.h"
+#include "nftpol/policy/model.h"
+#include "nftpol/render/render.h"
+
+using namespace nftpol;
+using namespace nftpol::nft;
+
+namespace {
+
+// A base chain that jumps through a verdict map to a pod chain, whose rule looks up a set.
+Table small() {
+  Table t;
+  t.sets.push_back(Set{.name = "peers", .type = "ipv4_addr", .elements = {"10.0.0.1"}});
+  t.sets.push_back(Set{.name = "to", .type = "ipv4_addr", .verdicts = {{"10.0.0.2", "pod"}}, .isMap = true});
+  Chain forward{.name = "forward", .base = BaseChain{"filter", "forward", 0, "accept"}};
+  forward.rules.push_back(
+      Rule{.action = VerdictMapLookup{.family = Family::kV4, .field = Field::kDestination, .map = "to"}});
+  Chain pod{.name = "pod"};
+  pod.rules.push_back(Rule{.matches = {AddressInSet{Family::kV4, Field::kSource, "peers"}},
+                           .action = Verdict{Verdict::Kind::kAccept, ""}});
+  t.chains = {forward, pod};
+  return t;
+}
+
+Plan steps(std::vector<Step> s) {
+  return Plan{std::move(s)};
+}
+
+void requireRefused(const Result<KernelView>& r, int errnum, const std::string& naming) {
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().errnum == errnum);
+  CHECK(r.error().message.find(naming) != std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("the fake kernel refuses what the kernel refuses, and takes the planner's steps", "[fake]") {
+  FakeBackend fake;
+  const Table t = small();
+  auto first = fake.apply(t);
+  REQUIRE(first.ok());
+  CHECK(first->messages > 0);
+  CHECK(fake.applied() == 1);
+  const KernelView want = viewOf(t);
+  CHECK(fake.view().sets == want.sets);
+  CHECK(fake.view().chains == want.chains);
+  auto again = fake.apply(t);
+  REQUIRE(again.ok());
+  CHECK(again->messages == 0);
+  CHECK(fake.applied() == 1);  // nothing to do is no transaction
+
+  using K = Step::Kind;
+  const KernelView& held = fake.view();
+  SECTION("removing what a rule or a map element still refers to: EBUSY") {
+    requireRefused(transact(held, steps({{K::kDeleteSet, "peers", {}}}), want), EBUSY, "delete set peers");
+    requireRefused(transact(held, steps({{K::kDeleteChain, "pod", {}}}), want), EBUSY, "delete chain pod");
+    // A chain's own rules go with it; once the map no longer jumps to it, it may go.
+    auto element = held.sets.at("to").elements;
+    auto gone =
+        transact(held, steps({{K::kDeleteElements, "to", element}, {K::kDeleteChain, "pod", {}}}), want);
+    REQUIRE(gone.ok());
+    CHECK_FALSE(gone->chains.count("pod"));
+  }
+  SECTION("naming what does not exist: ENOENT") {
+    Table missing = t;
+    std::get<AddressInSet>(missing.chains[1].rules[0].matches[0]).set = "nowhere";
+    requireRefused(
+        transact(held, steps({{K::kFlushChain, "pod", {}}, {K::kAddRules, "pod", {}}}), viewOf(missing)),
+        ENOENT, "naming nowhere");
+    requireRefused(
+        transact(held, steps({{K::kAddElements, "nowhere", held.sets.at("peers").elements}}), want), ENOENT,
+        "add elements to set nowhere");
+    requireRefused(transact(held, steps({{K::kDeleteElements, "peers", {ElementTuple{.key = "x"}}}}), want),
+                   ENOENT, "does not hold");
+    requireRefused(transact(KernelView{}, steps({{K::kAddSet, "peers", {}}}), want), ENOENT, "add set peers");
+    requireRefused(transact(held, steps({{K::kFlushChain, "nowhere", {}}}), want), ENOENT, "flush chain");
+    ElementTuple toMissing = held.sets.at("to").elements[0];
+    toMissing.chain = "nowhere";
+    requireRefused(transact(held, steps({{K::kAddElements, "to", {toMissing}}}), want), ENOENT,
+                   "jumping to nowhere");
+  }
+  SECTION("a set or base chain over one of another shape: EEXIST") {
+    Table reshaped = t;
+    reshaped.sets[0].interval = true;
+    requireRefused(transact(held, steps({{K::kAddSet, "peers", {}}}), viewOf(reshaped)), EEXIST,
+                   "add set peers");
+    reshaped = t;
+    reshaped.chains[0].base->priority = 10;
+    requireRefused(transact(held, steps({{K::kAddChain, "forward", {}}}), viewOf(reshaped)), EEXIST,
+                   "add chain forward");
+    // The planner replaces the table for that, in one transaction, and the fake takes it.
+    REQUIRE(fake.apply(reshaped).ok());
+    CHECK(fake.view().chains.at("forward").base->priority == 10);
+  }
+  SECTION("the planner removes referrers first, which the kernel needs") {
+    Table bare = t;
+    bare.sets.clear();
+    bare.chains.resize(1);
+    bare.chains[0].rules.clear();
+    auto emptied = fake.apply(bare);
+    REQUIRE(emptied.ok());
+    CHECK(fake.view().sets.empty());
+    CHECK(fake.view().chains.size() == 1);
+  }
+}
+
+TEST_CASE("the fake fails on request, changing nothing, then applies again", "[fake]") {
+  FakeBackend fake;
+  fake.failNext(Error{"injected", EIO}, 2);
+  for (int i = 0; i < 2; ++i) {
+    auto r = fake.apply(small());
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().errnum == EIO);
+    CHECK_FALSE(fake.view().exists);
+  }
+  CHECK(fake.refused() == 2);
+  REQUIRE(fake.apply(small()).ok());
+  CHECK(fake.view().exists);
+  CHECK(fake.applied() == 1);
+}
+
+TEST_CASE("every plan between renders of a changing cluster is one the fake kernel takes", "[fake]") {
+  policy::ClusterState base;
+  std::vector<policy::Diagnostic> diagnostics;
+  policy::loadPaths({NFTPOL_SOURCE_DIR "/samples/cluster"}, base, diagnostics);
+  REQUIRE_FALSE(policy::hasErrors(diagnostics));
+  policy::ClusterState generated =
+      bench::generateCluster({.namespaces = 8, .pods = 80, .policies = 30, .seed = 7});
+  for (const auto& ref : generated.refs())
+    base.copyFrom(generated, ref);
+  int n = 0;
+  for (policy::Pod p : generated.pods()) {  // on the two nodes, so that their changes reach the tables
+    p.nodeName = n++ % 2 ? "node-a" : "node-b";
+    base.upsert(p);
+  }
+  const auto all = base.refs();
+  std::mt19937_64 rng(11);
+  for (const char* node : {"node-a", "node-b"}) {
+    FakeBackend fake;
+    policy::ClusterState state = base;
+    for (int step = 0; step < 120; ++step) {
+      // Take an object away or bring it back: services, slices, pods and policies come and go.
+      const auto& ref = all[std::uniform_int_distribution<size_t>(0, all.size() - 1)(rng)];
+      if (ref.kind == "Namespace") continue;
+      policy::ClusterState empty;
+      state.copyFrom(rng() % 2 ? base : empty, ref);
+      policy::ClusterState whole = state;
+      (void)whole.implyMissingNamespaces();
+      Table table = render::render(policy::Model::of(whole), node);
+      auto applied = fake.apply(table);
+      INFO(node << " step " << step << ": " << ref.kind << " " << ref.key);
+      INFO((applied ? std::string() : applied.error().message));
+      REQUIRE(applied.ok());
+      CHECK(fake.view().sets == viewOf(table).sets);
+    }
+    CHECK(fake.applied() > 25);  // a step often brings back what is there, or takes what is not
+    // Every service at once: service chains refer to backend maps, which jump to endpoint chains, and the
+    // kernel removes none of them while something refers to it.
+    state = base;
+    auto render = [&] {
+      policy::ClusterState whole = state;
+      (void)whole.implyMissingNamespaces();
+      return render::render(policy::Model::of(whole), node);
+    };
+    REQUIRE(fake.apply(render()).ok());
+    size_t chains = fake.view().chains.size(), sets = fake.view().sets.size();
+    for (const auto& ref : all)
+      if (ref.kind == "Service" || ref.kind == "EndpointSlice") state.remove(ref.kind, ref.key);
+    auto removed = fake.apply(render());
+    INFO((removed ? std::string() : removed.error().message));
+    REQUIRE(removed.ok());
+    CHECK(fake.view().chains.size() < chains);
+    CHECK(fake.view().sets.size() < sets);
+    CHECK(fake.refused() == 0);
+  }
+}
