@@ -9,7 +9,7 @@ Result<Args> Args::parse(const std::vector<std::string>& argv, const std::set<st
                          const std::set<std::string>& flags) {
   Args a;
   for (size_t i = 0; i < argv.size(); ++i) {
-    std::string arg = argv[i];
+    const std::string& arg = argv[i];
     if (arg.size() > 2 && arg.starts_with("--")) {
       std::string name = arg.substr(2), value;
       bool inlineValue = false;

@@ -84,6 +84,7 @@ Outcome<std::string> runIpam(const NetConf& conf, const Environment& env, const 
   vars.push_back("CNI_PATH=" + path);
   if (!args.empty()) vars.push_back("CNI_ARGS=" + args);
   std::vector<char*> envp;
+  envp.reserve(vars.size() + 1);
   for (auto& v : vars)
     envp.push_back(v.data());
   envp.push_back(nullptr);

@@ -243,7 +243,7 @@ std::string hostVethName(const std::string& containerId, const std::string& ifna
 
 Reply runPlugin(const std::function<std::optional<std::string>(const char*)>& getenv,
                 const std::string& stdinText) {
-  const std::string newest = kSupportedVersions.back();
+  const std::string& newest = kSupportedVersions.back();
   auto env = readEnvironment(getenv);
   if (!env) return {1, toJson(env.error(), newest)};
   if (env->command == Command::kVersion) return {0, versionJson()};

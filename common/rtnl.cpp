@@ -307,7 +307,7 @@ int collectRoute(const nlmsghdr* h, void* data) {
   if (!cidr) return MNL_CB_OK;
   DumpedRoute route{*cidr, std::nullopt, oif, r->rtm_protocol};
   if (hasGateway) route.gateway = IpAddress::fromBytes(family, gw);
-  static_cast<std::vector<DumpedRoute>*>(data)->push_back(std::move(route));
+  static_cast<std::vector<DumpedRoute>*>(data)->push_back(route);
   return MNL_CB_OK;
 }
 

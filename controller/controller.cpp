@@ -14,7 +14,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kMinBackoff{100}, kMaxBackoff{30000};
 constexpr std::chrono::milliseconds kIdle{60000};  // a periodic full resync repairs tampering nobody reported
-constexpr std::chrono::seconds kOnceWait{30};      // --once: how long the source may take to become complete
 }  // namespace
 
 Controller::Controller(ControllerOptions options, std::unique_ptr<Source> source,

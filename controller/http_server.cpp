@@ -26,7 +26,7 @@ HttpServer::~HttpServer() {
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& listen, const Metrics& metrics) {
   try {
     auto impl = std::make_unique<Impl>("http://" + listen);
-    impl->listener.support(methods::GET, [&metrics](http_request request) {
+    impl->listener.support(methods::GET, [&metrics](const http_request& request) {
       std::string path = request.relative_uri().path();
       if (path == "/healthz") {
         // Three minutes: the loop turns at least once a minute, and a full resync takes well under one.

@@ -24,8 +24,9 @@ std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const
   std::vector<GatewayRoute> out;
   for (const auto& [cidr, n] : owner) {
     if (n->name == node || overlapsOwn(cidr)) continue;
+    const Family family = cidr.family();
     auto via = std::find_if(n->internalIPs.begin(), n->internalIPs.end(),
-                            [&](const IpAddress& ip) { return ip.family() == cidr.family(); });
+                            [&](const IpAddress& ip) { return ip.family() == family; });
     if (via != n->internalIPs.end()) out.push_back({cidr, *via});
   }
   std::sort(out.begin(), out.end());

@@ -236,6 +236,7 @@ std::vector<std::string> blockElements(const Cidr& cidr, const std::vector<Cidr>
     ranges = std::move(next);
   }
   std::vector<std::string> out;
+  out.reserve(ranges.size());
   for (auto [lo, hi] : ranges)
     out.push_back(rangeText(fromInt(f, lo), fromInt(f, hi)));
   return out;

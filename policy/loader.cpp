@@ -15,8 +15,6 @@ namespace nftpol::policy {
 namespace {
 
 using namespace load;
-using selectors::Operator;
-using selectors::Requirement;
 
 void loadNamespace(Context& cx, const yaml::Node& object, ClusterState& state) {
   auto meta = metadataField(cx, object, "Namespace", false, "");

@@ -96,6 +96,7 @@ struct NodeTable::State {
           for (const auto& port : rule.ports)
             namedEgress = namedEgress || std::holds_alternative<std::string>(port.port);
     std::vector<std::string> isolatedBy;
+    isolatedBy.reserve(isolating.size());
     for (const auto* p : isolating)
       isolatedBy.push_back(p->key());
     detail::BuiltChain built = detail::buildChain(d, allowances, isolatedBy);

@@ -5,6 +5,7 @@ packages=(
   build-essential cmake pkg-config git
   clang libclang-rt-14-dev # libFuzzer and clang's sanitizer runtimes, for the fuzz target
   clang-format # CI checks the project's own code is formatted
+  clang-tidy   # and runs clang-tidy over it (.clang-tidy)
   libyaml-cpp-dev libfyaml-dev libre2-dev catch2 libcpprest-dev
   libnftnl-dev libmnl-dev nftables iproute2
   libnetfilter-conntrack-dev # deleting conntrack entries of flows a change denies

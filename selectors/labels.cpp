@@ -5,8 +5,8 @@
 namespace nftpol::selectors {
 
 Labels::Labels(std::vector<std::pair<std::string, std::string>> items) {
-  for (auto& [k, v] : items)
-    set(std::move(k), std::move(v));
+  for (auto& item : items)
+    set(std::move(item.first), std::move(item.second));
 }
 
 const std::string* Labels::find(std::string_view key) const {

@@ -14,7 +14,7 @@ struct Run {
 };
 
 Run run(int (*command)(const std::vector<std::string>&, std::ostream&, std::ostream&),
-        std::vector<std::string> args) {
+        const std::vector<std::string>& args) {
   std::ostringstream out, err;
   int status = command(args, out, err);
   return {status, out.str(), err.str()};

@@ -18,6 +18,7 @@ policy::ClusterState nodes(const std::string& yaml) {
 
 std::vector<std::string> text(const std::vector<GatewayRoute>& routes) {
   std::vector<std::string> out;
+  out.reserve(routes.size());
   for (const auto& r : routes)
     out.push_back(r.destination.toString() + " via " + r.gateway.toString());
   return out;

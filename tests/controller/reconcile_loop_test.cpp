@@ -107,7 +107,7 @@ using Wake = Source::Wake;
 
 }  // namespace
 
-TEST_CASE("a failed commit is retried with doubling backoff until it succeeds; then the loop idles",
+TEST_CASE("a failed commit is retried with doubling backoff until it succeeds, and then the loop idles",
           "[loop]") {
   std::unique_ptr<Loop> loop;
   auto timeout = [](std::chrono::milliseconds) { return Wake::kTimeout; };
@@ -149,7 +149,7 @@ TEST_CASE("a change during backoff is taken at once, and success resets the back
   CHECK(loop->holds(rendered(objects)));
 }
 
-TEST_CASE("the first sync waits for a complete source and applies nothing before; later ones do not wait",
+TEST_CASE("the first sync waits for a complete source and applies nothing before, and later ones do not wait",
           "[loop]") {
   policy::ClusterState objects = samples();
   policy::ClusterState fewer = objects;

@@ -13,6 +13,7 @@ std::vector<std::string> errorsOf(const std::string& yaml) {
   std::vector<Diagnostic> diagnostics;
   loadText(yaml, "p.yaml", state, diagnostics);
   std::vector<std::string> out;
+  out.reserve(diagnostics.size());
   for (const auto& d : diagnostics)
     out.push_back(d.toString());
   return out;

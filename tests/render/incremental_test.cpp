@@ -306,7 +306,7 @@ TEST_CASE("the incremental table equals the full render after every change of ra
       INFO("step " << i << ": " << change);
       Table expected = fullRender(s.state);
       const Table& got = s.incremental.table();
-      REQUIRE(firstDifference(got, expected) == "");
+      REQUIRE(firstDifference(got, expected).empty());
       REQUIRE(got == expected);
     }
   }
@@ -343,7 +343,7 @@ TEST_CASE("services: the incremental table equals the full render through endpoi
   state.upsert(slice);
   incremental.setEndpointSlice(slice.key(), &slice);
   same("an endpoint removed");
-  CHECK(incremental.table().findSet("service-ips-v4")->verdicts.size() > 0);
+  CHECK_FALSE(incremental.table().findSet("service-ips-v4")->verdicts.empty());
 
   // Every endpoint not ready: the service's addresses move to the reject set.
   for (auto& e : slice.endpoints)

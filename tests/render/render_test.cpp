@@ -122,7 +122,7 @@ TEST_CASE("the same objects in any order render the same table", "[render]") {
 }
 
 TEST_CASE("ipBlock elements are cidr minus except, printed as nft prints them", "[render]") {
-  auto block = [](const char* cidr, std::vector<const char*> except) {
+  auto block = [](const char* cidr, const std::vector<const char*>& except) {
     IpBlock b{*Cidr::parse(cidr), {}};
     for (const char* e : except)
       b.except.push_back(*Cidr::parse(e));

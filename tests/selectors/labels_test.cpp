@@ -46,6 +46,7 @@ TEST_CASE("Labels keeps keys sorted and unique", "[labels]") {
 TEST_CASE("Labels finds every key, among few labels and among many", "[labels]") {
   for (int count : {1, 8, 9, 40}) {
     std::vector<std::pair<std::string, std::string>> items;
+    items.reserve(static_cast<size_t>(count));
     for (int i = 0; i < count; ++i)
       items.emplace_back("key-" + std::to_string(i), "v" + std::to_string(i));
     Labels l(items);

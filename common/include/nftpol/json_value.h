@@ -25,7 +25,7 @@ class Value {
   Value(int64_t i) : v_(i) {}
   Value(int i) : v_(static_cast<int64_t>(i)) {}
   Value(double d) : v_(d) {}
-  Value(std::string s) : v_(std::move(s)) {}
+  Value(std::string s) : v_(std::move(s)) {}  // NOLINT(performance-unnecessary-value-param): it is moved
   Value(const char* s) : v_(std::string(s)) {}
   Value(Array a) : v_(std::move(a)) {}
   Value(Object o) : v_(std::move(o)) {}
