@@ -1,12 +1,6 @@
 // nftpol install-cni: the DaemonSet's init container.
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <ostream>
-#include <sstream>
 
 #include "api_options.h"
 #include "args.h"
@@ -24,30 +18,6 @@ constexpr const char* kUsage =
     "                          [--cni-bin-dir DIR [--plugin PATH]...]\n"
     "                          (--pod-cidr CIDR... | --kubeconfig PATH [--context NAME] | --in-cluster)\n"
     "                          [--node NODE] [--wait SECONDS]\n";
-
-std::optional<std::string> readFile(const std::string& path, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  if (!in || !(text << in.rdbuf())) {
-    error = path + ": " + std::strerror(errno ? errno : EIO);
-    return std::nullopt;
-  }
-  return text.str();
-}
-
-// The plugin shipped with this nftpol: nftpol-bridge in the same directory.
-std::string bundledPlugin() {
-  char self[4096];
-  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
-  std::string path = n > 0 ? std::string(self, static_cast<size_t>(n)) : "";
-  auto slash = path.rfind('/');
-  return (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/nftpol-bridge";
-}
-
-std::string baseName(const std::string& path) {
-  auto slash = path.rfind('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
 
 }  // namespace
 
@@ -91,25 +61,12 @@ int installCniCommand(const std::vector<std::string>& argv, std::ostream& out, s
   }
 
   // Everything that can be checked before touching the node is: a bad template or subnet changes nothing.
-  std::string readError;
   std::string templatePath = *args->last("template");
-  auto templateText = readFile(templatePath, readError);
-  if (!templateText) {
-    err << program << ": " << readError << "\n";
+  auto inputs = controller::readCniInstallInputs(templatePath, args->last("cni-bin-dir").has_value(),
+                                                 args->all("plugin"));
+  if (!inputs) {
+    err << program << ": " << inputs.error().message << "\n";
     return kExitBadInput;
-  }
-  std::vector<std::pair<std::string, std::string>> plugins;  // name, content
-  if (args->last("cni-bin-dir")) {
-    auto paths = args->all("plugin");
-    if (paths.empty()) paths.push_back(bundledPlugin());
-    for (const auto& path : paths) {
-      auto content = readFile(path, readError);
-      if (!content) {
-        err << program << ": plugin " << readError << "\n";
-        return kExitBadInput;
-      }
-      plugins.emplace_back(baseName(path), std::move(*content));
-    }
   }
 
   std::vector<Cidr> podCidrs;
@@ -135,29 +92,25 @@ int installCniCommand(const std::vector<std::string>& argv, std::ostream& out, s
     podCidrs = std::move(*found);
   }
 
-  auto conflist = controller::renderCniConfig(*templateText, templatePath, podCidrs);
+  auto conflist = controller::renderCniConfig(inputs->templateText, templatePath, podCidrs);
   if (!conflist) {
     err << program << ": " << conflist.error().message << "\n";
     return kExitBadInput;
   }
-  // The plugins first: a runtime that finds the config must find what it names.
-  for (const auto& [name, content] : plugins) {
-    if (auto failed = controller::installFile(*args->last("cni-bin-dir"), name, content, 0755)) {
-      err << program << ": " << failed->message << "\n";
-      return 1;
-    }
-    out << "installed " << *args->last("cni-bin-dir") << "/" << name << "\n";
-  }
-  std::string confName = args->last("conf-name").value_or(baseName(templatePath));
-  if (auto failed = controller::installFile(*args->last("cni-conf-dir"), confName, *conflist, 0644)) {
-    err << program << ": " << failed->message << "\n";
+  auto written = controller::installCni(*inputs, *conflist, args->last("cni-bin-dir"),
+                                        *args->last("cni-conf-dir"), args->last("conf-name").value_or(""));
+  if (!written) {
+    err << program << ": " << written.error().message << "\n";
     return 1;
   }
   std::string subnets;
   for (const auto& cidr : podCidrs)
     subnets += (subnets.empty() ? "" : ", ") + cidr.toString();
-  out << "installed " << *args->last("cni-conf-dir") << "/" << confName << " (pod subnets " << subnets
-      << ")\n";
+  for (size_t i = 0; i < written->size(); ++i) {
+    out << "installed " << (*written)[i];
+    if (i + 1 == written->size()) out << " (pod subnets " << subnets << ")";
+    out << "\n";
+  }
   return 0;
 }
 

@@ -67,42 +67,19 @@ void printDot(const Compiled& c, const BitMatrix& m, const std::string& service,
   out << "}\n";
 }
 
-struct Change {
-  std::string from, to;
-  bool after;
-};
-
 int whatIf(const LoadedCluster& before, const LoadedCluster& after, const PortArg& service,
            const std::string& output, std::ostream& out) {
   auto [protocol, port] = service;
-  const Compiled& b = *before.compiled;
-  const Compiled& a = *after.compiled;
-  BitMatrix mb = reachability(b, protocol, port), ma = reachability(a, protocol, port);
-  // Pods present on both sides, as (id before, id after); both lists are sorted by namespace/name.
-  std::vector<std::pair<PodId, PodId>> common;
-  std::vector<std::string> added, removed;
-  for (PodId i = 0, j = 0; i < b.pods().size() || j < a.pods().size();) {
-    if (j == a.pods().size() || (i < b.pods().size() && b.pod(i).key() < a.pod(j).key())) {
-      removed.push_back(b.pod(i++).key());
-    } else if (i == b.pods().size() || a.pod(j).key() < b.pod(i).key()) {
-      added.push_back(a.pod(j++).key());
-    } else {
-      common.emplace_back(i++, j++);
-    }
-  }
-  std::vector<Change> changes;
-  for (auto [bi, ai] : common)
-    for (auto [bj, aj] : common)
-      if (mb.get(bi, bj) != ma.get(ai, aj))
-        changes.push_back({b.pod(bi).key(), b.pod(bj).key(), ma.get(ai, aj)});
+  ReachabilityDiff diff = reachabilityDiff(*before.compiled, *after.compiled, protocol, port);
+  const auto& changes = diff.flips;
   if (output == "json") {
     out << "{\"protocol\":" << jsonString(std::string(toString(protocol))) << ",\"port\":" << port
         << ",\"changes\":[";
     for (size_t i = 0; i < changes.size(); ++i)
       out << (i ? "," : "") << "{\"from\":" << jsonString(changes[i].from)
           << ",\"to\":" << jsonString(changes[i].to)
-          << ",\"before\":" << (changes[i].after ? "false" : "true")
-          << ",\"after\":" << (changes[i].after ? "true" : "false") << "}";
+          << ",\"before\":" << (changes[i].allowedAfter ? "false" : "true")
+          << ",\"after\":" << (changes[i].allowedAfter ? "true" : "false") << "}";
     auto list = [&](const std::vector<std::string>& v) {
       out << "[";
       for (size_t i = 0; i < v.size(); ++i)
@@ -110,19 +87,19 @@ int whatIf(const LoadedCluster& before, const LoadedCluster& after, const PortAr
       out << "]";
     };
     out << "],\"addedPods\":";
-    list(added);
+    list(diff.addedPods);
     out << ",\"removedPods\":";
-    list(removed);
+    list(diff.removedPods);
     out << "}\n";
     return 0;
   }
   out << "what-if on " << service.toString() << ": " << changes.size() << " cell(s) change\n";
   for (const auto& ch : changes)
-    out << (ch.after ? "  + " : "  - ") << ch.from << " -> " << ch.to
-        << (ch.after ? "  newly allowed" : "  newly denied") << "\n";
-  for (const auto& p : added)
+    out << (ch.allowedAfter ? "  + " : "  - ") << ch.from << " -> " << ch.to
+        << (ch.allowedAfter ? "  newly allowed" : "  newly denied") << "\n";
+  for (const auto& p : diff.addedPods)
     out << "  pod added: " << p << "\n";
-  for (const auto& p : removed)
+  for (const auto& p : diff.removedPods)
     out << "  pod removed: " << p << "\n";
   return 0;
 }

@@ -7,7 +7,7 @@
 #include "cluster_input.h"
 #include "commands.h"
 #include "nftpol/policy/reach.h"
-#include "nftpol/policy/services.h"
+#include "nftpol/policy/service_reach.h"
 
 namespace nftpol::cli {
 namespace {
@@ -129,113 +129,48 @@ void printVerdicts(const Compiled& c, const std::vector<Verdict>& verdicts, cons
   }
 }
 
-// What TO names: a pod or an outside address, or a service (by namespace/name, a virtual address or its DNS
-// name). A namespace/name that is both a pod and a service is refused rather than guessed.
-struct Target {
-  std::optional<Endpoint> endpoint;
-  const Service* service = nullptr;
-  std::optional<IpAddress> virtualAddress;  // when the service was named by one of its addresses
-};
-
-Result<Target> resolveTarget(const Compiled& c, const Services& services, const std::string& text) {
-  if (auto slash = text.find('/'); slash != std::string::npos) {
-    const Service* service = c.state().findService(text.substr(0, slash), text.substr(slash + 1));
-    bool pod = c.state().findPod(text.substr(0, slash), text.substr(slash + 1)) != nullptr;
-    if (service && pod)
-      return Error{"both a pod and a service are named " + text + "; name the service by its DNS name " +
-                   service->name + "." + service->ns + ".svc.cluster.local or by its cluster IP"};
-    if (service) return Target{.service = service};
-  } else if (auto ip = IpAddress::parse(text)) {
-    if (const Service* service = services.byAddress(*ip))
-      return Target{.service = service, .virtualAddress = *ip};
-  } else if (const Service* service = services.byDnsName(text)) {
-    return Target{.service = service};
-  } else if (text.find('.') != std::string::npos) {
-    return Error{"no service " + text +
-                 " in the cluster (a service's DNS name is name.namespace.svc.cluster.local)"};
-  }
-  auto endpoint = resolveEndpoint(c, text);
-  if (!endpoint) return endpoint.error();
-  return Target{.endpoint = *endpoint};
-}
-
-// can-reach to a service: the connection is translated to one of the port's backends, and policy judges it
-// there (DESIGN.md: policy applies after DNAT). Answers for each backend.
-int serviceReach(const Compiled& c, const Services& services, const Endpoint& from, const Target& to,
-                 const PortArg& asked, const std::string& output, std::ostream& out, std::ostream& err) {
-  const Service& service = *to.service;
-  const ResolvedServicePort* port = nullptr;
-  std::string offered;
-  for (const auto* p : services.portsOf(service)) {
-    if (p->port().port == asked.port && p->port().protocol == asked.protocol) port = p;
-    offered += (offered.empty() ? "" : ", ") + std::to_string(p->port().port) + "/" +
-               std::string(toString(p->port().protocol)) +
-               (p->port().name.empty() ? "" : " " + p->port().name);
-  }
-  if (!port) {
-    err << "nftpol can-reach: service " << service.key() << " has no port " << asked.toString() << " (it has "
-        << (offered.empty() ? "none" : offered) << ")\n";
-    return kExitBadInput;
-  }
-  bool external = to.virtualAddress && std::find(service.clusterIPs.begin(), service.clusterIPs.end(),
-                                                 *to.virtualAddress) == service.clusterIPs.end();
-  std::string node = from.pod ? c.pod(*from.pod).nodeName : "";
-  auto backends = port->backendsFor(external, node);
+// Prints a connection to a service: its verdict at each backend.
+int printServiceReach(const Compiled& c, const Endpoint& from, const Service& service, const ServiceReach& r,
+                      const PortArg& asked, const std::string& output, std::ostream& out) {
+  using Outcome = ServiceReach::Outcome;
+  bool all = r.outcome == Outcome::kAllowed;
   std::string fromName = endpointName(c, from), toName = "service " + service.key();
-
-  struct Answer {
-    const Backend* backend;
-    std::string name;
-    std::vector<Verdict> verdicts;
-    bool allowed;
-  };
-  std::vector<Answer> answers;
-  size_t admitted = 0;
-  for (const Backend* b : backends) {
-    Endpoint e = Endpoint::ofAddress(b->address);
-    if (auto pod = c.podByAddress(b->address)) e = Endpoint{*pod, b->address};
-    auto verdicts = canReach(c, {.from = from, .to = e, .protocol = asked.protocol, .port = b->port});
-    bool allowed = anyAllowed(verdicts);
-    admitted += allowed;
-    answers.push_back({b, endpointName(c, e), std::move(verdicts), allowed});
-  }
-  bool all = !answers.empty() && admitted == answers.size();
-
   if (output == "json") {
     out << "{\"allowed\":" << (all ? "true" : "false") << ",\"from\":" << jsonString(fromName)
         << ",\"to\":" << jsonString(toName) << ",\"service\":" << jsonString(service.key())
-        << ",\"servicePort\":" << jsonString(port->name())
+        << ",\"servicePort\":" << jsonString(r.port->name())
         << ",\"protocol\":" << jsonString(std::string(toString(asked.protocol))) << ",\"port\":" << asked.port
-        << ",\"backendsAllowed\":" << admitted << ",\"backends\":[";
-    for (size_t i = 0; i < answers.size(); ++i) {
-      const Answer& a = answers[i];
-      out << (i ? "," : "") << "{\"backend\":" << jsonString(a.name)
-          << ",\"address\":" << jsonString(a.backend->address.toString()) << ",\"port\":" << a.backend->port
-          << ",\"node\":" << jsonString(a.backend->nodeName)
-          << ",\"allowed\":" << (a.allowed ? "true" : "false") << ",\"verdicts\":";
-      jsonVerdicts(c, a.verdicts, out);
+        << ",\"backendsAllowed\":" << r.admitted << ",\"backends\":[";
+    for (size_t i = 0; i < r.backends.size(); ++i) {
+      const BackendVerdict& b = r.backends[i];
+      out << (i ? "," : "") << "{\"backend\":" << jsonString(endpointName(c, b.endpoint))
+          << ",\"address\":" << jsonString(b.backend->address.toString()) << ",\"port\":" << b.backend->port
+          << ",\"node\":" << jsonString(b.backend->nodeName)
+          << ",\"allowed\":" << (b.allowed ? "true" : "false") << ",\"verdicts\":";
+      jsonVerdicts(c, b.verdicts, out);
       out << "}";
     }
     out << "]}\n";
     return all ? 0 : 1;
   }
 
-  std::string headline = all ? "ALLOWED" : admitted ? "PARTLY ALLOWED" : "DENIED";
+  const char* headline = all ? "ALLOWED" : r.outcome == Outcome::kPartlyAllowed ? "PARTLY ALLOWED" : "DENIED";
   out << headline << ": " << fromName << " -> " << toName << " on " << asked.toString() << " ("
-      << port->name() << ")";
-  if (answers.empty()) {
-    out << ": no ready backend"
-        << (backends.size() < port->backends.size() ? " on " + node + " (traffic policy Local)" : "")
+      << r.port->name() << ")";
+  if (r.backends.empty()) {
+    out << ": no ready backend" << (r.noneOnNode ? " on " + r.node + " (traffic policy Local)" : "")
         << "; the connection is rejected at once\n";
     return 1;
   }
-  out << ": " << admitted << " of " << answers.size() << " backends admit it";
-  if (admitted && !all) out << "; each connection goes to a backend chosen at random, so some fail";
+  out << ": " << r.admitted << " of " << r.backends.size() << " backends admit it";
+  if (r.outcome == Outcome::kPartlyAllowed)
+    out << "; each connection goes to a backend chosen at random, so some fail";
   out << "\n";
-  for (const Answer& a : answers) {
-    out << "  backend " << a.name << " port " << a.backend->port << ": " << (a.allowed ? "allowed" : "denied")
+  for (const BackendVerdict& b : r.backends) {
+    std::string name = endpointName(c, b.endpoint);
+    out << "  backend " << name << " port " << b.backend->port << ": " << (b.allowed ? "allowed" : "denied")
         << "\n";
-    printVerdicts(c, a.verdicts, fromName, a.name, "  ", out);
+    printVerdicts(c, b.verdicts, fromName, name, "  ", out);
   }
   return all ? 0 : 1;
 }
@@ -276,7 +211,14 @@ int canReachCommand(const std::vector<std::string>& argv, std::ostream& out, std
       return kExitBadInput;
     }
   }
-  if (to->service) return serviceReach(c, services, *from, *to, *portArg, output, out, err);
+  if (to->service) {
+    auto reach = canReachService(c, services, *from, *to, portArg->protocol, portArg->port);
+    if (!reach) {
+      err << "nftpol can-reach: " << reach.error().message << "\n";
+      return kExitBadInput;
+    }
+    return printServiceReach(c, *from, *to->service, *reach, *portArg, output, out);
+  }
   if (!from->pod && !to->endpoint->pod) {
     err << "nftpol can-reach: FROM and TO are both outside the cluster; no NetworkPolicy applies\n";
     return kExitBadInput;

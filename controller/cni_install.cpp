@@ -6,6 +6,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "nftpol/cni/config.h"
@@ -159,6 +161,67 @@ std::optional<Error> installFile(const std::string& dir, const std::string& name
   if (::close(fd) != 0) return failure("closing");
   if (::rename(temporary.c_str(), path.c_str()) != 0) return failure("renaming to " + path + ":");
   return std::nullopt;
+}
+
+namespace {
+
+Result<std::string> readWhole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  if (!in || !(text << in.rdbuf())) {
+    int err = errno ? errno : EIO;
+    return Error{path + ": " + std::strerror(err), err};
+  }
+  return text.str();
+}
+
+std::string baseName(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The plugin shipped with this nftpol: nftpol-bridge in the same directory.
+std::string bundledPlugin() {
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  std::string path = n > 0 ? std::string(self, static_cast<size_t>(n)) : "";
+  auto slash = path.rfind('/');
+  return (slash == std::string::npos ? std::string(".") : path.substr(0, slash)) + "/nftpol-bridge";
+}
+
+}  // namespace
+
+Result<CniInstallInputs> readCniInstallInputs(const std::string& templatePath, bool withPlugins,
+                                              const std::vector<std::string>& pluginPaths) {
+  CniInstallInputs inputs{.templatePath = templatePath};
+  auto text = readWhole(templatePath);
+  if (!text) return text.error();
+  inputs.templateText = std::move(*text);
+  if (!withPlugins) return inputs;
+  std::vector<std::string> paths = pluginPaths;
+  if (paths.empty()) paths.push_back(bundledPlugin());
+  for (const auto& path : paths) {
+    auto content = readWhole(path);
+    if (!content) return Error{"plugin " + content.error().message, content.error().errnum};
+    inputs.plugins.emplace_back(baseName(path), std::move(*content));
+  }
+  return inputs;
+}
+
+Result<std::vector<std::string>> installCni(const CniInstallInputs& inputs, const std::string& conflist,
+                                            const std::optional<std::string>& binDir,
+                                            const std::string& confDir, const std::string& confName) {
+  std::vector<std::string> written;
+  if (binDir) {
+    for (const auto& [name, content] : inputs.plugins) {
+      if (auto failed = installFile(*binDir, name, content, 0755)) return *failed;
+      written.push_back(*binDir + "/" + name);
+    }
+  }
+  std::string name = confName.empty() ? baseName(inputs.templatePath) : confName;
+  if (auto failed = installFile(confDir, name, conflist, 0644)) return *failed;
+  written.push_back(confDir + "/" + name);
+  return written;
 }
 
 }  // namespace nftpol::controller

@@ -219,4 +219,25 @@ BitMatrix reachability(const Compiled& compiled, Protocol protocol, uint16_t por
   return MatrixBuilder(compiled, protocol, port).build();
 }
 
+ReachabilityDiff reachabilityDiff(const Compiled& b, const Compiled& a, Protocol protocol, uint16_t port) {
+  BitMatrix mb = reachability(b, protocol, port), ma = reachability(a, protocol, port);
+  ReachabilityDiff diff;
+  // Pods present on both sides, as (id before, id after); both lists are sorted by namespace/name.
+  std::vector<std::pair<PodId, PodId>> common;
+  for (PodId i = 0, j = 0; i < b.pods().size() || j < a.pods().size();) {
+    if (j == a.pods().size() || (i < b.pods().size() && b.pod(i).key() < a.pod(j).key())) {
+      diff.removedPods.push_back(b.pod(i++).key());
+    } else if (i == b.pods().size() || a.pod(j).key() < b.pod(i).key()) {
+      diff.addedPods.push_back(a.pod(j++).key());
+    } else {
+      common.emplace_back(i++, j++);
+    }
+  }
+  for (auto [bi, ai] : common)
+    for (auto [bj, aj] : common)
+      if (mb.get(bi, bj) != ma.get(ai, aj))
+        diff.flips.push_back({b.pod(bi).key(), b.pod(bj).key(), ma.get(ai, aj)});
+  return diff;
+}
+
 }  // namespace nftpol::policy

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
+#include <cerrno>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -204,4 +205,43 @@ TEST_CASE("a file is installed whole with its mode, and a failure leaves nothing
   auto blocked = installFile(dir.path, "target.conflist", "{}", 0644);
   REQUIRE(blocked);
   CHECK(std::distance(fs::directory_iterator(dir.path), fs::directory_iterator()) == 2);  // no temporary left
+}
+
+TEST_CASE("install-cni reads everything first, then installs the plugins before the config") {
+  TempDir dir;
+  fs::create_directories(dir.path / "bin");
+  fs::create_directories(dir.path / "net.d");
+  fs::create_directories(dir.path / "src");
+  std::ofstream(dir.path / "src" / "10-nftpol.conflist") << "{}";
+  std::ofstream(dir.path / "src" / "nftpol-bridge") << "#!/bin/sh\n";
+  const std::string src = (dir.path / "src").string();
+
+  auto missing =
+      readCniInstallInputs(src + "/10-nftpol.conflist", true, {src + "/nftpol-bridge", src + "/gone"});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message == "plugin " + src + "/gone: No such file or directory");
+  CHECK(missing.error().errnum == ENOENT);
+  auto noTemplate = readCniInstallInputs(src + "/none.conflist", false, {});
+  REQUIRE_FALSE(noTemplate.ok());
+  CHECK(noTemplate.error().errnum == ENOENT);
+
+  auto inputs = readCniInstallInputs(src + "/10-nftpol.conflist", true, {src + "/nftpol-bridge"});
+  REQUIRE(inputs.ok());
+  REQUIRE(inputs->plugins.size() == 1);
+  CHECK(inputs->plugins[0].first == "nftpol-bridge");
+  auto written = installCni(*inputs, "{\"rendered\":true}", (dir.path / "bin").string(),
+                            (dir.path / "net.d").string(), "");
+  REQUIRE(written.ok());
+  CHECK(*written == std::vector<std::string>{(dir.path / "bin" / "nftpol-bridge").string(),
+                                             (dir.path / "net.d" / "10-nftpol.conflist").string()});
+  CHECK(dir.read("net.d/10-nftpol.conflist") == "{\"rendered\":true}");
+  CHECK(dir.read("bin/nftpol-bridge") == "#!/bin/sh\n");
+
+  // A plugin that cannot be installed: the config, which would name it, is not written.
+  fs::remove_all(dir.path / "net.d");
+  fs::create_directories(dir.path / "net.d");
+  auto blocked =
+      installCni(*inputs, "{}", (dir.path / "nowhere").string(), (dir.path / "net.d").string(), "x");
+  REQUIRE_FALSE(blocked.ok());
+  CHECK(fs::is_empty(dir.path / "net.d"));
 }

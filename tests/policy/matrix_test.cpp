@@ -113,3 +113,35 @@ TEST_CASE("allowances agree with can-reach", "[compiled]") {
   CHECK(checked > 10000);
   CHECK(mismatches == 0);
 }
+
+TEST_CASE("what-if: the cells a change flips, both ways, and the pods that come and go", "[matrix]") {
+  using nftpol::testing::netpol;
+  using nftpol::testing::ns;
+  using nftpol::testing::pod;
+  using nftpol::testing::TestCluster;
+  const std::string pods = ns("x") + pod("x", "a", "{app: a}", "[{ip: 10.0.0.1}]") +
+                           pod("x", "b", "{app: b}", "[{ip: 10.0.0.2}]") +
+                           pod("x", "c", "{app: c}", "[{ip: 10.0.0.3}]");
+  // Before: b admits only a. After: b admits only c, pod a is gone and pod d has come.
+  TestCluster before(pods + netpol("x", "b-from-a",
+                                   "  podSelector: {matchLabels: {app: b}}\n"
+                                   "  ingress: [{from: [{podSelector: {matchLabels: {app: a}}}]}]\n"));
+  TestCluster after(ns("x") + pod("x", "b", "{app: b}", "[{ip: 10.0.0.2}]") +
+                    pod("x", "c", "{app: c}", "[{ip: 10.0.0.3}]") +
+                    pod("x", "d", "{app: d}", "[{ip: 10.0.0.4}]") +
+                    netpol("x", "b-from-a",
+                           "  podSelector: {matchLabels: {app: b}}\n"
+                           "  ingress: [{from: [{podSelector: {matchLabels: {app: c}}}]}]\n"));
+  auto diff = reachabilityDiff(*before.compiled, *after.compiled, Protocol::kTCP, 80);
+  REQUIRE(diff.flips.size() == 1);  // c -> b opens; a -> b is gone with a, which is no flip
+  CHECK(diff.flips[0].from == "x/c");
+  CHECK(diff.flips[0].to == "x/b");
+  CHECK(diff.flips[0].allowedAfter);
+  CHECK(diff.addedPods == std::vector<std::string>{"x/d"});
+  CHECK(diff.removedPods == std::vector<std::string>{"x/a"});
+
+  auto back = reachabilityDiff(*after.compiled, *before.compiled, Protocol::kTCP, 80);
+  REQUIRE(back.flips.size() == 1);
+  CHECK_FALSE(back.flips[0].allowedAfter);
+  CHECK(back.addedPods == std::vector<std::string>{"x/a"});
+}

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "nftpol/controller/api_client.h"
@@ -35,6 +36,24 @@ Result<std::vector<Cidr>> waitForPodCidrs(ApiClient& api, const std::string& nod
 // hands it to each plugin: every nftpol-bridge plugin's config must parse. Errors name the template.
 Result<std::string> renderCniConfig(std::string_view templateText, const std::string& templateName,
                                     const std::vector<Cidr>& podCidrs);
+
+// What install-cni reads before it touches the node, so that a file it cannot read changes nothing.
+struct CniInstallInputs {
+  std::string templatePath;
+  std::string templateText;
+  std::vector<std::pair<std::string, std::string>> plugins;  // file name, content
+};
+// The template, and with `withPlugins` the plugins at `pluginPaths` (none given: nftpol-bridge beside the
+// running program, as the image ships it). Errors name the file and why.
+Result<CniInstallInputs> readCniInstallInputs(const std::string& templatePath, bool withPlugins,
+                                              const std::vector<std::string>& pluginPaths);
+
+// Installs the plugins into `binDir` (when given), then the rendered config as confDir/confName (empty: the
+// template's file name), in that order: a runtime that finds the config must find what it names. Returns the
+// paths written.
+Result<std::vector<std::string>> installCni(const CniInstallInputs& inputs, const std::string& conflist,
+                                            const std::optional<std::string>& binDir,
+                                            const std::string& confDir, const std::string& confName);
 
 // Writes `content` to dir/name with `mode` through a temporary file in the same directory and a rename, so a
 // reader sees the old file or the new one, never a part.

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "nftpol/policy/compiled.h"
@@ -36,5 +37,18 @@ class BitMatrix {
 // open a connection to pod j (ids are Compiled pod ids). Agrees with canReach on every pair; computed with
 // bitsets so that 10k pods take well under a second.
 BitMatrix reachability(const Compiled& compiled, Protocol protocol, uint16_t port);
+
+// What a change does to reachability (--what-if): the pod pairs present before and after whose cell flips,
+// and the pods that come or go, each in namespace/name order.
+struct ReachabilityDiff {
+  struct Flip {
+    std::string from, to;
+    bool allowedAfter;  // true: newly allowed; false: newly denied
+  };
+  std::vector<Flip> flips;
+  std::vector<std::string> addedPods, removedPods;
+};
+ReachabilityDiff reachabilityDiff(const Compiled& before, const Compiled& after, Protocol protocol,
+                                  uint16_t port);
 
 }  // namespace nftpol::policy
