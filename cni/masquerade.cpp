@@ -13,7 +13,8 @@ Outcome<bool> ensureMasquerade(const NetConf& conf, const IpamResult& ipam) {
     if (!subnet) continue;
     Family f = subnet->family();
     nft::Chain chain{.name = "masq-" + shortHash(conf.name + "/" + subnet->toString()),
-                     .base = nft::BaseChain{"nat", "postrouting", 100, "accept"}};
+                     .base = nft::BaseChain{nft::ChainType::kNat, nft::Hook::kPostrouting,
+                                            nft::Priority::kSrcNat, nft::ChainPolicy::kAccept}};
     chain.comment = "ipMasq of network " + conf.name + ", subnet " + subnet->toString();
     nft::Rule rule{{nft::AddressInPrefix{nft::Field::kSource, *subnet},
                     nft::AddressInPrefix{nft::Field::kDestination, *subnet, true}},

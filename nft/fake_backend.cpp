@@ -68,7 +68,8 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
       if (!v.exists) return refused(ENOENT, "add chain " + step.name);
       const ChainView& shape = want.chains.at(step.name);
       if (chain != v.chains.end()) {
-        if (chain->second.base != shape.base) return refused(EEXIST, "add chain " + step.name);
+        if (chain->second.base != shape.base || chain->second.foreignBase)
+          return refused(EEXIST, "add chain " + step.name);
         return std::nullopt;
       }
       v.chains.emplace(step.name, ChainView{.base = shape.base});

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "nftpol/nft/messages.h"
+#include "messages.h"
 
 namespace nftpol::nft {
 
@@ -134,7 +134,8 @@ Plan plan(const KernelView& current, const Table& desired, const KernelView& wan
     }
     for (const auto& [name, c] : want.chains) {
       auto it = current.chains.find(name);
-      rebuild = rebuild || (it != current.chains.end() && it->second.base != c.base);
+      rebuild =
+          rebuild || (it != current.chains.end() && (it->second.base != c.base || it->second.foreignBase));
     }
   }
   static const KernelView kNothing;

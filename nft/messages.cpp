@@ -1,4 +1,4 @@
-#include "nftpol/nft/messages.h"
+#include "messages.h"
 
 #include <arpa/inet.h>
 #include <libnftnl/udata.h>
@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cstring>
+
+#include "nftpol/overloaded.h"
 
 namespace nftpol::nft {
 namespace {
@@ -155,86 +157,96 @@ void localProtocolPort(nftnl_rule* r) {
 }
 
 void addMatch(nftnl_rule* r, const Match& m) {
-  if (const auto* ct = std::get_if<CtState>(&m)) {
-    uint32_t mask = 0;
-    for (const auto& s : ct->states)
-      mask |= s == "invalid" ? 1u : s == "established" ? 2u : s == "related" ? 4u : s == "new" ? 8u : 0u;
-    nftnl_expr* e = expr(r, "ct");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-    nftnl_expr* b = expr(r, "bitwise");
-    uint32_t zero = 0;
-    nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-    nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-    nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_LEN, 4);
-    nftnl_expr_set(b, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
-    nftnl_expr_set(b, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
-    cmp(r, NFT_CMP_NEQ, &zero, 4);
-  } else if (const auto* a = std::get_if<AddressInSet>(&m)) {
-    nfproto(r, a->family);
-    address(r, a->family, a->field, NFT_REG_1);
-    lookup(r, a->set, std::nullopt);
-  } else if (const auto* p = std::get_if<PortIs>(&m)) {
-    meta(r, NFT_META_L4PROTO, NFT_REG_1);
-    uint8_t proto = ipProtocolNumber(p->port.protocol);
-    cmp(r, NFT_CMP_EQ, &proto, 1);
-    if (p->port.allPorts()) return;
-    payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
-    uint16_t first = htons(p->port.first), last = htons(p->port.last);
-    if (p->port.first == p->port.last) {
-      cmp(r, NFT_CMP_EQ, &first, 2);
-    } else {
-      cmp(r, NFT_CMP_GTE, &first, 2);
-      cmp(r, NFT_CMP_LTE, &last, 2);
-    }
-  } else if (const auto* d = std::get_if<DestinationPortInSet>(&m)) {
-    addressProtocolPort(r, d->family);
-    lookup(r, d->set, std::nullopt);
-  } else if (const auto* a = std::get_if<AddressIs>(&m)) {
-    nfproto(r, a->family);
-    address(r, a->family, a->field, NFT_REG_1);
-    std::string bytes = addressBytes(a->address);
-    cmp(r, NFT_CMP_EQ, bytes.data(), static_cast<uint32_t>(bytes.size()));
-  } else if (const auto* mark = std::get_if<MarkHas>(&m)) {
-    if (mark->of == MarkHas::Of::kPacket) {
-      meta(r, NFT_META_MARK, NFT_REG_1);
-    } else {
-      nftnl_expr* e = expr(r, "ct");
-      nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
-      nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
-    }
-    bitwise(r, mark->bit, 0);
-    cmp(r, NFT_CMP_EQ, &mark->bit, 4);
-  } else if (std::holds_alternative<ToLocalAddress>(m)) {
-    localDestination(r);
-  } else if (const auto* a = std::get_if<AddressInPrefix>(&m)) {
-    Family f = a->prefix.family();
-    nfproto(r, f);
-    address(r, f, a->field, NFT_REG_1);
-    std::string base = addressBytes(a->prefix.base());
-    int bits = a->prefix.prefixLength();
-    if (bits < a->prefix.base().bitLength()) {
-      std::string mask(base.size(), '\0'), zero(base.size(), '\0');
-      for (int i = 0; i < bits; ++i)
-        mask[static_cast<size_t>(i / 8)] =
-            static_cast<char>(mask[static_cast<size_t>(i / 8)] | (0x80 >> (i % 8)));
-      nftnl_expr* b = expr(r, "bitwise");
-      nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
-      nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
-      nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_LEN, static_cast<uint32_t>(base.size()));
-      nftnl_expr_set(b, NFTNL_EXPR_BITWISE_MASK, mask.data(), static_cast<uint32_t>(mask.size()));
-      nftnl_expr_set(b, NFTNL_EXPR_BITWISE_XOR, zero.data(), static_cast<uint32_t>(zero.size()));
-    }
-    cmp(r, a->negated ? NFT_CMP_NEQ : NFT_CMP_EQ, base.data(), static_cast<uint32_t>(base.size()));
-  } else if (const auto* f = std::get_if<FamilyIs>(&m)) {
-    meta(r, NFT_META_NFPROTO, NFT_REG_1);
-    uint8_t v = f->family == Family::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
-    cmp(r, NFT_CMP_EQ, &v, 1);
-  } else {
-    const auto& l = std::get<LocalProtocolPortInSet>(m);
-    localProtocolPort(r);
-    lookup(r, l.set, std::nullopt);
-  }
+  std::visit(
+      Overloaded{
+          [&](const CtState& ct) {
+            uint32_t mask = 0;
+            for (ConnState state : ct.states)
+              mask |= static_cast<uint32_t>(state);
+            nftnl_expr* e = expr(r, "ct");
+            nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+            nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+            nftnl_expr* b = expr(r, "bitwise");
+            uint32_t zero = 0;
+            nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+            nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+            nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_LEN, 4);
+            nftnl_expr_set(b, NFTNL_EXPR_BITWISE_MASK, &mask, 4);
+            nftnl_expr_set(b, NFTNL_EXPR_BITWISE_XOR, &zero, 4);
+            cmp(r, NFT_CMP_NEQ, &zero, 4);
+          },
+          [&](const AddressInSet& a) {
+            nfproto(r, a.family);
+            address(r, a.family, a.field, NFT_REG_1);
+            lookup(r, a.set, std::nullopt);
+          },
+          [&](const PortIs& p) {
+            meta(r, NFT_META_L4PROTO, NFT_REG_1);
+            uint8_t proto = ipProtocolNumber(p.port.protocol);
+            cmp(r, NFT_CMP_EQ, &proto, 1);
+            if (p.port.allPorts()) return;
+            payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1);
+            uint16_t first = htons(p.port.first), last = htons(p.port.last);
+            if (p.port.first == p.port.last) {
+              cmp(r, NFT_CMP_EQ, &first, 2);
+            } else {
+              cmp(r, NFT_CMP_GTE, &first, 2);
+              cmp(r, NFT_CMP_LTE, &last, 2);
+            }
+          },
+          [&](const DestinationPortInSet& d) {
+            addressProtocolPort(r, d.family);
+            lookup(r, d.set, std::nullopt);
+          },
+          [&](const AddressIs& a) {
+            nfproto(r, a.family);
+            address(r, a.family, a.field, NFT_REG_1);
+            std::string bytes = addressBytes(a.address);
+            cmp(r, NFT_CMP_EQ, bytes.data(), static_cast<uint32_t>(bytes.size()));
+          },
+          [&](const MarkHas& mark) {
+            if (mark.of == MarkHas::Of::kPacket) {
+              meta(r, NFT_META_MARK, NFT_REG_1);
+            } else {
+              nftnl_expr* e = expr(r, "ct");
+              nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_MARK);
+              nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+            }
+            bitwise(r, mark.bit, 0);
+            cmp(r, NFT_CMP_EQ, &mark.bit, 4);
+          },
+          [&](const ToLocalAddress&) { localDestination(r); },
+          [&](const AddressInPrefix& a) {
+            Family f = a.prefix.family();
+            nfproto(r, f);
+            address(r, f, a.field, NFT_REG_1);
+            std::string base = addressBytes(a.prefix.base());
+            int bits = a.prefix.prefixLength();
+            if (bits < a.prefix.base().bitLength()) {
+              std::string mask(base.size(), '\0'), zero(base.size(), '\0');
+              for (int i = 0; i < bits; ++i)
+                mask[static_cast<size_t>(i / 8)] =
+                    static_cast<char>(mask[static_cast<size_t>(i / 8)] | (0x80 >> (i % 8)));
+              nftnl_expr* b = expr(r, "bitwise");
+              nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+              nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+              nftnl_expr_set_u32(b, NFTNL_EXPR_BITWISE_LEN, static_cast<uint32_t>(base.size()));
+              nftnl_expr_set(b, NFTNL_EXPR_BITWISE_MASK, mask.data(), static_cast<uint32_t>(mask.size()));
+              nftnl_expr_set(b, NFTNL_EXPR_BITWISE_XOR, zero.data(), static_cast<uint32_t>(zero.size()));
+            }
+            cmp(r, a.negated ? NFT_CMP_NEQ : NFT_CMP_EQ, base.data(), static_cast<uint32_t>(base.size()));
+          },
+          [&](const FamilyIs& f) {
+            meta(r, NFT_META_NFPROTO, NFT_REG_1);
+            uint8_t v = f.family == Family::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6;
+            cmp(r, NFT_CMP_EQ, &v, 1);
+          },
+          [&](const LocalProtocolPortInSet& l) {
+            localProtocolPort(r);
+            lookup(r, l.set, std::nullopt);
+          },
+      },
+      m);
 }
 
 void addVerdict(nftnl_rule* r, const Verdict& v) {
@@ -249,82 +261,89 @@ void addVerdict(nftnl_rule* r, const Verdict& v) {
 }
 
 void addStatement(nftnl_rule* r, const Statement& st) {
-  if (const auto* mark = std::get_if<SetMarkBit>(&st)) {
-    meta(r, NFT_META_MARK, NFT_REG_1);
-    bitwise(r, ~mark->bit, mark->bit);  // (mark & ~bit) ^ bit: the bit set, the others kept
-    nftnl_expr* e = expr(r, "meta");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
-    return;
-  }
-  const auto& u = std::get<UpdateAddressSet>(st);
-  nfproto(r, u.family);
-  address(r, u.family, u.field, NFT_REG_1);
-  nftnl_expr* e = expr(r, "dynset");
-  nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
-  nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
-  nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, u.set.c_str());
+  std::visit(Overloaded{
+                 [&](const SetMarkBit& mark) {
+                   meta(r, NFT_META_MARK, NFT_REG_1);
+                   bitwise(r, ~mark.bit, mark.bit);  // (mark & ~bit) ^ bit: the bit set, the others kept
+                   nftnl_expr* e = expr(r, "meta");
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_MARK);
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+                 },
+                 [&](const UpdateAddressSet& u) {
+                   nfproto(r, u.family);
+                   address(r, u.family, u.field, NFT_REG_1);
+                   nftnl_expr* e = expr(r, "dynset");
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+                   nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, u.set.c_str());
+                 },
+             },
+             st);
 }
 
 void addAction(nftnl_rule* r, const Action& action) {
-  if (const auto* v = std::get_if<Verdict>(&action)) {
-    addVerdict(r, *v);
-  } else if (const auto* vm = std::get_if<VerdictMapLookup>(&action)) {
-    switch (vm->key) {
-      case VerdictMapLookup::Key::kAddress:
-        nfproto(r, vm->family);
-        address(r, vm->family, vm->field, NFT_REG_1);
-        break;
-      case VerdictMapLookup::Key::kAddressProtocolPort:
-        addressProtocolPort(r, vm->family);
-        break;
-      case VerdictMapLookup::Key::kLocalProtocolPort:
-        localProtocolPort(r);
-        break;
-      case VerdictMapLookup::Key::kRandom: {
-        nftnl_expr* e = expr(r, "numgen");
-        nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, NFT_REG_1);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, vm->modulus);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
-        nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, 0);
-        break;
-      }
-    }
-    lookup(r, vm->map, NFT_REG_VERDICT);
-  } else if (const auto* d = std::get_if<Dnat>(&action)) {
-    std::string bytes = addressBytes(d->address);
-    immediate(r, NFT_REG_1, bytes);
-    uint16_t port = htons(d->port);
-    immediate(r, NFT_REG_2, std::string(reinterpret_cast<const char*>(&port), 2));
-    nftnl_expr* e = expr(r, "nat");
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY,
-                       d->address.family() == Family::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
-    // The kernel fills in the maxima and the address flag and echoes them; asking for them keeps a dump
-    // equal.
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFT_REG_2);
-    nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS, NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
-  } else if (std::holds_alternative<Masquerade>(action)) {
-    expr(r, "masq");
-  } else if (const auto* rej = std::get_if<Reject>(&action)) {
-    nftnl_expr* e = expr(r, "reject");
-    if (rej->tcpReset) {
-      nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
-      nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
-    } else if (rej->family) {
-      nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMP_UNREACH);
-      nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE,
-                        *rej->family == Family::kV4 ? 3 /* port unreachable */
-                                                    : 4 /* ICMPv6 port unreachable */);
-    } else {
-      nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
-      nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, NFT_REJECT_ICMPX_PORT_UNREACH);
-    }
-  }
-  // Continue: no verdict expression at all.
+  std::visit(Overloaded{
+                 [&](const Verdict& v) { addVerdict(r, v); },
+                 [&](const VerdictMapLookup& vm) {
+                   switch (vm.key) {
+                     case VerdictMapLookup::Key::kAddress:
+                       nfproto(r, vm.family);
+                       address(r, vm.family, vm.field, NFT_REG_1);
+                       break;
+                     case VerdictMapLookup::Key::kAddressProtocolPort:
+                       addressProtocolPort(r, vm.family);
+                       break;
+                     case VerdictMapLookup::Key::kLocalProtocolPort:
+                       localProtocolPort(r);
+                       break;
+                     case VerdictMapLookup::Key::kRandom: {
+                       nftnl_expr* e = expr(r, "numgen");
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_NG_DREG, NFT_REG_1);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_NG_MODULUS, vm.modulus);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_NG_TYPE, NFT_NG_RANDOM);
+                       nftnl_expr_set_u32(e, NFTNL_EXPR_NG_OFFSET, 0);
+                       break;
+                     }
+                   }
+                   lookup(r, vm.map, NFT_REG_VERDICT);
+                 },
+                 [&](const Dnat& d) {
+                   std::string bytes = addressBytes(d.address);
+                   immediate(r, NFT_REG_1, bytes);
+                   uint16_t port = htons(d.port);
+                   immediate(r, NFT_REG_2, std::string(reinterpret_cast<const char*>(&port), 2));
+                   nftnl_expr* e = expr(r, "nat");
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_TYPE, NFT_NAT_DNAT);
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FAMILY,
+                                      d.address.family() == Family::kV4 ? NFPROTO_IPV4 : NFPROTO_IPV6);
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MIN, NFT_REG_1);
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MIN, NFT_REG_2);
+                   // The kernel fills in the maxima and the address flag and echoes them; asking for them
+                   // keeps a dump equal.
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_ADDR_MAX, NFT_REG_1);
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_REG_PROTO_MAX, NFT_REG_2);
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_NAT_FLAGS,
+                                      NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED);
+                 },
+                 [&](const Masquerade&) { expr(r, "masq"); },
+                 [&](const Reject& rej) {
+                   nftnl_expr* e = expr(r, "reject");
+                   if (rej.tcpReset) {
+                     nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_TCP_RST);
+                     nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, 0);
+                   } else if (rej.family) {
+                     nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMP_UNREACH);
+                     nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE,
+                                       *rej.family == Family::kV4 ? 3 /* port unreachable */
+                                                                  : 4 /* ICMPv6 port unreachable */);
+                   } else {
+                     nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, NFT_REJECT_ICMPX_UNREACH);
+                     nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, NFT_REJECT_ICMPX_PORT_UNREACH);
+                   }
+                 },
+                 [&](const Continue&) {},  // no verdict expression at all
+             },
+             action);
 }
 
 // One key in nft syntax ("10.0.0.1", "10.0.0.1 . tcp . 80", "tcp . 30080", "3") as the kernel stores it.
@@ -417,22 +436,35 @@ SetView setViewOf(const Set& s) {
   return v;
 }
 
-static constexpr std::pair<const char*, uint32_t> kHooks[] = {{"prerouting", NF_INET_PRE_ROUTING},
-                                                              {"input", NF_INET_LOCAL_IN},
-                                                              {"forward", NF_INET_FORWARD},
-                                                              {"output", NF_INET_LOCAL_OUT},
-                                                              {"postrouting", NF_INET_POST_ROUTING}};
-
-uint32_t hookNumber(const std::string& hook) {
-  for (const auto& [name, number] : kHooks)
-    if (hook == name) return number;
+uint32_t hookNumber(Hook hook) {
+  switch (hook) {
+    case Hook::kIngress:
+      return NF_INET_INGRESS;
+    case Hook::kPrerouting:
+      return NF_INET_PRE_ROUTING;
+    case Hook::kInput:
+      return NF_INET_LOCAL_IN;
+    case Hook::kForward:
+      return NF_INET_FORWARD;
+    case Hook::kOutput:
+      return NF_INET_LOCAL_OUT;
+    case Hook::kPostrouting:
+      return NF_INET_POST_ROUTING;
+  }
   return NF_INET_FORWARD;
 }
 
-std::string hookName(uint32_t number) {
-  for (const auto& [name, n] : kHooks)
-    if (n == number) return name;
-  return "other";
+std::optional<Hook> hookOf(uint32_t number) {
+  for (Hook h :
+       {Hook::kIngress, Hook::kPrerouting, Hook::kInput, Hook::kForward, Hook::kOutput, Hook::kPostrouting})
+    if (hookNumber(h) == number) return h;
+  return std::nullopt;
+}
+
+std::optional<ChainType> chainTypeOf(std::string_view name) {
+  for (ChainType t : {ChainType::kFilter, ChainType::kNat, ChainType::kRoute})
+    if (name == toString(t)) return t;
+  return std::nullopt;
 }
 
 TablePtr buildTable(const Table& table) {
@@ -449,9 +481,10 @@ ChainPtr buildChain(const Table& table, const Chain& chain) {
   nftnl_chain_set_str(c.get(), NFTNL_CHAIN_NAME, chain.name.c_str());
   if (chain.base) {
     nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_HOOKNUM, hookNumber(chain.base->hook));
-    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, chain.base->priority);
-    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY, chain.base->policy == "drop" ? NF_DROP : NF_ACCEPT);
-    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, chain.base->type.c_str());
+    nftnl_chain_set_s32(c.get(), NFTNL_CHAIN_PRIO, static_cast<int32_t>(chain.base->priority));
+    nftnl_chain_set_u32(c.get(), NFTNL_CHAIN_POLICY,
+                        chain.base->policy == ChainPolicy::kDrop ? NF_DROP : NF_ACCEPT);
+    nftnl_chain_set_str(c.get(), NFTNL_CHAIN_TYPE, toString(chain.base->type));
   }
   if (!chain.comment.empty()) {
     nftnl_udata_buf* buf = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);

@@ -14,8 +14,8 @@
 #include <ctime>
 #include <map>
 
+#include "messages.h"
 #include "nftpol/nft/backend.h"
-#include "nftpol/nft/messages.h"
 
 namespace nftpol::nft {
 
@@ -85,10 +85,15 @@ int onChain(const nlmsghdr* nlh, void* data) {
     return MNL_CB_OK;
   ChainView& cv = st->view->chains[nftnl_chain_get_str(c.get(), NFTNL_CHAIN_NAME)];
   if (nftnl_chain_is_set(c.get(), NFTNL_CHAIN_HOOKNUM)) {
-    uint32_t hook = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM);
-    cv.base = BaseChain{nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE), hookName(hook),
-                        nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO),
-                        nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_POLICY) == NF_ACCEPT ? "accept" : "drop"};
+    auto hook = hookOf(nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_HOOKNUM));
+    auto type = chainTypeOf(nftnl_chain_get_str(c.get(), NFTNL_CHAIN_TYPE));
+    cv.base = BaseChain{.type = type.value_or(ChainType::kFilter),
+                        .hook = hook.value_or(Hook::kForward),
+                        .priority = static_cast<Priority>(nftnl_chain_get_s32(c.get(), NFTNL_CHAIN_PRIO)),
+                        .policy = nftnl_chain_get_u32(c.get(), NFTNL_CHAIN_POLICY) == NF_ACCEPT
+                                      ? ChainPolicy::kAccept
+                                      : ChainPolicy::kDrop};
+    cv.foreignBase = !hook || !type;
   }
   return MNL_CB_OK;
 }

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "nftpol/overloaded.h"
+
 namespace nftpol::nft {
 namespace {
 
@@ -60,82 +62,109 @@ std::string elementsText(const std::vector<std::string>& items) {
 }
 
 std::string matchText(const Match& m) {
-  if (const auto* ct = std::get_if<CtState>(&m)) {
-    std::string out = "ct state ";
-    for (size_t i = 0; i < ct->states.size(); ++i)
-      out += (i ? "," : "") + ct->states[i];
-    return out;
-  }
-  if (const auto* a = std::get_if<AddressInSet>(&m))
-    return std::string(familyKeyword(a->family)) + " " + fieldKeyword(a->field) + " @" + a->set;
-  if (const auto* p = std::get_if<PortIs>(&m)) {
-    const PortRange& only = p->port;
-    if (only.allPorts()) return "meta l4proto " + std::string(nftKeyword(only.protocol));
-    std::string out =
-        std::string(nftKeyword(only.protocol)) + " dport " + std::to_string(only.first);  // as nft prints it
-    if (only.last != only.first) out += "-" + std::to_string(only.last);
-    return out;
-  }
-  if (const auto* d = std::get_if<DestinationPortInSet>(&m))
-    return std::string(familyKeyword(d->family)) + " daddr . meta l4proto . th dport @" + d->set;
-  if (const auto* a = std::get_if<AddressIs>(&m))
-    return std::string(familyKeyword(a->family)) + " " + fieldKeyword(a->field) + " " + a->address.toString();
-  if (const auto* mark = std::get_if<MarkHas>(&m))
-    return std::string(mark->of == MarkHas::Of::kPacket ? "meta" : "ct") + " mark & " + hex32(mark->bit) +
-           " == " + hex32(mark->bit);
-  if (const auto* a = std::get_if<AddressInPrefix>(&m))
-    return std::string(familyKeyword(a->prefix.family())) + " " + fieldKeyword(a->field) +
-           (a->negated ? " != " : " ") + a->prefix.toString();
-  if (const auto* f = std::get_if<FamilyIs>(&m))
-    return std::string("meta nfproto ") + (f->family == Family::kV4 ? "ipv4" : "ipv6");
-  if (const auto* l = std::get_if<LocalProtocolPortInSet>(&m))
-    return "fib daddr type local meta l4proto . th dport @" + l->set;
-  return "fib daddr type local";
+  return std::visit(
+      Overloaded{
+          [](const CtState& ct) {
+            std::string out = "ct state ";
+            for (size_t i = 0; i < ct.states.size(); ++i)
+              out += std::string(i ? "," : "") + toString(ct.states[i]);
+            return out;
+          },
+          [](const AddressInSet& a) {
+            return std::string(familyKeyword(a.family)) + " " + fieldKeyword(a.field) + " @" + a.set;
+          },
+          [](const PortIs& p) {
+            const PortRange& only = p.port;
+            if (only.allPorts()) return "meta l4proto " + std::string(nftKeyword(only.protocol));
+            std::string out = std::string(nftKeyword(only.protocol)) + " dport " +
+                              std::to_string(only.first);  // as nft prints it
+            if (only.last != only.first) out += "-" + std::to_string(only.last);
+            return out;
+          },
+          [](const DestinationPortInSet& d) {
+            return std::string(familyKeyword(d.family)) + " daddr . meta l4proto . th dport @" + d.set;
+          },
+          [](const AddressIs& a) {
+            return std::string(familyKeyword(a.family)) + " " + fieldKeyword(a.field) + " " +
+                   a.address.toString();
+          },
+          [](const MarkHas& mark) {
+            return std::string(mark.of == MarkHas::Of::kPacket ? "meta" : "ct") + " mark & " +
+                   hex32(mark.bit) + " == " + hex32(mark.bit);
+          },
+          [](const ToLocalAddress&) { return std::string("fib daddr type local"); },
+          [](const FamilyIs& f) {
+            return std::string("meta nfproto ") + (f.family == Family::kV4 ? "ipv4" : "ipv6");
+          },
+          [](const LocalProtocolPortInSet& l) {
+            return "fib daddr type local meta l4proto . th dport @" + l.set;
+          },
+          [](const AddressInPrefix& a) {
+            return std::string(familyKeyword(a.prefix.family())) + " " + fieldKeyword(a.field) +
+                   (a.negated ? " != " : " ") + a.prefix.toString();
+          },
+      },
+      m);
 }
 
 std::string statementText(const Statement& st) {
-  if (const auto* mark = std::get_if<SetMarkBit>(&st)) return "meta mark set meta mark | " + hex32(mark->bit);
-  const auto& u = std::get<UpdateAddressSet>(st);
-  return "update @" + u.set + " { " + familyKeyword(u.family) + " " + fieldKeyword(u.field) + " }";
+  return std::visit(Overloaded{
+                        [](const SetMarkBit& mark) { return "meta mark set meta mark | " + hex32(mark.bit); },
+                        [](const UpdateAddressSet& u) {
+                          return "update @" + u.set + " { " + familyKeyword(u.family) + " " +
+                                 fieldKeyword(u.field) + " }";
+                        },
+                    },
+                    st);
 }
 
 std::string actionText(const Action& action) {
-  if (const auto* v = std::get_if<Verdict>(&action)) {
-    switch (v->kind) {
-      case Verdict::Kind::kAccept:
-        return "accept";
-      case Verdict::Kind::kDrop:
-        return "drop";
-      case Verdict::Kind::kReturn:
-        return "return";
-      case Verdict::Kind::kJump:
-        return "jump " + v->chain;
-    }
-  }
-  if (const auto* vm = std::get_if<VerdictMapLookup>(&action)) {
-    switch (vm->key) {
-      case VerdictMapLookup::Key::kAddress:
-        return std::string(familyKeyword(vm->family)) + " " + fieldKeyword(vm->field) + " vmap @" + vm->map;
-      case VerdictMapLookup::Key::kAddressProtocolPort:
-        return std::string(familyKeyword(vm->family)) + " daddr . meta l4proto . th dport vmap @" + vm->map;
-      case VerdictMapLookup::Key::kLocalProtocolPort:
-        return "fib daddr type local meta l4proto . th dport vmap @" + vm->map;
-      case VerdictMapLookup::Key::kRandom:
-        return "numgen random mod " + std::to_string(vm->modulus) + " vmap @" + vm->map;
-    }
-  }
-  if (const auto* d = std::get_if<Dnat>(&action)) {
-    bool v4 = d->address.family() == Family::kV4;
-    std::string address = v4 ? d->address.toString() : "[" + d->address.toString() + "]";
-    return std::string("dnat ") + (v4 ? "ip" : "ip6") + " to " + address + ":" + std::to_string(d->port);
-  }
-  if (std::holds_alternative<Masquerade>(action)) return "masquerade";
-  if (std::holds_alternative<Continue>(action)) return "";
-  const auto& r = std::get<Reject>(action);
-  if (r.tcpReset) return "reject with tcp reset";
-  if (!r.family) return "reject";
-  return *r.family == Family::kV4 ? "reject with icmp port-unreachable"
-                                  : "reject with icmpv6 port-unreachable";
+  return std::visit(Overloaded{
+                        [](const Verdict& v) -> std::string {
+                          switch (v.kind) {
+                            case Verdict::Kind::kAccept:
+                              return "accept";
+                            case Verdict::Kind::kDrop:
+                              return "drop";
+                            case Verdict::Kind::kReturn:
+                              return "return";
+                            case Verdict::Kind::kJump:
+                              return "jump " + v.chain;
+                          }
+                          return "";
+                        },
+                        [](const VerdictMapLookup& vm) -> std::string {
+                          switch (vm.key) {
+                            case VerdictMapLookup::Key::kAddress:
+                              return std::string(familyKeyword(vm.family)) + " " + fieldKeyword(vm.field) +
+                                     " vmap @" + vm.map;
+                            case VerdictMapLookup::Key::kAddressProtocolPort:
+                              return std::string(familyKeyword(vm.family)) +
+                                     " daddr . meta l4proto . th dport vmap @" + vm.map;
+                            case VerdictMapLookup::Key::kLocalProtocolPort:
+                              return "fib daddr type local meta l4proto . th dport vmap @" + vm.map;
+                            case VerdictMapLookup::Key::kRandom:
+                              return "numgen random mod " + std::to_string(vm.modulus) + " vmap @" + vm.map;
+                          }
+                          return "";
+                        },
+                        [](const Dnat& d) {
+                          bool v4 = d.address.family() == Family::kV4;
+                          std::string address = v4 ? d.address.toString() : "[" + d.address.toString() + "]";
+                          return std::string("dnat ") + (v4 ? "ip" : "ip6") + " to " + address + ":" +
+                                 std::to_string(d.port);
+                        },
+                        [](const Masquerade&) { return std::string("masquerade"); },
+                        [](const Reject& r) {
+                          if (r.tcpReset) return std::string("reject with tcp reset");
+                          if (!r.family) return std::string("reject");
+                          return std::string(*r.family == Family::kV4
+                                                 ? "reject with icmp port-unreachable"
+                                                 : "reject with icmpv6 port-unreachable");
+                        },
+                        [](const Continue&) { return std::string(); },
+                    },
+                    action);
 }
 
 // nft's time format: 3h, 1m30s, 1d.
@@ -149,15 +178,63 @@ std::string durationText(uint32_t seconds) {
   return out.empty() ? "0s" : out;
 }
 
-// nft's names for the standard priorities of a hook.
-std::string priorityText(const BaseChain& b) {
-  if (b.priority == 0 && b.type == "filter") return "filter";
-  if (b.priority == -100 && b.hook == "prerouting") return "dstnat";
-  if (b.priority == 100 && b.hook == "postrouting") return "srcnat";
-  return std::to_string(b.priority);
+}  // namespace
+
+const char* toString(ConnState s) {
+  switch (s) {
+    case ConnState::kInvalid:
+      return "invalid";
+    case ConnState::kEstablished:
+      return "established";
+    case ConnState::kRelated:
+      return "related";
+    case ConnState::kNew:
+      return "new";
+  }
+  return "?";
 }
 
-}  // namespace
+const char* toString(ChainType t) {
+  switch (t) {
+    case ChainType::kFilter:
+      return "filter";
+    case ChainType::kNat:
+      return "nat";
+    case ChainType::kRoute:
+      return "route";
+  }
+  return "?";
+}
+
+const char* toString(Hook h) {
+  switch (h) {
+    case Hook::kIngress:
+      return "ingress";
+    case Hook::kPrerouting:
+      return "prerouting";
+    case Hook::kInput:
+      return "input";
+    case Hook::kForward:
+      return "forward";
+    case Hook::kOutput:
+      return "output";
+    case Hook::kPostrouting:
+      return "postrouting";
+  }
+  return "?";
+}
+
+const char* toString(ChainPolicy p) {
+  return p == ChainPolicy::kDrop ? "drop" : "accept";
+}
+
+// nft's names for the standard priorities, where nft uses them for that type and hook.
+std::string toString(Priority p, ChainType type, Hook hook) {
+  if (p == Priority::kFilter && type == ChainType::kFilter) return "filter";
+  if (p == Priority::kDstNat && hook == Hook::kPrerouting) return "dstnat";
+  if (p == Priority::kSrcNat && hook == Hook::kPostrouting) return "srcnat";
+  return std::to_string(static_cast<int32_t>(p));
+}
 
 const char* nftKeyword(Protocol p) {
   switch (p) {
@@ -309,8 +386,9 @@ std::string toText(const Table& table) {
     out += "\tchain " + c.name + " {\n";
     if (!c.comment.empty()) out += "\t\tcomment " + quote(c.comment) + "\n";
     if (c.base)
-      out += "\t\ttype " + c.base->type + " hook " + c.base->hook + " priority " + priorityText(*c.base) +
-             "; policy " + c.base->policy + ";\n";
+      out += std::string("\t\ttype ") + toString(c.base->type) + " hook " + toString(c.base->hook) +
+             " priority " + toString(c.base->priority, c.base->type, c.base->hook) + "; policy " +
+             toString(c.base->policy) + ";\n";
     for (const auto& r : c.rules)
       out += "\t\t" + toText(r) + "\n";
     out += "\t}\n";

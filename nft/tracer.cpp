@@ -1,6 +1,9 @@
 #include "nftpol/nft/tracer.h"
 
 #include <algorithm>
+#include <optional>
+
+#include "nftpol/overloaded.h"
 
 namespace nftpol::nft {
 namespace {
@@ -29,7 +32,7 @@ class Tracer {
     Trace trace;
     const Chain* base = nullptr;
     for (const auto& c : t_.chains)
-      if (c.base && c.base->hook == "forward") base = &c;
+      if (c.base && c.base->hook == Hook::kForward) base = &c;
     if (!base) {
       trace.accepted = true;
       return trace;
@@ -45,33 +48,42 @@ class Tracer {
   const IpAddress& address(Field f) const { return f == Field::kSource ? p_.source : p_.destination; }
 
   bool matches(const Match& m) const {
-    if (std::holds_alternative<CtState>(m))
-      return false;  // a new connection: not established, related or invalid
-    if (const auto* a = std::get_if<AddressInSet>(&m)) {
-      const IpAddress& ip = address(a->field);
-      if (ip.family() != a->family) return false;
-      const Set* s = t_.findSet(a->set);
-      return s && std::any_of(s->elements.begin(), s->elements.end(),
-                              [&](const std::string& e) { return elementContains(e, ip); });
-    }
-    if (const auto* p = std::get_if<PortIs>(&m)) {
-      const PortRange& pm = p->port;
-      return pm.protocol == p_.protocol && pm.first <= p_.port && p_.port <= pm.last;
-    }
-    if (const auto* d = std::get_if<DestinationPortInSet>(&m)) {
-      if (p_.destination.family() != d->family) return false;
-      const Set* s = t_.findSet(d->set);
-      std::string key =
-          p_.destination.toString() + " . " + nftKeyword(p_.protocol) + " . " + std::to_string(p_.port);
-      return s && std::find(s->elements.begin(), s->elements.end(), key) != s->elements.end();
-    }
-    if (const auto* a = std::get_if<AddressIs>(&m)) return address(a->field) == a->address;
-    if (const auto* f = std::get_if<FamilyIs>(&m)) return p_.destination.family() == f->family;
-    if (const auto* a = std::get_if<AddressInPrefix>(&m))
-      return address(a->field).family() == a->prefix.family() &&
-             a->prefix.contains(address(a->field)) != a->negated;
-    // Marks, and addresses of the node itself: the traced packet is pod to pod, after any translation.
-    return false;
+    return std::visit(
+        Overloaded{
+            [](const CtState& ct) {  // the traced packet opens a new connection
+              return std::find(ct.states.begin(), ct.states.end(), ConnState::kNew) != ct.states.end();
+            },
+            [&](const AddressInSet& a) {
+              const IpAddress& ip = address(a.field);
+              if (ip.family() != a.family) return false;
+              const Set* s = t_.findSet(a.set);
+              return s && std::any_of(s->elements.begin(), s->elements.end(),
+                                      [&](const std::string& e) { return elementContains(e, ip); });
+            },
+            [&](const PortIs& p) {
+              const PortRange& pm = p.port;
+              return pm.protocol == p_.protocol && pm.first <= p_.port && p_.port <= pm.last;
+            },
+            [&](const DestinationPortInSet& d) {
+              if (p_.destination.family() != d.family) return false;
+              const Set* s = t_.findSet(d.set);
+              std::string key = p_.destination.toString() + " . " + nftKeyword(p_.protocol) + " . " +
+                                std::to_string(p_.port);
+              return s && std::find(s->elements.begin(), s->elements.end(), key) != s->elements.end();
+            },
+            [&](const AddressIs& a) { return address(a.field) == a.address; },
+            [&](const FamilyIs& f) { return p_.destination.family() == f.family; },
+            [&](const AddressInPrefix& a) {
+              return address(a.field).family() == a.prefix.family() &&
+                     a.prefix.contains(address(a.field)) != a.negated;
+            },
+            // Marks, and addresses of the node itself: the traced packet is pod to pod, after any
+            // translation.
+            [](const MarkHas&) { return false; },
+            [](const ToLocalAddress&) { return false; },
+            [](const LocalProtocolPortInSet&) { return false; },
+        },
+        m);
   }
 
   Outcome evaluate(const Chain& chain, Trace& trace, int depth) {
@@ -79,32 +91,52 @@ class Tracer {
     for (const Rule& rule : chain.rules) {
       if (!std::all_of(rule.matches.begin(), rule.matches.end(), [&](const Match& m) { return matches(m); }))
         continue;
-      std::string jumpTo;
-      if (std::holds_alternative<Reject>(rule.action)) {
+      // What the rule's action does to the traced packet: nothing (go on), an outcome, or a jump.
+      struct Step {
+        std::optional<Outcome> outcome;
+        std::string jumpTo;
+      };
+      auto done = [&](Outcome o) {
         trace.path.push_back(chain.name + ": " + toText(rule));
-        return Outcome::kDrop;
-      }
-      if (!std::holds_alternative<Verdict>(rule.action) &&
-          !std::holds_alternative<VerdictMapLookup>(rule.action))
-        continue;  // translation statements: the traced packet is already past them
-      if (const auto* vm = std::get_if<VerdictMapLookup>(&rule.action)) {
-        if (vm->key != VerdictMapLookup::Key::kAddress) continue;  // service dispatch lives in the NAT chains
-        const IpAddress& ip = address(vm->field);
-        if (ip.family() != vm->family) continue;
-        const Set* map = t_.findSet(vm->map);
-        if (!map) continue;
-        auto it = std::find_if(map->verdicts.begin(), map->verdicts.end(),
-                               [&](const auto& kv) { return kv.first == ip.toString(); });
-        if (it == map->verdicts.end()) continue;
-        jumpTo = it->second;
-      } else {
-        const auto& v = std::get<Verdict>(rule.action);
-        trace.path.push_back(chain.name + ": " + toText(rule));
-        if (v.kind == Verdict::Kind::kAccept) return Outcome::kAccept;
-        if (v.kind == Verdict::Kind::kDrop) return Outcome::kDrop;
-        if (v.kind == Verdict::Kind::kReturn) return Outcome::kReturn;
-        jumpTo = v.chain;
-      }
+        return Step{o, ""};
+      };
+      Step step =
+          std::visit(Overloaded{
+                         [&](const Reject&) { return done(Outcome::kDrop); },
+                         [&](const Verdict& v) {
+                           switch (v.kind) {
+                             case Verdict::Kind::kAccept:
+                               return done(Outcome::kAccept);
+                             case Verdict::Kind::kDrop:
+                               return done(Outcome::kDrop);
+                             case Verdict::Kind::kReturn:
+                               return done(Outcome::kReturn);
+                             case Verdict::Kind::kJump:
+                               break;
+                           }
+                           trace.path.push_back(chain.name + ": " + toText(rule));
+                           return Step{std::nullopt, v.chain};
+                         },
+                         [&](const VerdictMapLookup& vm) {
+                           // Service dispatch lives in the NAT chains, which the traced packet is already
+                           // past.
+                           if (vm.key != VerdictMapLookup::Key::kAddress) return Step{};
+                           const IpAddress& ip = address(vm.field);
+                           const Set* map = ip.family() == vm.family ? t_.findSet(vm.map) : nullptr;
+                           if (!map) return Step{};
+                           auto it = std::find_if(map->verdicts.begin(), map->verdicts.end(),
+                                                  [&](const auto& kv) { return kv.first == ip.toString(); });
+                           return it == map->verdicts.end() ? Step{} : Step{std::nullopt, it->second};
+                         },
+                         // Translation statements: the traced packet is already past them.
+                         [](const Dnat&) { return Step{}; },
+                         [](const Masquerade&) { return Step{}; },
+                         [](const Continue&) { return Step{}; },
+                     },
+                     rule.action);
+      if (step.outcome) return *step.outcome;
+      if (step.jumpTo.empty()) continue;
+      const std::string& jumpTo = step.jumpTo;
       const Chain* target = t_.findChain(jumpTo);
       if (!target) return Outcome::kDrop;
       trace.path.push_back(chain.name + ": jump " + jumpTo);

@@ -144,15 +144,18 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
 }
 
 Chain baseChain() {
-  Chain c{.name = "filter-forward", .base = BaseChain{"filter", "forward", 0, "accept"}};
+  Chain c{.name = "filter-forward",
+          .base = BaseChain{ChainType::kFilter, Hook::kForward, Priority::kFilter, ChainPolicy::kAccept}};
   c.comment = "NetworkPolicy enforcement: egress of the source pod, then ingress of the destination pod";
   const MarkHas revoked{kRevokedConnectionMark, MarkHas::Of::kConnection};
   c.rules.push_back({{revoked, PortIs{{Protocol::kTCP, 0, 65535}}},
                      Reject{.tcpReset = true},
                      "a connection a policy change revoked"});
   c.rules.push_back({{revoked}, Verdict{Verdict::Kind::kDrop, ""}, ""});
-  c.rules.push_back({{CtState{{"established", "related"}}}, Verdict{Verdict::Kind::kAccept, ""}, "replies"});
-  c.rules.push_back({{CtState{{"invalid"}}}, Verdict{Verdict::Kind::kDrop, ""}, ""});
+  c.rules.push_back({{CtState{{ConnState::kEstablished, ConnState::kRelated}}},
+                     Verdict{Verdict::Kind::kAccept, ""},
+                     "replies"});
+  c.rules.push_back({{CtState{{ConnState::kInvalid}}}, Verdict{Verdict::Kind::kDrop, ""}, ""});
   // Egress first and without accept: an allowed egress returns here so that the destination's ingress is
   // still checked.
   for (Direction d : {Direction::kEgress, Direction::kIngress})

@@ -298,23 +298,23 @@ ServiceParts combine(std::vector<const ServicePiece*> pieces) {
       {MarkHas{kSelfMark}}, Verdict{Verdict::Kind::kAccept, ""}, "a pod reaching itself through a service"}};
   parts.forwardRules.insert(parts.forwardRules.end(), addressRejects.begin(), addressRejects.end());
 
-  auto base = [](const char* name, const char* type, const char* hook, int priority) {
-    return Chain{.name = name, .base = BaseChain{type, hook, priority, "accept"}};
+  auto base = [](const char* name, ChainType type, Hook hook, Priority priority) {
+    return Chain{.name = name, .base = BaseChain{type, hook, priority, ChainPolicy::kAccept}};
   };
-  Chain input = base("filter-input", "filter", "input", 0);
+  Chain input = base("filter-input", ChainType::kFilter, Hook::kInput, Priority::kFilter);
   input.comment = "service ports without a backend, addressed to the node";
   input.rules = addressRejects;
   input.rules.insert(input.rules.end(), nodePortRejects.begin(), nodePortRejects.end());
-  Chain output = base("filter-output", "filter", "output", 0);
+  Chain output = base("filter-output", ChainType::kFilter, Hook::kOutput, Priority::kFilter);
   output.comment = "service ports without a backend, from the node";
   output.rules = addressRejects;
-  Chain natOutput = base("nat-output", "nat", "output", -100);
+  Chain natOutput = base("nat-output", ChainType::kNat, Hook::kOutput, Priority::kDstNat);
   natOutput.comment = "service NAT for connections from the node";
   natOutput.rules.push_back({{}, jump("services"), ""});
-  Chain postrouting = base("nat-postrouting", "nat", "postrouting", 100);
+  Chain postrouting = base("nat-postrouting", ChainType::kNat, Hook::kPostrouting, Priority::kSrcNat);
   postrouting.comment = "masquerade what service NAT marked: hairpin and external traffic";
   postrouting.rules.push_back({{MarkHas{kMasqueradeMark}}, Masquerade{}, ""});
-  Chain prerouting = base("nat-prerouting", "nat", "prerouting", -100);
+  Chain prerouting = base("nat-prerouting", ChainType::kNat, Hook::kPrerouting, Priority::kDstNat);
   prerouting.comment = "service NAT for connections from pods and from outside";
   prerouting.rules.push_back({{}, jump("services"), ""});
   parts.baseChains = {std::move(input), std::move(output), std::move(natOutput), std::move(postrouting),

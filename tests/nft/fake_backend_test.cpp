@@ -21,7 +21,9 @@ Table small() {
   Table t;
   t.sets.push_back(Set{.name = "peers", .type = "ipv4_addr", .elements = {"10.0.0.1"}});
   t.sets.push_back(Set{.name = "to", .type = "ipv4_addr", .verdicts = {{"10.0.0.2", "pod"}}, .isMap = true});
-  Chain forward{.name = "forward", .base = BaseChain{"filter", "forward", 0, "accept"}};
+  Chain forward{
+      .name = "forward",
+      .base = BaseChain{ChainType::kFilter, Hook::kForward, Priority::kFilter, ChainPolicy::kAccept}};
   forward.rules.push_back(
       Rule{.action = VerdictMapLookup{.family = Family::kV4, .field = Field::kDestination, .map = "to"}});
   Chain pod{.name = "pod"};
@@ -94,12 +96,18 @@ TEST_CASE("the fake kernel refuses what the kernel refuses, and takes the planne
     requireRefused(transact(held, steps({{K::kAddSet, "peers", {}}}), viewOf(reshaped)), EEXIST,
                    "add set peers");
     reshaped = t;
-    reshaped.chains[0].base->priority = 10;
+    reshaped.chains[0].base->priority = Priority{10};
     requireRefused(transact(held, steps({{K::kAddChain, "forward", {}}}), viewOf(reshaped)), EEXIST,
                    "add chain forward");
     // The planner replaces the table for that, in one transaction, and the fake takes it.
     REQUIRE(fake.apply(reshaped).ok());
-    CHECK(fake.view().chains.at("forward").base->priority == 10);
+    CHECK(fake.view().chains.at("forward").base->priority == Priority{10});
+    // A base chain read back with a type or hook nftpol has no name for is never taken for ours.
+    fake.view().chains.at("forward").foreignBase = true;
+    auto replaced = fake.apply(reshaped);
+    REQUIRE(replaced.ok());
+    CHECK(replaced->messages > 0);
+    CHECK_FALSE(fake.view().chains.at("forward").foreignBase);
   }
   SECTION("the planner removes referrers first, which the kernel needs") {
     Table bare = t;

@@ -60,6 +60,7 @@ class Signatures {
 
 struct ChainView {
   std::optional<BaseChain> base;
+  bool foreignBase = false;  // a base chain of a type or hook that nftpol never makes: never one of ours
   Signatures rules;
   bool operator==(const ChainView&) const = default;
 };

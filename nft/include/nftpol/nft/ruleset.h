@@ -25,9 +25,13 @@ uint8_t ipProtocolNumber(Protocol p);  // 6, 17, 132
 std::optional<Protocol> protocolFromNumber(uint8_t number);
 std::optional<Protocol> protocolFromKeyword(std::string_view keyword);
 
+// A connection's state as conntrack tracks it; the values are the kernel's ct state bits.
+enum class ConnState : uint32_t { kInvalid = 1, kEstablished = 2, kRelated = 4, kNew = 8 };
+const char* toString(ConnState s);  // "established"
+
 // ct state established,related (or invalid).
 struct CtState {
-  std::vector<std::string> states;
+  std::vector<ConnState> states;
   bool operator==(const CtState&) const = default;
 };
 // ip saddr @set / ip6 daddr @set
@@ -172,11 +176,22 @@ struct Set {
   bool operator==(const Set&) const = default;
 };
 
+// What a base chain is, hooks into and does by default: the values nftables has for the inet family.
+enum class ChainType : uint8_t { kFilter, kNat, kRoute };
+enum class Hook : uint8_t { kIngress, kPrerouting, kInput, kForward, kOutput, kPostrouting };
+enum class ChainPolicy : uint8_t { kAccept, kDrop };
+// The priorities nft names (a chain may sit at any value between: Priority{-150} is one too).
+enum class Priority : int32_t { kDstNat = -100, kFilter = 0, kSrcNat = 100 };
+const char* toString(ChainType t);                            // "filter"
+const char* toString(Hook h);                                 // "forward"
+const char* toString(ChainPolicy p);                          // "accept"
+std::string toString(Priority p, ChainType type, Hook hook);  // "filter", "dstnat", "srcnat" or the number
+
 struct BaseChain {
-  std::string type;  // "filter", "nat"
-  std::string hook;  // "forward", "input", "output", "prerouting", "postrouting"
-  int priority = 0;
-  std::string policy;  // "accept"
+  ChainType type = ChainType::kFilter;
+  Hook hook = Hook::kForward;
+  Priority priority = Priority::kFilter;
+  ChainPolicy policy = ChainPolicy::kAccept;
   bool operator==(const BaseChain&) const = default;
 };
 

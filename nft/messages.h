@@ -10,7 +10,9 @@
 #include <libnftnl/table.h>
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "nftpol/nft/kernel_view.h"
@@ -36,8 +38,9 @@ SetPtr buildSet(const Table& table, const Set& set, uint32_t setId);
 SetPtr buildElements(const Table& table, const std::string& set, const std::vector<ElementTuple>& elements);
 
 // A base chain's hook, by nft's name and the kernel's number.
-uint32_t hookNumber(const std::string& hook);
-std::string hookName(uint32_t number);
+uint32_t hookNumber(Hook hook);
+std::optional<Hook> hookOf(uint32_t number);  // nullopt: a hook the inet family does not have
+std::optional<ChainType> chainTypeOf(std::string_view name);
 
 SetView setViewOf(const Set& set);            // spec and encoded elements
 std::string ruleSignature(nftnl_rule* rule);  // expressions and comment, as libnftnl prints them
