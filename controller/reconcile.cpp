@@ -21,7 +21,9 @@ Result<ReconcileResult> Reconciler::apply() {
   ReconcileResult r{
       .messages = applied->messages, .pods = table_.localPods(), .policies = model_.policies().size()};
   for (const auto& s : desired.sets)
-    r.elements += s.isMap ? s.verdicts.size() : s.elements.size();
+    r.elements += s.elements.size();
+  for (const auto& m : desired.maps)
+    r.elements += m.verdicts.size();
   return r;
 }
 

@@ -145,6 +145,10 @@ Result<Applied> FakeBackend::apply(const Table& desired) {
     ++refused_;
     return e;
   }
+  if (auto problem = desired.check()) {
+    ++refused_;
+    return Error{"fake kernel: " + *problem, EINVAL};
+  }
   KernelView want = viewOf(desired);
   Plan p = plan(view_, desired, want);
   if (p.empty()) return Applied{0};

@@ -10,16 +10,21 @@ namespace nftpol::nft {
 KernelView viewOf(const Table& desired, SignatureCache* cache) {
   KernelView v;
   v.exists = true;
-  for (const auto& s : desired.sets) {
-    if (!cache) {
+  // Sets and maps are both sets to the kernel: one view of them, by name.
+  auto view = [&](const auto& s, auto* cached) {
+    if (!cached) {
       v.sets[s.name] = setViewOf(s);
-      continue;
+      return;
     }
-    auto it = cache->sets.find(s.name);
-    if (it == cache->sets.end() || !(it->second.first == s))
-      it = cache->sets.insert_or_assign(s.name, std::pair{s, setViewOf(s)}).first;
+    auto it = cached->find(s.name);
+    if (it == cached->end() || !(it->second.first == s))
+      it = cached->insert_or_assign(s.name, std::pair{s, setViewOf(s)}).first;
     v.sets[s.name] = it->second.second;
-  }
+  };
+  for (const auto& s : desired.sets)
+    view(s, cache ? &cache->sets : nullptr);
+  for (const auto& m : desired.maps)
+    view(m, cache ? &cache->maps : nullptr);
   for (const auto& c : desired.chains) {
     ChainView cv{.base = c.base};
     const SignatureCache::Entry* cached = nullptr;
@@ -41,6 +46,7 @@ KernelView viewOf(const Table& desired, SignatureCache* cache) {
   if (cache) {  // what is gone rarely comes back with the same content: keep the cache bounded
     std::erase_if(cache->chains, [&](const auto& entry) { return !v.chains.count(entry.first); });
     std::erase_if(cache->sets, [&](const auto& entry) { return !v.sets.count(entry.first); });
+    std::erase_if(cache->maps, [&](const auto& entry) { return !v.sets.count(entry.first); });
   }
   return v;
 }

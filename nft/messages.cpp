@@ -40,24 +40,6 @@ std::string increment(std::string bytes, bool& overflow) {
   return bytes;
 }
 
-// An interval element ("a", "a/len" or "a-b") as its first and last address bytes.
-std::pair<std::string, std::string> intervalOf(const std::string& element) {
-  if (auto slash = element.find('/'); slash != std::string::npos) {
-    auto c = Cidr::parse(element);
-    std::string first = addressBytes(c->base()), last = first;
-    int hostBits = c->base().bitLength() - c->prefixLength();
-    for (int i = static_cast<int>(last.size()) - 1; i >= 0 && hostBits > 0; --i, hostBits -= 8)
-      last[i] =
-          static_cast<char>(static_cast<uint8_t>(last[i]) | (hostBits >= 8 ? 0xff : (1 << hostBits) - 1));
-    return {first, last};
-  }
-  if (auto dash = element.find('-'); dash != std::string::npos)
-    return {addressBytes(*IpAddress::parse(element.substr(0, dash))),
-            addressBytes(*IpAddress::parse(element.substr(dash + 1)))};
-  std::string a = addressBytes(*IpAddress::parse(element));
-  return {a, a};
-}
-
 std::string word(uint32_t hostValue) {
   return std::string(reinterpret_cast<const char*>(&hostValue), 4);
 }
@@ -346,32 +328,36 @@ void addAction(nftnl_rule* r, const Action& action) {
              action);
 }
 
-// One key in nft syntax ("10.0.0.1", "10.0.0.1 . tcp . 80", "tcp . 30080", "3") as the kernel stores it.
-std::string encodeKey(const Set& s, const std::string& text) {
-  if (s.randomModulus) return word(static_cast<uint32_t>(std::stoul(text)));  // numgen: host byte order
-  auto protocolPort = [](const std::string& proto, const std::string& port) {
-    return word(ipProtocolNumber(*protocolFromKeyword(proto))) +
-           word(htons(static_cast<uint16_t>(std::stoi(port))));
+// One key as the kernel stores it: addresses and ports in network byte order, a protocol or a numgen value
+// in a host-order register word each.
+std::string encodeKey(const Key& key) {
+  auto protocolPort = [](Protocol protocol, uint16_t port) {
+    return word(ipProtocolNumber(protocol)) + word(htons(port));
   };
-  auto dot = text.find(" . ");
-  if (dot == std::string::npos) return addressBytes(*IpAddress::parse(text));
-  auto dot2 = text.find(" . ", dot + 3);
-  if (dot2 == std::string::npos) return protocolPort(text.substr(0, dot), text.substr(dot + 3));
-  return addressBytes(*IpAddress::parse(text.substr(0, dot))) +
-         protocolPort(text.substr(dot + 3, dot2 - dot - 3), text.substr(dot2 + 3));
+  return std::visit(Overloaded{
+                        [](const IpAddress& a) { return addressBytes(a); },
+                        [](const AddressRange& r) { return addressBytes(r.first); },  // check() refuses these
+                        [&](const AddressProtocolPort& k) {
+                          return addressBytes(k.address) + protocolPort(k.protocol, k.port);
+                        },
+                        [&](const ProtocolPort& k) { return protocolPort(k.protocol, k.port); },
+                        [](const Slot& slot) { return word(slot.value); },
+                    },
+                    key);
 }
 
 std::vector<ElementTuple> encodeElements(const Set& s) {
   std::vector<ElementTuple> out;
-  if (s.isMap) {
-    for (const auto& [key, chain] : s.verdicts)
-      out.push_back({encodeKey(s, key), 0, chain});
-  } else if (s.interval) {
+  if (s.interval) {
     // The rbtree's encoding: a start element for each range and an end marker at last + 1; a range that does
     // not start at zero needs a leading end marker at zero.
     std::vector<std::pair<std::string, std::string>> ranges;
-    for (const auto& e : s.elements)
-      ranges.push_back(intervalOf(e));
+    for (const auto& e : s.elements) {
+      if (const auto* r = std::get_if<AddressRange>(&e))
+        ranges.emplace_back(addressBytes(r->first), addressBytes(r->last));
+      else
+        ranges.emplace_back(encodeKey(e), encodeKey(e));
+    }
     std::sort(ranges.begin(), ranges.end());
     if (!ranges.empty() && ranges.front().first != std::string(ranges.front().first.size(), '\0'))
       out.push_back({std::string(ranges.front().first.size(), '\0'), NFT_SET_ELEM_INTERVAL_END, ""});
@@ -383,10 +369,36 @@ std::vector<ElementTuple> encodeElements(const Set& s) {
     }
   } else {
     for (const auto& e : s.elements)
-      out.push_back({encodeKey(s, e), 0, ""});
+      out.push_back({encodeKey(e), 0, ""});
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+std::vector<ElementTuple> encodeElements(const Map& m) {
+  std::vector<ElementTuple> out;
+  out.reserve(m.verdicts.size());
+  for (const auto& [key, chain] : m.verdicts)
+    out.push_back({encodeKey(key), 0, chain});
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// The kernel's key type and length (nft's datatype ids) of a key type.
+std::pair<uint32_t, uint32_t> keySpec(const KeyType& key) {
+  bool v6 = key.family == Family::kV6;
+  uint32_t address = v6 ? kTypeIpv6 : kTypeIpv4, length = v6 ? 16 : 4;
+  switch (key.kind) {
+    case KeyType::Kind::kAddress:
+      return {address, length};
+    case KeyType::Kind::kAddressProtocolPort:
+      return {concatType(address, kTypeInetProto, kTypeInetService), length + 8};
+    case KeyType::Kind::kProtocolPort:
+      return {(kTypeInetProto << 6) | kTypeInetService, 8};
+    case KeyType::Kind::kRandom:
+      return {kTypeInteger, 4};
+  }
+  return {0, 0};
 }
 
 // A map keyed by `numgen random mod N`: the kernel only knows a 4-byte integer key, so nft lists it as
@@ -416,23 +428,18 @@ void putRandomTypeof(nftnl_udata_buf* buf, uint32_t modulus) {
 
 SetView setViewOf(const Set& s) {
   SetView v;
-  v.flags = (s.interval ? NFT_SET_INTERVAL : 0) | (s.isMap ? NFT_SET_MAP : 0) |
-            (s.dynamic ? NFT_SET_TIMEOUT | NFT_SET_EVAL : 0);
-  if (s.randomModulus) {
-    v.keyType = kTypeInteger;
-    v.keyLength = 4;
-  } else if (s.type == "inet_proto . inet_service") {
-    v.keyType = (kTypeInetProto << 6) | kTypeInetService;
-    v.keyLength = 8;
-  } else {
-    bool v6 = s.type.rfind("ipv6_addr", 0) == 0;
-    bool concat = s.type.find(" . ") != std::string::npos;
-    v.keyType = concat ? concatType(v6 ? kTypeIpv6 : kTypeIpv4, kTypeInetProto, kTypeInetService)
-                       : (v6 ? kTypeIpv6 : kTypeIpv4);
-    v.keyLength = (v6 ? 16 : 4) + (concat ? 8 : 0);
-  }
+  v.flags = (s.interval ? NFT_SET_INTERVAL : 0) | (s.dynamic ? NFT_SET_TIMEOUT | NFT_SET_EVAL : 0);
+  std::tie(v.keyType, v.keyLength) = keySpec(s.key);
   v.timeoutMs = s.dynamic ? uint64_t{s.timeoutSeconds} * 1000 : 0;
   if (!s.dynamic) v.elements = encodeElements(s);  // a dynamic set's elements are the data path's
+  return v;
+}
+
+SetView setViewOf(const Map& m) {
+  SetView v;
+  v.flags = NFT_SET_MAP;
+  std::tie(v.keyType, v.keyLength) = keySpec(m.key);
+  v.elements = encodeElements(m);
   return v;
 }
 
@@ -509,28 +516,46 @@ RulePtr buildRule(const Table& table, const std::string& chain, const Rule& rule
   return r;
 }
 
-SetPtr buildSet(const Table& table, const Set& set, uint32_t setId) {
-  SetView v = setViewOf(set);
+namespace {
+SetPtr setObject(const Table& table, const std::string& name, const SetView& v, uint32_t setId) {
   SetPtr s(nftnl_set_alloc());
   nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, kFamily);
   nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, table.name.c_str());
-  nftnl_set_set_str(s.get(), NFTNL_SET_NAME, set.name.c_str());
+  nftnl_set_set_str(s.get(), NFTNL_SET_NAME, name.c_str());
   nftnl_set_set_u32(s.get(), NFTNL_SET_ID, setId);
   nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, v.flags);
   nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, v.keyType);
   nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, v.keyLength);
-  if (set.isMap) nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, kTypeVerdictMapData);
+  return s;
+}
+void putUserData(nftnl_set* s, nftnl_udata_buf* buf) {
+  if (nftnl_udata_buf_len(buf) > 0)
+    nftnl_set_set_data(s, NFTNL_SET_USERDATA, nftnl_udata_buf_data(buf), nftnl_udata_buf_len(buf));
+  nftnl_udata_buf_free(buf);
+}
+}  // namespace
+
+SetPtr buildSet(const Table& table, const Set& set, uint32_t setId) {
+  SetView v = setViewOf(set);
+  SetPtr s = setObject(table, set.name, v, setId);
   if (set.dynamic) {
     nftnl_set_set_u64(s.get(), NFTNL_SET_TIMEOUT, v.timeoutMs);
     nftnl_set_set_u32(s.get(), NFTNL_SET_DESC_SIZE, 65535);  // nft's default for a set the data path fills
   }
   nftnl_udata_buf* buf = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
   if (set.interval) nftnl_udata_put_u32(buf, NFTNL_UDATA_SET_KEYBYTEORDER, 1);  // as nft writes it
-  if (set.randomModulus) putRandomTypeof(buf, set.randomModulus);
   if (!set.comment.empty()) nftnl_udata_put_strz(buf, NFTNL_UDATA_SET_COMMENT, set.comment.c_str());
-  if (nftnl_udata_buf_len(buf) > 0)
-    nftnl_set_set_data(s.get(), NFTNL_SET_USERDATA, nftnl_udata_buf_data(buf), nftnl_udata_buf_len(buf));
-  nftnl_udata_buf_free(buf);
+  putUserData(s.get(), buf);
+  return s;
+}
+
+SetPtr buildSet(const Table& table, const Map& map, uint32_t setId) {
+  SetPtr s = setObject(table, map.name, setViewOf(map), setId);
+  nftnl_set_set_u32(s.get(), NFTNL_SET_DATA_TYPE, kTypeVerdictMapData);
+  nftnl_udata_buf* buf = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+  if (map.key.kind == KeyType::Kind::kRandom) putRandomTypeof(buf, map.key.modulus);
+  if (!map.comment.empty()) nftnl_udata_put_strz(buf, NFTNL_UDATA_SET_COMMENT, map.comment.c_str());
+  putUserData(s.get(), buf);
   return s;
 }
 

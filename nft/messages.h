@@ -34,6 +34,7 @@ TablePtr buildTable(const Table& table);
 ChainPtr buildChain(const Table& table, const Chain& chain);
 RulePtr buildRule(const Table& table, const std::string& chain, const Rule& rule);
 SetPtr buildSet(const Table& table, const Set& set, uint32_t setId);
+SetPtr buildSet(const Table& table, const Map& map, uint32_t setId);
 // A set object carrying only these elements, for NEWSETELEM/DELSETELEM.
 SetPtr buildElements(const Table& table, const std::string& set, const std::vector<ElementTuple>& elements);
 
@@ -42,7 +43,8 @@ uint32_t hookNumber(Hook hook);
 std::optional<Hook> hookOf(uint32_t number);  // nullopt: a hook the inet family does not have
 std::optional<ChainType> chainTypeOf(std::string_view name);
 
-SetView setViewOf(const Set& set);            // spec and encoded elements
+SetView setViewOf(const Set& set);  // spec and encoded elements
+SetView setViewOf(const Map& map);
 std::string ruleSignature(nftnl_rule* rule);  // expressions and comment, as libnftnl prints them
 
 }  // namespace nftpol::nft

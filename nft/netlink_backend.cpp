@@ -378,6 +378,12 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
     committed_.emplace(*before, std::move(want));
     return Applied{0};
   }
+  // A key the set's type does not admit would be sent as bytes of another shape: refuse the table instead
+  // (the sets this plan writes are the ones to check; the others are as the kernel took them).
+  for (const Step& step : p.steps)
+    if (step.kind == Step::Kind::kAddSet || step.kind == Step::Kind::kAddElements ||
+        step.kind == Step::Kind::kFlushSet)
+      if (auto problem = desired.check(step.name)) return Error{"netlink: " + *problem, EINVAL};
   committed_.reset();
   Batch batch(socket_->seq);
   uint32_t setId = 1;
@@ -393,8 +399,12 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
             buildTable(desired).get());
         break;
       case Step::Kind::kAddSet:
-        nftnl_set_nlmsg_build_payload(batch.add(NFT_MSG_NEWSET, NLM_F_CREATE, "add set " + step.name),
-                                      buildSet(desired, *desired.findSet(step.name), setId++).get());
+        if (const Set* set = desired.findSet(step.name))
+          nftnl_set_nlmsg_build_payload(batch.add(NFT_MSG_NEWSET, NLM_F_CREATE, "add set " + step.name),
+                                        buildSet(desired, *set, setId++).get());
+        else
+          nftnl_set_nlmsg_build_payload(batch.add(NFT_MSG_NEWSET, NLM_F_CREATE, "add map " + step.name),
+                                        buildSet(desired, *desired.findMap(step.name), setId++).get());
         break;
       case Step::Kind::kAddChain:
         nftnl_chain_nlmsg_build_payload(batch.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add chain " + step.name),
@@ -434,7 +444,7 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
         break;
       }
       case Step::Kind::kDeleteSet: {
-        Set gone{.name = step.name, .type = "ipv4_addr"};
+        Set gone{.name = step.name};
         nftnl_set_nlmsg_build_payload(batch.add(NFT_MSG_DELSET, 0, "delete set " + step.name),
                                       buildSet(desired, gone, 0).get());
         break;
@@ -462,6 +472,11 @@ Result<Applied> NetlinkBackend::merge(const Table& shape) {
                                   buildSet(shape, set, setId++).get());
     batch.done();
   }
+  for (const auto& map : shape.maps) {
+    nftnl_set_nlmsg_build_payload(batch.add(NFT_MSG_NEWSET, NLM_F_CREATE, "add map " + map.name),
+                                  buildSet(shape, map, setId++).get());
+    batch.done();
+  }
   for (const auto& chain : shape.chains) {
     nftnl_chain_nlmsg_build_payload(batch.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add chain " + chain.name),
                                     buildChain(shape, chain).get());
@@ -482,6 +497,10 @@ Result<Applied> NetlinkBackend::merge(const Table& shape) {
   for (const auto& set : shape.sets) {
     auto elements = setViewOf(set).elements;
     if (!elements.empty()) addElements(batch, shape, set.name, elements, false);
+  }
+  for (const auto& map : shape.maps) {
+    auto elements = setViewOf(map).elements;
+    if (!elements.empty()) addElements(batch, shape, map.name, elements, false);
   }
   auto sent = batch.send(socket_->nl);
   if (!sent) {

@@ -272,6 +272,8 @@ std::optional<Protocol> protocolFromKeyword(std::string_view keyword) {
   return std::nullopt;
 }
 
+namespace {
+// An address range as nft prints it: a prefix when it is exactly one, else "first-last".
 std::string rangeText(const IpAddress& first, const IpAddress& last) {
   if (first == last) return first.toString();
   U128 lo = toInt(first), hi = toInt(last);
@@ -288,8 +290,56 @@ std::string rangeText(const IpAddress& first, const IpAddress& last) {
   }
   return first.toString() + "-" + last.toString();
 }
+}  // namespace
 
-std::vector<std::string> blockElements(const Cidr& cidr, const std::vector<Cidr>& except) {
+std::string toString(const Key& key) {
+  return std::visit(Overloaded{
+                        [](const IpAddress& a) { return a.toString(); },
+                        [](const AddressRange& r) { return rangeText(r.first, r.last); },
+                        [](const AddressProtocolPort& k) {
+                          return k.address.toString() + " . " + nftKeyword(k.protocol) + " . " +
+                                 std::to_string(k.port);
+                        },
+                        [](const ProtocolPort& k) {
+                          return std::string(nftKeyword(k.protocol)) + " . " + std::to_string(k.port);
+                        },
+                        [](const Slot& slot) { return std::to_string(slot.value); },
+                    },
+                    key);
+}
+
+std::string toString(const KeyType& type) {
+  const char* address = type.family == Family::kV4 ? "ipv4_addr" : "ipv6_addr";
+  switch (type.kind) {
+    case KeyType::Kind::kAddress:
+      return std::string("type ") + address;
+    case KeyType::Kind::kAddressProtocolPort:
+      return std::string("type ") + address + " . inet_proto . inet_service";
+    case KeyType::Kind::kProtocolPort:
+      return "type inet_proto . inet_service";
+    case KeyType::Kind::kRandom:
+      return "typeof numgen random mod " + std::to_string(type.modulus);
+  }
+  return "";
+}
+
+bool KeyType::admits(const Key& key) const {
+  return std::visit(Overloaded{
+                        [&](const IpAddress& a) { return kind == Kind::kAddress && a.family() == family; },
+                        [&](const AddressRange& r) {
+                          return kind == Kind::kAddress && r.first.family() == family &&
+                                 r.last.family() == family && !(r.last < r.first);
+                        },
+                        [&](const AddressProtocolPort& k) {
+                          return kind == Kind::kAddressProtocolPort && k.address.family() == family;
+                        },
+                        [&](const ProtocolPort&) { return kind == Kind::kProtocolPort; },
+                        [&](const Slot& slot) { return kind == Kind::kRandom && slot.value < modulus; },
+                    },
+                    key);
+}
+
+std::vector<Key> blockElements(const Cidr& cidr, const std::vector<Cidr>& except) {
   Family f = cidr.family();
   int bits = cidr.base().bitLength();
   auto rangeOf = [&](const Cidr& c) {
@@ -312,10 +362,10 @@ std::vector<std::string> blockElements(const Cidr& cidr, const std::vector<Cidr>
     }
     ranges = std::move(next);
   }
-  std::vector<std::string> out;
+  std::vector<Key> out;
   out.reserve(ranges.size());
   for (auto [lo, hi] : ranges)
-    out.push_back(rangeText(fromInt(f, lo), fromInt(f, hi)));
+    out.emplace_back(AddressRange{fromInt(f, lo), fromInt(f, hi)});
   return out;
 }
 
@@ -329,6 +379,47 @@ const Set* Table::findSet(const std::string& n) const {
   for (const auto& s : sets)
     if (s.name == n) return &s;
   return nullptr;
+}
+
+const Map* Table::findMap(const std::string& n) const {
+  auto it = std::lower_bound(maps.begin(), maps.end(), n,
+                             [](const Map& m, const std::string& v) { return m.name < v; });
+  if (it != maps.end() && it->name == n) return &*it;
+  for (const auto& m : maps)
+    if (m.name == n) return &m;
+  return nullptr;
+}
+
+namespace {
+std::optional<std::string> checkSet(const Set& s) {
+  for (const auto& e : s.elements) {
+    bool range = std::holds_alternative<AddressRange>(e);
+    if (!s.key.admits(e) || (range && !s.interval))
+      return "set " + s.name + " (" + toString(s.key) + (s.interval ? ", interval" : "") + ") cannot hold " +
+             toString(e);
+  }
+  return std::nullopt;
+}
+std::optional<std::string> checkMap(const Map& m) {
+  for (const auto& [key, chain] : m.verdicts)
+    if (!m.key.admits(key) || std::holds_alternative<AddressRange>(key))
+      return "map " + m.name + " (" + toString(m.key) + ") cannot map " + toString(key);
+  return std::nullopt;
+}
+}  // namespace
+
+std::optional<std::string> Table::check() const {
+  for (const auto& s : sets)
+    if (auto problem = checkSet(s)) return problem;
+  for (const auto& m : maps)
+    if (auto problem = checkMap(m)) return problem;
+  return std::nullopt;
+}
+
+std::optional<std::string> Table::check(const std::string& name) const {
+  if (const Set* s = findSet(name)) return checkSet(*s);
+  if (const Map* m = findMap(name)) return checkMap(*m);
+  return std::nullopt;
 }
 
 const Chain* Table::findChain(const std::string& n) const {
@@ -358,25 +449,33 @@ std::string toText(const Rule& rule) {
 std::string toText(const Table& table) {
   std::string out = "table " + table.family + " " + table.name + " {\n";
   bool first = true;
-  for (const auto& s : table.sets) {
+  // Sets and maps in one name order, as nft lists them.
+  auto set = table.sets.begin();
+  auto map = table.maps.begin();
+  while (set != table.sets.end() || map != table.maps.end()) {
     out += first ? "" : "\n";
     first = false;
-    out += std::string("\t") + (s.isMap ? "map " : "set ") + s.name + " {\n";
-    if (s.randomModulus)
-      out += "\t\ttypeof numgen random mod " + std::to_string(s.randomModulus) + " : verdict\n";
-    else
-      out += "\t\ttype " + s.type + (s.isMap ? " : verdict" : "") + "\n";
-    if (s.dynamic)
-      out +=
-          "\t\tsize 65535\n\t\tflags dynamic,timeout\n\t\ttimeout " + durationText(s.timeoutSeconds) + "\n";
-    if (s.interval) out += "\t\tflags interval\n";
-    if (!s.comment.empty()) out += "\t\tcomment " + quote(s.comment) + "\n";
-    std::vector<std::string> items = s.elements;
-    if (s.isMap) {
-      items.clear();
-      for (const auto& [key, chain] : s.verdicts)
-        items.push_back(key + " : jump " + chain);
+    bool isSet = map == table.maps.end() || (set != table.sets.end() && set->name < map->name);
+    const std::string& name = isSet ? set->name : map->name;
+    const KeyType& key = isSet ? set->key : map->key;
+    const std::string& comment = isSet ? set->comment : map->comment;
+    out += std::string("\t") + (isSet ? "set " : "map ") + name + " {\n";
+    out += "\t\t" + toString(key) + (isSet ? "" : " : verdict") + "\n";
+    std::vector<std::string> items;
+    if (isSet) {
+      if (set->dynamic)
+        out += "\t\tsize 65535\n\t\tflags dynamic,timeout\n\t\ttimeout " + durationText(set->timeoutSeconds) +
+               "\n";
+      if (set->interval) out += "\t\tflags interval\n";
+      for (const auto& e : set->elements)
+        items.push_back(toString(e));
+      ++set;
+    } else {
+      for (const auto& [k, chain] : map->verdicts)
+        items.push_back(toString(k) + " : jump " + chain);
+      ++map;
     }
+    if (!comment.empty()) out += "\t\tcomment " + quote(comment) + "\n";
     if (!items.empty()) out += "\t\telements = " + elementsText(items) + "\n";
     out += "\t}\n";
   }

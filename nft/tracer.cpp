@@ -8,20 +8,12 @@
 namespace nftpol::nft {
 namespace {
 
-// Does one set element (address, prefix or "first-last" range) contain the address?
-bool elementContains(const std::string& element, const IpAddress& ip) {
-  if (element.find('/') != std::string::npos) {
-    auto c = Cidr::parse(element);
-    return c && c->contains(ip);
-  }
-  auto dash = element.find('-');
-  if (dash != std::string::npos) {
-    auto first = IpAddress::parse(element.substr(0, dash));
-    auto last = IpAddress::parse(element.substr(dash + 1));
-    return first && last && first->family() == ip.family() && *first <= ip && ip <= *last;
-  }
-  auto a = IpAddress::parse(element);
-  return a && *a == ip;
+// Does one element of an address set (an address, or a range of an interval set) contain the address?
+bool elementContains(const Key& element, const IpAddress& ip) {
+  if (const auto* a = std::get_if<IpAddress>(&element)) return *a == ip;
+  if (const auto* r = std::get_if<AddressRange>(&element))
+    return r->first.family() == ip.family() && !(ip < r->first) && !(r->last < ip);
+  return false;
 }
 
 class Tracer {
@@ -58,7 +50,7 @@ class Tracer {
               if (ip.family() != a.family) return false;
               const Set* s = t_.findSet(a.set);
               return s && std::any_of(s->elements.begin(), s->elements.end(),
-                                      [&](const std::string& e) { return elementContains(e, ip); });
+                                      [&](const Key& e) { return elementContains(e, ip); });
             },
             [&](const PortIs& p) {
               const PortRange& pm = p.port;
@@ -67,8 +59,7 @@ class Tracer {
             [&](const DestinationPortInSet& d) {
               if (p_.destination.family() != d.family) return false;
               const Set* s = t_.findSet(d.set);
-              std::string key = p_.destination.toString() + " . " + nftKeyword(p_.protocol) + " . " +
-                                std::to_string(p_.port);
+              Key key = AddressProtocolPort{p_.destination, p_.protocol, p_.port};
               return s && std::find(s->elements.begin(), s->elements.end(), key) != s->elements.end();
             },
             [&](const AddressIs& a) { return address(a.field) == a.address; },
@@ -100,40 +91,40 @@ class Tracer {
         trace.path.push_back(chain.name + ": " + toText(rule));
         return Step{o, ""};
       };
-      Step step =
-          std::visit(Overloaded{
-                         [&](const Reject&) { return done(Outcome::kDrop); },
-                         [&](const Verdict& v) {
-                           switch (v.kind) {
-                             case Verdict::Kind::kAccept:
-                               return done(Outcome::kAccept);
-                             case Verdict::Kind::kDrop:
-                               return done(Outcome::kDrop);
-                             case Verdict::Kind::kReturn:
-                               return done(Outcome::kReturn);
-                             case Verdict::Kind::kJump:
-                               break;
-                           }
-                           trace.path.push_back(chain.name + ": " + toText(rule));
-                           return Step{std::nullopt, v.chain};
-                         },
-                         [&](const VerdictMapLookup& vm) {
-                           // Service dispatch lives in the NAT chains, which the traced packet is already
-                           // past.
-                           if (vm.key != VerdictMapLookup::Key::kAddress) return Step{};
-                           const IpAddress& ip = address(vm.field);
-                           const Set* map = ip.family() == vm.family ? t_.findSet(vm.map) : nullptr;
-                           if (!map) return Step{};
-                           auto it = std::find_if(map->verdicts.begin(), map->verdicts.end(),
-                                                  [&](const auto& kv) { return kv.first == ip.toString(); });
-                           return it == map->verdicts.end() ? Step{} : Step{std::nullopt, it->second};
-                         },
-                         // Translation statements: the traced packet is already past them.
-                         [](const Dnat&) { return Step{}; },
-                         [](const Masquerade&) { return Step{}; },
-                         [](const Continue&) { return Step{}; },
-                     },
-                     rule.action);
+      Step step = std::visit(Overloaded{
+                                 [&](const Reject&) { return done(Outcome::kDrop); },
+                                 [&](const Verdict& v) {
+                                   switch (v.kind) {
+                                     case Verdict::Kind::kAccept:
+                                       return done(Outcome::kAccept);
+                                     case Verdict::Kind::kDrop:
+                                       return done(Outcome::kDrop);
+                                     case Verdict::Kind::kReturn:
+                                       return done(Outcome::kReturn);
+                                     case Verdict::Kind::kJump:
+                                       break;
+                                   }
+                                   trace.path.push_back(chain.name + ": " + toText(rule));
+                                   return Step{std::nullopt, v.chain};
+                                 },
+                                 [&](const VerdictMapLookup& vm) {
+                                   // Service dispatch lives in the NAT chains, which the traced packet is
+                                   // already past.
+                                   if (vm.key != VerdictMapLookup::Key::kAddress) return Step{};
+                                   const IpAddress& ip = address(vm.field);
+                                   const Map* map = ip.family() == vm.family ? t_.findMap(vm.map) : nullptr;
+                                   if (!map) return Step{};
+                                   auto it =
+                                       std::find_if(map->verdicts.begin(), map->verdicts.end(),
+                                                    [&](const auto& kv) { return kv.first == Key{ip}; });
+                                   return it == map->verdicts.end() ? Step{} : Step{std::nullopt, it->second};
+                                 },
+                                 // Translation statements: the traced packet is already past them.
+                                 [](const Dnat&) { return Step{}; },
+                                 [](const Masquerade&) { return Step{}; },
+                                 [](const Continue&) { return Step{}; },
+                             },
+                             rule.action);
       if (step.outcome) return *step.outcome;
       if (step.jumpTo.empty()) continue;
       const std::string& jumpTo = step.jumpTo;

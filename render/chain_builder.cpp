@@ -52,10 +52,6 @@ std::string cut(std::string s, size_t max) {
 const char* familySuffix(Family f) {
   return f == Family::kV4 ? "-v4" : "-v6";
 }
-const char* addressType(Family f) {
-  return f == Family::kV4 ? "ipv4_addr" : "ipv6_addr";
-}
-
 std::string mapName(Direction d, Family f) {
   return std::string(d == Direction::kIngress ? "ingress" : "egress") + familySuffix(f);
 }
@@ -67,16 +63,14 @@ std::string cidrSetName(const policy::IpBlock& block, Family f) {
 }
 
 Set peerSet(const std::string& description, Family f, const std::vector<IpAddress>& addresses) {
-  Set s{.name = peerSetName(description, f), .type = addressType(f)};
+  Set s{.name = peerSetName(description, f), .key = KeyType::address(f)};
   s.comment = cut(description, kCommentMax);
-  s.elements.reserve(addresses.size());
-  for (const auto& ip : addresses)
-    s.elements.push_back(ip.toString());
+  s.elements.assign(addresses.begin(), addresses.end());
   return s;
 }
 
 Set cidrSet(const policy::IpBlock& block, Family f) {
-  Set s{.name = cidrSetName(block, f), .type = addressType(f), .interval = true};
+  Set s{.name = cidrSetName(block, f), .key = KeyType::address(f), .interval = true};
   s.comment = cut(block.toString(), kCommentMax);
   s.elements = blockElements(block.cidr, block.except);
   return s;
@@ -114,16 +108,15 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
   for (auto& [f, tuples] : named) {
     std::sort(tuples.begin(), tuples.end());
     tuples.erase(std::unique(tuples.begin(), tuples.end()), tuples.end());
-    std::vector<std::string> elements;
+    std::vector<Key> elements;
     std::string key;
     for (const auto& [ip, proto, port] : tuples) {
-      elements.push_back(ip.toString() + " . " + nftKeyword(*protocolFromNumber(proto)) + " . " +
-                         std::to_string(port));
-      key += elements.back() + ",";
+      elements.emplace_back(AddressProtocolPort{ip, *protocolFromNumber(proto), port});
+      key += toString(elements.back()) + ",";
     }
     std::string name = "named-" + contentHash(key) + familySuffix(f);
     built.namedSets.push_back(Set{.name = name,
-                                  .type = std::string(addressType(f)) + " . inet_proto . inet_service",
+                                  .key = KeyType::addressProtocolPort(f),
                                   .elements = std::move(elements),
                                   .comment = "named ports resolved on destination pods"});
     rules.push_back({{DestinationPortInSet{f, name}}, allow, "named ports of egress rules"});
@@ -167,30 +160,35 @@ Chain baseChain() {
   return c;
 }
 
-std::vector<Set> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries) {
+std::vector<Map> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries) {
   // Elements in key order, as the kernel keeps them and `nft list` prints them.
   std::sort(entries.begin(), entries.end());
-  std::vector<Set> maps;
+  std::vector<Map> maps;
   for (Direction d : {Direction::kIngress, Direction::kEgress})
     for (Family f : {Family::kV4, Family::kV6}) {
-      Set m{.name = mapName(d, f), .type = addressType(f), .isMap = true};
+      Map m{.name = mapName(d, f), .key = KeyType::address(f)};
       m.comment =
           std::string("pod address -> its ") + (d == Direction::kIngress ? "ingress" : "egress") + " chain";
       auto from = std::lower_bound(entries.begin(), entries.end(), m.name,
                                    [](const auto& e, const std::string& n) { return std::get<0>(e) < n; });
       for (auto it = from; it != entries.end() && std::get<0>(*it) == m.name; ++it)
-        m.verdicts.emplace_back(std::get<1>(*it).toString(), std::get<2>(*it));
+        m.verdicts.emplace_back(std::get<1>(*it), std::get<2>(*it));
       maps.push_back(std::move(m));
     }
   return maps;
 }
 
-Table assemble(std::vector<Set> sets, std::vector<Chain> chains, ServiceParts services) {
+Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> chains,
+               ServiceParts services) {
   Table t;
   t.sets = std::move(sets);
   for (auto& s : services.sets)
     t.sets.push_back(std::move(s));
   std::sort(t.sets.begin(), t.sets.end(), [](const Set& a, const Set& b) { return a.name < b.name; });
+  t.maps = std::move(maps);
+  for (auto& m : services.maps)
+    t.maps.push_back(std::move(m));
+  std::sort(t.maps.begin(), t.maps.end(), [](const Map& a, const Map& b) { return a.name < b.name; });
   for (auto& c : services.chains)
     chains.push_back(std::move(c));
   std::sort(chains.begin(), chains.end(), [](const Chain& a, const Chain& b) { return a.name < b.name; });

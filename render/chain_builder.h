@@ -50,7 +50,6 @@ bool putOnce(Map& map, const std::string& name, V&& value) {
 
 std::string cut(std::string s, size_t max);
 const char* familySuffix(Family f);  // "-v4", "-v6"
-const char* addressType(Family f);   // "ipv4_addr", "ipv6_addr"
 
 std::string mapName(Direction d, Family f);  // "ingress-v4", ...
 std::string peerSetName(const std::string& peerDescription, Family f);
@@ -86,10 +85,11 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
 
 Chain baseChain();
 // The four dispatch maps (ingress/egress x v4/v6), from (map name, address, chain) entries in any order.
-std::vector<Set> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries);
+std::vector<Map> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries);
 
 // The table from its parts: sets sorted by name, the base chains first (filter-forward, then the service
 // ones) and then chains by name. The service parts' rejects go into filter-forward before the policy.
-Table assemble(std::vector<Set> sets, std::vector<Chain> chains, ServiceParts services = {});
+Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> chains,
+               ServiceParts services = {});
 
 }  // namespace nftpol::render::detail

@@ -201,7 +201,8 @@ struct NodeTable::State {
         if (!l.chain[static_cast<int>(d)].empty())
           for (const auto& ip : model.findPod(key)->ips)
             dispatch.emplace_back(detail::mapName(d, ip.family()), ip, l.chain[static_cast<int>(d)]);
-    std::vector<Set> sets = detail::dispatchMaps(std::move(dispatch));
+    std::vector<nft::Map> maps = detail::dispatchMaps(std::move(dispatch));
+    std::vector<Set> sets;
     std::map<std::string, const Set*> named;
     std::set<std::string> referenced;
     std::vector<Chain> chainList;
@@ -228,14 +229,15 @@ struct NodeTable::State {
     std::vector<const detail::ServicePiece*> pieces;
     for (const auto& [key, piece] : servicePieces)
       pieces.push_back(&piece);
-    table = detail::assemble(std::move(sets), std::move(chainList), detail::combine(std::move(pieces)));
+    table = detail::assemble(std::move(sets), std::move(maps), std::move(chainList),
+                             detail::combine(std::move(pieces)));
     return table;
   }
 };
 
 NodeTable::NodeTable(std::string node) : s_(std::make_unique<State>()) {
   s_->node = std::move(node);
-  s_->table = detail::assemble(detail::dispatchMaps({}), {});
+  s_->table = detail::assemble({}, detail::dispatchMaps({}), {});
 }
 NodeTable::~NodeTable() = default;
 NodeTable::NodeTable(NodeTable&&) noexcept = default;

@@ -15,17 +15,6 @@ using policy::TrafficPolicy;
 
 constexpr size_t kCommentMax = 127;
 
-const char* addressPortType(Family f) {
-  return f == Family::kV4 ? "ipv4_addr . inet_proto . inet_service" : "ipv6_addr . inet_proto . inet_service";
-}
-
-std::string keyText(const IpAddress& address, Protocol protocol, uint16_t port) {
-  return address.toString() + " . " + nftKeyword(protocol) + " . " + std::to_string(port);
-}
-std::string keyText(Protocol protocol, uint16_t port) {
-  return std::string(nftKeyword(protocol)) + " . " + std::to_string(port);
-}
-
 Verdict jump(const std::string& chain) {
   return Verdict{Verdict::Kind::kJump, chain};
 }
@@ -38,17 +27,6 @@ std::vector<Rule> rejects(const Match& key) {
                                     ? std::optional<Family>(std::get<DestinationPortInSet>(key).family)
                                     : std::nullopt},
                ""}};
-}
-
-std::vector<std::pair<std::string, std::string>> sorted(std::vector<std::pair<std::string, std::string>> v) {
-  std::sort(v.begin(), v.end());
-  v.erase(std::unique(v.begin(), v.end()), v.end());
-  return v;
-}
-std::vector<std::string> sortedKeys(std::vector<std::string> v) {
-  std::sort(v.begin(), v.end());
-  v.erase(std::unique(v.begin(), v.end()), v.end());
-  return v;
 }
 
 // One service's piece: its chains and sets, and its entries in the shared maps and reject sets.
@@ -64,31 +42,34 @@ class ServiceRenderer {
       const auto& port = p.port();
       auto internal = p.backendsFor(false, node_);
       auto external = p.backendsFor(true, node_);
-      auto place = [&](const std::string& chain, const std::string& map, const std::string& reject,
-                       std::string key) {
+      auto place = [&](const std::string& chain, const std::string& map, const std::string& reject, Key key) {
         if (chain.empty())
-          out.rejected.emplace_back(reject, std::move(key));
+          out.rejected.emplace_back(reject, key);
         else
-          out.entries.emplace_back(map, std::move(key), chain);
+          out.entries.emplace_back(map, key, chain);
       };
       for (const auto& ip : p.service->clusterIPs)
         place(
             serviceChain(p, ip.family(), internal, p.service->internalTrafficPolicy == TrafficPolicy::kLocal),
             std::string("service-ips") + familySuffix(ip.family()),
-            std::string("no-endpoints") + familySuffix(ip.family()), keyText(ip, port.protocol, port.port));
+            std::string("no-endpoints") + familySuffix(ip.family()),
+            AddressProtocolPort{ip, port.protocol, port.port});
       for (const auto* list : {&p.service->externalIPs, &p.service->loadBalancerIPs})
         for (const auto& ip : *list)
-          place(
-              externalChain(p, ip.family(), external), std::string("service-ips") + familySuffix(ip.family()),
-              std::string("no-endpoints") + familySuffix(ip.family()), keyText(ip, port.protocol, port.port));
+          place(externalChain(p, ip.family(), external),
+                std::string("service-ips") + familySuffix(ip.family()),
+                std::string("no-endpoints") + familySuffix(ip.family()),
+                AddressProtocolPort{ip, port.protocol, port.port});
       if (port.nodePort)
         place(nodePortChain(p, external), "service-nodeports", "no-endpoint-nodeports",
-              keyText(port.protocol, port.nodePort));
+              ProtocolPort{port.protocol, port.nodePort});
     }
     for (auto& [name, c] : chains_)
       out.chains.push_back(std::move(c));
     for (auto& [name, set] : sets_)
       out.sets.push_back(std::move(set));
+    for (auto& [name, map] : maps_)
+      out.maps.push_back(std::move(map));
     return out;
   }
 
@@ -144,10 +125,9 @@ class ServiceRenderer {
     c.comment = cut(p.name() + (local ? " (this node's backends)" : ""), kCommentMax);
     // The modulus is in the map's name: the kernel keeps it in the map's description, which a new modulus
     // would leave stale, so a change of backend count makes a new map.
-    Set map{
+    Map map{
         .name = "backends-" + contentHash(identity) + familySuffix(f) + "-" + std::to_string(backends.size()),
-        .isMap = true};
-    map.randomModulus = static_cast<uint32_t>(backends.size());
+        .key = KeyType::random(static_cast<uint32_t>(backends.size()))};
     map.comment = cut(p.name() + ": random backend", kCommentMax);
     for (size_t i = 0; i < backends.size(); ++i) {
       std::string affinity;
@@ -159,7 +139,7 @@ class ServiceRenderer {
         affinity = "aff-" + contentHash(clients) + familySuffix(f);
         claimName(names_, affinity, clients);
         Set s{.name = affinity,
-              .type = addressType(f),
+              .key = KeyType::address(f),
               .dynamic = true,
               .timeoutSeconds = *p.service->affinitySeconds};
         s.comment = cut(p.name() + ": clients of " + backends[i]->address.toString(), kCommentMax);
@@ -167,15 +147,14 @@ class ServiceRenderer {
       }
       std::string ep = endpointChain(p, *backends[i], affinity);
       if (!affinity.empty()) c.rules.push_back({{AddressInSet{f, Field::kSource, affinity}}, jump(ep), ""});
-      map.verdicts.emplace_back(std::to_string(i), ep);
+      map.verdicts.emplace_back(Slot{static_cast<uint32_t>(i)}, ep);
     }
-    c.rules.push_back({{},
-                       VerdictMapLookup{.family = f,
-                                        .map = map.name,
-                                        .key = VerdictMapLookup::Key::kRandom,
-                                        .modulus = map.randomModulus},
-                       std::to_string(backends.size()) + " backend" + (backends.size() == 1 ? "" : "s")});
-    sets_.try_emplace(map.name, std::move(map));
+    c.rules.push_back(
+        {{},
+         VerdictMapLookup{
+             .family = f, .map = map.name, .key = VerdictMapLookup::Key::kRandom, .modulus = map.key.modulus},
+         std::to_string(backends.size()) + " backend" + (backends.size() == 1 ? "" : "s")});
+    maps_.try_emplace(map.name, std::move(map));
     chains_.emplace(name, std::move(c));
     return name;
   }
@@ -220,6 +199,7 @@ class ServiceRenderer {
   std::string node_;
   std::map<std::string, Chain> chains_;
   std::map<std::string, Set> sets_;
+  std::map<std::string, Map> maps_;
   std::map<std::string, std::string> names_;  // -> what each name was hashed from
 };
 
@@ -237,42 +217,69 @@ ServiceParts combine(std::vector<const ServicePiece*> pieces) {
   // arrival; equal names have equal rules.
   std::sort(pieces.begin(), pieces.end(),
             [](const auto* a, const auto* b) { return a->service < b->service; });
-  std::map<std::string, std::vector<std::pair<std::string, std::string>>> maps;  // name -> (key, chain)
-  std::map<std::string, std::vector<std::string>> noBackend;                     // set -> keys
+  // Elements in the order of their text, as they always printed.
+  using Entry = std::pair<std::string, std::pair<Key, std::string>>;          // (key text, (key, chain))
+  std::map<std::string, std::vector<Entry>> maps;                             // name -> entries
+  std::map<std::string, std::vector<std::pair<std::string, Key>>> noBackend;  // set -> (key text, key)
   std::map<std::string, const Chain*> chains;
   std::map<std::string, const Set*> sets;
+  std::map<std::string, const Map*> ownMaps;
   for (const auto* piece : pieces) {
     for (const auto& [map, key, chain] : piece->entries)
-      maps[map].emplace_back(key, chain);
+      maps[map].push_back({toString(key), {key, chain}});
     for (const auto& [set, key] : piece->rejected)
-      noBackend[set].push_back(key);
+      noBackend[set].emplace_back(toString(key), key);
     // Across services only endpoint chains are shared, and a name stands for one content.
     for (const auto& c : piece->chains)
       putOnce(chains, c.name, &c);
     for (const auto& set : piece->sets)
       putOnce(sets, set.name, &set);
+    for (const auto& map : piece->maps)
+      putOnce(ownMaps, map.name, &map);
   }
+  auto verdicts = [&](const std::string& name) {
+    auto& entries = maps[name];
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+      return std::tie(a.first, a.second.second) < std::tie(b.first, b.second.second);
+    });
+    std::vector<std::pair<Key, std::string>> out;
+    for (size_t i = 0; i < entries.size(); ++i)
+      if (i == 0 || entries[i].first != entries[i - 1].first ||
+          entries[i].second.second != entries[i - 1].second.second)
+        out.push_back(entries[i].second);
+    return out;
+  };
+  auto keys = [&](const std::string& name) {
+    auto& entries = noBackend[name];
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<Key> out;
+    for (size_t i = 0; i < entries.size(); ++i)
+      if (i == 0 || entries[i].first != entries[i - 1].first) out.push_back(entries[i].second);
+    return out;
+  };
   for (Family f : {Family::kV4, Family::kV6}) {
     std::string suffix = familySuffix(f);
-    Set ips{.name = "service-ips" + suffix, .type = addressPortType(f), .isMap = true};
+    Map ips{.name = "service-ips" + suffix, .key = KeyType::addressProtocolPort(f)};
     ips.comment = "service address . protocol . port -> its service chain";
-    ips.verdicts = sorted(maps[ips.name]);
-    parts.sets.push_back(std::move(ips));
-    Set none{.name = "no-endpoints" + suffix, .type = addressPortType(f)};
+    ips.verdicts = verdicts(ips.name);
+    parts.maps.push_back(std::move(ips));
+    Set none{.name = "no-endpoints" + suffix, .key = KeyType::addressProtocolPort(f)};
     none.comment = "service address . protocol . port without a backend: rejected";
-    none.elements = sortedKeys(noBackend[none.name]);
+    none.elements = keys(none.name);
     parts.sets.push_back(std::move(none));
   }
-  Set nodePorts{.name = "service-nodeports", .type = "inet_proto . inet_service", .isMap = true};
+  Map nodePorts{.name = "service-nodeports", .key = KeyType::protocolPort()};
   nodePorts.comment = "node port -> its service chain";
-  nodePorts.verdicts = sorted(maps["service-nodeports"]);
-  parts.sets.push_back(std::move(nodePorts));
-  Set noNodePorts{.name = "no-endpoint-nodeports", .type = "inet_proto . inet_service"};
+  nodePorts.verdicts = verdicts("service-nodeports");
+  parts.maps.push_back(std::move(nodePorts));
+  Set noNodePorts{.name = "no-endpoint-nodeports", .key = KeyType::protocolPort()};
   noNodePorts.comment = "node port without a backend: rejected";
-  noNodePorts.elements = sortedKeys(noBackend["no-endpoint-nodeports"]);
+  noNodePorts.elements = keys("no-endpoint-nodeports");
   parts.sets.push_back(std::move(noNodePorts));
   for (const auto& [name, set] : sets)
     parts.sets.push_back(*set);
+  for (const auto& [name, map] : ownMaps)
+    parts.maps.push_back(*map);
 
   Chain dispatch{.name = "services", .comment = "service dispatch: one hash lookup per address family"};
   for (Family f : {Family::kV4, Family::kV6})

@@ -35,10 +35,11 @@ constexpr uint32_t kSelfMark = 0x8000;
 
 struct ServiceParts {
   std::vector<Set> sets;
+  std::vector<Map> maps;
   std::vector<Chain> chains;       // services, svc-*, ext-*, nodeport-*, ep-*
   std::vector<Chain> baseChains;   // filter-input, filter-output, nat-output, nat-postrouting, nat-prerouting
   std::vector<Rule> forwardRules;  // the no-backend rejects, for filter-forward
-  bool empty() const { return sets.empty() && chains.empty() && baseChains.empty(); }
+  bool empty() const { return sets.empty() && maps.empty() && chains.empty() && baseChains.empty(); }
 };
 
 // One Service's share: its chains (svc-, ext-, nodeport-, ep-) and sets (backends-, aff-), and its entries in
@@ -47,8 +48,9 @@ struct ServicePiece {
   std::string service;  // "namespace/name"
   std::vector<Chain> chains;
   std::vector<Set> sets;
-  std::vector<std::tuple<std::string, std::string, std::string>> entries;  // (map, key, chain)
-  std::vector<std::pair<std::string, std::string>> rejected;               // (set, key)
+  std::vector<Map> maps;
+  std::vector<std::tuple<std::string, Key, std::string>> entries;  // (map, key, chain)
+  std::vector<std::pair<std::string, Key>> rejected;               // (set, key)
 };
 ServicePiece renderService(const std::vector<const policy::ResolvedServicePort*>& ports,
                            const std::string& node);

@@ -19,8 +19,9 @@ namespace {
 // A base chain that jumps through a verdict map to a pod chain, whose rule looks up a set.
 Table small() {
   Table t;
-  t.sets.push_back(Set{.name = "peers", .type = "ipv4_addr", .elements = {"10.0.0.1"}});
-  t.sets.push_back(Set{.name = "to", .type = "ipv4_addr", .verdicts = {{"10.0.0.2", "pod"}}, .isMap = true});
+  const IpAddress one = *IpAddress::parse("10.0.0.1"), two = *IpAddress::parse("10.0.0.2");
+  t.sets.push_back(Set{.name = "peers", .key = KeyType::address(Family::kV4), .elements = {one}});
+  t.maps.push_back(Map{.name = "to", .key = KeyType::address(Family::kV4), .verdicts = {{two, "pod"}}});
   Chain forward{
       .name = "forward",
       .base = BaseChain{ChainType::kFilter, Hook::kForward, Priority::kFilter, ChainPolicy::kAccept}};
@@ -112,6 +113,7 @@ TEST_CASE("the fake kernel refuses what the kernel refuses, and takes the planne
   SECTION("the planner removes referrers first, which the kernel needs") {
     Table bare = t;
     bare.sets.clear();
+    bare.maps.clear();
     bare.chains.resize(1);
     bare.chains[0].rules.clear();
     auto emptied = fake.apply(bare);
@@ -119,6 +121,35 @@ TEST_CASE("the fake kernel refuses what the kernel refuses, and takes the planne
     CHECK(fake.view().sets.empty());
     CHECK(fake.view().chains.size() == 1);
   }
+}
+
+TEST_CASE("a set or map never holds a key its type does not admit", "[fake]") {
+  Table t = small();
+  REQUIRE_FALSE(t.check());
+  Table wrongFamily = t;
+  wrongFamily.sets[0].elements.push_back(*IpAddress::parse("fd00::1"));
+  Table wrongKind = t;
+  wrongKind.maps[0].verdicts.emplace_back(ProtocolPort{Protocol::kTCP, 80}, "pod");
+  Table rangeInPlainSet = t;
+  rangeInPlainSet.sets[0].elements.push_back(
+      AddressRange{*IpAddress::parse("10.0.0.8"), *IpAddress::parse("10.0.0.9")});
+  Table slotPastModulus = t;
+  slotPastModulus.maps.push_back(
+      Map{.name = "zz", .key = KeyType::random(2), .verdicts = {{Slot{2}, "pod"}}});
+  for (const Table* bad : {&wrongFamily, &wrongKind, &rangeInPlainSet, &slotPastModulus}) {
+    auto problem = bad->check();
+    REQUIRE(problem);
+    FakeBackend fake;
+    auto r = fake.apply(*bad);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().message.find(*problem) != std::string::npos);
+    CHECK_FALSE(fake.view().exists);
+  }
+  CHECK(*wrongKind.check() == "map to (type ipv4_addr) cannot map tcp . 80");
+  CHECK(toString(Key{AddressRange{*IpAddress::parse("10.0.0.0"), *IpAddress::parse("10.0.0.255")}}) ==
+        "10.0.0.0/24");
+  CHECK(toString(Key{AddressProtocolPort{*IpAddress::parse("fd00::1"), Protocol::kUDP, 53}}) ==
+        "fd00::1 . udp . 53");
 }
 
 TEST_CASE("the fake fails on request, changing nothing, then applies again", "[fake]") {

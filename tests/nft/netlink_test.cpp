@@ -181,9 +181,10 @@ TEST_CASE("an endpoint change is a small batch that rewrites the service's balan
   CHECK(applied->messages < 12);
   CHECK(sameView(*b->read("nftpol"), viewOf(fewer)));
   // nft reads the new map's key back as what it is (the listing order after a change is nft's own).
-  auto map = std::find_if(fewer.sets.begin(), fewer.sets.end(), [](const Set& s) { return s.randomModulus; });
-  REQUIRE(map != fewer.sets.end());
-  CHECK(map->randomModulus == 1);
+  auto map = std::find_if(fewer.maps.begin(), fewer.maps.end(),
+                          [](const Map& m) { return m.key.kind == KeyType::Kind::kRandom; });
+  REQUIRE(map != fewer.maps.end());
+  CHECK(map->key.modulus == 1);
   CHECK(run("nft list map inet nftpol " + map->name).find("typeof numgen random mod 1 : verdict") !=
         std::string::npos);
   // And back: the endpoint returns.

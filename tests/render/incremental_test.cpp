@@ -27,16 +27,28 @@ Table fullRender(const ClusterState& state) {
 
 // Names the first difference, so that a failure says where the two tables part.
 std::string firstDifference(const Table& a, const Table& b) {
+  for (size_t i = 0; i < std::max(a.maps.size(), b.maps.size()); ++i) {
+    if (i >= a.maps.size() || i >= b.maps.size()) return "map count";
+    if (!(a.maps[i] == b.maps[i])) {
+      std::string out = "map " + a.maps[i].name + " / " + b.maps[i].name + ":";
+      auto only = [&](const nft::Map& x, const nft::Map& y, const char* tag) {
+        for (const auto& v : x.verdicts)
+          if (std::find(y.verdicts.begin(), y.verdicts.end(), v) == y.verdicts.end())
+            out += tag + toString(v.first) + ":" + v.second;
+      };
+      only(a.maps[i], b.maps[i], " only in incremental ");
+      only(b.maps[i], a.maps[i], " only in full ");
+      return out;
+    }
+  }
   for (size_t i = 0; i < std::max(a.sets.size(), b.sets.size()); ++i) {
     if (i >= a.sets.size() || i >= b.sets.size()) return "set count";
     if (!(a.sets[i] == b.sets[i])) {
       std::string out = "set " + a.sets[i].name + " / " + b.sets[i].name + ":";
       auto only = [&](const Set& x, const Set& y, const char* tag) {
         for (const auto& e : x.elements)
-          if (std::find(y.elements.begin(), y.elements.end(), e) == y.elements.end()) out += tag + e;
-        for (const auto& v : x.verdicts)
-          if (std::find(y.verdicts.begin(), y.verdicts.end(), v) == y.verdicts.end())
-            out += tag + v.first + ":" + v.second;
+          if (std::find(y.elements.begin(), y.elements.end(), e) == y.elements.end())
+            out += tag + toString(e);
       };
       only(a.sets[i], b.sets[i], " only in incremental ");
       only(b.sets[i], a.sets[i], " only in full ");
@@ -343,7 +355,7 @@ TEST_CASE("services: the incremental table equals the full render through endpoi
   state.upsert(slice);
   incremental.setEndpointSlice(slice.key(), &slice);
   same("an endpoint removed");
-  CHECK_FALSE(incremental.table().findSet("service-ips-v4")->verdicts.empty());
+  CHECK_FALSE(incremental.table().findMap("service-ips-v4")->verdicts.empty());
 
   // Every endpoint not ready: the service's addresses move to the reject set.
   for (auto& e : slice.endpoints)
@@ -353,8 +365,8 @@ TEST_CASE("services: the incremental table equals the full render through endpoi
   same("no ready endpoint");
   const Set* rejected = incremental.table().findSet("no-endpoints-v4");
   REQUIRE(rejected);
-  CHECK(std::find(rejected->elements.begin(), rejected->elements.end(), "10.96.0.10 . tcp . 80") !=
-        rejected->elements.end());
+  nft::Key key = nft::AddressProtocolPort{*IpAddress::parse("10.96.0.10"), Protocol::kTCP, 80};
+  CHECK(std::find(rejected->elements.begin(), rejected->elements.end(), key) != rejected->elements.end());
 
   // The pod behind a named target port changes its port: only a slice without that port entry reads it.
   Pod pod = *state.findPod("svc", "web-1");

@@ -126,7 +126,12 @@ TEST_CASE("ipBlock elements are cidr minus except, printed as nft prints them", 
     IpBlock b{*Cidr::parse(cidr), {}};
     for (const char* e : except)
       b.except.push_back(*Cidr::parse(e));
-    return blockElements(b.cidr, b.except);
+    std::vector<std::string> text;
+    for (const auto& k : blockElements(b.cidr, b.except)) {
+      CHECK(std::holds_alternative<AddressRange>(k));
+      text.push_back(toString(k));
+    }
+    return text;
   };
   CHECK(block("10.0.0.0/16", {}) == std::vector<std::string>{"10.0.0.0/16"});
   CHECK(block("10.0.0.0/16", {"10.0.1.0/24"}) ==
@@ -231,11 +236,13 @@ TEST_CASE("a name that stands for two contents is refused, never shared", "[rend
   CHECK_NOTHROW(render::detail::claimName(names, "cidr-x-v4", "10.0.0.0/8"));
   CHECK_THROWS_AS(render::detail::claimName(names, "cidr-x-v4", "10.0.0.0/9"), render::NameCollision);
   std::map<std::string, Set> sets;
-  render::detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.1"}});
-  CHECK_NOTHROW(
-      render::detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.1"}}));
+  render::detail::putOnce(sets, "peer-x-v4",
+                          Set{.name = "peer-x-v4", .elements = {*IpAddress::parse("10.0.0.1")}});
+  CHECK_NOTHROW(render::detail::putOnce(
+      sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {*IpAddress::parse("10.0.0.1")}}));
   CHECK_THROWS_AS(
-      render::detail::putOnce(sets, "peer-x-v4", Set{.name = "peer-x-v4", .elements = {"10.0.0.2"}}),
+      render::detail::putOnce(sets, "peer-x-v4",
+                              Set{.name = "peer-x-v4", .elements = {*IpAddress::parse("10.0.0.2")}}),
       render::NameCollision);
   CHECK(render::detail::contentHash("10.102.200.0/25") != render::detail::contentHash("10.110.21.0/25"));
   CHECK(render::detail::contentHash("").size() == 16);

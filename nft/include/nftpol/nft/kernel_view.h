@@ -80,6 +80,7 @@ struct SignatureCache {
   };
   std::map<std::string, Entry> chains;
   std::map<std::string, std::pair<Set, SetView>> sets;  // a set's encoded view, kept while the set is equal
+  std::map<std::string, std::pair<Map, SetView>> maps;
 };
 
 KernelView viewOf(const Table& desired, SignatureCache* cache = nullptr);

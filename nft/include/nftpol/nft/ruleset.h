@@ -156,24 +156,73 @@ struct Rule {
   bool operator==(const Rule&) const = default;
 };
 
-// A named set; with `verdicts`, a verdict map whose elements map a key to `jump <chain>`.
+// Element keys, as structured values: what a set holds or a map maps from.
+// An address range of an interval set (one address when first == last); printed as nft prints it, a prefix
+// when it is exactly one.
+struct AddressRange {
+  IpAddress first, last;
+  bool operator==(const AddressRange&) const = default;
+};
+// address . protocol . port, as `ip daddr . meta l4proto . th dport` reads it.
+struct AddressProtocolPort {
+  IpAddress address;
+  Protocol protocol;
+  uint16_t port;
+  bool operator==(const AddressProtocolPort&) const = default;
+};
+// protocol . port, as `meta l4proto . th dport` reads it (node ports).
+struct ProtocolPort {
+  Protocol protocol;
+  uint16_t port;
+  bool operator==(const ProtocolPort&) const = default;
+};
+// A value of `numgen random mod N`.
+struct Slot {
+  uint32_t value;
+  bool operator==(const Slot&) const = default;
+};
+using Key = std::variant<IpAddress, AddressRange, AddressProtocolPort, ProtocolPort, Slot>;
+std::string toString(const Key& key);  // "10.0.0.1", "10.0.0.0/24", "10.0.0.1 . tcp . 80", "tcp . 30080", "3"
+
+// What a set's or map's keys are; a key of another kind never enters it (Table::check).
+struct KeyType {
+  enum class Kind : uint8_t { kAddress, kAddressProtocolPort, kProtocolPort, kRandom };
+  Kind kind = Kind::kAddress;
+  Family family = Family::kV4;  // of the address, for kAddress and kAddressProtocolPort
+  uint32_t modulus = 0;         // kRandom: numgen random mod `modulus`
+  bool operator==(const KeyType&) const = default;
+
+  static KeyType address(Family f) { return {Kind::kAddress, f, 0}; }
+  static KeyType addressProtocolPort(Family f) { return {Kind::kAddressProtocolPort, f, 0}; }
+  static KeyType protocolPort() { return {Kind::kProtocolPort, Family::kV4, 0}; }
+  static KeyType random(uint32_t modulus) { return {Kind::kRandom, Family::kV4, modulus}; }
+  bool admits(const Key& key) const;
+};
+// nft's declaration: "type ipv4_addr", "type ipv6_addr . inet_proto . inet_service", "type inet_proto .
+// inet_service", "typeof numgen random mod 3".
+std::string toString(const KeyType& type);
+
+// A named set of keys.
 struct Set {
   std::string name;
-  // "ipv4_addr", "ipv4_addr . inet_proto . inet_service", "inet_proto . inet_service"; empty for a map keyed
-  // by `numgen random mod randomModulus` (printed as its typeof).
-  std::string type;
-  bool interval = false;
-  std::vector<std::string> elements;  // for sets, in nft syntax
-  std::vector<std::pair<std::string, std::string>>
-      verdicts;  // for maps: key (nft syntax) -> chain to jump to
-  bool isMap = false;
+  KeyType key;
+  bool interval = false;      // elements are AddressRanges
+  std::vector<Key> elements;  // in the order they print
   std::string comment;
-  uint32_t randomModulus = 0;
   // A set the data path fills (`update @set`), whose entries expire after `timeoutSeconds`: its elements are
   // the kernel's, never ours to compare or repair.
   bool dynamic = false;
   uint32_t timeoutSeconds = 0;
   bool operator==(const Set&) const = default;
+};
+
+// A named verdict map: each key to `jump <chain>`.
+struct Map {
+  std::string name;
+  KeyType key;
+  std::vector<std::pair<Key, std::string>> verdicts;  // key -> chain, in the order they print
+  std::string comment;
+  bool operator==(const Map&) const = default;
 };
 
 // What a base chain is, hooks into and does by default: the values nftables has for the inet family.
@@ -207,20 +256,24 @@ struct Table {
   std::string family = "inet";
   std::string name = "nftpol";
   std::vector<Set> sets;      // sorted by name
+  std::vector<Map> maps;      // sorted by name; a map's name is never a set's
   std::vector<Chain> chains;  // base chains first, then by name
   bool operator==(const Table&) const = default;
 
   const Set* findSet(const std::string& name) const;
+  const Map* findMap(const std::string& name) const;
   const Chain* findChain(const std::string& name) const;
+  // A set or map element whose kind its key type does not admit, or an interval element in a set without
+  // intervals: what, where. nullopt when every element fits. With a name, that set or map only.
+  std::optional<std::string> check() const;
+  std::optional<std::string> check(const std::string& name) const;
 };
 
 // `nft -f` text: what `nftpol render` prints and what `nft list table inet nftpol` prints back.
 std::string toText(const Table& table);
 std::string toText(const Rule& rule);
 
-// Prints an address range as nft does: a prefix when it is exactly one, else "first-last".
-std::string rangeText(const IpAddress& first, const IpAddress& last);
-// The ranges `cidr` minus every one of `except` covers, sorted, as nft interval elements.
-std::vector<std::string> blockElements(const Cidr& cidr, const std::vector<Cidr>& except);
+// The ranges `cidr` minus every one of `except` covers, sorted, as interval elements.
+std::vector<Key> blockElements(const Cidr& cidr, const std::vector<Cidr>& except);
 
 }  // namespace nftpol::nft
