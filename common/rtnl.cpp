@@ -83,77 +83,41 @@ Result<mnl_socket*> socketIn(const std::string& netnsPath) {
 }  // namespace
 
 Result<Rtnl> Rtnl::open() {
-  mnl_socket* s = mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC);
-  if (!s) return systemError("cannot open an rtnetlink socket");
-  if (mnl_socket_bind(s, 0, MNL_SOCKET_AUTOPID) < 0) {
-    auto e = systemError("cannot bind the rtnetlink socket");
-    mnl_socket_close(s);
-    return e;
-  }
-  return Rtnl(s);
+  auto nl = Netlink::open(NETLINK_ROUTE);
+  if (!nl) return Error{"rtnetlink: " + nl.error().message, nl.error().errnum};
+  return Rtnl(std::move(*nl));
 }
 
 Result<Rtnl> Rtnl::openIn(const std::string& netnsPath) {
   auto s = socketIn(netnsPath);
   if (!s) return s.error();
-  if (mnl_socket_bind(*s, 0, MNL_SOCKET_AUTOPID) < 0) {
-    auto e = systemError("cannot bind the rtnetlink socket");
-    mnl_socket_close(*s);
-    return e;
-  }
-  return Rtnl(*s);
+  auto nl = Netlink::adopt(*s);
+  if (!nl) return Error{"rtnetlink: " + nl.error().message, nl.error().errnum};
+  return Rtnl(std::move(*nl));
 }
 
-Rtnl::Rtnl(mnl_socket* socket) : socket_(socket) {}
-Rtnl::Rtnl(Rtnl&& other) noexcept : socket_(other.socket_), seq_(other.seq_) {
-  other.socket_ = nullptr;
-}
-Rtnl& Rtnl::operator=(Rtnl&& other) noexcept {
-  std::swap(socket_, other.socket_);
-  std::swap(seq_, other.seq_);
-  return *this;
-}
-Rtnl::~Rtnl() {
-  if (socket_) mnl_socket_close(socket_);
-}
-
-// Sends one request and reads its acknowledgement.
 Result<bool> Rtnl::request(void* message, bool okIfExists) {
-  auto* nlh = static_cast<nlmsghdr*>(message);
-  nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-  nlh->nlmsg_seq = ++seq_;
-  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
-  if (n < 0) return systemError("rtnetlink receive");
-  int r = mnl_cb_run(buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_), nullptr, nullptr);
-  if (r < 0) {
-    if (errno == EEXIST && okIfExists) return false;
-    return systemError("rtnetlink");
+  if (auto e = nl_.request(static_cast<nlmsghdr*>(message), "rtnetlink")) {
+    if (e->errnum == EEXIST && okIfExists) return false;
+    return *e;
   }
   return true;
 }
 
 Result<std::optional<int>> Rtnl::linkIndex(const std::string& name) {
   std::vector<char> buf;
-  nlmsghdr* nlh = linkMessage(buf, RTM_GETLINK, NLM_F_REQUEST, 0);
-  nlh->nlmsg_seq = ++seq_;
+  nlmsghdr* nlh = linkMessage(buf, RTM_GETLINK, 0, 0);
   mnl_attr_put_strz(nlh, IFLA_IFNAME, name.c_str());
-  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
-  ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
-  if (n < 0) return systemError("rtnetlink receive");
   int index = 0;
-  int r = mnl_cb_run(
-      buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_),
+  auto e = nl_.request(
+      nlh, "cannot look up link " + name,
       [](const nlmsghdr* h, void* data) {
         *static_cast<int*>(data) = static_cast<const ifinfomsg*>(mnl_nlmsg_get_payload(h))->ifi_index;
         return MNL_CB_OK;
       },
       &index);
-  if (r < 0) {
-    if (errno == ENODEV) return std::optional<int>();
-    return systemError("cannot look up link " + name);
-  }
+  if (e && e->errnum == ENODEV) return std::optional<int>();
+  if (e) return *e;
   return std::optional<int>(index);
 }
 
@@ -170,19 +134,11 @@ void eachAttribute(const nlmsghdr* h, size_t offset, F&& f) {
   eachAttribute(mnl_nlmsg_get_payload_offset(h, offset), mnl_nlmsg_get_payload_tail(h), f);
 }
 
-Result<bool> Rtnl::dump(void* message, int (*callback)(const nlmsghdr*, void*), void* data) {
-  auto* nlh = static_cast<nlmsghdr*>(message);
-  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-  nlh->nlmsg_seq = ++seq_;
-  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
-  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  for (;;) {
-    ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
-    if (n < 0) return systemError("rtnetlink receive");
-    int r = mnl_cb_run(buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_), callback, data);
-    if (r < 0) return systemError("rtnetlink dump");
-    if (r == MNL_CB_STOP) return true;
-  }
+Result<bool> Rtnl::dump(void* message, Netlink::Callback callback, void* data,
+                        const std::function<void()>& restart) {
+  if (auto e = nl_.dump(static_cast<nlmsghdr*>(message), "rtnetlink dump", callback, data, restart))
+    return *e;
+  return true;
 }
 
 namespace {
@@ -219,20 +175,16 @@ Link readLink(const nlmsghdr* h) {
 
 Result<LinkInfo> Rtnl::link(int index) {
   std::vector<char> buf;
-  nlmsghdr* nlh = linkMessage(buf, RTM_GETLINK, NLM_F_REQUEST, index);
-  nlh->nlmsg_seq = ++seq_;
-  if (mnl_socket_sendto(socket_, nlh, nlh->nlmsg_len) < 0) return systemError("rtnetlink send");
-  ssize_t n = mnl_socket_recvfrom(socket_, buf.data(), buf.size());
-  if (n < 0) return systemError("rtnetlink receive");
+  nlmsghdr* nlh = linkMessage(buf, RTM_GETLINK, 0, index);
   Link found;
-  int r = mnl_cb_run(
-      buf.data(), n, nlh->nlmsg_seq, mnl_socket_get_portid(socket_),
+  auto e = nl_.request(
+      nlh, "cannot read link " + std::to_string(index),
       [](const nlmsghdr* h, void* data) {
         *static_cast<Link*>(data) = readLink(h);
         return MNL_CB_OK;
       },
       &found);
-  if (r < 0) return systemError("cannot read link " + std::to_string(index));
+  if (e) return *e;
   return found.info;
 }
 
@@ -246,7 +198,7 @@ Result<std::vector<Link>> Rtnl::links() {
         static_cast<std::vector<Link>*>(data)->push_back(readLink(h));
         return MNL_CB_OK;
       },
-      &found);
+      &found, [&] { found.clear(); });
   if (!done) return done.error();
   return found;
 }
@@ -278,7 +230,7 @@ Result<std::vector<InterfaceAddress>> Rtnl::addresses(int index) {
         });
         return MNL_CB_OK;
       },
-      &found);
+      &found, [&] { found.addresses.clear(); });
   if (!done) return done.error();
   return found.addresses;
 }
@@ -321,7 +273,7 @@ Result<std::vector<DumpedRoute>> Rtnl::mainRoutes() {
   auto* rtm = static_cast<rtmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(rtmsg)));
   rtm->rtm_family = AF_UNSPEC;
   std::vector<DumpedRoute> found;
-  auto done = dump(nlh, collectRoute, &found);
+  auto done = dump(nlh, collectRoute, &found, [&] { found.clear(); });
   if (!done) return done.error();
   return found;
 }

@@ -15,59 +15,24 @@
 #include <map>
 
 #include "messages.h"
+#include "nftpol/netlink.h"
 #include "nftpol/nft/backend.h"
 
 namespace nftpol::nft {
 
 struct NetlinkBackend::Socket {
-  mnl_socket* nl = nullptr;
-  uint32_t portid = 0;
-  uint32_t seq = static_cast<uint32_t>(time(nullptr));
-  ~Socket() {
-    if (nl) mnl_socket_close(nl);
-  }
+  Netlink nl;
 };
 
 namespace {
 
-constexpr int kDumpRetries = 5;  // a dump interrupted by a concurrent change is retried this often
 constexpr size_t kElementsPerMessage = 512;  // keeps every message well inside one batch page
 constexpr uint32_t kBatchPage = 1 << 20;
 constexpr uint32_t kBatchOverrun = 1 << 18;
 constexpr int kAckTimeoutMs = 5000;
 
-std::string errnoText(int err) {
-  return std::strerror(err);
-}
-
 Error failed(const std::string& what, int err) {
-  return Error{"netlink: " + what + ": " + errnoText(err), err};
-}
-
-// A socket buffer of `bytes`: the forcing option where we may (CAP_NET_ADMIN), else the plain one, which the
-// kernel caps at net.core.[rw]mem_max.
-std::optional<Error> sizeBuffer(int fd, int force, int plain, int bytes, const char* what) {
-  if (setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof bytes) == 0) return std::nullopt;
-  if (errno == EPERM && setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof bytes) == 0) return std::nullopt;
-  return failed(std::string("sizing the ") + what + " buffer", errno);
-}
-
-// Sends one request and feeds every reply to `cb` until the dump or the ACK ends it. Returns 0 or an errno.
-int talk(mnl_socket* nl, uint32_t portid, nlmsghdr* nlh, mnl_cb_t cb, void* data) {
-  uint32_t seq = nlh->nlmsg_seq;
-  if (mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) return errno;
-  std::vector<char> buf(1 << 16);
-  for (;;) {
-    ssize_t n = mnl_socket_recvfrom(nl, buf.data(), buf.size());
-    if (n < 0) return errno;
-    int ret = mnl_cb_run(buf.data(), static_cast<size_t>(n), seq, portid, cb, data);
-    if (ret < 0) return errno;  // an error message (errno set by libmnl), or EINTR for an interrupted dump
-    if (ret == MNL_CB_STOP) return 0;
-  }
-}
-
-int ignore(const nlmsghdr*, void*) {
-  return MNL_CB_OK;
+  return errnoError("netlink: " + what, err);
 }
 
 struct DumpState {
@@ -150,16 +115,9 @@ int onRule(const nlmsghdr* nlh, void* data) {
 namespace {
 
 Result<std::unique_ptr<NetlinkBackend::Socket>> openSocket() {
-  auto s = std::make_unique<NetlinkBackend::Socket>();
-  s->nl = mnl_socket_open(NETLINK_NETFILTER);
-  if (!s->nl) return failed("cannot open a NETLINK_NETFILTER socket", errno);
-  if (mnl_socket_bind(s->nl, 0, MNL_SOCKET_AUTOPID) < 0)
-    return failed("cannot bind the NETLINK_NETFILTER socket", errno);
-  int on = 1;  // ACKs carry the header of what they acknowledge, not the whole message back
-  if (mnl_socket_setsockopt(s->nl, NETLINK_CAP_ACK, &on, sizeof on) < 0)
-    return failed("setting NETLINK_CAP_ACK", errno);
-  s->portid = mnl_socket_get_portid(s->nl);
-  return s;
+  auto nl = Netlink::open(NETLINK_NETFILTER);
+  if (!nl) return Error{"nf_tables " + nl.error().message, nl.error().errnum};
+  return std::make_unique<NetlinkBackend::Socket>(NetlinkBackend::Socket{std::move(*nl)});
 }
 
 }  // namespace
@@ -188,26 +146,30 @@ Result<Applied> NetlinkBackend::apply(const Table& desired) {
 NetlinkBackend::~NetlinkBackend() = default;
 
 Result<KernelView> NetlinkBackend::read(const std::string& table) {
-  Socket& s = *socket_;
+  Netlink& nl = socket_->nl;
+  const std::string what = "netlink: reading table inet " + table;
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  for (int attempt = 0; attempt < kDumpRetries; ++attempt) {
+  // Four dumps (chains, sets, their elements, rules) that must all see one state of the ruleset: one the
+  // kernel interrupted starts the whole read again.
+  for (int attempt = 0; attempt < Netlink::kDumpRetries; ++attempt) {
     KernelView view;
     DumpState st{&table, &view, {}};
     Table named;
     named.name = table;
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, s.seq++);
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, 0, 0);
     nftnl_table_nlmsg_build_payload(nlh, buildTable(named).get());
-    int err = talk(s.nl, s.portid, nlh, ignore, nullptr);
-    if (err == ENOENT) return view;  // no table: nothing of ours in this namespace
-    if (err) return failed("reading table inet " + table, err);
+    if (auto e = nl.request(nlh, what)) {
+      if (e->errnum == ENOENT) return view;  // no table: nothing of ours in this namespace
+      return *e;
+    }
     view.exists = true;
 
     auto dump = [&](uint16_t type, mnl_cb_t cb, void* data, auto&& payload) {
-      nlmsghdr* h = nftnl_nlmsg_build_hdr(buf.data(), type, NFPROTO_INET, NLM_F_DUMP, s.seq++);
+      nlmsghdr* h = nftnl_nlmsg_build_hdr(buf.data(), type, NFPROTO_INET, 0, 0);
       payload(h);
-      return talk(s.nl, s.portid, h, cb, data);
+      return nl.dumpOnce(h, what, cb, data);
     };
-    err = dump(NFT_MSG_GETCHAIN, onChain, &st, [&](nlmsghdr*) {});
+    auto err = dump(NFT_MSG_GETCHAIN, onChain, &st, [&](nlmsghdr*) {});
     if (!err)
       err = dump(NFT_MSG_GETSET, onSet, &st, [&](nlmsghdr* h) {
         SetPtr f(nftnl_set_alloc());
@@ -230,12 +192,13 @@ Result<KernelView> NetlinkBackend::read(const std::string& table) {
         nftnl_rule_set_str(f.get(), NFTNL_RULE_TABLE, table.c_str());
         nftnl_rule_nlmsg_build_payload(h, f.get());
       });
-    if (err == EINTR) continue;  // the ruleset changed while we read it: read it again
-    if (err) return failed("reading table inet " + table, err);
+    if (err && err->errnum == EINTR) continue;  // the ruleset changed while we read it: read it again
+    if (err) return *err;
     return view;
   }
-  return Error{"netlink: table inet " + table + " kept changing while being read (" +
-               std::to_string(kDumpRetries) + " attempts)"};
+  return Error{
+      what + ": it kept changing while being read (" + std::to_string(Netlink::kDumpRetries) + " attempts)",
+      EINTR};
 }
 
 namespace {
@@ -244,8 +207,8 @@ namespace {
 // kernel error can be reported against the policy that produced the message.
 class Batch {
  public:
-  explicit Batch(uint32_t& seq) : seq_(seq), b_(nftnl_batch_alloc(kBatchPage, kBatchOverrun)) {
-    nftnl_batch_begin(static_cast<char*>(nftnl_batch_buffer(b_)), seq_++);
+  explicit Batch(Netlink& nl) : nl_(nl), b_(nftnl_batch_alloc(kBatchPage, kBatchOverrun)) {
+    nftnl_batch_begin(static_cast<char*>(nftnl_batch_buffer(b_)), nl_.nextSeq());
     nftnl_batch_update(b_);
   }
   ~Batch() { nftnl_batch_free(b_); }
@@ -253,17 +216,18 @@ class Batch {
   Batch& operator=(const Batch&) = delete;
 
   nlmsghdr* add(uint16_t type, uint16_t flags, std::string what) {
+    uint32_t seq = nl_.nextSeq();
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(static_cast<char*>(nftnl_batch_buffer(b_)), type, NFPROTO_INET,
-                                          flags | NLM_F_ACK, seq_);
-    what_[seq_++] = std::move(what);
+                                          flags | NLM_F_ACK, seq);
+    what_[seq] = std::move(what);
     return nlh;
   }
   void done() { nftnl_batch_update(b_); }
   size_t messages() const { return what_.size(); }
 
   // Sends the batch and waits for every ACK. Errors name what failed; the kernel then applied nothing.
-  Result<size_t> send(mnl_socket* nl) {
-    nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(b_)), seq_++);
+  Result<size_t> send() {
+    nftnl_batch_end(static_cast<char*>(nftnl_batch_buffer(b_)), nl_.nextSeq());
     nftnl_batch_update(b_);
     int n = nftnl_batch_iovec_len(b_);
     std::vector<iovec> iov(static_cast<size_t>(n));
@@ -271,14 +235,13 @@ class Batch {
     size_t total = 0;
     for (const auto& v : iov)
       total += v.iov_len;
-    int fd = mnl_socket_get_fd(nl);
+    int fd = mnl_socket_get_fd(nl_.socket());
     // Large batches must go in one sendmsg.
-    if (auto e = sizeBuffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, static_cast<int>(total + (1 << 16)), "send"))
-      return *e;
+    if (auto e = nl_.sizeSendBuffer(static_cast<int>(total + (1 << 16)))) return *e;
     // Room for every ACK (each costs about a kilobyte of socket memory), so none is dropped with ENOBUFS
     // while we read the first ones.
     int rcvbuf = static_cast<int>(std::clamp<size_t>(what_.size() * 2048, 1 << 18, 1 << 26));
-    if (auto e = sizeBuffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, rcvbuf, "receive")) return *e;
+    if (auto e = nl_.sizeReceiveBuffer(rcvbuf)) return *e;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
     msghdr msg{};
@@ -308,7 +271,7 @@ class Batch {
           if (!firstErrno) firstErrno = -e->error;
           auto it = what_.find(nlh->nlmsg_seq);
           errors.push_back((it == what_.end() ? std::string("batch") : it->second) + ": " +
-                           errnoText(-e->error));
+                           std::strerror(-e->error));
         }
       }
     }
@@ -325,7 +288,7 @@ class Batch {
   }
 
  private:
-  uint32_t& seq_;
+  Netlink& nl_;
   nftnl_batch* b_;
   std::map<uint32_t, std::string> what_;
 };
@@ -347,8 +310,7 @@ void addElements(Batch& batch, const Table& table, const std::string& set,
 
 Result<uint32_t> NetlinkBackend::generation() {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  nlmsghdr* nlh =
-      nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETGEN, NFPROTO_UNSPEC, NLM_F_ACK, socket_->seq++);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETGEN, NFPROTO_UNSPEC, 0, 0);
   uint32_t id = 0;
   auto onGen = [](const nlmsghdr* h, void* data) -> int {
     nftnl_gen* g = nftnl_gen_alloc();
@@ -356,8 +318,7 @@ Result<uint32_t> NetlinkBackend::generation() {
     nftnl_gen_free(g);
     return MNL_CB_OK;
   };
-  int err = talk(socket_->nl, socket_->portid, nlh, onGen, &id);
-  if (err) return failed("reading the ruleset generation", err);
+  if (auto e = socket_->nl.request(nlh, "netlink: reading the ruleset generation", onGen, &id)) return *e;
   return id;
 }
 
@@ -385,7 +346,7 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
         step.kind == Step::Kind::kFlushSet)
       if (auto problem = desired.check(step.name)) return Error{"netlink: " + *problem, EINVAL};
   committed_.reset();
-  Batch batch(socket_->seq);
+  Batch batch(socket_->nl);
   uint32_t setId = 1;
   for (const Step& step : p.steps) {
     switch (step.kind) {
@@ -452,7 +413,7 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
     }
     batch.done();
   }
-  auto sent = batch.send(socket_->nl);
+  auto sent = batch.send();
   if (!sent) return sent.error();
   // Trust what we wrote only when ours is the one commit since we read the generation: anything else
   // committed in between (even to another table) makes the next reconcile read the kernel again.
@@ -462,7 +423,7 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
 
 Result<Applied> NetlinkBackend::merge(const Table& shape) {
   committed_.reset();
-  Batch batch(socket_->seq);
+  Batch batch(socket_->nl);
   nftnl_table_nlmsg_build_payload(batch.add(NFT_MSG_NEWTABLE, NLM_F_CREATE, "add table " + shape.name),
                                   buildTable(shape).get());
   batch.done();
@@ -502,7 +463,7 @@ Result<Applied> NetlinkBackend::merge(const Table& shape) {
     auto elements = setViewOf(map).elements;
     if (!elements.empty()) addElements(batch, shape, map.name, elements, false);
   }
-  auto sent = batch.send(socket_->nl);
+  auto sent = batch.send();
   if (!sent) {
     recover();
     return sent.error();
@@ -515,11 +476,11 @@ Result<Applied> NetlinkBackend::remove(const std::string& table) {
   Table named;
   named.name = table;
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
-  Batch batch(socket_->seq);
+  Batch batch(socket_->nl);
   nftnl_table_nlmsg_build_payload(batch.add(NFT_MSG_DELTABLE, 0, "delete table inet " + table),
                                   buildTable(named).get());
   batch.done();
-  auto sent = batch.send(socket_->nl);
+  auto sent = batch.send();
   if (!sent) {
     recover();
     if (sent.error().errnum == ENOENT) return Applied{0};  // no such table: nothing to remove

@@ -4,9 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "nftpol/rtnl.h"
 
@@ -122,4 +124,52 @@ TEST_CASE("a bridge, a veth into a pod namespace, addresses and routes, through 
   REQUIRE_FALSE(nowhere.ok());
   CHECK(nowhere.error().message ==
         "cannot open network namespace /var/run/netns/nftpol-no-such-netns: No such file or directory");
+}
+
+TEST_CASE("a dump the kernel interrupts is drained and read again, and the socket stays usable",
+          "[kernel][netlink]") {
+  // Enough links that a dump takes many reads, and a thread that adds and removes one meanwhile: the kernel
+  // marks the parts of a dump after such a change NLM_F_DUMP_INTR.
+  constexpr int kStable = 200;
+  std::string batch;
+  for (int i = 0; i < kStable; ++i)
+    batch += "link add nftpol-d" + std::to_string(i) + " type bridge\n";
+  REQUIRE(sh("printf '" + batch + "' | ip -batch -") == 0);
+  auto reader = Rtnl::open();
+  REQUIRE(reader.ok());
+  std::atomic<bool> done{false};
+  std::thread churn([&] {
+    auto writer = Rtnl::open();
+    for (int i = 0; writer && i < 150; ++i) {
+      auto index = writer->addBridge("nftpol-churn", 1500);
+      if (index) (void)writer->deleteLink(*index);
+    }
+    done = true;
+  });
+  int whole = 0, interrupted = 0;
+  do {
+    auto links = reader->links();
+    if (!links) {
+      // Only ever because the table kept changing, never a torn or foreign reply.
+      INFO(links.error().message);
+      REQUIRE(links.error().errnum == EINTR);
+      ++interrupted;
+      continue;
+    }
+    int stable = static_cast<int>(std::count_if(
+        links->begin(), links->end(), [](const Link& l) { return l.name.rfind("nftpol-d", 0) == 0; }));
+    CHECK(stable == kStable);
+    ++whole;
+  } while (!done);
+  churn.join();
+  // The same socket answers the next requests with their own replies.
+  auto after = reader->links();
+  REQUIRE(after.ok());
+  CHECK(std::count_if(after->begin(), after->end(),
+                      [](const Link& l) { return l.name.rfind("nftpol-d", 0) == 0; }) == kStable);
+  auto lo = reader->linkIndex("lo");
+  REQUIRE(lo.ok());
+  CHECK(lo->has_value());
+  WARN("dumps read whole: " << whole << ", given up after retries: " << interrupted);
+  CHECK(whole + interrupted > 0);
 }

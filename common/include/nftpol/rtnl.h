@@ -3,16 +3,15 @@
 // The links, addresses and routes the plugin makes, through rtnetlink (libmnl). A socket works in the network
 // namespace it was opened in, so the plugin holds one for the node and one for the pod.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "nftpol/ip.h"
+#include "nftpol/netlink.h"
 #include "nftpol/result.h"
-
-struct mnl_socket;
-struct nlmsghdr;
 
 namespace nftpol {
 
@@ -64,10 +63,6 @@ class Rtnl {
   // its own namespace before this returns.
   static Result<Rtnl> openIn(const std::string& netnsPath);
 
-  Rtnl(Rtnl&&) noexcept;
-  Rtnl& operator=(Rtnl&&) noexcept;
-  ~Rtnl();
-
   // The index of the link named `name`, or nullopt when there is none.
   Result<std::optional<int>> linkIndex(const std::string& name);
   Result<LinkInfo> link(int index);
@@ -93,14 +88,15 @@ class Rtnl {
   Result<bool> deleteRoute(const GatewayRoute& route, uint8_t protocol);
 
  private:
-  explicit Rtnl(mnl_socket* socket);
+  explicit Rtnl(Netlink netlink) : nl_(std::move(netlink)) {}
   Result<bool> request(void* message, bool okIfExists = false);
-  Result<bool> dump(void* message, int (*callback)(const nlmsghdr*, void*), void* data);
+  // A dump whose results `restart` drops when the kernel interrupted it and it is read again.
+  Result<bool> dump(void* message, Netlink::Callback callback, void* data,
+                    const std::function<void()>& restart);
   Result<bool> setLink(int index, unsigned flags, unsigned change, int master);
   Result<std::vector<DumpedRoute>> mainRoutes();
   Result<int> createdIndex(const std::string& name);
-  mnl_socket* socket_ = nullptr;
-  unsigned seq_ = 0;
+  Netlink nl_;
 };
 
 }  // namespace nftpol
