@@ -340,10 +340,9 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
     return Applied{0};
   }
   // A key the set's type does not admit would be sent as bytes of another shape: refuse the table instead
-  // (the sets this plan writes are the ones to check; the others are as the kernel took them).
+  // (the sets this plan adds elements to are the ones to check; the others are as the kernel took them).
   for (const Step& step : p.steps)
-    if (step.kind == Step::Kind::kAddSet || step.kind == Step::Kind::kAddElements ||
-        step.kind == Step::Kind::kFlushSet)
+    if (step.kind == Step::Kind::kAddElements)
       if (auto problem = desired.check(step.name)) return Error{"netlink: " + *problem, EINVAL};
   committed_.reset();
   Batch batch(socket_->nl);
