@@ -34,11 +34,6 @@ bool referredTo(const KernelView& v, const std::string& name, const std::string&
   return false;
 }
 
-bool sameShape(const SetView& a, const SetView& b) {
-  return a.flags == b.flags && a.keyType == b.keyType && a.keyLength == b.keyLength &&
-         a.timeoutMs == b.timeoutMs;
-}
-
 // One step of a transaction on `v`, as the kernel would carry it out; an error when it would refuse it.
 std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView& want) {
   using K = Step::Kind;
@@ -56,7 +51,7 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
       if (!v.exists) return refused(ENOENT, "add set " + step.name);
       const SetView& shape = want.sets.at(step.name);
       if (set != v.sets.end()) {
-        if (!sameShape(set->second, shape)) return refused(EEXIST, "add set " + step.name);
+        if (!sameSpec(set->second, shape)) return refused(EEXIST, "add set " + step.name);
         return std::nullopt;
       }
       SetView made = shape;

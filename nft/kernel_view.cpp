@@ -118,12 +118,12 @@ std::vector<std::pair<std::string, bool>> removalOrder(const KernelView& have, c
   return order;
 }
 
+}  // namespace
+
 bool sameSpec(const SetView& a, const SetView& b) {
   return a.flags == b.flags && a.keyType == b.keyType && a.keyLength == b.keyLength &&
          a.timeoutMs == b.timeoutMs;
 }
-
-}  // namespace
 
 Plan plan(const KernelView& current, const Table& desired, const KernelView& want) {
   Plan p;

@@ -114,9 +114,9 @@ class Tracer {
                                    const IpAddress& ip = address(vm.field);
                                    const Map* map = ip.family() == vm.family ? t_.findMap(vm.map) : nullptr;
                                    if (!map) return Step{};
-                                   auto it =
-                                       std::find_if(map->verdicts.begin(), map->verdicts.end(),
-                                                    [&](const auto& kv) { return kv.first == Key{ip}; });
+                                   auto it = std::find_if(
+                                       map->verdicts.begin(), map->verdicts.end(),
+                                       [key = Key{ip}](const auto& kv) { return kv.first == key; });
                                    return it == map->verdicts.end() ? Step{} : Step{std::nullopt, it->second};
                                  },
                                  // Translation statements: the traced packet is already past them.

@@ -44,9 +44,9 @@ class ServiceRenderer {
       auto external = p.backendsFor(true, node_);
       auto place = [&](const std::string& chain, const std::string& map, const std::string& reject, Key key) {
         if (chain.empty())
-          out.rejected.emplace_back(reject, key);
+          out.rejected.push_back({reject, key, toString(key), ""});
         else
-          out.entries.emplace_back(map, key, chain);
+          out.entries.push_back({map, key, toString(key), chain});
       };
       for (const auto& ip : p.service->clusterIPs)
         place(
@@ -217,18 +217,14 @@ ServiceParts combine(std::vector<const ServicePiece*> pieces) {
   // arrival; equal names have equal rules.
   std::sort(pieces.begin(), pieces.end(),
             [](const auto* a, const auto* b) { return a->service < b->service; });
-  // Elements in the order of their text, as they always printed.
-  using Entry = std::pair<std::string, std::pair<Key, std::string>>;          // (key text, (key, chain))
-  std::map<std::string, std::vector<Entry>> maps;                             // name -> entries
-  std::map<std::string, std::vector<std::pair<std::string, Key>>> noBackend;  // set -> (key text, key)
+  std::map<std::string, std::vector<const ServicePiece::Shared*>> shared;  // map or set -> its elements
   std::map<std::string, const Chain*> chains;
   std::map<std::string, const Set*> sets;
   std::map<std::string, const Map*> ownMaps;
   for (const auto* piece : pieces) {
-    for (const auto& [map, key, chain] : piece->entries)
-      maps[map].push_back({toString(key), {key, chain}});
-    for (const auto& [set, key] : piece->rejected)
-      noBackend[set].emplace_back(toString(key), key);
+    for (const auto* list : {&piece->entries, &piece->rejected})
+      for (const auto& e : *list)
+        shared[e.name].push_back(&e);
     // Across services only endpoint chains are shared, and a name stands for one content.
     for (const auto& c : piece->chains)
       putOnce(chains, c.name, &c);
@@ -237,24 +233,25 @@ ServiceParts combine(std::vector<const ServicePiece*> pieces) {
     for (const auto& map : piece->maps)
       putOnce(ownMaps, map.name, &map);
   }
+  // A shared map's or set's elements in the order of their text, each once.
+  auto ordered = [&](const std::string& name) {
+    auto& v = shared[name];
+    auto text = [](const auto* e) { return std::tie(e->text, e->chain); };
+    std::sort(v.begin(), v.end(), [&](const auto* a, const auto* b) { return text(a) < text(b); });
+    v.erase(std::unique(v.begin(), v.end(), [&](const auto* a, const auto* b) { return text(a) == text(b); }),
+            v.end());
+    return v;
+  };
   auto verdicts = [&](const std::string& name) {
-    auto& entries = maps[name];
-    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-      return std::tie(a.first, a.second.second) < std::tie(b.first, b.second.second);
-    });
     std::vector<std::pair<Key, std::string>> out;
-    for (size_t i = 0; i < entries.size(); ++i)
-      if (i == 0 || entries[i].first != entries[i - 1].first ||
-          entries[i].second.second != entries[i - 1].second.second)
-        out.push_back(entries[i].second);
+    for (const auto* e : ordered(name))
+      out.emplace_back(e->key, e->chain);
     return out;
   };
   auto keys = [&](const std::string& name) {
-    auto& entries = noBackend[name];
-    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<Key> out;
-    for (size_t i = 0; i < entries.size(); ++i)
-      if (i == 0 || entries[i].first != entries[i - 1].first) out.push_back(entries[i].second);
+    for (const auto* e : ordered(name))
+      out.push_back(e->key);
     return out;
   };
   for (Family f : {Family::kV4, Family::kV6}) {

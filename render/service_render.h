@@ -49,8 +49,16 @@ struct ServicePiece {
   std::vector<Chain> chains;
   std::vector<Set> sets;
   std::vector<Map> maps;
-  std::vector<std::tuple<std::string, Key, std::string>> entries;  // (map, key, chain)
-  std::vector<std::pair<std::string, Key>> rejected;               // (set, key)
+  // An element of a map or reject set all services share. Its text, made once when the service is
+  // rendered, orders the combined elements as they always printed.
+  struct Shared {
+    std::string name;  // the map or set
+    Key key;
+    std::string text;   // toString(key)
+    std::string chain;  // the map's jump target; empty in a reject set
+  };
+  std::vector<Shared> entries;   // into the service-ips and service-nodeports maps
+  std::vector<Shared> rejected;  // into the no-endpoint sets
 };
 ServicePiece renderService(const std::vector<const policy::ResolvedServicePort*>& ports,
                            const std::string& node);

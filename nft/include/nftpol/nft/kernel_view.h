@@ -85,6 +85,9 @@ struct SignatureCache {
 
 KernelView viewOf(const Table& desired, SignatureCache* cache = nullptr);
 
+// Whether two sets have the same shape (flags, key type and length, timeout): what cannot change in place.
+bool sameSpec(const SetView& a, const SetView& b);
+
 // The names a rule's signature refers to: sets (lookup, dynset, vmap) and chains (jump, goto).
 std::vector<std::string> referencedNames(const std::string& signature);
 
