@@ -17,8 +17,10 @@ int renderCommand(const std::vector<std::string>& argv, std::ostream& out, std::
   }
   auto cluster = loadCluster(args->all("cluster"), {}, err);
   if (!cluster) return kExitBadInput;
+  std::vector<Cidr> podSubnets;
+  if (const policy::Node* node = cluster->state->findNode(*args->last("node"))) podSubnets = node->podCIDRs;
   try {
-    out << nft::toText(render::render(cluster->compiled->model(), *args->last("node")));
+    out << nft::toText(render::render(cluster->compiled->model(), *args->last("node"), podSubnets));
   } catch (const render::NameCollision& e) {
     err << "nftpol render: internal error: " << e.what() << "\n";
     return 1;

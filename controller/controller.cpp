@@ -44,6 +44,7 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
   firstSyncBlocked = false;
   auto start = Clock::now();
   Result<ReconcileResult> result = Error{""};
+  reconciler_.setPodSubnets(ownPodSubnets(source_->state(), options_.node, options_.podCidrs));
   try {
     if (!loaded_) {
       // The periodic resync also rebuilds the table from scratch; the incremental one must have been equal.

@@ -5,11 +5,19 @@
 
 namespace nftpol::controller {
 
-std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const std::string& node,
-                                        const std::vector<Cidr>& ownPodCidrs) {
-  std::vector<Cidr> own = ownPodCidrs;
+std::vector<Cidr> ownPodSubnets(const policy::ClusterState& state, const std::string& node,
+                                const std::vector<Cidr>& extra) {
+  std::vector<Cidr> own = extra;
   if (const policy::Node* self = state.findNode(node))
     own.insert(own.end(), self->podCIDRs.begin(), self->podCIDRs.end());
+  std::sort(own.begin(), own.end());
+  own.erase(std::unique(own.begin(), own.end()), own.end());
+  return own;
+}
+
+std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const std::string& node,
+                                        const std::vector<Cidr>& ownPodCidrs) {
+  std::vector<Cidr> own = ownPodSubnets(state, node, ownPodCidrs);
   auto overlapsOwn = [&](const Cidr& c) {
     return std::any_of(own.begin(), own.end(), [&](const Cidr& o) { return o.covers(c) || c.covers(o); });
   };

@@ -5,6 +5,7 @@ namespace nftpol::controller {
 void Reconciler::load(const policy::ClusterState& state) {
   model_ = policy::Model::of(state);
   table_ = render::NodeTable(table_.node());
+  table_.setPodSubnets(podSubnets_);
   table_.update(model_, model_.takeDirty());
 }
 
@@ -12,6 +13,11 @@ void Reconciler::update(const policy::ClusterState& state, const std::vector<pol
   for (const auto& ref : changed)
     model_.take(state, ref);
   table_.update(model_, model_.takeDirty());
+}
+
+void Reconciler::setPodSubnets(std::vector<Cidr> subnets) {
+  podSubnets_ = subnets;
+  table_.setPodSubnets(std::move(subnets));
 }
 
 Result<ReconcileResult> Reconciler::apply() {

@@ -75,11 +75,12 @@ void payload(nftnl_rule* r, uint32_t base, uint32_t offset, uint32_t len, uint32
   nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
   nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
 }
-void lookup(nftnl_rule* r, const std::string& set, std::optional<uint32_t> dreg) {
+void lookup(nftnl_rule* r, const std::string& set, std::optional<uint32_t> dreg, bool negated = false) {
   nftnl_expr* e = expr(r, "lookup");
   nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
   nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set.c_str());
-  nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, 0);  // the kernel echoes it, so a dump compares equal
+  // Always set: the kernel echoes it, so a dump compares equal.
+  nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, negated ? NFT_LOOKUP_F_INV : 0);
   if (dreg) nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_DREG, *dreg);
 }
 // The implicit `meta nfproto ipv4|ipv6` that nft adds before an ip/ip6 payload in an inet table.
@@ -160,7 +161,7 @@ void addMatch(nftnl_rule* r, const Match& m) {
           [&](const AddressInSet& a) {
             nfproto(r, a.family);
             address(r, a.family, a.field, NFT_REG_1);
-            lookup(r, a.set, std::nullopt);
+            lookup(r, a.set, std::nullopt, a.negated);
           },
           [&](const PortIs& p) {
             meta(r, NFT_META_L4PROTO, NFT_REG_1);

@@ -62,49 +62,51 @@ std::string elementsText(const std::vector<std::string>& items) {
 }
 
 std::string matchText(const Match& m) {
-  return std::visit(
-      Overloaded{
-          [](const CtState& ct) {
-            std::string out = "ct state ";
-            for (size_t i = 0; i < ct.states.size(); ++i)
-              out += std::string(i ? "," : "") + toString(ct.states[i]);
-            return out;
-          },
-          [](const AddressInSet& a) {
-            return std::string(familyKeyword(a.family)) + " " + fieldKeyword(a.field) + " @" + a.set;
-          },
-          [](const PortIs& p) {
-            const PortRange& only = p.port;
-            if (only.allPorts()) return "meta l4proto " + std::string(nftKeyword(only.protocol));
-            std::string out = std::string(nftKeyword(only.protocol)) + " dport " +
-                              std::to_string(only.first);  // as nft prints it
-            if (only.last != only.first) out += "-" + std::to_string(only.last);
-            return out;
-          },
-          [](const DestinationPortInSet& d) {
-            return std::string(familyKeyword(d.family)) + " daddr . meta l4proto . th dport @" + d.set;
-          },
-          [](const AddressIs& a) {
-            return std::string(familyKeyword(a.family)) + " " + fieldKeyword(a.field) + " " +
-                   a.address.toString();
-          },
-          [](const MarkHas& mark) {
-            return std::string(mark.of == MarkHas::Of::kPacket ? "meta" : "ct") + " mark & " +
-                   hex32(mark.bit) + " == " + hex32(mark.bit);
-          },
-          [](const ToLocalAddress&) { return std::string("fib daddr type local"); },
-          [](const FamilyIs& f) {
-            return std::string("meta nfproto ") + (f.family == Family::kV4 ? "ipv4" : "ipv6");
-          },
-          [](const LocalProtocolPortInSet& l) {
-            return "fib daddr type local meta l4proto . th dport @" + l.set;
-          },
-          [](const AddressInPrefix& a) {
-            return std::string(familyKeyword(a.prefix.family())) + " " + fieldKeyword(a.field) +
-                   (a.negated ? " != " : " ") + a.prefix.toString();
-          },
-      },
-      m);
+  return std::visit(Overloaded{
+                        [](const CtState& ct) {
+                          std::string out = "ct state ";
+                          for (size_t i = 0; i < ct.states.size(); ++i)
+                            out += std::string(i ? "," : "") + toString(ct.states[i]);
+                          return out;
+                        },
+                        [](const AddressInSet& a) {
+                          return std::string(familyKeyword(a.family)) + " " + fieldKeyword(a.field) +
+                                 (a.negated ? " != @" : " @") + a.set;
+                        },
+                        [](const PortIs& p) {
+                          const PortRange& only = p.port;
+                          if (only.allPorts())
+                            return "meta l4proto " + std::string(nftKeyword(only.protocol));
+                          std::string out = std::string(nftKeyword(only.protocol)) + " dport " +
+                                            std::to_string(only.first);  // as nft prints it
+                          if (only.last != only.first) out += "-" + std::to_string(only.last);
+                          return out;
+                        },
+                        [](const DestinationPortInSet& d) {
+                          return std::string(familyKeyword(d.family)) + " daddr . meta l4proto . th dport @" +
+                                 d.set;
+                        },
+                        [](const AddressIs& a) {
+                          return std::string(familyKeyword(a.family)) + " " + fieldKeyword(a.field) + " " +
+                                 a.address.toString();
+                        },
+                        [](const MarkHas& mark) {
+                          return std::string(mark.of == MarkHas::Of::kPacket ? "meta" : "ct") + " mark & " +
+                                 hex32(mark.bit) + " == " + hex32(mark.bit);
+                        },
+                        [](const ToLocalAddress&) { return std::string("fib daddr type local"); },
+                        [](const FamilyIs& f) {
+                          return std::string("meta nfproto ") + (f.family == Family::kV4 ? "ipv4" : "ipv6");
+                        },
+                        [](const LocalProtocolPortInSet& l) {
+                          return "fib daddr type local meta l4proto . th dport @" + l.set;
+                        },
+                        [](const AddressInPrefix& a) {
+                          return std::string(familyKeyword(a.prefix.family())) + " " + fieldKeyword(a.field) +
+                                 (a.negated ? " != " : " ") + a.prefix.toString();
+                        },
+                    },
+                    m);
 }
 
 std::string statementText(const Statement& st) {

@@ -50,7 +50,7 @@ class Tracer {
               if (ip.family() != a.family) return false;
               const Set* s = t_.findSet(a.set);
               return s && std::any_of(s->elements.begin(), s->elements.end(),
-                                      [&](const Key& e) { return elementContains(e, ip); });
+                                      [&](const Key& e) { return elementContains(e, ip); }) != a.negated;
             },
             [&](const PortIs& p) {
               const PortRange& pm = p.port;

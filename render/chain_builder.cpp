@@ -76,6 +76,40 @@ Set cidrSet(const policy::IpBlock& block, Family f) {
   return s;
 }
 
+std::string podSubnetsSetName(Family f) {
+  return std::string("node-pod-subnets") + familySuffix(f);
+}
+std::string nodePodsSetName(Family f) {
+  return std::string("node-pods") + familySuffix(f);
+}
+
+Set podSubnetsSet(Family f, const std::vector<Cidr>& subnets) {
+  Set s{.name = podSubnetsSetName(f), .key = KeyType::address(f), .interval = true};
+  s.comment = "this node's pod subnets: an address in them that no pod holds is closed";
+  // Prefixes are nested or disjoint: keeping the outermost of each nest leaves disjoint ranges.
+  std::vector<Cidr> outer;
+  for (const auto& c : subnets)
+    if (c.family() == f &&
+        std::none_of(subnets.begin(), subnets.end(), [&](const Cidr& o) { return o != c && o.covers(c); }) &&
+        std::find(outer.begin(), outer.end(), c) == outer.end())
+      outer.push_back(c);
+  std::sort(outer.begin(), outer.end());
+  for (const auto& c : outer)
+    for (auto& e : blockElements(c, {}))
+      s.elements.push_back(std::move(e));
+  return s;
+}
+
+Set nodePodsSet(Family f, std::vector<IpAddress> addresses) {
+  Set s{.name = nodePodsSetName(f), .key = KeyType::address(f)};
+  s.comment = "addresses bound to this node's pods: programmed";
+  std::sort(addresses.begin(), addresses.end());
+  addresses.erase(std::unique(addresses.begin(), addresses.end()), addresses.end());
+  for (const auto& a : addresses)
+    if (a.family() == f) s.elements.emplace_back(a);
+  return s;
+}
+
 BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
                       const std::vector<std::string>& isolatedBy) {
   Field peerField = d == Direction::kIngress ? Field::kSource : Field::kDestination;
@@ -149,6 +183,15 @@ Chain baseChain() {
                      Verdict{Verdict::Kind::kAccept, ""},
                      "replies"});
   c.rules.push_back({{CtState{{ConnState::kInvalid}}}, Verdict{Verdict::Kind::kDrop, ""}, ""});
+  // After the replies: only new connections pay for the two lookups (a released address's connections are
+  // deleted with it).
+  for (Field field : {Field::kSource, Field::kDestination})
+    for (Family f : {Family::kV4, Family::kV6})
+      c.rules.push_back({{AddressInSet{f, field, podSubnetsSetName(f)},
+                          AddressInSet{f, field, nodePodsSetName(f), /*negated=*/true}},
+                         Verdict{Verdict::Kind::kDrop, ""},
+                         field == Field::kSource ? "from a pod address not programmed"
+                                                 : "to a pod address not programmed"});
   // Egress first and without accept: an allowed egress returns here so that the destination's ingress is
   // still checked.
   for (Direction d : {Direction::kEgress, Direction::kIngress})

@@ -83,6 +83,14 @@ struct BuiltChain {
 BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
                       const std::vector<std::string>& isolatedBy);
 
+// The closed-by-default pair of one family: this node's pod subnets, and the addresses of the node's pods
+// that are programmed. An address of the first that is not in the second is dropped both ways, so a pod
+// whose address the controller has not yet bound (or no longer binds) is never open.
+std::string podSubnetsSetName(Family f);  // "node-pod-subnets-v4"
+std::string nodePodsSetName(Family f);    // "node-pods-v4"
+Set podSubnetsSet(Family f, const std::vector<Cidr>& subnets);
+Set nodePodsSet(Family f, std::vector<IpAddress> addresses);
+
 Chain baseChain();
 // The four dispatch maps (ingress/egress x v4/v6), from (map name, address, chain) entries in any order.
 std::vector<Map> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries);

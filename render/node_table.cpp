@@ -37,6 +37,8 @@ struct NodeTable::State {
 
   std::string node;
   bool fresh = true;
+  std::vector<Cidr> podSubnets;
+  bool subnetsChanged = false;
   std::map<std::string, Local> local;  // local pod key -> its chains
   std::map<std::string, ChainEntry> chains;
   std::map<std::string, SetSource> sources;  // every peer and cidr set a chain names
@@ -183,7 +185,7 @@ struct NodeTable::State {
         renderService(model, service.key());
       fresh = false;
     } else {
-      if (dirty.empty()) return table;
+      if (dirty.empty() && !subnetsChanged) return table;
       std::set<std::string> pods(dirty.pods.begin(), dirty.pods.end());
       if (dirty.namedTargets)
         for (const auto& [key, l] : local)
@@ -203,6 +205,15 @@ struct NodeTable::State {
             dispatch.emplace_back(detail::mapName(d, ip.family()), ip, l.chain[static_cast<int>(d)]);
     std::vector<nft::Map> maps = detail::dispatchMaps(std::move(dispatch));
     std::vector<Set> sets;
+    std::vector<IpAddress> programmed;
+    for (const auto& [key, l] : local)
+      for (const auto& ip : model.findPod(key)->ips)
+        programmed.push_back(ip);
+    for (Family f : {Family::kV4, Family::kV6}) {
+      sets.push_back(detail::podSubnetsSet(f, podSubnets));
+      sets.push_back(detail::nodePodsSet(f, programmed));
+    }
+    subnetsChanged = false;
     std::map<std::string, const Set*> named;
     std::set<std::string> referenced;
     std::vector<Chain> chainList;
@@ -246,6 +257,13 @@ NodeTable& NodeTable::operator=(NodeTable&&) noexcept = default;
 const Table& NodeTable::update(const Model& model, const policy::Dirty& dirty) {
   return s_->update(model, dirty);
 }
+void NodeTable::setPodSubnets(std::vector<Cidr> subnets) {
+  std::sort(subnets.begin(), subnets.end());
+  subnets.erase(std::unique(subnets.begin(), subnets.end()), subnets.end());
+  if (subnets == s_->podSubnets) return;
+  s_->podSubnets = std::move(subnets);
+  s_->subnetsChanged = true;
+}
 const Table& NodeTable::table() const {
   return s_->table;
 }
@@ -256,8 +274,9 @@ size_t NodeTable::localPods() const {
   return s_->local.size();
 }
 
-Table render(const Model& model, const std::string& node) {
+Table render(const Model& model, const std::string& node, std::vector<Cidr> podSubnets) {
   NodeTable t(node);
+  t.setPodSubnets(std::move(podSubnets));
   return t.update(model, {});
 }
 

@@ -31,6 +31,7 @@ check() {  # name, cluster paths..., then the node after --node
   checked=$((checked + 1))
 }
 check samples node-a --cluster "$src/samples/cluster"
+check samples-subnets node-a --cluster "$src/samples/cluster" --cluster "$src/tests/nft/data/node-a.yaml"
 check protocols node-1 --cluster "$src/tests/nft/data/protocols.yaml"
 check services-1 node-1 --cluster "$src/tests/nft/data/services.yaml"
 check services-2 node-2 --cluster "$src/tests/nft/data/services.yaml"

@@ -34,7 +34,8 @@ TEST_CASE("render of the samples for node-a equals the reviewed golden text", "[
   loadPaths({NFTPOL_SOURCE_DIR "/samples/cluster"}, state, diagnostics);
   REQUIRE(!hasErrors(diagnostics));
   Compiled c = Compiled::build(state);
-  CHECK(toText(render::render(c.model(), "node-a")) ==
+  // node-a's pod subnet, as its Node object would give it: the closed-by-default sets are filled.
+  CHECK(toText(render::render(c.model(), "node-a", {*Cidr::parse("10.244.1.0/24")})) ==
         readFile(NFTPOL_SOURCE_DIR "/tests/nft/golden/samples-node-a.nft"));
 }
 
@@ -95,6 +96,36 @@ TEST_CASE("outside addresses: ipBlocks and all-peer rules in the rendered table"
   CHECK_FALSE(trace(t, {api, *IpAddress::parse("93.184.216.34"), Protocol::kTCP, 80}).accepted);
   auto frontend = *IpAddress::parse("10.244.1.10");
   CHECK(trace(t, {frontend, *IpAddress::parse("192.0.2.53"), Protocol::kUDP, 53}).accepted);  // DNS anywhere
+}
+
+TEST_CASE("an address of the node's pod subnets that no local pod holds is closed both ways",
+          "[render][tracer]") {
+  ClusterState state;
+  std::vector<Diagnostic> diagnostics;
+  loadPaths({NFTPOL_SOURCE_DIR "/samples/cluster"}, state, diagnostics);
+  REQUIRE(!hasErrors(diagnostics));
+  Compiled c = Compiled::build(state);
+  auto ip = [](const char* text) { return *IpAddress::parse(text); };
+  auto monitoring = ip("10.244.1.30"), stranger = ip("10.244.1.99"), remote = ip("10.244.2.20");
+  // Without the node's subnets nothing is closed: the table of before.
+  Table open = render::render(c.model(), "node-a");
+  CHECK(trace(open, {stranger, remote, Protocol::kTCP, 80}).accepted);
+  Table t = render::render(c.model(), "node-a", {*Cidr::parse("10.244.1.0/24")});
+  CHECK_FALSE(trace(t, {stranger, remote, Protocol::kTCP, 80}).accepted);
+  CHECK_FALSE(trace(t, {remote, stranger, Protocol::kTCP, 80}).accepted);
+  // A pod no policy selects is programmed like any other: open.
+  CHECK(trace(t, {monitoring, remote, Protocol::kTCP, 80}).accepted);
+  CHECK(trace(t, {remote, monitoring, Protocol::kTCP, 80}).accepted);
+  // Other nodes' subnets are theirs to close.
+  CHECK(trace(t, {remote, ip("10.244.2.99"), Protocol::kTCP, 80}).accepted);
+  // A pod that is not running any more holds its address no longer.
+  ClusterState finished = state;
+  policy::Pod pod = *finished.findPod("monitoring", "prometheus-0");
+  pod.phase = policy::PodPhase::kSucceeded;
+  finished.upsert(pod);
+  Compiled after = Compiled::build(finished);
+  Table closed = render::render(after.model(), "node-a", {*Cidr::parse("10.244.1.0/24")});
+  CHECK_FALSE(trace(closed, {monitoring, remote, Protocol::kTCP, 80}).accepted);
 }
 
 TEST_CASE("the same objects in any order render the same table", "[render]") {

@@ -25,6 +25,11 @@ constexpr uint8_t kRouteProtocol = 86;
 std::vector<GatewayRoute> desiredRoutes(const policy::ClusterState& state, const std::string& node,
                                         const std::vector<Cidr>& ownPodCidrs = {});
 
+// This node's own pod subnets: its Node's spec.podCIDRs and `extra` (--pod-cidr, what the CNI plugin
+// reported), sorted, without repeats.
+std::vector<Cidr> ownPodSubnets(const policy::ClusterState& state, const std::string& node,
+                                const std::vector<Cidr>& extra);
+
 struct RouteChanges {
   size_t added = 0;  // added or replaced
   size_t removed = 0;

@@ -28,12 +28,16 @@ class Reconciler {
   // Takes the current version in `state` of each named object (gone when `state` has none).
   void update(const policy::ClusterState& state, const std::vector<policy::ObjectRef>& changed);
 
+  // This node's pod subnets: addresses in them that no local pod holds are closed. Taken by the next update.
+  void setPodSubnets(std::vector<Cidr> subnets);
+
   Result<ReconcileResult> apply();
   const nft::Table& table() const { return table_.table(); }  // what apply() sends
 
  private:
   policy::Model model_;
   render::NodeTable table_;
+  std::vector<Cidr> podSubnets_;
   nft::Backend& backend_;
 };
 

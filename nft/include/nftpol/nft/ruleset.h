@@ -34,11 +34,12 @@ struct CtState {
   std::vector<ConnState> states;
   bool operator==(const CtState&) const = default;
 };
-// ip saddr @set / ip6 daddr @set
+// ip saddr @set / ip6 daddr @set, or with `negated` ip saddr != @set
 struct AddressInSet {
   Family family;
   Field field;
   std::string set;
+  bool negated = false;
   bool operator==(const AddressInSet&) const = default;
 };
 // tcp dport 80 / udp dport 53-60 / meta l4proto sctp. One per rule: a rule with several port entries becomes

@@ -38,6 +38,9 @@ class NodeTable {
   // NameCollision, after which the NodeTable must be replaced.
   const nft::Table& update(const policy::Model& model, const policy::Dirty& dirty);
   const nft::Table& table() const;
+  // This node's pod subnets (its Node's spec.podCIDRs, --pod-cidr, what the CNI plugin reported): an address
+  // in them that no local pod holds is closed both ways. Taken by the next update.
+  void setPodSubnets(std::vector<Cidr> subnets);
 
   const std::string& node() const;
   size_t localPods() const;  // pods on this node that take part
@@ -48,6 +51,6 @@ class NodeTable {
 };
 
 // A fresh NodeTable's table for `model`. Throws NameCollision.
-nft::Table render(const policy::Model& model, const std::string& node);
+nft::Table render(const policy::Model& model, const std::string& node, std::vector<Cidr> podSubnets = {});
 
 }  // namespace nftpol::render
