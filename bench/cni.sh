@@ -23,7 +23,7 @@ declare -A subnet=([ours]=10.244.20.0/24 [ref]=10.244.21.0/24)
 conf() {  # conf WHICH
   cat <<JSON
 {"cniVersion": "1.0.0", "name": "bench-$1", "type": "bridge", "bridge": "nb$$-$1", "isGateway": true,
- "isDefaultGateway": true, "hairpinMode": true,
+ "isDefaultGateway": true, "hairpinMode": true, "policyHandoff": "best-effort", "controllerSocket": "$dir/none.sock",
  "ipam": {"type": "host-local", "dataDir": "$dir/ipam", "ranges": [[{"subnet": "${subnet[$1]}"}]]}}
 JSON
 }

@@ -27,9 +27,9 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
   // watchdog also covers what runs after this function (static destructors, cpprestsdk's thread pool), so a
   // stop ends the process within 1.5 s whatever it is doing.
   static auto* stop = new controller::StopSignal(std::chrono::milliseconds{1500});
-  auto args =
-      Args::parse(argv, {"manifests", "kubeconfig", "context", "node", "listen", "pod-cidr", "api-timeout"},
-                  {"in-cluster", "once", "no-conntrack-revoke", "no-node-routes"});
+  auto args = Args::parse(
+      argv, {"manifests", "kubeconfig", "context", "node", "listen", "pod-cidr", "api-timeout", "cni-socket"},
+      {"in-cluster", "once", "no-conntrack-revoke", "no-node-routes", "no-cni-socket"});
   const char* nodeName = std::getenv("NODE_NAME");  // a DaemonSet sets it from the downward API
   std::string node = args && args->last("node") ? *args->last("node") : nodeName ? nodeName : "";
   int sources = args ? static_cast<int>(args->last("manifests").has_value()) +
@@ -45,7 +45,8 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
     err << "usage: nftpol controller (--manifests DIR | --kubeconfig PATH [--context NAME] | --in-cluster)\n"
            "                         [--node NODE] [--once] [--listen 127.0.0.1:9402] "
            "[--no-conntrack-revoke]\n"
-           "                         [--no-node-routes] [--pod-cidr CIDR]... [--api-timeout SECONDS]\n";
+           "                         [--no-node-routes] [--pod-cidr CIDR]... [--api-timeout SECONDS]\n"
+           "                         [--cni-socket /run/nftpol/cni.sock | --no-cni-socket]\n";
     return kExitBadInput;
   }
   std::unique_ptr<controller::Source> source;
@@ -85,13 +86,16 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
     err << "nftpol controller: " << backend.error().message << "\n";
     return 1;
   }
-  controller::ControllerOptions options{.node = node,
-                                        .once = args->flag("once"),
-                                        .listen = args->last("listen").value_or("127.0.0.1:9402"),
-                                        .revokeConntrack = !args->flag("no-conntrack-revoke"),
-                                        .nodeRoutes = !args->flag("no-node-routes"),
-                                        .podCidrs = std::move(podCidrs),
-                                        .stopFd = stop->fd()};
+  controller::ControllerOptions options{
+      .node = node,
+      .once = args->flag("once"),
+      .listen = args->last("listen").value_or("127.0.0.1:9402"),
+      .revokeConntrack = !args->flag("no-conntrack-revoke"),
+      .nodeRoutes = !args->flag("no-node-routes"),
+      .podCidrs = std::move(podCidrs),
+      .stopFd = stop->fd(),
+      .cniSocket =
+          args->flag("no-cni-socket") ? "" : args->last("cni-socket").value_or(cni::handoff::kDefaultSocket)};
   controller::Controller controller(std::move(options), std::move(source), std::move(*backend));
   int status = controller.run();
   // Once run() returned the rules are in place and nothing is left to do. Tearing down cpprestsdk with a

@@ -17,7 +17,7 @@ constexpr const char* kUsage =
     "usage: nftpol install-cni --template FILE --cni-conf-dir DIR [--conf-name NAME]\n"
     "                          [--cni-bin-dir DIR [--plugin PATH]...]\n"
     "                          (--pod-cidr CIDR... | --kubeconfig PATH [--context NAME] | --in-cluster)\n"
-    "                          [--node NODE] [--wait SECONDS]\n";
+    "                          [--node NODE] [--wait SECONDS] [--cni-socket /run/nftpol/cni.sock]\n";
 
 }  // namespace
 
@@ -25,7 +25,7 @@ int installCniCommand(const std::vector<std::string>& argv, std::ostream& out, s
   const std::string program = "nftpol install-cni";
   auto args = Args::parse(argv,
                           {"template", "cni-conf-dir", "conf-name", "cni-bin-dir", "plugin", "pod-cidr",
-                           "kubeconfig", "context", "node", "wait"},
+                           "kubeconfig", "context", "node", "wait", "cni-socket"},
                           {"in-cluster"});
   if (!args) {
     err << program << ": " << args.error().message << "\n" << kUsage;
@@ -92,7 +92,8 @@ int installCniCommand(const std::vector<std::string>& argv, std::ostream& out, s
     podCidrs = std::move(*found);
   }
 
-  auto conflist = controller::renderCniConfig(inputs->templateText, templatePath, podCidrs);
+  auto conflist = controller::renderCniConfig(inputs->templateText, templatePath, podCidrs,
+                                              args->last("cni-socket").value_or("/run/nftpol/cni.sock"));
   if (!conflist) {
     err << program << ": " << conflist.error().message << "\n";
     return kExitBadInput;

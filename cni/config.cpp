@@ -121,6 +121,24 @@ Outcome<NetConf> parseConfig(const std::string& json) {
     }
   }
 
+  if (auto f = string("controllerSocket", conf.controllerSocket, false)) return *f;
+  if (conf.controllerSocket.empty() || conf.controllerSocket.front() != '/' ||
+      conf.controllerSocket.size() > 107)
+    return invalidConfig("\"controllerSocket\" must be an absolute path of at most 107 bytes");
+  std::string handoff = "required";
+  if (auto f = string("policyHandoff", handoff, false)) return *f;
+  if (handoff == "best-effort") {
+    conf.handoff = NetConf::Handoff::kBestEffort;
+  } else if (handoff != "required") {
+    return invalidConfig("invalid \"policyHandoff\" \"" + handoff + "\"",
+                         "\"required\" (the default) or \"best-effort\"");
+  }
+  if (auto* v = object.find("controllerTimeoutMs"); v && !v->isNull()) {
+    if (!v->isInteger() || v->asInteger() < 100 || v->asInteger() > 120000)
+      return invalidConfig("\"controllerTimeoutMs\" must be an integer from 100 to 120000");
+    conf.controllerTimeout = std::chrono::milliseconds{v->asInteger()};
+  }
+
   if (auto* prev = object.find("prevResult"); prev && !prev->isNull()) {
     if (!prev->isObject()) return invalidConfig("\"prevResult\" must be an object");
     conf.prevResult = prev->serialize();

@@ -2,12 +2,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <filesystem>
-#include <fstream>
 #include <set>
 
 #include "nftpol/cni/ipam.h"
 #include "nftpol/cni/plugin.h"
+#include "nftpol/cni/reservations.h"
 #include "nftpol/rtnl.h"
 
 namespace nftpol::cni {
@@ -45,30 +44,6 @@ Outcome<int> removeStaleVeths(const NetConf& conf) {
   return removed;
 }
 
-// The attachments host-local holds addresses for in this network.
-std::set<std::pair<std::string, std::string>> hostLocalReservations(const NetConf& conf) {
-  std::set<std::pair<std::string, std::string>> held;
-  std::error_code ec;
-  for (const auto& entry :
-       std::filesystem::directory_iterator(std::filesystem::path(conf.hostLocalDataDir) / conf.name, ec)) {
-    if (!entry.is_regular_file() || !IpAddress::parse(entry.path().filename().string())) continue;
-    std::ifstream in(entry.path());
-    std::string id, ifname;
-    std::getline(in, id);
-    std::getline(in, ifname);
-    auto trim = [](std::string& s) {
-      while (!s.empty() && (s.back() == '\r' || s.back() == ' '))
-        s.pop_back();
-    };
-    trim(id);
-    trim(ifname);
-    // Files from before host-local recorded the interface hold the container ID alone; host-local releases
-    // those by ID whatever the interface.
-    if (!id.empty()) held.emplace(id, ifname.empty() ? "eth0" : ifname);
-  }
-  return held;
-}
-
 bool speaks110(const NetConf& conf, const Environment& env) {
   auto answer = runIpam(conf, env, "VERSION");
   return answer && answer->find("\"1.1.0\"") != std::string::npos;
@@ -89,7 +64,10 @@ Outcome<std::string> collectGarbage(const NetConf& conf, const Environment& env)
     return std::string();
   }
   if (conf.ipamType != "host-local") return std::string();  // nothing we know how to ask it to release
-  for (const auto& [id, ifname] : hostLocalReservations(conf)) {
+  std::set<std::pair<std::string, std::string>> held;
+  for (const auto& r : hostLocalReservations(conf))
+    held.emplace(r.attachment.containerId, r.attachment.ifname);
+  for (const auto& [id, ifname] : held) {
     if (isValid(conf, {id, ifname})) continue;
     Environment stale = env;
     stale.containerId = id;

@@ -9,8 +9,10 @@
 #include "nftpol/cni/config.h"
 #include "nftpol/cni/environment.h"
 #include "nftpol/cni/gc.h"
+#include "nftpol/cni/handoff.h"
 #include "nftpol/cni/ipam.h"
 #include "nftpol/cni/masquerade.h"
+#include "nftpol/cni/reservations.h"
 #include "nftpol/json.h"
 #include "nftpol/rtnl.h"
 
@@ -43,12 +45,24 @@ std::string addressText(const InterfaceAddress& a) {
   return a.address.toString() + "/" + std::to_string(a.prefixLength);
 }
 
+// The MAC addresses of the three interfaces, as the reference plugin reports them (runtimes and meta-plugins
+// such as Multus read the container's).
+struct Macs {
+  std::string bridge, host, container;
+};
+
+std::string interfaceJson(const std::string& name, const std::string& mac, const std::string& sandbox = "") {
+  std::string out = "{\"name\": " + jsonString(name);
+  if (!mac.empty()) out += ", \"mac\": " + jsonString(mac);
+  if (!sandbox.empty()) out += ", \"sandbox\": " + jsonString(sandbox);
+  return out + "}";
+}
+
 std::string resultJson(const NetConf& conf, const Environment& env, const std::string& host,
-                       const IpamResult& ipam, const std::vector<IpamRoute>& routes) {
-  std::string out = "{\"cniVersion\": " + jsonString(conf.cniVersion) +
-                    ", \"interfaces\": [{\"name\": " + jsonString(conf.bridge) +
-                    "}, {\"name\": " + jsonString(host) + "}, {\"name\": " + jsonString(env.ifname) +
-                    ", \"sandbox\": " + jsonString(env.netns) + "}], \"ips\": [";
+                       const IpamResult& ipam, const std::vector<IpamRoute>& routes, const Macs& macs) {
+  std::string out = "{\"cniVersion\": " + jsonString(conf.cniVersion) + ", \"interfaces\": [" +
+                    interfaceJson(conf.bridge, macs.bridge) + ", " + interfaceJson(host, macs.host) + ", " +
+                    interfaceJson(env.ifname, macs.container, env.netns) + "], \"ips\": [";
   for (size_t i = 0; i < ipam.ips.size(); ++i) {
     out += std::string(i ? ", " : "") + "{\"address\": " + jsonString(addressText(ipam.ips[i].address));
     if (ipam.ips[i].gateway) out += ", \"gateway\": " + jsonString(ipam.ips[i].gateway->toString());
@@ -63,18 +77,24 @@ std::string resultJson(const NetConf& conf, const Environment& env, const std::s
   return out + "], \"dns\": " + ipam.dns + "}";
 }
 
+struct PodSide {
+  std::vector<IpamRoute> routes;
+  std::string mac;
+};
+
 // The pod's side: addresses, the link up, routes (the default route via the gateway when asked).
-Outcome<std::vector<IpamRoute>> configurePod(const NetConf& conf, const Environment& env,
-                                             const IpamResult& ipam) {
+Outcome<PodSide> configurePod(const NetConf& conf, const Environment& env, const IpamResult& ipam) {
   auto pod = Rtnl::openIn(env.netns);
   if (!pod) return internal("cannot reach the pod's network namespace", pod.error());
   auto index = pod->linkIndex(env.ifname);
   if (!index || !*index) return Failure{Code::kInternal, env.ifname + " did not appear in the pod", ""};
+  PodSide side;
+  if (auto link = pod->link(**index); link) side.mac = link->mac;
   for (const auto& ip : ipam.ips)
     if (auto r = pod->addAddress(**index, ip.address); !r)
       return internal("cannot add " + addressText(ip.address) + " to " + env.ifname, r.error());
   if (auto r = pod->setUp(**index); !r) return internal("cannot set " + env.ifname + " up", r.error());
-  std::vector<IpamRoute> routes;
+  std::vector<IpamRoute>& routes = side.routes;
   if (conf.isDefaultGateway)
     for (const auto& ip : ipam.ips)
       if (ip.gateway)
@@ -98,7 +118,99 @@ Outcome<std::vector<IpamRoute>> configurePod(const NetConf& conf, const Environm
     if (auto added = pod->addRoute(**index, dst, r.gateway); !added)
       return internal("cannot add the route to " + r.destination.toString(), added.error());
   }
-  return routes;
+  return side;
+}
+
+std::string argument(const Environment& env, const char* key) {
+  for (const auto& [k, v] : env.args)
+    if (k == key) return v;
+  return "";
+}
+
+handoff::Request handoffRequest(const NetConf& conf, const Environment& env, handoff::Op op,
+                                std::vector<InterfaceAddress> addresses) {
+  return handoff::Request{.op = op,
+                          .podNamespace = argument(env, "K8S_POD_NAMESPACE"),
+                          .podName = argument(env, "K8S_POD_NAME"),
+                          .podUid = argument(env, "K8S_POD_UID"),
+                          .containerId = env.containerId,
+                          .ifname = env.ifname,
+                          .addresses = std::move(addresses),
+                          .wait = conf.controllerTimeout};
+}
+
+void note(const std::string& line) {
+  std::fprintf(stderr, "nftpol-bridge: %s\n", line.c_str());
+}
+
+// ADD's handoff, before any link exists: the controller binds the addresses to the pod and commits its
+// policies for them, so the pod's first packet already meets them. Required: anything but that answer fails
+// ADD with code 11 (the runtime retries); best-effort: goes on, and says so.
+std::optional<Failure> handOffAdd(const NetConf& conf, const Environment& env, const IpamResult& ipam) {
+  std::vector<InterfaceAddress> addresses;
+  for (const auto& ip : ipam.ips)
+    addresses.push_back(ip.address);
+  auto request = handoffRequest(conf, env, handoff::Op::kAdd, std::move(addresses));
+  bool required = conf.handoff == NetConf::Handoff::kRequired;
+  std::string who = request.podKey();
+  if (request.podNamespace.empty() || request.podName.empty()) {
+    if (required)
+      return Failure{Code::kInvalidEnvironment,
+                     "CNI_ARGS names no pod (K8S_POD_NAMESPACE, K8S_POD_NAME): the controller cannot enforce "
+                     "its policies",
+                     "set \"policyHandoff\": \"best-effort\" to attach pods that are not Kubernetes pods"};
+    note("CNI_ARGS names no pod; not handed to the controller (policyHandoff best-effort)");
+    return std::nullopt;
+  }
+  auto reply = handoff::call(conf.controllerSocket, request);
+  std::string problem;
+  if (!reply) {
+    problem = reply.error().message;
+  } else if (reply->status == handoff::Reply::Status::kProgrammed) {
+    return std::nullopt;
+  } else if (reply->status == handoff::Reply::Status::kPending) {
+    note("pod " + who + ": " + reply->message);  // closed until the controller knows the pod: safe
+    return std::nullopt;
+  } else {
+    problem = "the controller refused pod " + who + ": " + reply->message;
+  }
+  if (!required) {
+    note(problem +
+         "; going on without it (policyHandoff best-effort): the pod is closed until the "
+         "controller programs it, or open if nothing closes its subnet");
+    return std::nullopt;
+  }
+  return Failure{Code::kTryAgainLater, "the node's controller has not taken pod " + who, problem};
+}
+
+// DEL's handoff: the addresses are closed before they can go to another pod. A DEL never fails for it (a
+// runtime retries a failed DEL forever): an unreachable controller is noted, and the next ADD of an address
+// takes it over in the controller anyway.
+void handOffDel(const NetConf& conf, const Environment& env, std::vector<InterfaceAddress> addresses,
+                std::chrono::milliseconds wait) {
+  auto request = handoffRequest(conf, env, handoff::Op::kDel, std::move(addresses));
+  request.wait = wait;
+  auto reply = handoff::call(conf.controllerSocket, request);
+  if (!reply) {
+    note("DEL of " + env.containerId + " not told to the controller: " + reply.error().message);
+  } else if (reply->status != handoff::Reply::Status::kReleased) {
+    note("the controller did not release " + env.containerId + ": " + reply->message);
+  }
+}
+
+// The addresses DEL lets go: those of prevResult, or what host-local holds for this attachment.
+std::vector<InterfaceAddress> addressesOf(const NetConf& conf, const Environment& env) {
+  std::vector<InterfaceAddress> out;
+  if (conf.prevResult)
+    if (auto prev = parseIpamResult(*conf.prevResult); prev) {
+      for (const auto& ip : prev->ips)
+        out.push_back(ip.address);
+      return out;
+    }
+  for (const auto& r : hostLocalReservations(conf))
+    if (r.attachment == Attachment{env.containerId, env.ifname})
+      out.push_back({r.address, r.address.bitLength()});
+  return out;
 }
 
 Outcome<std::string> add(const NetConf& conf, const Environment& env) {
@@ -114,15 +226,21 @@ Outcome<std::string> add(const NetConf& conf, const Environment& env) {
   if (!ipamOut) return ipamOut.error();
   // From here on a failure gives the address back and removes what was made: nothing half-done remains.
   std::string host = hostVethName(env.containerId, env.ifname);
-  bool vethMade = false;
+  bool vethMade = false, handedOff = false;
+  std::vector<InterfaceAddress> addresses;
   auto rollback = [&](Failure f) -> Outcome<std::string> {
     if (vethMade)
       if (auto i = node->linkIndex(host); i && *i) (void)node->deleteLink(**i);
+    if (handedOff) handOffDel(conf, env, addresses, std::chrono::milliseconds{1000});
     (void)runIpam(conf, env, "DEL");
     return f;
   };
   auto ipam = parseIpamResult(*ipamOut);
   if (!ipam) return rollback(ipam.error());
+  for (const auto& ip : ipam->ips)
+    addresses.push_back(ip.address);
+  if (auto f = handOffAdd(conf, env, *ipam)) return rollback(*f);
+  handedOff = true;
   bool ipv6 = false;
   for (const auto& ip : ipam->ips) {
     ipv6 = ipv6 || ip.address.address.family() == Family::kV6;
@@ -149,9 +267,12 @@ Outcome<std::string> add(const NetConf& conf, const Environment& env) {
     if (auto r = node->setHairpin(*veth, true); !r)
       return rollback(internal("cannot set hairpin mode on " + host, r.error()));
   if (auto r = node->setUp(*veth); !r) return rollback(internal("cannot set " + host + " up", r.error()));
-  auto routes = configurePod(conf, env, *ipam);
-  if (!routes) return rollback(routes.error());
-  std::string result = resultJson(conf, env, host, *ipam, *routes);
+  auto pod = configurePod(conf, env, *ipam);
+  if (!pod) return rollback(pod.error());
+  Macs macs{.container = pod->mac};
+  if (auto link = node->link(*bridge)) macs.bridge = link->mac;
+  if (auto link = node->link(*veth)) macs.host = link->mac;
+  std::string result = resultJson(conf, env, host, *ipam, pod->routes, macs);
   if (!conf.prevResult) return result;
   auto chained = appendToPrevResult(*conf.prevResult, result);
   if (!chained) return rollback(chained.error());
@@ -159,6 +280,8 @@ Outcome<std::string> add(const NetConf& conf, const Environment& env) {
 }
 
 Outcome<std::string> del(const NetConf& conf, const Environment& env) {
+  // Closed in the controller before host-local can give the addresses to another pod.
+  handOffDel(conf, env, addressesOf(conf, env), conf.controllerTimeout);
   // The address first: it must come back even when the links are long gone.
   auto released = runIpam(conf, env, "DEL");
   if (!released) return released.error();
@@ -217,11 +340,27 @@ Outcome<std::string> check(const NetConf& conf, const Environment& env) {
   return std::string();
 }
 
-// STATUS (1.1.0): ready when the IPAM plugin can be run.
+// STATUS (1.1.0): code 50 when an ADD could not be served now: no IPAM plugin, no free address in a pool of
+// host-local's, or (handoff required) no controller ready to take the pod.
 Outcome<std::string> status(const NetConf& conf, const Environment& env) {
-  if (findPlugin(conf.ipamType, env.path)) return std::string();
-  return Failure{Code::kPluginNotAvailable, "IPAM plugin \"" + conf.ipamType + "\" not found in CNI_PATH",
-                 ""};
+  if (!findPlugin(conf.ipamType, env.path))
+    return Failure{Code::kPluginNotAvailable, "IPAM plugin \"" + conf.ipamType + "\" not found in CNI_PATH",
+                   ""};
+  if (conf.ipamType == "host-local") {
+    auto ranges = hostLocalRanges(conf.text);
+    if (!ranges) return Failure{Code::kInvalidConfig, "cannot read \"ipam\"", ranges.error().message};
+    if (auto full = exhaustedRangeSet(*ranges, hostLocalReservations(conf)))
+      return Failure{Code::kPluginNotAvailable, "the address pool is exhausted", *full};
+  }
+  if (conf.handoff == NetConf::Handoff::kRequired) {
+    auto reply = handoff::call(conf.controllerSocket, handoffRequest(conf, env, handoff::Op::kStatus, {}));
+    if (!reply)
+      return Failure{Code::kPluginNotAvailable, "the node's controller is not reachable",
+                     reply.error().message};
+    if (reply->status != handoff::Reply::Status::kReady)
+      return Failure{Code::kPluginNotAvailable, "the node's controller is not ready", reply->message};
+  }
+  return std::string();
 }
 
 }  // namespace

@@ -160,6 +160,16 @@ Link readLink(const nlmsghdr* h) {
       case IFLA_MTU:
         out.info.mtu = static_cast<int>(mnl_attr_get_u32(attr));
         break;
+      case IFLA_ADDRESS: {
+        const auto* bytes = static_cast<const unsigned char*>(mnl_attr_get_payload(attr));
+        static constexpr char kHex[] = "0123456789abcdef";
+        for (uint16_t i = 0; i < mnl_attr_get_payload_len(attr); ++i) {
+          if (i) out.info.mac += ':';
+          out.info.mac += kHex[bytes[i] >> 4];
+          out.info.mac += kHex[bytes[i] & 15];
+        }
+        break;
+      }
       case IFLA_LINKINFO:
         eachAttribute(mnl_attr_get_payload(attr),
                       reinterpret_cast<const char*>(attr) + mnl_attr_get_len(attr), [&](const nlattr* i) {

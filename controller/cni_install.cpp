@@ -89,7 +89,7 @@ int fillRanges(json::Value& plugin, const std::vector<Cidr>& podCidrs) {
 }  // namespace
 
 Result<std::string> renderCniConfig(std::string_view templateText, const std::string& templateName,
-                                    const std::vector<Cidr>& podCidrs) {
+                                    const std::vector<Cidr>& podCidrs, const std::string& controllerSocket) {
   auto fail = [&](const std::string& what) { return Error{templateName + ": " + what}; };
   if (podCidrs.empty()) return fail("no pod subnet to fill in");
   auto parsed = json::parse(templateText);
@@ -122,6 +122,8 @@ Result<std::string> renderCniConfig(std::string_view templateText, const std::st
     const json::Value* type = conf.find("type");
     if (!type || !type->isString()) return fail("plugin " + std::to_string(i + 1) + ": \"type\" is required");
     if (type->asString() != "nftpol-bridge") continue;  // other plugins check their own configs
+    (*plugins[i])["controllerSocket"] = controllerSocket;
+    conf["controllerSocket"] = controllerSocket;
     conf["cniVersion"] = *version;
     conf["name"] = *name;
     auto checked = cni::parseConfig(conf.serialize());

@@ -6,14 +6,25 @@
 #include "nftpol/controller/http_server.h"
 #include "nftpol/controller/log.h"
 #include "nftpol/controller/reconcile.h"
+#include "nftpol/nft/conntrack.h"
 #include "nftpol/render/render.h"
 
 namespace nftpol::controller {
+
+namespace handoff = cni::handoff;
 
 namespace {
 using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kMinBackoff{100}, kMaxBackoff{30000};
 constexpr std::chrono::milliseconds kIdle{60000};  // a periodic full resync repairs tampering nobody reported
+constexpr std::chrono::seconds kReleasedFor{
+    600};  // a released address stays closed to stale objects this long
+constexpr std::chrono::milliseconds kAnswerMargin{250};  // the answer's way back to the plugin
+using handoff::Reply;
+
+std::string msText(Clock::duration d) {
+  return std::to_string(std::chrono::duration<double, std::milli>(d).count());
+}
 }  // namespace
 
 Controller::Controller(ControllerOptions options, std::unique_ptr<Source> source,
@@ -26,6 +37,31 @@ Controller::Controller(ControllerOptions options, std::unique_ptr<Source> source
 // Takes what changed and reconciles. Returns true when the kernel now holds the source's current objects.
 bool Controller::syncOnce(bool& firstSyncBlocked) {
   auto change = source_->take();
+  std::vector<policy::ObjectRef> refs = std::move(change.objects);
+  if (cni_) {
+    auto now = Clock::now();
+    for (const auto& ref : refs)  // a pod the source let go of lets go of its addresses here too
+      if (ref.kind == policy::Pod::kKind &&
+          !source_->state().findPod(policy::ObjectName::of(ref.key).ns, policy::ObjectName::of(ref.key).name))
+        noteBookChange(book_.podGone(ref.key, now));
+    noteBookChange(book_.expire(now, kReleasedFor));
+    for (const auto& key : bookDirty_)
+      refs.push_back({std::string(policy::Pod::kKind), key});
+    if (!bookAddresses_.empty()) {
+      std::sort(bookAddresses_.begin(), bookAddresses_.end());
+      for (const auto& pod : source_->state().pods())
+        for (const auto& ip : pod.ips)
+          if (std::binary_search(bookAddresses_.begin(), bookAddresses_.end(), ip))
+            refs.push_back({std::string(policy::Pod::kKind), pod.key()});
+    }
+    bookDirty_.clear();
+    bookAddresses_.clear();
+    std::sort(refs.begin(), refs.end());
+    refs.erase(std::unique(refs.begin(), refs.end()), refs.end());
+    if (loaded_)
+      for (const auto& ref : refs)
+        derive(ref);
+  }
   // Kept until a commit succeeds: a failed or blocked sync is still owed them.
   uncommitted_.insert(uncommitted_.end(), change.arrivals.begin(), change.arrivals.end());
   for (const auto& d : change.diagnostics)
@@ -44,19 +80,27 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
   firstSyncBlocked = false;
   auto start = Clock::now();
   Result<ReconcileResult> result = Error{""};
-  reconciler_.setPodSubnets(ownPodSubnets(source_->state(), options_.node, options_.podCidrs));
+  std::vector<Cidr> extra = options_.podCidrs;
+  extra.insert(extra.end(), book_.subnets().begin(), book_.subnets().end());
+  reconciler_.setPodSubnets(ownPodSubnets(source_->state(), options_.node, extra));
   try {
     if (!loaded_) {
       // The periodic resync also rebuilds the table from scratch; the incremental one must have been equal.
       std::optional<nft::Table> kept;
       if (metrics_.ready()) kept = reconciler_.table();
-      reconciler_.load(source_->state());
+      if (cni_) {  // the whole state again, every pod the book knows overlaid
+        effective_ = source_->state();
+        for (const auto& pod : source_->state().pods())
+          if (book_.touches(pod))
+            if (auto o = book_.overlay(pod, options_.node)) effective_.upsert(std::move(*o));
+      }
+      reconciler_.load(enforced());
       loaded_ = true;
       if (kept && !(*kept == reconciler_.table()))
         logError("the incrementally kept table differed from a full render; the full render is applied",
                  "event=incremental-drift");
     } else {
-      reconciler_.update(source_->state(), change.objects);
+      reconciler_.update(enforced(), refs);
     }
     result = reconciler_.apply();
   } catch (const render::NameCollision& e) {
@@ -67,6 +111,7 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (!result) {
     metrics_.reconcileFailed();
+    lastFailure_ = result.error().message;
     logError(result.error().message, "event=reconcile-failed node=" + options_.node);
     return false;
   }
@@ -116,7 +161,7 @@ int Controller::run() {
     } else {
       auto deadline = Clock::now() + source_->completionWait();
       while (!(ok = syncOnce(blocked)) && blocked && Clock::now() < deadline)
-        if (source_->wait(std::chrono::milliseconds{100}, stopFd) == Source::Wake::kStop) break;
+        if (source_->wait(std::chrono::milliseconds{100}, {stopFd, -1}) == Source::Wake::kStop) break;
     }
     return ok ? 0 : (blocked ? 2 : 1);
   }
@@ -131,6 +176,16 @@ int Controller::run() {
     http = std::move(*started);
     logInfo("serving /healthz /readyz /metrics", "event=http listen=" + options_.listen);
   }
+  if (!options_.cniSocket.empty()) {
+    auto started = CniServer::start(options_.cniSocket);
+    if (!started) {
+      logError("CNI handoff: " + started.error().message, "event=cni-socket-failed");
+      return 1;
+    }
+    cni_ = std::move(*started);
+    logInfo("taking pods from nftpol-bridge; addresses not programmed are closed",
+            "event=cni-socket path=" + options_.cniSocket);
+  }
   if (auto failed = source_->start()) {
     logError(failed->message, "event=watch-failed");
     return 1;
@@ -141,17 +196,22 @@ int Controller::run() {
   bool pending = true;
   for (;;) {
     metrics_.loopTurned();
+    pending = takeHandoffs() || pending;
+    bool committed = false;
     if (pending) {
       bool blocked = false;
       if (syncOnce(blocked)) {
         pending = false;
+        committed = true;
         backoff = kMinBackoff;
       } else if (!blocked) {
         logWarn("retrying", "event=retry in_ms=" + std::to_string(backoff.count()));
       }
     }
-    auto wake = source_->wait(pending ? backoff : kIdle, stopFd);
+    answerHandoffs(committed);
+    auto wake = waitForWork(pending ? backoff : kIdle);
     if (wake == Source::Wake::kStop) break;
+    if (wake == Source::Wake::kHandoff && !pending) continue;  // taken at the top; nothing else changed
     if (wake == Source::Wake::kTimeout) {
       if (pending) backoff = std::min(backoff * 2, kMaxBackoff);
       if (!pending) {  // the periodic resync: a fresh dump, and the table rebuilt from every object
@@ -162,8 +222,147 @@ int Controller::run() {
     }
     pending = true;
   }
+  // Unanswered handoffs are closed with the socket: their plugins fail ADD with code 11 and the runtime
+  // retries against the next controller.
+  cni_.reset();
   logInfo("stopping; the rules stay in place", "event=stop");
   return 0;
+}
+
+}  // namespace nftpol::controller
+
+namespace nftpol::controller {
+
+void Controller::derive(const policy::ObjectRef& ref) {
+  if (ref.kind != policy::Pod::kKind) {
+    effective_.copyFrom(source_->state(), ref);
+    return;
+  }
+  auto name = policy::ObjectName::of(ref.key);
+  const policy::Pod* pod = source_->state().findPod(name.ns, name.name);
+  if (!pod) {
+    effective_.remove(ref.kind, ref.key);
+  } else if (auto o = book_.overlay(*pod, options_.node)) {
+    effective_.upsert(std::move(*o));
+  } else {
+    effective_.upsert(*pod);
+  }
+}
+
+void Controller::noteBookChange(const BookChange& change) {
+  bookDirty_.insert(bookDirty_.end(), change.pods.begin(), change.pods.end());
+  bookAddresses_.insert(bookAddresses_.end(), change.addresses.begin(), change.addresses.end());
+}
+
+bool Controller::takeHandoffs() {
+  if (!cni_) return false;
+  bool changed = false;
+  auto now = Clock::now();
+  for (auto& in : cni_->take()) {
+    const auto& r = in.request;
+    if (r.op == handoff::Op::kStatus) {
+      if (metrics_.ready())
+        cni_->answer(
+            in.id, {Reply::Status::kReady, "enforcing generation " + std::to_string(source_->generation())});
+      else
+        cni_->answer(in.id, {Reply::Status::kRefused, "the first sync has not committed yet"});
+      continue;
+    }
+    std::vector<IpAddress> addresses;
+    for (const auto& a : r.addresses)
+      addresses.push_back(a.address);
+    if (r.op == handoff::Op::kAdd) {
+      for (const auto& a : r.addresses)
+        if (auto subnet = Cidr::parse(a.address.toString() + "/" + std::to_string(a.prefixLength)))
+          book_.learnSubnet(*subnet);
+      noteBookChange(book_.bind(Binding{.podKey = r.podKey(),
+                                        .podUid = r.podUid,
+                                        .containerId = r.containerId,
+                                        .ifname = r.ifname,
+                                        .addresses = addresses}));
+    } else {
+      noteBookChange(book_.release(r.containerId, r.ifname, addresses, now));
+    }
+    auto wait = std::min(options_.pendingWait, r.wait - std::min(r.wait, kAnswerMargin));
+    waiting_.push_back({std::move(in), now + wait, false});
+    changed = true;
+  }
+  return changed;
+}
+
+// After a sync (committed: it succeeded) and whenever a deadline passes: every request the kernel now holds
+// is answered, and those whose time is up are answered with what they have.
+void Controller::answerHandoffs(bool committed) {
+  if (!cni_ || waiting_.empty()) return;
+  auto now = Clock::now();
+  std::vector<IpAddress> forget;
+  if (committed)
+    for (auto& w : waiting_) {
+      w.committed = true;
+      if (w.incoming.request.op == handoff::Op::kDel)
+        for (const auto& a : w.incoming.request.addresses)
+          forget.push_back(a.address);
+    }
+  if (!forget.empty() && options_.revokeConntrack) {
+    // Before DEL is answered: once it is, host-local may give the address to the next pod.
+    auto gone = nft::forgetConnections(forget);
+    if (!gone) logWarn(gone.error().message, "event=conntrack-failed");
+  }
+  std::erase_if(waiting_, [&](const Waiting& w) {
+    const auto& r = w.incoming.request;
+    std::string who = "pod=" + r.podKey() + " container=" + r.containerId;
+    auto answer = [&](Reply reply) {
+      cni_->answer(w.incoming.id, reply);
+      logInfo(std::string("CNI ") + handoff::toString(r.op) + ": " + reply.message,
+              "event=cni-" + std::string(r.op == handoff::Op::kAdd ? "add" : "del") + " " + who + " status=" +
+                  handoff::toString(reply.status) + " duration_ms=" + msText(now - w.incoming.received));
+      return true;
+    };
+    if (w.committed && r.op == handoff::Op::kDel)
+      return answer({Reply::Status::kReleased, "addresses closed"});
+    if (w.committed) {
+      auto name = policy::ObjectName::of(r.podKey());
+      const policy::Pod* pod = effective_.findPod(name.ns, name.name);
+      bool programmed = pod && pod->takesPart() && pod->nodeName == options_.node &&
+                        std::all_of(r.addresses.begin(), r.addresses.end(), [&](const InterfaceAddress& a) {
+                          return std::find(pod->ips.begin(), pod->ips.end(), a.address) != pod->ips.end();
+                        });
+      if (programmed) return answer({Reply::Status::kProgrammed, "policies of " + r.podKey() + " enforced"});
+      if (now >= w.deadline)
+        return answer({Reply::Status::kPending, "the controller has not seen pod " + r.podKey() +
+                                                    " yet; its addresses stay closed until it does"});
+      return false;
+    }
+    if (now >= w.deadline)
+      return answer({Reply::Status::kRefused, lastFailure_.empty()
+                                                  ? "the controller has not committed a complete state yet"
+                                                  : lastFailure_});
+    return false;
+  });
+}
+
+std::optional<Clock::time_point> Controller::nextHandoffDeadline() const {
+  std::optional<Clock::time_point> next;
+  for (const auto& w : waiting_)
+    if (!next || w.deadline < *next) next = w.deadline;
+  return next;
+}
+
+// The source's wait, cut short for a handoff's deadline, which is answered without ending the wait.
+Source::Wake Controller::waitForWork(std::chrono::milliseconds timeout) {
+  auto until = Clock::now() + timeout;
+  Interrupts interrupts{options_.stopFd, cni_ ? cni_->fd() : -1};
+  for (bool first = true;; first = false) {
+    auto now = Clock::now();
+    auto due = nextHandoffDeadline();
+    bool cut = due && *due < until;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>((cut ? *due : until) - now);
+    if (first && !cut) left = timeout;  // the loop's own timeout, as asked
+    auto wake = source_->wait(std::max(left, std::chrono::milliseconds{0}), interrupts);
+    if (wake != Source::Wake::kTimeout || !cut) return wake;
+    answerHandoffs(false);
+    if (Clock::now() >= until) return wake;
+  }
 }
 
 }  // namespace nftpol::controller

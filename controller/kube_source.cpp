@@ -154,18 +154,19 @@ void KubeSource::takeObject(const Arrival& a, Change& change) {
   change.diagnostics.insert(change.diagnostics.end(), diagnostics.begin(), diagnostics.end());
 }
 
-Source::Wake KubeSource::wait(std::chrono::milliseconds timeout, int stopFd) {
-  pollfd fds[2] = {{wakeFd_, POLLIN, 0}, {stopFd, POLLIN, 0}};
-  int n = ::poll(fds, stopFd >= 0 ? 2 : 1, static_cast<int>(timeout.count()));
-  if (n > 0 && stopFd >= 0 && (fds[1].revents & POLLIN)) return Wake::kStop;
+Source::Wake KubeSource::wait(std::chrono::milliseconds timeout, Interrupts interrupts) {
+  pollfd fds[3] = {{wakeFd_, POLLIN, 0}, {interrupts.stop, POLLIN, 0}, {interrupts.handoff, POLLIN, 0}};
+  int n = ::poll(fds, 3, static_cast<int>(timeout.count()));
+  if (n > 0 && (fds[1].revents & POLLIN)) return Wake::kStop;
+  if (n > 0 && (fds[2].revents & POLLIN)) return Wake::kHandoff;
   if (n <= 0) return Wake::kTimeout;
   uint64_t count;
   [[maybe_unused]] auto r = ::read(wakeFd_, &count, sizeof count);
   // A burst (a list's pages, a rollout's events) settles into one take.
   auto first = Clock::now();
   while (Clock::now() - first < options_.maxSettle) {
-    pollfd more{wakeFd_, POLLIN, 0};
-    if (::poll(&more, 1, static_cast<int>(options_.settle.count())) <= 0) break;
+    pollfd more[2] = {{wakeFd_, POLLIN, 0}, {interrupts.handoff, POLLIN, 0}};
+    if (::poll(more, 2, static_cast<int>(options_.settle.count())) <= 0 || (more[1].revents & POLLIN)) break;
     r = ::read(wakeFd_, &count, sizeof count);
   }
   return Wake::kChanged;

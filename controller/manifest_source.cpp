@@ -21,12 +21,13 @@ Source::Change ManifestSource::take() {
   return change;
 }
 
-Source::Wake ManifestSource::wait(std::chrono::milliseconds timeout, int stopFd) {
+Source::Wake ManifestSource::wait(std::chrono::milliseconds timeout, Interrupts interrupts) {
   auto deadline = Clock::now() + timeout;
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    auto event = watcher_->wait(std::max(left, std::chrono::milliseconds{0}), stopFd);
+    auto event = watcher_->wait(std::max(left, std::chrono::milliseconds{0}), interrupts);
     if (event == Watcher::Event::kStop) return Wake::kStop;
+    if (event == Watcher::Event::kHandoff) return Wake::kHandoff;
     if (event == Watcher::Event::kTimeout) return Wake::kTimeout;
     if (!firstUntaken_) firstUntaken_ = Clock::now();
     // Files written after a quiet spell are taken at once: inotify reports them once closed, so they are
@@ -39,8 +40,9 @@ Source::Wake ManifestSource::wait(std::chrono::milliseconds timeout, int stopFd)
     if (event == Watcher::Event::kWritten && quiet) return Wake::kChanged;
     auto first = Clock::now();
     while (Clock::now() - first < maxDebounce_) {
-      auto more = watcher_->wait(debounce_, stopFd);
+      auto more = watcher_->wait(debounce_, interrupts);
       if (more == Watcher::Event::kStop) return Wake::kStop;
+      if (more == Watcher::Event::kHandoff) return Wake::kChanged;  // the burst so far, and the handoff
       if (more == Watcher::Event::kTimeout) break;
       lastEvent_ = Clock::now();
     }

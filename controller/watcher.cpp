@@ -66,11 +66,13 @@ bool Watcher::madeLink(const inotify_event& e) const {
          S_ISLNK(st.st_mode);
 }
 
-Watcher::Event Watcher::wait(std::chrono::milliseconds timeout, int stopFd) {
-  pollfd fds[2] = {{fd_, POLLIN, 0}, {stopFd, POLLIN, 0}};
-  int n = poll(fds, stopFd >= 0 ? 2 : 1, static_cast<int>(timeout.count()));
+Watcher::Event Watcher::wait(std::chrono::milliseconds timeout, Interrupts interrupts) {
+  // A negative fd is ignored by poll.
+  pollfd fds[3] = {{fd_, POLLIN, 0}, {interrupts.stop, POLLIN, 0}, {interrupts.handoff, POLLIN, 0}};
+  int n = poll(fds, 3, static_cast<int>(timeout.count()));
   if (n <= 0) return Event::kTimeout;
-  if (stopFd >= 0 && (fds[1].revents & POLLIN)) return Event::kStop;
+  if (fds[1].revents & POLLIN) return Event::kStop;
+  if (fds[2].revents & POLLIN) return Event::kHandoff;
   alignas(inotify_event) char buf[16384];
   bool written = false, other = false;
   ssize_t got;

@@ -6,6 +6,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -123,6 +124,78 @@ Result<Revoked> revokeDenied(const Table& table) {
   drop();
   if (failure) return *failure;
   return r;
+}
+
+namespace {
+
+// Both ends of both directions: a connection through a service has the pod as the reply's source only.
+std::vector<IpAddress> endsOf(const nf_conntrack* ct) {
+  std::vector<IpAddress> out;
+  bool v4 = nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO) == AF_INET;
+  for (auto [a4, a6] :
+       {std::pair{ATTR_ORIG_IPV4_SRC, ATTR_ORIG_IPV6_SRC}, std::pair{ATTR_ORIG_IPV4_DST, ATTR_ORIG_IPV6_DST},
+        std::pair{ATTR_REPL_IPV4_SRC, ATTR_REPL_IPV6_SRC},
+        std::pair{ATTR_REPL_IPV4_DST, ATTR_REPL_IPV6_DST}}) {
+    std::array<uint8_t, 16> bytes{};
+    if (v4) {
+      uint32_t a = nfct_get_attr_u32(ct, a4);
+      std::memcpy(bytes.data(), &a, 4);
+    } else {
+      std::memcpy(bytes.data(), nfct_get_attr(ct, a6), 16);
+    }
+    out.push_back(IpAddress::fromBytes(v4 ? Family::kV4 : Family::kV6, bytes));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<size_t> forgetConnections(const std::vector<IpAddress>& addresses) {
+  if (addresses.empty()) return size_t{0};
+  auto nl = Netlink::open(NETLINK_NETFILTER);
+  if (!nl) return Error{"conntrack: " + nl.error().message, nl.error().errnum};
+  std::vector<nf_conntrack*> entries;
+  auto drop = [&] {
+    for (nf_conntrack* ct : entries)
+      nfct_destroy(ct);
+    entries.clear();
+  };
+  std::array<char, 256> request{};
+  nlmsghdr* nlh = ctnetlinkHeader(request.data(), IPCTNL_MSG_CT_GET, AF_UNSPEC);
+  auto dumped = nl->dump(nlh, "conntrack: dump", collect, &entries, drop);
+  std::optional<Error> failure;
+  if (dumped && dumped->errnum != ENOENT) failure = dumped;
+  size_t forgotten = 0;
+  for (nf_conntrack* ct : entries) {
+    auto ends = endsOf(ct);
+    if (std::none_of(ends.begin(), ends.end(), [&](const IpAddress& ip) {
+          return std::find(addresses.begin(), addresses.end(), ip) != addresses.end();
+        }))
+      continue;
+    std::array<char, 1024> buffer{};
+    nlmsghdr* del =
+        ctnetlinkHeader(buffer.data(), IPCTNL_MSG_CT_DELETE, nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO));
+    std::unique_ptr<nf_conntrack, decltype(&nfct_destroy)> tuple(nfct_new(), nfct_destroy);
+    if (!tuple) {
+      if (!failure) failure = errnoError("conntrack: cannot delete a connection", ENOMEM);
+      continue;
+    }
+    nfct_copy(tuple.get(), ct, NFCT_CP_ORIG);
+    if (nfct_attr_is_set(ct, ATTR_ZONE))
+      nfct_set_attr_u16(tuple.get(), ATTR_ZONE, nfct_get_attr_u16(ct, ATTR_ZONE));
+    if (nfct_nlmsg_build(del, tuple.get()) < 0) {
+      if (!failure) failure = errnoError("conntrack: cannot delete a connection", EINVAL);
+      continue;
+    }
+    if (auto e = nl->request(del, "conntrack: cannot delete a connection"); e && e->errnum != ENOENT) {
+      if (!failure) failure = e;
+      continue;
+    }
+    ++forgotten;
+  }
+  drop();
+  if (failure) return *failure;
+  return forgotten;
 }
 
 }  // namespace nftpol::nft

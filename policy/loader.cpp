@@ -69,6 +69,9 @@ void loadPod(Context& cx, const yaml::Node& object, ClusterState& state) {
   auto meta = metadataField(cx, object, "Pod", true, "default");
   if (!meta) return;
   Pod pod{.ns = meta->ns, .name = meta->name, .labels = std::move(meta->labels), .where = cx.start()};
+  if (auto md = child(object, "metadata"))
+    if (auto uid = child(*md, "uid"))
+      if (auto s = stringField(cx, *uid, "metadata.uid")) pod.uid = *s;
   if (auto spec = child(object, "spec"); spec && expectMap(cx, *spec, "spec")) {
     if (auto n = child(*spec, "nodeName")) {
       if (auto s = stringField(cx, *n, "spec.nodeName")) pod.nodeName = *s;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test: the unit and e2e suites (Release), the same under AddressSanitizer and UBSan, and the
-# fuzzers (manifest loader, CNI input) for a bounded time. Exits non-zero on any failure.
+# fuzzers (manifest loader, CNI input, the controller's CNI socket messages) for a bounded time. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -35,7 +35,7 @@ ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" UBS
   tee "$work/ctest-asan.log"
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNFTPOL_FUZZ=ON -DNFTPOL_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target loader_fuzz cni_fuzz
+cmake --build build-fuzz -j"$jobs" --target loader_fuzz cni_fuzz handoff_fuzz
 fuzz() {  # fuzz TARGET SECONDS MAX-LEN CORPUS: new inputs go to a scratch directory; the committed corpus is only read
   echo "== fuzz $1 for ${2}s (libFuzzer)"
   mkdir -p "$work/$1"
@@ -49,6 +49,7 @@ fuzz() {  # fuzz TARGET SECONDS MAX-LEN CORPUS: new inputs go to a scratch direc
 }
 fuzz loader_fuzz "$fuzz_seconds" 8192 tests/fuzz/corpus
 fuzz cni_fuzz "$cni_fuzz_seconds" 4096 tests/fuzz/cni-corpus
+fuzz handoff_fuzz "$cni_fuzz_seconds" 17000 tests/fuzz/handoff-corpus
 # One closing line for the whole run: both ctest runs and the two fuzzers (each stage above already failed the
 # script on any failure, so reaching here means none failed). A test that skipped itself (exit 77: no root, a
 # missing tool) counts as skipped, not passed.

@@ -29,12 +29,13 @@ if ours; then version=1.1.0 type=nftpol-bridge; else version=1.0.0 type=bridge; 
 # One bridge per subnet, as on a node: the reference plugin refuses a second gateway address on a bridge.
 # Ours routes to 10.96.0.0/12 without a gateway (it goes via the pod's gateway, as the bridge plugin does it);
 # the reference gets the gateway spelt out, because its CHECK then looks for a route without one and fails.
-conf() {  # conf SUBNET [VERSION]
+# No controller on this node: ours goes on without the handoff (best-effort); required is tested at the end.
+conf() {  # conf SUBNET [VERSION] [HANDOFF]
   local octet=${1#10.244.} gw=${1%.0/*}.1 route='{"dst": "10.96.0.0/12"}'
   ours || route='{"dst": "10.96.0.0/12", "gw": "'$gw'"}'
   cat <<JSON
 {"cniVersion": "${2:-$version}", "name": "pods", "type": "$type", "bridge": "nftpb$$-${octet%%.*}", "isDefaultGateway": true,
- "hairpinMode": true, "mtu": 1400,
+ "hairpinMode": true, "mtu": 1400, "controllerSocket": "$dir/cni.sock", "policyHandoff": "${3:-best-effort}",
  "ipam": {"type": "host-local", "dataDir": "$dir/ipam", "ranges": [[{"subnet": "$1"}]], "routes": [$route]}}
 JSON
 }
@@ -54,6 +55,10 @@ addresses=$(for i in 1 2 3; do grep -o '"address": *"[^"]*"' "$dir/add$i.json"; 
 check "three distinct addresses" test "$addresses" = 3
 check "the result names the sandbox" grep -q "\"sandbox\": *\"/var/run/netns/$tag-1\"" "$dir/add1.json"
 check "the result names the gateway" grep -q "\"gateway\": *\"10.244.5.1\"" "$dir/add1.json"
+mac1=$(ip -n "$tag-1" link show eth0 | awk '/link\/ether/ {print $2}')
+check "the result gives the container interface's mac ($mac1)" \
+  sh -c "tr -d ' \n' < '$dir/add1.json' | grep -o '{[^{}]*\"eth0\"[^{}]*}' | grep -q '\"mac\":\"$mac1\"'"
+check "and the bridge's and the host veth's" test "$(grep -o '"mac": *"[0-9a-f:]\{17\}"' "$dir/add1.json" | wc -l)" = 3
 check "default route via the gateway in the pod" sh -c "ip -n $tag-1 route show default | grep -q 'via 10.244.5.1 dev eth0'"
 check "the IPAM route too" sh -c "ip -n $tag-1 route show 10.96.0.0/12 | grep -q 'via 10.244.5.1'"
 check "the gateway address on the bridge" sh -c "ip addr show nftpb$$-5 | grep -q '10.244.5.1/24'"
@@ -86,6 +91,30 @@ if ours; then
   check "STATUS: ready" cni STATUS "" "" "$(conf $subnet)"
   out=$(CNI_COMMAND=STATUS CNI_PATH=/nonexistent "$plugin" <<< "$(conf $subnet)")
   check "STATUS without the IPAM plugin: code 50" contains "$out" '"code": 50'
+  # A /30 holds one address besides its gateway: once it is taken, ADD cannot be served.
+  ip netns add "$tag-full"
+  check "STATUS with a free address in the pool: 0" cni STATUS "" "" "$(conf 10.244.9.0/30)"
+  check "ADD takes the pool's last address" cni ADD full "$tag-full" "$(conf 10.244.9.0/30)"
+  out=$(cni STATUS "" "" "$(conf 10.244.9.0/30)")
+  check "STATUS on an exhausted pool: code 50" contains "$out" '"code": 50'
+  check "and says so" contains "$out" 'address pool is exhausted'
+  cni DEL full "$tag-full" "$(conf 10.244.9.0/30)" > /dev/null
+  check "STATUS after DEL: 0 again" cni STATUS "" "" "$(conf 10.244.9.0/30)"
+  out=$(cni STATUS "" "" "$(conf 10.244.9.0/30 1.1.0 required)")
+  check "STATUS with the handoff required and no controller: code 50" contains "$out" '"code": 50'
+  # Required handoff and no controller: ADD fails with 11 and leaves nothing behind, so the runtime retries.
+  ip netns add "$tag-req"
+  out=$(CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=req" cni ADD req "$tag-req" "$(conf 10.244.9.0/30 1.1.0 required)")
+  check "ADD without the node's controller: code 11" contains "$out" '"code": 11'
+  check "and names the socket" contains "$out" "no controller is listening on $dir/cni.sock"
+  check "and leaves no veth" test -z "$(ip -n "$tag-req" -o link show eth0 2>/dev/null)"
+  check "and no reservation" test -z "$(find "$dir/ipam/pods" -name '10.244.9.*' 2>/dev/null)"
+  out=$(cni ADD req "$tag-req" "$(conf 10.244.9.0/30 1.1.0 required)")
+  check "ADD with the handoff required and no pod in CNI_ARGS: code 4" contains "$out" '"code": 4'
+  out=$(cni ADD req "$tag-req" "$(conf 10.244.9.0/30 1.1.0 best-effort)" 2> "$dir/best-effort.err")
+  check "best-effort goes on without the controller" test $? = 0
+  check "and says so on stderr" grep -q "not handed to the controller\|going on without it" "$dir/best-effort.err"
+  cni DEL req "$tag-req" "$(conf 10.244.9.0/30)" > /dev/null
 fi
 
 # 16 parallel ADDs: distinct addresses, every one wired.

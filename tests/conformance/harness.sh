@@ -96,7 +96,7 @@ write_pods() {
 }
 write_pods > "$dir/m/pods.yaml"
 for n in 1 2; do
-  ip netns exec "$tag-node$n" "$nftpol" controller --manifests "$dir/m" --node "node-$n" --listen "127.0.0.1:$port" \
+  ip netns exec "$tag-node$n" "$nftpol" controller --manifests "$dir/m" --node "node-$n" --listen "127.0.0.1:$port" --cni-socket "$dir/cni-$n.sock" \
     2> "$dir/controller-$n.log" & pids+=($!)
 done
 for n in 1 2; do

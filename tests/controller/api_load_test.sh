@@ -26,7 +26,7 @@ check "populate: $pods pods, $policies policies, $namespaces namespaces, $nodes 
 echo "populated in $((($(date +%s%N) - start) / 1000000)) ms"
 
 start=$(date +%s%N)
-"$nftpol" controller --kubeconfig "$dir/kubeconfig" --node node-0 --listen 127.0.0.1:9436 --no-node-routes \
+"$nftpol" controller --kubeconfig "$dir/kubeconfig" --node node-0 --listen 127.0.0.1:9436 --cni-socket "$dir/cni.sock" --no-node-routes \
   2> "$dir/controller.log" &
 controller=$!
 pids+=($controller)

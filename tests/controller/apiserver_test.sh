@@ -38,7 +38,7 @@ pod y a 10.244.2.10 node-2
 policy x from-b b
 put nodes '{"apiVersion":"v1","kind":"Node","metadata":{"name":"node-2"},"spec":{"podCIDR":"10.244.2.0/24"},"status":{"addresses":[{"type":"InternalIP","address":"127.0.0.2"}]}}'
 
-"$nftpol" controller --kubeconfig "$dir/kubeconfig" --node node-1 --listen 127.0.0.1:9434 --api-timeout 2 \
+"$nftpol" controller --kubeconfig "$dir/kubeconfig" --node node-1 --listen 127.0.0.1:9434 --cni-socket "$dir/cni.sock" --api-timeout 2 \
   --no-node-routes 2> "$dir/controller.log" &
 controller=$!
 pids+=($controller)
@@ -122,7 +122,7 @@ check "it logged no crash and no error" bash -c "! grep -q 'level=error' '$dir/c
 declare -A why=([wrong-token]='HTTP 401' [stranger-cert]='HTTP 401' [unknown-ca]='certificate\|handshake\|verify'
   [wrong-name]='certificate\|handshake\|verify')
 for wrong in wrong-token stranger-cert unknown-ca wrong-name; do
-  "$nftpol" controller --kubeconfig "$dir/kubeconfig-$wrong" --node node-1 --listen 127.0.0.1:9435 \
+  "$nftpol" controller --kubeconfig "$dir/kubeconfig-$wrong" --node node-1 --listen 127.0.0.1:9435 --cni-socket "$dir/cni-2.sock" \
     --no-node-routes 2> "$dir/$wrong.log" &
   bad=$!
   pids+=($bad)
@@ -131,12 +131,12 @@ for wrong in wrong-token stranger-cert unknown-ca wrong-name; do
   check "$wrong: SIGTERM while it retries: gone within 2 s" nftpol_stop 2 "$bad"
 done
 # With tls-server-name: nftpol-test-apiserver, the same server at 127.0.0.2 is verified against that name.
-"$nftpol" controller --kubeconfig "$dir/kubeconfig-server-name" --node node-1 --listen 127.0.0.1:9435 \
+"$nftpol" controller --kubeconfig "$dir/kubeconfig-server-name" --node node-1 --listen 127.0.0.1:9435 --cni-socket "$dir/cni-2.sock" \
   --no-node-routes --once 2> "$dir/server-name.log"
 check "tls-server-name: the certificate is verified against that name (exit $?)" [ $? = 0 ] ||
   tail -20 "$dir/server-name.log"
 # A client certificate from the kubeconfig, signed by the CA the server trusts, and no token.
-"$nftpol" controller --kubeconfig "$dir/kubeconfig-client-cert" --node node-1 --listen 127.0.0.1:9435 \
+"$nftpol" controller --kubeconfig "$dir/kubeconfig-client-cert" --node node-1 --listen 127.0.0.1:9435 --cni-socket "$dir/cni-2.sock" \
   --no-node-routes --once 2> "$dir/client-cert.log"
 check "a client certificate authenticates (exit $?)" [ $? = 0 ] || tail -20 "$dir/client-cert.log"
 

@@ -59,7 +59,7 @@ nodes 1 2 > "$dir/m/nodes.yaml"
 } > "$dir/m/app.yaml"
 
 for n in 1 2; do
-  ip netns exec "$tag-node$n" "$nftpol" controller --manifests "$dir/m" --node "node-$n" --listen 127.0.0.1:9414 \
+  ip netns exec "$tag-node$n" "$nftpol" controller --manifests "$dir/m" --node "node-$n" --listen 127.0.0.1:9414 --cni-socket "$dir/cni-$n.sock" \
     2> "$dir/controller-$n.log" & pids+=($!)
 done
 for n in 1 2; do check "node-$n's controller is in sync" wait_past "$n" 0 || cat "$dir/controller-$n.log"; done

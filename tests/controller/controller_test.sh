@@ -16,7 +16,7 @@ errors_counted() { [ "$(metric nftpol_manifest_errors_total)" -ge 1 ]; }
 start_controller() {  # LOG [PREFIX...]: the controller on $dir/m in the background (run through PREFIX); $pid
   local log=$1
   shift
-  "$@" "$nftpol" controller --manifests "$dir/m" --node node-a --listen 127.0.0.1:9412 2>"$log" &
+  "$@" "$nftpol" controller --manifests "$dir/m" --node node-a --listen 127.0.0.1:9412 --cni-socket "$dir/cni.sock" 2>"$log" &
   pid=$!
   pids+=($pid)
 }

@@ -26,7 +26,7 @@ grep -q '"type": "nftpol-bridge"' "$dir/10-nftpol.conflist" || { echo "FAIL: no 
 mkdir -p "$dir/net.d" "$dir/bin"
 install() {  # install-cni with the test's directories and the given options
   "$nftpol" install-cni --template "$dir/10-nftpol.conflist" --cni-conf-dir "$dir/net.d" --cni-bin-dir "$dir/bin" \
-    --plugin "$plugin" --plugin /usr/lib/cni/host-local "$@"
+    --plugin "$plugin" --plugin /usr/lib/cni/host-local --cni-socket "$dir/cni.sock" "$@"
 }
 installed() { find "$dir/net.d" "$dir/bin" -mindepth 1 | sort; }
 
@@ -46,6 +46,7 @@ check "the conflist holds the node's subnets, one range set per family" \
 check "the plugins are installed, executable" test -x "$dir/bin/nftpol-bridge" -a -x "$dir/bin/host-local"
 check "exactly those three files, no temporary left" \
   [ "$(installed)" = "$(printf '%s\n' "$dir/bin/host-local" "$dir/bin/nftpol-bridge" "$conflist")" ]
+check "the conflist names the controller's socket" grep -qF "\"controllerSocket\":\"$dir/cni.sock\"" "$conflist"
 check "the installed plugin answers VERSION" bash -c "CNI_COMMAND=VERSION '$dir/bin/nftpol-bridge' < /dev/null | grep -q 1.1.0"
 
 # A runtime takes the list's one plugin, gives it the list's version and name, and calls it from CNI_PATH.
@@ -53,10 +54,19 @@ conf=$(sed -e 's/^.*"plugins":\[{/{"cniVersion":"1.1.0","name":"nftpol",/' -e 's
 ip netns add "$tag-pod"
 cni() {
   CNI_COMMAND=$1 CNI_CONTAINERID=pod-1 CNI_NETNS=/var/run/netns/$tag-pod CNI_IFNAME=eth0 CNI_PATH=$dir/bin \
-    "$dir/bin/nftpol-bridge" <<< "$conf"
+    CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-1;K8S_POD_UID=u-1" "$dir/bin/nftpol-bridge" <<< "$conf"
 }
+# The plugin hands the pod to the node's controller, which must be there: none yet, and ADD says try again.
 cni ADD > "$dir/add.json"
-check "a pod attaches with what was installed" [ $? = 0 ]
+check "without the node's controller ADD fails with code 11" grep -q '"code": 11' "$dir/add.json"
+mkdir -p "$dir/m"
+echo '{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pod-1", "namespace": "default"}, "spec": {"nodeName": "node-1"}}' \
+  > "$dir/m/pod.json"
+"$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9437 --no-node-routes \
+  --cni-socket "$dir/cni.sock" 2> "$dir/controller.log" & pids+=($!)
+check "the controller listens on the socket" nftpol_wait_for 10 test -S "$dir/cni.sock"
+cni ADD > "$dir/add.json"
+check "a pod attaches with what was installed" [ $? = 0 ] || cat "$dir/add.json" "$dir/controller.log"
 check "it has an address in each of the node's subnets" bash -c \
   "ip -n '$tag-pod' -o addr show eth0 | grep -q ' 10\.244\.1\.' && ip -n '$tag-pod' -o addr show eth0 | grep -q ' fd00:10:244:1::'"
 "$probe" serve 7002 & pids+=($!)

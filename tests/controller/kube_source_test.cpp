@@ -229,7 +229,7 @@ std::set<std::string> summary(const policy::ClusterState& s) {
 bool until(KubeSource& source, const std::function<bool()>& done) {
   auto end = std::chrono::steady_clock::now() + 5s;
   while (std::chrono::steady_clock::now() < end) {
-    source.wait(50ms, -1);
+    source.wait(50ms, {});
     source.take();
     if (done()) return true;
   }

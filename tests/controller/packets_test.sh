@@ -50,7 +50,7 @@ for pod in "${pods[@]}"; do
   check "the servers of $1/$2 listen" nftpol_listening "$tag-$1-$2" tcp+udp 80 81
 done
 start_controller() {
-  "$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9432 "$@" 2>>"$dir/controller.log" &
+  "$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9432 --cni-socket "$dir/cni.sock" "$@" 2>>"$dir/controller.log" &
   controller=$!
   pids+=($controller)
 }

@@ -45,7 +45,7 @@ class ScriptedSource final : public Source {
   const policy::ClusterState& state() const override { return state_; }
   size_t generation() const override { return generation_; }
   bool complete() const override { return whole; }
-  Wake wait(std::chrono::milliseconds timeout, int) override {
+  Wake wait(std::chrono::milliseconds timeout, Interrupts) override {
     waits.push_back(timeout);
     if (waits.size() > turns_.size()) return Wake::kStop;  // the script is over
     return turns_[waits.size() - 1](timeout);
@@ -85,9 +85,12 @@ struct Loop {
   Loop(std::unique_ptr<ScriptedSource> s, std::unique_ptr<nft::FakeBackend> k)
       : source(s.get()),
         kernel(k.get()),
-        controller(
-            ControllerOptions{.node = "node-a", .listen = "", .revokeConntrack = false, .nodeRoutes = false},
-            std::move(s), std::move(k)) {}
+        controller(ControllerOptions{.node = "node-a",
+                                     .listen = "",
+                                     .revokeConntrack = false,
+                                     .nodeRoutes = false,
+                                     .cniSocket = ""},
+                   std::move(s), std::move(k)) {}
 
   bool holds(const nft::Table& t) const {
     nft::KernelView want = nft::viewOf(t);

@@ -25,7 +25,8 @@ ip link add "nftpd$$" type veth peer name "nftpe$$"
 ip addr add 192.168.255.1/24 dev "nftpd$$" && ip link set "nftpd$$" up && ip link set "nftpe$$" up
 ip route add default via 192.168.255.254
 conf='{"cniVersion": "1.1.0", "name": "svc", "type": "nftpol-bridge", "bridge": "nftps'$$'", "isDefaultGateway": true,
-  "hairpinMode": true, "ipam": {"type": "host-local", "dataDir": "'$dir'/ipam", "ranges": [[{"subnet": "10.244.1.0/24"}]]}}'
+  "hairpinMode": true, "policyHandoff": "best-effort", "controllerSocket": "/nonexistent/cni.sock",
+  "ipam": {"type": "host-local", "dataDir": "'$dir'/ipam", "ranges": [[{"subnet": "10.244.1.0/24"}]]}}'
 declare -A ip
 for pod in client b1 b2 b3; do
   ip netns add "$tag-$pod"
@@ -77,7 +78,7 @@ slice sticky-1 sticky "[{port: 8080}]" b1 b2 b3 > "$dir/m/sticky.yaml"
 slice empty-1 empty "[{port: 80}]" > "$dir/m/empty.yaml"
 slice echo3-1 echo3 "[{port: 9000}]" b3 > "$dir/m/echo3.yaml"
 
-"$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9413 2> "$dir/controller.log" & pids+=($!)
+"$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9413 --cni-socket "$dir/cni.sock" 2> "$dir/controller.log" & pids+=($!)
 check "the controller commits the services" wait_past 0 || { cat "$dir/controller.log"; exit 1; }
 in_client() { ip netns exec "$tag-client" "$probe" "$@"; }
 

@@ -27,15 +27,21 @@ nftpol_attach() {
 # nftpol_node N: node N on the fabric.
 nftpol_node() { nftpol_attach "$tag-node$1" "172.18.0.1$1" "node$1"; }
 
-# nftpol_cni_pod NAME NODE: the pod namespace $tag-NAME attached to node NODE; its address in pod_ip[NAME], its
-# network configuration in $dir/NAME.conf (the / as -).
+# nftpol_cni_pod NAME NODE [SOCKET]: the pod namespace $tag-NAME attached to node NODE; its address in
+# pod_ip[NAME], its network configuration in $dir/NAME.conf (the / as -). NAME is namespace/name (or a name in
+# "default"), passed in CNI_ARGS as a runtime passes it. With SOCKET the plugin hands the pod to the controller
+# listening there and fails unless it took it (policyHandoff required); without, it goes on without one.
 nftpol_cni_pod() {
+  local handoff='"controllerSocket": "/nonexistent/cni.sock", "policyHandoff": "best-effort"'
+  [ -n "${3:-}" ] && handoff='"controllerSocket": "'$3'", "policyHandoff": "required"'
   local conf='{"cniVersion": "1.1.0", "name": "pods", "type": "nftpol-bridge", "bridge": "cni0", "isDefaultGateway": true,
-    "hairpinMode": true, "ipam": {"type": "host-local", "dataDir": "'$dir'/ipam-'$2'", "ranges": [[{"subnet": "10.244.'$2'.0/24"}]]}}'
-  local id=${1//\//-}
+    "hairpinMode": true, '$handoff', "ipam": {"type": "host-local", "dataDir": "'$dir'/ipam-'$2'", "ranges": [[{"subnet": "10.244.'$2'.0/24"}]]}}'
+  local id=${1//\//-} ns=default name=$1
+  [[ $1 == */* ]] && { ns=${1%%/*}; name=${1#*/}; }
   ip netns add "$tag-$id"
   ip netns exec "$tag-node$2" env CNI_COMMAND=ADD CNI_CONTAINERID="$id" CNI_NETNS="/var/run/netns/$tag-$id" CNI_IFNAME=eth0 \
-    CNI_PATH=/usr/lib/cni "$plugin" <<< "$conf" > "$dir/$id.json" || { echo "FAIL: ADD $1: $(cat "$dir/$id.json")"; exit 1; }
+    CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=$ns;K8S_POD_NAME=$name;K8S_POD_UID=uid-$id" \
+    CNI_PATH=/usr/lib/cni "$plugin" <<< "$conf" > "$dir/$id.json" 2>>"$dir/cni.log" || { echo "FAIL: ADD $1: $(cat "$dir/$id.json")"; exit 1; }
   echo "$conf" > "$dir/$id.conf"  # for a DEL later
   pod_ip[$1]=$(ip -n "$tag-$id" -4 -o addr show eth0 | awk '{sub("/.*", "", $4); print $4}')
   pod_node[$1]=$2

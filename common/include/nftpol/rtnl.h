@@ -25,6 +25,7 @@ struct LinkInfo {
   int master = 0;    // the bridge it is attached to, 0 for none
   int mtu = 0;
   bool up = false;
+  std::string mac;  // "aa:bb:cc:dd:ee:ff", as CNI results give it; empty for a device without one
 };
 
 struct Link {

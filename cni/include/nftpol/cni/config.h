@@ -3,6 +3,7 @@
 // The network configuration a runtime passes on stdin (SPEC.md, "Network configuration"), with the fields of
 // the reference `bridge` plugin that nftpol-bridge takes.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,6 +40,13 @@ struct NetConf {
   std::optional<std::vector<Attachment>> validAttachments;
   std::string hostLocalDataDir =
       "/var/lib/cni/networks";  // `ipam.dataDir`: where host-local keeps reservations
+
+  // The handoff to the node's controller (nftpol-specific keys). `controllerSocket`: where it listens.
+  std::string controllerSocket = "/run/nftpol/cni.sock";
+  // `policyHandoff`: "required" (ADD fails, code 11, unless the controller has taken the pod) or
+  // "best-effort" (ADD goes on without it, and says so on stderr).
+  enum class Handoff { kRequired, kBestEffort } handoff = Handoff::kRequired;
+  std::chrono::milliseconds controllerTimeout{5000};  // `controllerTimeoutMs`: how long ADD waits for it
 };
 
 Outcome<NetConf> parseConfig(const std::string& json);

@@ -32,10 +32,12 @@ Result<std::vector<Cidr>> waitForPodCidrs(ApiClient& api, const std::string& nod
                                           const std::function<void(const std::string&)>& progress);
 
 // The template conflist (or single network config) with the `ranges` of every host-local IPAM section set to
-// the pod subnets, one range set per subnet (dual stack gets two). The result is checked the way a runtime
+// the pod subnets, one range set per subnet (dual stack gets two), and every nftpol-bridge's
+// `controllerSocket` set to where this node's controller listens. The result is checked the way a runtime
 // hands it to each plugin: every nftpol-bridge plugin's config must parse. Errors name the template.
 Result<std::string> renderCniConfig(std::string_view templateText, const std::string& templateName,
-                                    const std::vector<Cidr>& podCidrs);
+                                    const std::vector<Cidr>& podCidrs,
+                                    const std::string& controllerSocket = "/run/nftpol/cni.sock");
 
 // What install-cni reads before it touches the node, so that a file it cannot read changes nothing.
 struct CniInstallInputs {

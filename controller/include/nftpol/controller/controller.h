@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "nftpol/controller/address_book.h"
+#include "nftpol/controller/cni_server.h"
 #include "nftpol/controller/metrics.h"
 #include "nftpol/controller/node_routes.h"
 #include "nftpol/controller/reconcile.h"
@@ -23,6 +25,11 @@ struct ControllerOptions {
   bool nodeRoutes = true;                 // route the other nodes' pod subnets via their InternalIPs
   std::vector<Cidr> podCidrs;             // this node's pod subnets, besides its Node object's (--pod-cidr)
   int stopFd = -1;                        // readable once the process is asked to stop (StopSignal::fd())
+  // The CNI handoff (--cni-socket): where nftpol-bridge hands each new pod over before it runs. Empty: none.
+  std::string cniSocket = cni::handoff::kDefaultSocket;
+  // How long an ADD whose pod object has not arrived waits for it before the answer says "pending" (the pod
+  // then stays closed until it arrives); at most the plugin's own wait, less a margin for the answer.
+  std::chrono::milliseconds pendingWait{3000};
 };
 
 // Enforces the objects of a source (a manifests directory, the Kubernetes API) for one node: reconciles at
@@ -39,6 +46,19 @@ class Controller {
  private:
   bool syncOnce(bool& firstSyncBlocked);
   bool syncRoutes();
+  // The objects as this node enforces them: the source's, with the pods the address book overlays.
+  const policy::ClusterState& enforced() const { return cni_ ? effective_ : source_->state(); }
+  void derive(const policy::ObjectRef& ref);
+  void noteBookChange(const BookChange& change);
+  bool takeHandoffs();  // true when a request needs a sync
+  void answerHandoffs(bool committed);
+  std::optional<std::chrono::steady_clock::time_point> nextHandoffDeadline() const;
+  Source::Wake waitForWork(std::chrono::milliseconds timeout);
+  struct Waiting {
+    CniServer::Incoming incoming;
+    std::chrono::steady_clock::time_point deadline;
+    bool committed = false;  // a commit since it was taken holds what it asked for
+  };
   ControllerOptions options_;
   std::unique_ptr<Source> source_;
   std::unique_ptr<nft::Backend> backend_;
@@ -48,6 +68,13 @@ class Controller {
   bool loaded_ = false;  // the reconciler has taken every object once; after that, only their changes
   std::optional<std::vector<GatewayRoute>> routes_;  // what the kernel was last made to hold; none: read it
   Metrics metrics_;
+  std::unique_ptr<CniServer> cni_;
+  AddressBook book_;
+  policy::ClusterState effective_;        // enforced() with a CNI server
+  std::vector<std::string> bookDirty_;    // pods the book changed since the last sync
+  std::vector<IpAddress> bookAddresses_;  // and the addresses: every source pod claiming one is redone
+  std::vector<Waiting> waiting_;
+  std::string lastFailure_;           // why the last sync failed, for a handoff refused at its deadline
   std::unique_ptr<Revoker> revoker_;  // none with --no-conntrack-revoke; declared last, so it stops first
 };
 

@@ -44,7 +44,7 @@ class KubeSource final : public Source {
   size_t generation() const override { return generation_; }
   bool complete() const override;
   std::chrono::seconds completionWait() const override { return std::chrono::seconds{30}; }
-  Wake wait(std::chrono::milliseconds timeout, int stopFd) override;
+  Wake wait(std::chrono::milliseconds timeout, Interrupts interrupts) override;
   std::string describe() const override { return "api=" + options_.server; }
 
   // What arrived from the server, queued for take(). Public for the reflectors, which run on their threads.

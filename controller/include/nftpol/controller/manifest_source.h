@@ -24,7 +24,7 @@ class ManifestSource final : public Source {
   const policy::ClusterState& state() const override { return manifests_.state(); }
   size_t generation() const override { return manifests_.generation(); }
   bool complete() const override { return manifests_.brokenFiles() == 0 && manifests_.listedWhole(); }
-  Wake wait(std::chrono::milliseconds timeout, int stopFd) override;
+  Wake wait(std::chrono::milliseconds timeout, Interrupts interrupts) override;
   std::string describe() const override { return "manifests=" + directory_; }
 
  private:

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "nftpol/controller/interrupts.h"
 #include "nftpol/policy/cluster.h"
 #include "nftpol/result.h"
 
@@ -41,9 +42,10 @@ class Source {
   // a moment.
   virtual std::chrono::seconds completionWait() const { return std::chrono::seconds{0}; }
 
-  enum class Wake { kChanged, kTimeout, kStop };
-  // Blocks until something arrived and settled, the timeout passed or `stopFd` (a signalfd) became readable.
-  virtual Wake wait(std::chrono::milliseconds timeout, int stopFd) = 0;
+  enum class Wake { kChanged, kTimeout, kStop, kHandoff };
+  // Blocks until something arrived and settled, the timeout passed or one of `interrupts` became readable
+  // (a handoff also cuts a settling burst short: a pod's ADD waits for nothing).
+  virtual Wake wait(std::chrono::milliseconds timeout, Interrupts interrupts) = 0;
 
   // For logs: "manifests=DIR", "api=https://...".
   virtual std::string describe() const = 0;

@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "nftpol/controller/interrupts.h"
 #include "nftpol/result.h"
 
 struct inotify_event;
@@ -23,9 +24,9 @@ class Watcher {
   // directories were only created (a file's content follows with its close); kChanged: something else, such
   // as a deletion, which is often the first half of a replacement, or a symbolic link made (no close
   // follows).
-  enum class Event { kWritten, kCreated, kChanged, kTimeout, kStop };
-  // Blocks up to `timeout`; `stopFd` (e.g. a signalfd) interrupts the wait.
-  Event wait(std::chrono::milliseconds timeout, int stopFd);
+  enum class Event { kWritten, kCreated, kChanged, kTimeout, kStop, kHandoff };
+  // Blocks up to `timeout`; `interrupts` end the wait (kStop, kHandoff) before anything is read.
+  Event wait(std::chrono::milliseconds timeout, Interrupts interrupts);
 
  private:
   explicit Watcher(int fd, std::string directory) : fd_(fd), directory_(std::move(directory)) {}

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "nftpol/nft/ruleset.h"
 #include "nftpol/result.h"
@@ -25,5 +26,11 @@ struct Revoked {
 // again. Judged by the packet tracer over the same table the kernel holds; the mark is changed in place
 // (CTA_MARK_MASK), so the other bits of a connection's mark are left as they are.
 Result<Revoked> revokeDenied(const Table& table);
+
+// Deletes every conntrack entry of this network namespace that has one of `addresses` at either end, in
+// either direction: the connections of a pod that is gone. Nothing can take them up mid-stream for the pod
+// that gets the address next, as it could for a revoked one (see above): its address is closed until that
+// pod's policies hold, and then they judge whatever arrives. Returns how many went.
+Result<size_t> forgetConnections(const std::vector<IpAddress>& addresses);
 
 }  // namespace nftpol::nft

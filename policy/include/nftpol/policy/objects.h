@@ -56,6 +56,7 @@ struct Pod {
   static constexpr std::string_view kKind = "Pod";
   std::string ns;
   std::string name;
+  std::string uid;  // metadata.uid: tells a pod from an earlier one of the same name
   Labels labels;
   std::string nodeName;
   bool hostNetwork = false;

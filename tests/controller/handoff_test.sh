@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Protected from the first packet: nftpol-bridge hands each new pod to the node's controller (its unix socket)
+# before any link of the pod exists, and ADD returns only once the pod's policies hold. The node is this test's
+# own network namespace (`unshare --net`); pods are namespaces nftpol-h<pid>-*, attached by the plugin with
+# host-local as a runtime attaches them. Probers run inside the pods from before ADD until a second after it;
+# every probe is bounded (200 ms), and so is every wait.
+#
+#   handoff_test.sh NFTPOL PLUGIN PROBE
+set -uo pipefail
+nftpol=$1
+plugin=$2
+probe=$3
+source "$(dirname "$0")/../lib/netns.sh"
+nftpol_reexec_in_netns "$@"
+[ -x /usr/lib/cni/host-local ] || { echo "skipped: no host-local in /usr/lib/cni (containernetworking-plugins)"; exit 77; }
+nftpol_pod_test "nftpol-h$$"
+ip link set lo up
+sock=$dir/cni.sock
+mkdir -p "$dir/m"
+
+# Three addresses in the pool (.2-.4), so that a DEL's address is the next ADD's.
+cni() {  # cni COMMAND POD [LABEL-OF-RUN]: the pod namespace $tag-POD, pod app/POD; prints the plugin's stdout
+  CNI_COMMAND=$1 CNI_CONTAINERID="c-$2" CNI_NETNS="/var/run/netns/$tag-$2" CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+    CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=app;K8S_POD_NAME=$2;K8S_POD_UID=uid-$2" "$plugin" <<JSON
+{"cniVersion": "1.1.0", "name": "pods", "type": "nftpol-bridge", "bridge": "nftph$$", "isDefaultGateway": true,
+ "controllerSocket": "$sock", "controllerTimeoutMs": 3000,
+ "ipam": {"type": "host-local", "dataDir": "$dir/ipam",
+          "ranges": [[{"subnet": "10.244.1.0/24", "rangeStart": "10.244.1.2", "rangeEnd": "10.244.1.4"}]]}}
+JSON
+}
+pod_ip() { ip -n "$tag-$1" -4 -o addr show eth0 2>/dev/null | awk '{sub("/.*", "", $4); print $4}'; }
+
+# The policies exist before the pods do: `new` may reach `allowed` and nothing else, and nobody may reach it;
+# `allowed` admits `new` only. The pods' manifests carry no address: the plugin brings it.
+pod() { echo "{apiVersion: v1, kind: Pod, metadata: {name: $1, namespace: app, uid: uid-$1, labels: {app: $1}}, spec: {nodeName: node-1, containers: [{name: c, image: i}]}}"; }
+nftpol_write "$dir/m/objects.yaml" <<YAML
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: app}}
+- {apiVersion: v1, kind: Node, metadata: {name: node-1}, spec: {podCIDR: 10.244.1.0/24}}
+- $(pod allowed)
+- $(pod denied)
+- $(pod new)
+- $(pod other)
+- {apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: new-to-allowed-only, namespace: app},
+   spec: {podSelector: {matchLabels: {app: new}}, policyTypes: [Ingress, Egress],
+          egress: [{to: [{podSelector: {matchLabels: {app: allowed}}}], ports: [{port: 8080}]}]}}
+- {apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: allowed-from-new, namespace: app},
+   spec: {podSelector: {matchLabels: {app: allowed}}, policyTypes: [Ingress],
+          ingress: [{from: [{podSelector: {matchLabels: {app: new}}}]}]}}
+- {apiVersion: networking.k8s.io/v1, kind: NetworkPolicy, metadata: {name: other-isolated, namespace: app},
+   spec: {podSelector: {matchLabels: {app: other}}, policyTypes: [Ingress]}}
+YAML
+
+# No controller: ADD fails with "try again later" and leaves nothing behind.
+ip netns add "$tag-allowed"
+out=$(cni ADD allowed)
+check "no controller: ADD fails with code 11" grep -q '"code": 11' <<< "$out"
+check "and leaves no veth and no reservation" test -z "$(pod_ip allowed)$(ls "$dir/ipam/pods" 2>/dev/null | grep 10.244)"
+
+"$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9438 --no-node-routes \
+  --cni-socket "$sock" 2> "$dir/controller.log" & pids+=($!)
+check "the controller listens on its socket" nftpol_wait_for 10 test -S "$sock"
+check "the socket is the node's: mode 0600" test "$(stat -c %a "$sock")" = 600
+out=$(cni ADD allowed)
+check "with the controller up the retry succeeds" test $? = 0 || echo "$out"
+ip netns add "$tag-denied"
+cni ADD denied > /dev/null
+check "denied attached" test -n "$(pod_ip denied)"
+for p in allowed denied; do ip netns exec "$tag-$p" "$probe" serve 8080 & pids+=($!); done
+for p in allowed denied; do check "$p serves" nftpol_listening "$tag-$p" tcp 8080; done
+allowed=$(pod_ip allowed) denied=$(pod_ip denied)
+
+# prober NETNS ADDRESS LOG: connects again and again (each bounded) until $dir/stop exists; a line per
+# attempt: "<start time> ok|no".
+prober() {
+  while [ ! -e "$dir/stop" ]; do
+    local t=$EPOCHREALTIME
+    if ip netns exec "$1" "$probe" connect tcp "$2" 8080 200 2> /dev/null; then echo "$t ok"; else echo "$t no"; fi
+  done > "$3"
+}
+# The next pod's address is the pool's one left: probe it before it exists.
+ip netns add "$tag-new"
+for next in 10.244.1.2 10.244.1.3 10.244.1.4; do [ "$next" != "$allowed" ] && [ "$next" != "$denied" ] && break; done
+ip netns exec "$tag-new" "$probe" serve 8080 & pids+=($!)
+probers=()
+prober "$tag-new" "$allowed" "$dir/to-allowed" & probers+=($!)
+prober "$tag-new" "$denied" "$dir/to-denied" & probers+=($!)
+prober "$tag-denied" "$next" "$dir/from-denied" & probers+=($!)
+pids+=("${probers[@]}")
+nftpol_wait_for 10 test -s "$dir/to-denied"
+out=$(cni ADD new)
+status=$? returned=$EPOCHREALTIME
+check "ADD of the new pod succeeds" test $status = 0 || echo "$out"
+check "it got the address probed before it existed ($next)" test "$(pod_ip new)" = "$next"
+sleep 1  # not a wait for anything: the second of probing after ADD that the check below reads
+touch "$dir/stop"
+wait "${probers[@]}"  # each ends within one bounded probe
+after() { awk -v t="$returned" '$1 >= t' "$1"; }
+check "the new pod probed its peers through ADD ($(wc -l < "$dir/to-denied") attempts to the denied one)" \
+  test "$(after "$dir/to-denied" | wc -l)" -gt 2
+check "no connection from the new pod to a server its policy denies, ever" \
+  test "$(grep -c ' ok$' "$dir/to-denied")" = 0
+check "no connection from a denied client into the new pod, ever" test "$(grep -c ' ok$' "$dir/from-denied")" = 0
+check "the allowed server answers the first attempt begun after ADD returned" \
+  test "$(after "$dir/to-allowed" | head -1 | awk '{print $2}')" = ok
+check "and every one after it" test "$(after "$dir/to-allowed" | grep -c ' no$')" = 0
+check "the controller answered after its commit" grep -q 'event=cni-add pod=app/new .*status=programmed' "$dir/controller.log"
+
+# DEL, then another pod gets the same address: it never gets the old pod's allowance to `allowed`.
+rm -f "$dir/stop"
+ip netns add "$tag-other"
+prober "$tag-other" "$allowed" "$dir/other-to-allowed" & probers=($!)
+pids+=("${probers[@]}")
+nftpol_wait_for 10 test -s "$dir/other-to-allowed"
+cni DEL new > /dev/null
+check "DEL succeeds" test $? = 0
+check "the controller released the address before DEL returned" \
+  grep -q 'event=cni-del pod=app/new container=c-new status=released' "$dir/controller.log"
+out=$(cni ADD other)
+check "ADD of another pod succeeds" test $? = 0 || echo "$out"
+check "it got the same address" test "$(pod_ip other)" = "$next"
+sleep 1  # the second of probing after the swap
+touch "$dir/stop"
+wait "${probers[@]}"
+check "the pod that took the address over never reached what its predecessor could" \
+  test "$(grep -c ' ok$' "$dir/other-to-allowed")" = 0
+check "it probed through the swap ($(wc -l < "$dir/other-to-allowed") attempts)" \
+  test "$(wc -l < "$dir/other-to-allowed")" -gt 5
+
+# The socket refuses what is not one request.
+check "a malformed request is refused, saying why" bash -c \
+  "python3 -c 'import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(\"$sock\"); s.send(b\"{\"); print(s.recv(4096).decode())' | grep -q 'malformed request'"
+check "an oversized one too" bash -c \
+  "python3 -c 'import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(\"$sock\"); s.send(b\" \" * 20000); print(s.recv(4096).decode())' | grep -q 'over the limit'"
+check "and a silent client is dropped within its second" bash -c \
+  "python3 -c 'import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.settimeout(3); s.connect(\"$sock\"); print(s.recv(4096).decode())' | grep -q 'no request within'"
+check "the controller still answers" bash -c "CNI_COMMAND=STATUS CNI_PATH=/usr/lib/cni '$plugin' <<< '{\"cniVersion\": \"1.1.0\", \"name\": \"pods\", \"type\": \"nftpol-bridge\", \"controllerSocket\": \"$sock\", \"ipam\": {\"type\": \"host-local\", \"subnet\": \"10.244.1.0/24\", \"dataDir\": \"$dir/ipam\"}}'"
+check "no error logged" bash -c "! grep -q 'level=error' '$dir/controller.log'"
+[ "$failed" = 0 ] || tail -30 "$dir/controller.log"
+echo "handoff: $passed passed, $failed failed"
+[ "$failed" = 0 ]
