@@ -96,10 +96,14 @@ Result<std::string> renderCniConfig(std::string_view templateText, const std::st
   if (!parsed) return fail("not JSON: " + parsed.error().message);
   json::Value root = std::move(*parsed);
   if (!root.isObject()) return fail("must be a JSON object (a network configuration or a .conflist)");
-  const json::Value* version = root.find("cniVersion");
-  const json::Value* name = root.find("name");
-  if (!version || !version->isString()) return fail("\"cniVersion\" is required");
-  if (!name || !name->isString()) return fail("\"name\" is required");
+  // Copies: the plugins below are changed in place, which may move the root's members.
+  const json::Value* versionMember = root.find("cniVersion");
+  const json::Value* nameMember = root.find("name");
+  if (!versionMember || !versionMember->isString()) return fail("\"cniVersion\" is required");
+  if (!nameMember || !nameMember->isString()) return fail("\"name\" is required");
+  const json::Value versionValue = *versionMember, nameValue = *nameMember;
+  const json::Value* version = &versionValue;
+  const json::Value* name = &nameValue;
 
   // A conflist's plugins each get the list's version and name, as libcni hands them over.
   bool isList = root.find("plugins") != nullptr;
