@@ -311,7 +311,7 @@ void Controller::answerHandoffs(bool committed) {
   std::erase_if(waiting_, [&](const Waiting& w) {
     const auto& r = w.incoming.request;
     std::string who = "pod=" + r.podKey() + " container=" + r.containerId;
-    auto answer = [&](Reply reply) {
+    auto answer = [&](const Reply& reply) {
       cni_->answer(w.incoming.id, reply);
       logInfo(std::string("CNI ") + handoff::toString(r.op) + ": " + reply.message,
               "event=cni-" + std::string(r.op == handoff::Op::kAdd ? "add" : "del") + " " + who + " status=" +

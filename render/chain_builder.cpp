@@ -95,8 +95,8 @@ Set podSubnetsSet(Family f, const std::vector<Cidr>& subnets) {
       outer.push_back(c);
   std::sort(outer.begin(), outer.end());
   for (const auto& c : outer)
-    for (auto& e : blockElements(c, {}))
-      s.elements.push_back(std::move(e));
+    for (const auto& e : blockElements(c, {}))
+      s.elements.push_back(e);
   return s;
 }
 
