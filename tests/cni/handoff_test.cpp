@@ -7,7 +7,7 @@
 using namespace nftpol;
 using namespace nftpol::cni;
 
-TEST_CASE("handoff requests and replies encode and parse back; bad ones say what is wrong", "[handoff]") {
+TEST_CASE("handoff requests and replies encode and parse back, and bad ones say what is wrong", "[handoff]") {
   handoff::Request r{.op = handoff::Op::kAdd,
                      .podNamespace = "shop",
                      .podName = "api-0",

@@ -93,28 +93,28 @@ if ours; then
   check "STATUS without the IPAM plugin: code 50" contains "$out" '"code": 50'
   # A /30 holds one address besides its gateway: once it is taken, ADD cannot be served.
   ip netns add "$tag-full"
-  check "STATUS with a free address in the pool: 0" cni STATUS "" "" "$(conf 10.244.9.0/30)"
-  check "ADD takes the pool's last address" cni ADD full "$tag-full" "$(conf 10.244.9.0/30)"
-  out=$(cni STATUS "" "" "$(conf 10.244.9.0/30)")
+  check "STATUS with a free address in the pool: 0" cni STATUS "" "" "$(conf 10.244.30.0/30)"
+  check "ADD takes the pool's last address" cni ADD full "$tag-full" "$(conf 10.244.30.0/30)"
+  out=$(cni STATUS "" "" "$(conf 10.244.30.0/30)")
   check "STATUS on an exhausted pool: code 50" contains "$out" '"code": 50'
   check "and says so" contains "$out" 'address pool is exhausted'
-  cni DEL full "$tag-full" "$(conf 10.244.9.0/30)" > /dev/null
-  check "STATUS after DEL: 0 again" cni STATUS "" "" "$(conf 10.244.9.0/30)"
-  out=$(cni STATUS "" "" "$(conf 10.244.9.0/30 1.1.0 required)")
+  cni DEL full "$tag-full" "$(conf 10.244.30.0/30)" > /dev/null
+  check "STATUS after DEL: 0 again" cni STATUS "" "" "$(conf 10.244.30.0/30)"
+  out=$(cni STATUS "" "" "$(conf 10.244.30.0/30 1.1.0 required)")
   check "STATUS with the handoff required and no controller: code 50" contains "$out" '"code": 50'
   # Required handoff and no controller: ADD fails with 11 and leaves nothing behind, so the runtime retries.
   ip netns add "$tag-req"
-  out=$(CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=req" cni ADD req "$tag-req" "$(conf 10.244.9.0/30 1.1.0 required)")
+  out=$(CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=req" cni ADD req "$tag-req" "$(conf 10.244.30.0/30 1.1.0 required)")
   check "ADD without the node's controller: code 11" contains "$out" '"code": 11'
   check "and names the socket" contains "$out" "no controller is listening on $dir/cni.sock"
   check "and leaves no veth" test -z "$(ip -n "$tag-req" -o link show eth0 2>/dev/null)"
-  check "and no reservation" test -z "$(find "$dir/ipam/pods" -name '10.244.9.*' 2>/dev/null)"
-  out=$(cni ADD req "$tag-req" "$(conf 10.244.9.0/30 1.1.0 required)")
+  check "and no reservation" test -z "$(find "$dir/ipam/pods" -name '10.244.30.*' 2>/dev/null)"
+  out=$(cni ADD req "$tag-req" "$(conf 10.244.30.0/30 1.1.0 required)")
   check "ADD with the handoff required and no pod in CNI_ARGS: code 4" contains "$out" '"code": 4'
-  out=$(cni ADD req "$tag-req" "$(conf 10.244.9.0/30 1.1.0 best-effort)" 2> "$dir/best-effort.err")
+  out=$(cni ADD req "$tag-req" "$(conf 10.244.30.0/30 1.1.0 best-effort)" 2> "$dir/best-effort.err")
   check "best-effort goes on without the controller" test $? = 0
   check "and says so on stderr" grep -q "not handed to the controller\|going on without it" "$dir/best-effort.err"
-  cni DEL req "$tag-req" "$(conf 10.244.9.0/30)" > /dev/null
+  cni DEL req "$tag-req" "$(conf 10.244.30.0/30)" > /dev/null
 fi
 
 # 16 parallel ADDs: distinct addresses, every one wired.
