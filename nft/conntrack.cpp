@@ -68,15 +68,43 @@ std::optional<Packet> originalOf(const nf_conntrack* ct) {
 
 namespace {
 
+// Every entry of this network namespace's conntrack table, both families in one walk, freed with the dump. A
+// dump that failed part-way keeps what it read, and says why.
+struct Dump {
+  std::vector<nf_conntrack*> entries;
+  std::optional<Error> failure;
+  explicit Dump(Netlink& nl) {
+    std::array<char, 256> request{};
+    nlmsghdr* nlh = ctnetlinkHeader(request.data(), IPCTNL_MSG_CT_GET, AF_UNSPEC);
+    auto dumped = nl.dump(nlh, "conntrack: dump", collect, &entries, [this] { clear(); });
+    if (dumped && dumped->errnum != ENOENT) failure = dumped;
+  }
+  ~Dump() { clear(); }
+  Dump(const Dump&) = delete;
+  Dump& operator=(const Dump&) = delete;
+  void clear() {
+    for (nf_conntrack* ct : entries)
+      nfct_destroy(ct);
+    entries.clear();
+  }
+};
+
+// The original tuple of `entry` with its zone: what names the entry to the kernel for an update or a delete.
+std::unique_ptr<nf_conntrack, decltype(&nfct_destroy)> tupleOf(const nf_conntrack* entry) {
+  std::unique_ptr<nf_conntrack, decltype(&nfct_destroy)> tuple(nfct_new(), nfct_destroy);
+  if (!tuple) return tuple;
+  nfct_copy(tuple.get(), entry, NFCT_CP_ORIG);
+  if (nfct_attr_is_set(entry, ATTR_ZONE))
+    nfct_set_attr_u16(tuple.get(), ATTR_ZONE, nfct_get_attr_u16(entry, ATTR_ZONE));
+  return tuple;
+}
+
 // The mark updates. libnetfilter_conntrack builds the tuple; CTA_MARK_MASK, which it cannot send, makes the
 // kernel change just our bit: new = (old & ~mask) ^ value. nullopt when done or when the entry is gone
 // meanwhile (nothing left to revoke).
 std::optional<Error> writeMark(Netlink& nl, const nf_conntrack* entry, bool revoked) {
-  std::unique_ptr<nf_conntrack, decltype(&nfct_destroy)> tuple(nfct_new(), nfct_destroy);
+  auto tuple = tupleOf(entry);
   if (!tuple) return errnoError("conntrack: cannot mark a connection", ENOMEM);
-  nfct_copy(tuple.get(), entry, NFCT_CP_ORIG);
-  if (nfct_attr_is_set(entry, ATTR_ZONE))
-    nfct_set_attr_u16(tuple.get(), ATTR_ZONE, nfct_get_attr_u16(entry, ATTR_ZONE));
   std::array<char, 1024> buffer{};
   // IPCTNL_MSG_CT_NEW without NLM_F_CREATE: an update.
   nlmsghdr* nlh =
@@ -95,20 +123,10 @@ std::optional<Error> writeMark(Netlink& nl, const nf_conntrack* entry, bool revo
 Result<Revoked> revokeDenied(const Table& table) {
   auto nl = Netlink::open(NETLINK_NETFILTER);
   if (!nl) return Error{"conntrack: " + nl.error().message, nl.error().errnum};
-  std::vector<nf_conntrack*> entries;
-  auto drop = [&] {
-    for (nf_conntrack* ct : entries)
-      nfct_destroy(ct);
-    entries.clear();
-  };
-  std::array<char, 256> request{};
-  // Both families in one walk of the conntrack table of this network namespace.
-  nlmsghdr* nlh = ctnetlinkHeader(request.data(), IPCTNL_MSG_CT_GET, AF_UNSPEC);
-  auto dumped = nl->dump(nlh, "conntrack: dump", collect, &entries, drop);
-  std::optional<Error> failure;
-  if (dumped && dumped->errnum != ENOENT) failure = dumped;
+  Dump dump(*nl);
+  std::optional<Error> failure = dump.failure;
   Revoked r;
-  for (nf_conntrack* ct : entries) {
+  for (nf_conntrack* ct : dump.entries) {
     auto packet = originalOf(ct);
     if (!packet) continue;
     ++r.checked;
@@ -121,7 +139,6 @@ Result<Revoked> revokeDenied(const Table& table) {
       ++(denied ? r.revoked : r.restored);
     }
   }
-  drop();
   if (failure) return *failure;
   return r;
 }
@@ -154,19 +171,10 @@ Result<size_t> forgetConnections(const std::vector<IpAddress>& addresses) {
   if (addresses.empty()) return size_t{0};
   auto nl = Netlink::open(NETLINK_NETFILTER);
   if (!nl) return Error{"conntrack: " + nl.error().message, nl.error().errnum};
-  std::vector<nf_conntrack*> entries;
-  auto drop = [&] {
-    for (nf_conntrack* ct : entries)
-      nfct_destroy(ct);
-    entries.clear();
-  };
-  std::array<char, 256> request{};
-  nlmsghdr* nlh = ctnetlinkHeader(request.data(), IPCTNL_MSG_CT_GET, AF_UNSPEC);
-  auto dumped = nl->dump(nlh, "conntrack: dump", collect, &entries, drop);
-  std::optional<Error> failure;
-  if (dumped && dumped->errnum != ENOENT) failure = dumped;
+  Dump dump(*nl);
+  std::optional<Error> failure = dump.failure;
   size_t forgotten = 0;
-  for (nf_conntrack* ct : entries) {
+  for (nf_conntrack* ct : dump.entries) {
     auto ends = endsOf(ct);
     if (std::none_of(ends.begin(), ends.end(), [&](const IpAddress& ip) {
           return std::find(addresses.begin(), addresses.end(), ip) != addresses.end();
@@ -175,15 +183,8 @@ Result<size_t> forgetConnections(const std::vector<IpAddress>& addresses) {
     std::array<char, 1024> buffer{};
     nlmsghdr* del =
         ctnetlinkHeader(buffer.data(), IPCTNL_MSG_CT_DELETE, nfct_get_attr_u8(ct, ATTR_ORIG_L3PROTO));
-    std::unique_ptr<nf_conntrack, decltype(&nfct_destroy)> tuple(nfct_new(), nfct_destroy);
-    if (!tuple) {
-      if (!failure) failure = errnoError("conntrack: cannot delete a connection", ENOMEM);
-      continue;
-    }
-    nfct_copy(tuple.get(), ct, NFCT_CP_ORIG);
-    if (nfct_attr_is_set(ct, ATTR_ZONE))
-      nfct_set_attr_u16(tuple.get(), ATTR_ZONE, nfct_get_attr_u16(ct, ATTR_ZONE));
-    if (nfct_nlmsg_build(del, tuple.get()) < 0) {
+    auto tuple = tupleOf(ct);
+    if (!tuple || nfct_nlmsg_build(del, tuple.get()) < 0) {
       if (!failure) failure = errnoError("conntrack: cannot delete a connection", EINVAL);
       continue;
     }
@@ -193,7 +194,6 @@ Result<size_t> forgetConnections(const std::vector<IpAddress>& addresses) {
     }
     ++forgotten;
   }
-  drop();
   if (failure) return *failure;
   return forgotten;
 }
