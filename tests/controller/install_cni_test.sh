@@ -17,6 +17,7 @@ nftpol_pod_test "nftpol-i$$"
 ip link set lo up
 
 source "$(dirname "$0")/../lib/apiserver.sh"
+nftpol_node_address
 nftpol_apiserver "$apiserver"
 
 # The deployed template as the ConfigMap carries it, with host-local's reservations kept in the scratch dir.

@@ -8,6 +8,16 @@ nftpol_reexec_in_netns() {
   NFTPOL_IN_NETNS=1 exec unshare --net "$0" "$@"
 }
 
+# nftpol_node_address: gives the test's node namespace an IPv4 address of its own (172.18.0.9/32 on a bridge
+# link), as every real node has. Without one, once a bridge brings up an IPv6 link-local address, getaddrinfo's
+# AI_ADDRCONFIG (which cpprestsdk's resolver asks for) stops resolving even "127.0.0.1": a test's API client
+# then fails with "Error resolving address" until the bridge gets an IPv4 address.
+nftpol_node_address() {
+  ip link add nftpolnode type bridge  # no dummy module in this kernel
+  ip addr add 172.18.0.9/32 dev nftpolnode
+  ip link set nftpolnode up
+}
+
 # nftpol_add_pod NETNS HOSTLINK BRIDGE ADDRESS/PREFIX [GATEWAY]: a pod as a named network namespace with eth0,
 # its host end attached to BRIDGE. The caller deletes NETNS on exit.
 nftpol_add_pod() {

@@ -7,11 +7,17 @@
 //   nftpol-probe tally ADDRESS PORT COUNT TIMEOUT_MS
 //                                               COUNT TCP connections one after another; prints how many
 //                                               replies each server name gave, and "failed N"
+//   nftpol-probe storm ADDRESS PORT INTERVAL_MS TIMEOUT_MS MAX_MS STOP-FILE
+//                                               a TCP connection every INTERVAL_MS, many in flight, each
+//                                               bounded by TIMEOUT_MS, until STOP-FILE exists or MAX_MS
+//                                               passed; a line per attempt: "<start, unix seconds.micros>
+//                                               ok|no"
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <list>
 #include <map>
 #include <optional>
 #include <string>
@@ -33,7 +40,7 @@ int usage() {
       "usage: nftpol-probe serve PORT... | connect tcp|udp ADDRESS PORT [TIMEOUT_MS] | tally ADDRESS PORT "
       "COUNT TIMEOUT_MS | echo PORT | hold ADDRESS PORT MS | push PORT | watch ADDRESS PORT MS | flow "
       "ADDRESS PORT MS | sink PORT | "
-      "blast|rate ADDRESS PORT SECONDS\n");
+      "blast|rate ADDRESS PORT SECONDS | storm ADDRESS PORT INTERVAL_MS TIMEOUT_MS MAX_MS STOP-FILE\n");
   return 2;
 }
 
@@ -401,6 +408,92 @@ int rate(const char* address, uint16_t port, int seconds) {
   return 0;
 }
 
+// Attempts as fast as a new pod's first packets come: a connection starts every INTERVAL_MS whether or not
+// the earlier ones have finished, so a window of a few milliseconds in which the kernel lets a connection
+// through is hit (one attempt at a time, each waiting out its timeout on a dropped SYN, would probe a few
+// times a second). An attempt that fails at once (no route yet, no interface yet) is "no" at once.
+int storm(const char* address, uint16_t port, int intervalMs, int timeoutMs, int maxMs,
+          const char* stopFile) {
+  sockaddr_storage to{};
+  socklen_t len = 0;
+  if (!parseAddress(address, port, to, len) || intervalMs < 1 || timeoutMs < 1 || maxMs < 1) return usage();
+  using Clock = std::chrono::steady_clock;
+  struct Attempt {
+    int fd;
+    double started;  // unix seconds, for the caller to compare with its own clock
+    Clock::time_point deadline;
+    std::string got;
+  };
+  auto unixSeconds = [] {
+    return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  };
+  auto report = [](double started, bool ok) { std::printf("%.6f %s\n", started, ok ? "ok" : "no"); };
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a test reads the log while it grows
+  std::list<Attempt> inFlight;
+  const auto end = Clock::now() + std::chrono::milliseconds(maxMs);
+  auto next = Clock::now();
+  auto stopped = [&] {
+    struct stat st {};
+    return stat(stopFile, &st) == 0;
+  };
+  while (Clock::now() < end || !inFlight.empty()) {
+    auto now = Clock::now();
+    if (now >= next && now < end) {
+      next = now + std::chrono::milliseconds(intervalMs);
+      if (stopped()) {
+        next = end;  // no new attempts; the ones in flight finish
+      } else {
+        double started = unixSeconds();
+        int fd = socket(to.ss_family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        if (fd >= 0) {
+          linger l{1, 0};  // no TIME_WAIT: thousands of attempts must not exhaust local ports
+          setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        }
+        if (fd < 0 || (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0 && errno != EINPROGRESS)) {
+          report(started, false);
+          if (fd >= 0) close(fd);
+        } else {
+          inFlight.push_back({fd, started, now + std::chrono::milliseconds(timeoutMs), {}});
+        }
+      }
+    }
+    std::vector<pollfd> fds;
+    for (const auto& a : inFlight)
+      fds.push_back({a.fd, POLLIN, 0});
+    auto wake = std::min(next, end);
+    for (const auto& a : inFlight)
+      wake = std::min(wake, a.deadline);
+    int waitMs = static_cast<int>(std::max<long long>(
+        0, std::chrono::duration_cast<std::chrono::milliseconds>(wake - Clock::now()).count()));
+    if (next >= end && inFlight.empty()) break;
+    poll(fds.data(), fds.size(), waitMs);
+    now = Clock::now();
+    size_t i = 0;
+    for (auto it = inFlight.begin(); it != inFlight.end(); ++i) {
+      bool done = false, ok = false;
+      if (fds[i].revents) {
+        char buf[64];
+        ssize_t n = recv(it->fd, buf, sizeof buf, 0);
+        if (n > 0) {
+          it->got.append(buf, static_cast<size_t>(n));
+          if (it->got.find('\n') != std::string::npos) done = true, ok = it->got.rfind("ok", 0) == 0;
+        } else if (n == 0 || errno != EAGAIN) {
+          done = true;  // refused, reset, or closed without a reply
+        }
+      }
+      if (!done && now >= it->deadline) done = true;
+      if (!done) {
+        ++it;
+        continue;
+      }
+      report(it->started, ok);
+      close(it->fd);
+      it = inFlight.erase(it);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -429,6 +522,9 @@ int main(int argc, char** argv) {
     return blast(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
   if (argc == 5 && std::strcmp(argv[1], "rate") == 0)
     return rate(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
+  if (argc == 8 && std::strcmp(argv[1], "storm") == 0)
+    return storm(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]), std::atoi(argv[5]),
+                 std::atoi(argv[6]), argv[7]);
   if (argc == 5 && std::strcmp(argv[1], "hold") == 0)
     return hold(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
   return usage();
