@@ -341,15 +341,33 @@ bool KeyType::admits(const Key& key) const {
                     key);
 }
 
+namespace {
+std::pair<U128, U128> rangeOf(const Cidr& c) {
+  U128 lo = toInt(c.base());
+  int hostBits = c.base().bitLength() - c.prefixLength();
+  U128 span = hostBits >= 128 ? ~U128(0) : ((U128(1) << hostBits) - 1);
+  return {lo, lo + span};
+}
+}  // namespace
+
+std::vector<Key> unionElements(Family family, const std::vector<Cidr>& cidrs) {
+  std::vector<std::pair<U128, U128>> ranges;
+  for (const auto& c : cidrs)
+    if (c.family() == family) ranges.push_back(rangeOf(c));
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<Key> out;
+  for (size_t i = 0; i < ranges.size();) {
+    auto [lo, hi] = ranges[i];
+    // hi + 1 cannot wrap unless hi is the last address, which every later range ends at or before
+    for (++i; i < ranges.size() && (hi == ~U128(0) || ranges[i].first <= hi + 1); ++i)
+      hi = std::max(hi, ranges[i].second);
+    out.emplace_back(AddressRange{fromInt(family, lo), fromInt(family, hi)});
+  }
+  return out;
+}
+
 std::vector<Key> blockElements(const Cidr& cidr, const std::vector<Cidr>& except) {
   Family f = cidr.family();
-  int bits = cidr.base().bitLength();
-  auto rangeOf = [&](const Cidr& c) {
-    U128 lo = toInt(c.base());
-    int hostBits = bits - c.prefixLength();
-    U128 span = hostBits >= 128 ? ~U128(0) : ((U128(1) << hostBits) - 1);
-    return std::pair<U128, U128>{lo, lo + span};
-  };
   std::vector<std::pair<U128, U128>> ranges = {rangeOf(cidr)};
   for (const auto& e : except) {
     auto [elo, ehi] = rangeOf(e);

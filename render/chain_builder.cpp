@@ -86,17 +86,7 @@ std::string nodePodsSetName(Family f) {
 Set podSubnetsSet(Family f, const std::vector<Cidr>& subnets) {
   Set s{.name = podSubnetsSetName(f), .key = KeyType::address(f), .interval = true};
   s.comment = "this node's pod subnets: an address in them that no pod holds is closed";
-  // Prefixes are nested or disjoint: keeping the outermost of each nest leaves disjoint ranges.
-  std::vector<Cidr> outer;
-  for (const auto& c : subnets)
-    if (c.family() == f &&
-        std::none_of(subnets.begin(), subnets.end(), [&](const Cidr& o) { return o != c && o.covers(c); }) &&
-        std::find(outer.begin(), outer.end(), c) == outer.end())
-      outer.push_back(c);
-  std::sort(outer.begin(), outer.end());
-  for (const auto& c : outer)
-    for (const auto& e : blockElements(c, {}))
-      s.elements.push_back(e);
+  s.elements = unionElements(f, subnets);  // a Node's podCIDRs, --pod-cidr and the plugin's may nest or touch
   return s;
 }
 

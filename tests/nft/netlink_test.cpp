@@ -99,6 +99,30 @@ TEST_CASE("apply programs the rendered table, and reading it back gives the same
   CHECK(normalised(run("nft list table inet nftpol")) == normalised(toText(desired)));
 }
 
+TEST_CASE("the node's pod subnets, nested and adjacent, are programmed, read back and grown", "[netlink]") {
+  auto b = backend();
+  auto model = policy::Model::of(samples());
+  auto cidr = [](const char* text) { return *Cidr::parse(text); };
+  // A Node's podCIDR, a --pod-cidr nested in it and a subnet the plugin brought beside it.
+  std::vector<Cidr> subnets = {cidr("10.244.1.0/24"), cidr("10.244.1.128/25"), cidr("10.244.2.0/24"),
+                               cidr("fd00:10:244:1::/64")};
+  Table desired = render::render(model, "node-a", subnets);
+  auto applied = b->apply(desired);
+  INFO((applied ? "" : applied.error().message));
+  REQUIRE(applied.ok());
+  auto view = b->read("nftpol");
+  REQUIRE(view.ok());
+  CHECK(sameView(*view, viewOf(desired)));
+  CHECK(normalised(run("nft list table inet nftpol")) == normalised(toText(desired)));
+  subnets.push_back(cidr("10.244.3.0/24"));  // another one touching the merged range
+  Table grown = render::render(model, "node-a", subnets);
+  auto again = b->apply(grown);
+  INFO((again ? "" : again.error().message));
+  REQUIRE(again.ok());
+  CHECK(run("nft list set inet nftpol node-pod-subnets-v4").find("10.244.1.0-10.244.3.255") !=
+        std::string::npos);
+}
+
 // A table an older nftpol made, whose set and chain comments named other things (the first policy using a
 // set, a backend count), is adopted as it is: the kernel keeps those comments from creation, and replacing
 // them would mean emptying or recreating sets that are in use.

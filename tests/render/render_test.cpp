@@ -128,6 +128,24 @@ TEST_CASE("an address of the node's pod subnets that no local pod holds is close
   CHECK_FALSE(trace(closed, {monitoring, remote, Protocol::kTCP, 80}).accepted);
 }
 
+TEST_CASE(
+    "the node's pod subnets merge where they nest or touch: the kernel refuses a range starting where "
+    "another ends",
+    "[render]") {
+  auto cidr = [](const char* text) { return *Cidr::parse(text); };
+  auto range = [](const Key& k) { return toString(k); };
+  auto v4 =
+      nft::unionElements(Family::kV4, {cidr("10.244.2.0/24"), cidr("10.244.1.0/24"), cidr("10.244.1.128/25"),
+                                       cidr("10.244.4.0/24"), cidr("fd00::/64")});
+  REQUIRE(v4.size() == 2);
+  CHECK(range(v4[0]) == "10.244.1.0-10.244.2.255");
+  CHECK(range(v4[1]) == "10.244.4.0/24");
+  auto all = nft::unionElements(Family::kV4, {cidr("0.0.0.0/1"), cidr("128.0.0.0/1"), cidr("10.0.0.0/8")});
+  REQUIRE(all.size() == 1);
+  CHECK(range(all[0]) == "0.0.0.0/0");
+  CHECK(nft::unionElements(Family::kV6, {cidr("10.0.0.0/8")}).empty());
+}
+
 TEST_CASE("the same objects in any order render the same table", "[render]") {
   std::string yaml = bench::generateYaml({.namespaces = 5, .pods = 80, .policies = 30, .seed = 5});
   // Split into documents and load them in a shuffled order.

@@ -276,5 +276,8 @@ std::string toText(const Rule& rule);
 
 // The ranges `cidr` minus every one of `except` covers, sorted, as interval elements.
 std::vector<Key> blockElements(const Cidr& cidr, const std::vector<Cidr>& except);
+// The addresses of `family` that any of `cidrs` covers, as the fewest interval elements: overlapping and
+// adjacent prefixes merge (the kernel refuses a range that starts where another ends), sorted.
+std::vector<Key> unionElements(Family family, const std::vector<Cidr>& cidrs);
 
 }  // namespace nftpol::nft
