@@ -10,7 +10,9 @@
 # It builds the upstream e2e NetworkPolicy model out of network namespaces: namespaces x, y and z (labelled
 # ns: x, ...), pods a, b and c in each (labelled pod: a, ...), spread over two nodes joined by a fabric, attached by
 # nftpol-bridge with host-local, each serving TCP and UDP on ports 80 and 81 (container ports serve-80-tcp, ...).
-# One controller per node enforces the same manifests directory. For each step of each case it writes the step's
+# One controller per node enforces the same manifests directory; it starts before the pods, and every pod is
+# attached with the handoff required (its ADD returns once its node enforces its policies), so every case also
+# runs on pods that were never open. For each step of each case it writes the step's
 # objects (one rename), probes one pair that the step changes until it shows the change (the time to enforce),
 # waits until both controllers report a generation past the write (not a sleep), probes all 81 pod pairs on every
 # port and protocol the case names (in parallel, each bounded) and compares them with `nftpol matrix` on the same
@@ -62,38 +64,40 @@ nftpol_fabric
 nftpol_node 1
 nftpol_node 2
 pods=()
-declare -A server
+declare -A server svc_ip
 for ns in x y z; do
   for p in a b c; do
     pods+=("$ns/$p")
     # Spread over both nodes so that every case crosses nodes as well as bridges.
-    n=$(( (${#pods[@]} % 2) + 1 ))
-    nftpol_cni_pod "$ns/$p" "$n"
-    ip netns exec "$tag-$ns-$p" "$probe" serve 80 81 & pids+=($!) server[$ns/$p]=$!
+    pod_node[$ns/$p]=$(( (${#pods[@]} % 2) + 1 ))
+    svc_ip[$ns/$p]=10.96.0.$((100 + ${#pods[@]}))
   done
 done
 
 mkdir "$dir/m"
-declare -A svc_ip
 nftpol_nodes 1 2 > "$dir/m/nodes.yaml"
-# The generated objects: namespaces, pods with the addresses the CNI gave them, and a service in front of each.
+# The generated objects: namespaces, pods (with the addresses the CNI gave them, once it has), and a service in
+# front of each pod that has one.
 write_pods() {
   {
     echo "apiVersion: v1"; echo "kind: List"; echo "items:"
     for ns in x y z; do echo "- {apiVersion: v1, kind: Namespace, metadata: {name: $ns, labels: {ns: $ns}}}"; done
     for pod in "${pods[@]}"; do
-      echo "- {apiVersion: v1, kind: Pod, metadata: {name: ${pod#*/}, namespace: ${pod%/*}, labels: {pod: ${pod#*/}}}, spec: {nodeName: node-${pod_node[$pod]}, containers: [{name: c, ports: [{name: serve-80-tcp, containerPort: 80}, {name: serve-80-udp, containerPort: 80, protocol: UDP}, {name: serve-81-tcp, containerPort: 81}, {name: serve-81-udp, containerPort: 81, protocol: UDP}]}]}, status: {podIP: ${pod_ip[$pod]}}}"
+      status=""
+      [ -n "${pod_ip[$pod]:-}" ] && status=", status: {podIP: ${pod_ip[$pod]}}"
+      echo "- {apiVersion: v1, kind: Pod, metadata: {name: ${pod#*/}, namespace: ${pod%/*}, labels: {pod: ${pod#*/}}}, spec: {nodeName: node-${pod_node[$pod]}, containers: [{name: c, ports: [{name: serve-80-tcp, containerPort: 80}, {name: serve-80-udp, containerPort: 80, protocol: UDP}, {name: serve-81-tcp, containerPort: 81}, {name: serve-81-udp, containerPort: 81, protocol: UDP}]}]}$status}"
     done
     # A ClusterIP service in front of every pod (s-a in x, ...), so that a case can probe through the translation.
-    i=0
     for pod in "${pods[@]}"; do
-      i=$((i + 1))
-      svc_ip[$pod]=10.96.0.$((100 + i))
+      [ -n "${pod_ip[$pod]:-}" ] || continue
       echo "- {apiVersion: v1, kind: Service, metadata: {name: s-${pod#*/}, namespace: ${pod%/*}}, spec: {clusterIP: ${svc_ip[$pod]}, ports: [{name: t80, port: 80}, {name: u80, port: 80, protocol: UDP}, {name: t81, port: 81}, {name: u81, port: 81, protocol: UDP}]}}"
       echo "- {apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: s-${pod#*/}-1, namespace: ${pod%/*}, labels: {kubernetes.io/service-name: s-${pod#*/}}}, addressType: IPv4, ports: [{name: t80, port: 80}, {name: u80, port: 80, protocol: UDP}, {name: t81, port: 81}, {name: u81, port: 81, protocol: UDP}], endpoints: [{addresses: [${pod_ip[$pod]}], nodeName: node-${pod_node[$pod]}}]}"
     done
   }
 }
+# The controllers start first, as in a node's boot order: the pod objects exist without addresses, and every
+# pod is attached with the handoff required, so no pod of any case ever ran unprotected (the plugin's ADD
+# returns only once the pod's node enforces its policies).
 write_pods > "$dir/m/pods.yaml"
 for n in 1 2; do
   ip netns exec "$tag-node$n" "$nftpol" controller --manifests "$dir/m" --node "node-$n" --listen "127.0.0.1:$port" --cni-socket "$dir/cni-$n.sock" \
@@ -102,6 +106,17 @@ done
 for n in 1 2; do
   nftpol_wait_past "$n" "$port" 0 || { echo "node-$n's controller never synced:"; cat "$dir/controller-$n.log"; exit 1; }
 done
+for pod in "${pods[@]}"; do
+  nftpol_cni_pod "$pod" "${pod_node[$pod]}" "$dir/cni-${pod_node[$pod]}.sock"
+  ip netns exec "$tag-${pod/\//-}" "$probe" serve 80 81 & pids+=($!) server[$pod]=$!
+done
+grep -h 'event=cni-add' "$dir"/controller-*.log | grep -qv 'status=programmed' &&
+  { echo "FAIL: a pod was attached before its node enforced its policies:"; grep -h 'event=cni-add' "$dir"/controller-*.log; exit 1; }
+# Then the kubelet's part: the pods' addresses (and the services' endpoints) reach the other node too.
+g1=$(nftpol_generation 1 "$port") g2=$(nftpol_generation 2 "$port")
+nftpol_write "$dir/m/pods.yaml" < <(write_pods)
+nftpol_wait_past 1 "$port" "$g1" && nftpol_wait_past 2 "$port" "$g2" ||
+  { echo "FAIL: the controllers did not take the pods' addresses"; exit 1; }
 for id in "${!server[@]}"; do
   nftpol_listening "$tag-${id/\//-}" tcp+udp 80 81 || { echo "FAIL: the servers of $id do not listen"; exit 1; }
 done
@@ -202,7 +217,7 @@ recreate() {
     CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni "$plugin" < "$dir/$id.conf" || { echo "FAIL: DEL $1"; return 1; }
   ip netns del "$tag-$id"
   local was=${pod_ip[$1]}
-  nftpol_cni_pod "$1" "$n"
+  nftpol_cni_pod "$1" "$n" "$dir/cni-$n.sock"
   echo "recreated $1: ${was} -> ${pod_ip[$1]}"
   [ "$was" != "${pod_ip[$1]}" ] || { echo "FAIL: $1 came back with its old address"; return 1; }
   ip netns exec "$tag-$id" "$probe" serve 80 81 & pids+=($!) server[$1]=$!
