@@ -38,13 +38,18 @@ Controller::Controller(ControllerOptions options, std::unique_ptr<Source> source
 bool Controller::syncOnce(bool& firstSyncBlocked) {
   auto change = source_->take();
   std::vector<policy::ObjectRef> refs = std::move(change.objects);
+  if (!refs.empty() || !loaded_) revocationOwed_ = true;
   if (cni_) {
     auto now = Clock::now();
+    auto let = [&](const BookChange& c) {
+      if (!c.pods.empty() || !c.addresses.empty()) revocationOwed_ = true;
+      noteBookChange(c);
+    };
     for (const auto& ref : refs)  // a pod the source let go of lets go of its addresses here too
       if (ref.kind == policy::Pod::kKind &&
           !source_->state().findPod(policy::ObjectName::of(ref.key).ns, policy::ObjectName::of(ref.key).name))
-        noteBookChange(book_.podGone(ref.key, now));
-    noteBookChange(book_.expire(now, kReleasedFor));
+        let(book_.podGone(ref.key, now));
+    let(book_.expire(now, kReleasedFor));
     for (const auto& key : bookDirty_)
       refs.push_back({std::string(policy::Pod::kKind), key});
     if (!bookAddresses_.empty()) {
@@ -82,7 +87,8 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
   Result<ReconcileResult> result = Error{""};
   std::vector<Cidr> extra = options_.podCidrs;
   extra.insert(extra.end(), book_.subnets().begin(), book_.subnets().end());
-  reconciler_.setPodSubnets(ownPodSubnets(source_->state(), options_.node, extra));
+  auto subnets = ownPodSubnets(source_->state(), options_.node, extra);
+  reconciler_.setPodSubnets(subnets);
   try {
     if (!loaded_) {
       // The periodic resync also rebuilds the table from scratch; the incremental one must have been equal.
@@ -115,7 +121,9 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
     logError(result.error().message, "event=reconcile-failed node=" + options_.node);
     return false;
   }
-  if (revoker_ && result->messages > 0) revoker_->submit(reconciler_.table());
+  if (revoker_ && result->messages > 0 && revocationOwed_) revoker_->submit(reconciler_.table());
+  revocationOwed_ = false;
+  committedSubnets_ = std::move(subnets);
   if (!syncRoutes()) return false;
   metrics_.reconciled(seconds, result->messages, result->pods, result->policies, result->elements,
                       source_->generation());
@@ -271,6 +279,7 @@ bool Controller::takeHandoffs() {
     std::vector<IpAddress> addresses;
     for (const auto& a : r.addresses)
       addresses.push_back(a.address);
+    if (r.op != handoff::Op::kAdd || !closedUntilNow(r)) revocationOwed_ = true;
     if (r.op == handoff::Op::kAdd) {
       for (const auto& a : r.addresses)
         if (auto subnet = Cidr::parse(a.address.toString() + "/" + std::to_string(a.prefixLength)))
@@ -288,6 +297,29 @@ bool Controller::takeHandoffs() {
     changed = true;
   }
   return changed;
+}
+
+// Whether binding `add` can only open: a pod that held no address yet, taking addresses of the subnets the
+// last commit closed that nobody held. No connection from or to such an address got past the closing rule,
+// and a pod joining peer sets changes only what involves its own addresses, so nothing established can become
+// denied and the commit needs no revocation pass. Anything else (a DEL, a repeated ADD, an address taken over
+// from a stale object) owes one.
+bool Controller::closedUntilNow(const handoff::Request& add) const {
+  if (!loaded_) return false;
+  auto name = policy::ObjectName::of(add.podKey());
+  if (const policy::Pod* pod = effective_.findPod(name.ns, name.name); pod && !pod->ips.empty()) return false;
+  for (const auto& a : add.addresses) {
+    const IpAddress& ip = a.address;
+    if (book_.holds(ip) || std::none_of(committedSubnets_.begin(), committedSubnets_.end(),
+                                        [&](const Cidr& c) { return c.contains(ip); }))
+      return false;
+  }
+  for (const auto& pod : effective_.pods())
+    for (const auto& ip : pod.ips)
+      if (std::any_of(add.addresses.begin(), add.addresses.end(),
+                      [&](const InterfaceAddress& a) { return a.address == ip; }))
+        return false;
+  return true;
 }
 
 // After a sync (committed: it succeeded) and whenever a deadline passes: every request the kernel now holds

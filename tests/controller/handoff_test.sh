@@ -109,6 +109,9 @@ storm "$tag-denied" "$next" "$dir/from-denied" & probers+=($!)
 pids+=("${probers[@]}")
 # The probers are at work once each has reported an attempt.
 check "the probers are at work before ADD" nftpol_wait_for 10 test -s "$dir/to-allowed" -a -s "$dir/to-denied" -a -s "$dir/from-denied"
+passes() { grep -c 'event=conntrack-revoked' "$dir/controller.log"; }
+more_passes() { [ "$(passes)" -gt "$1" ]; }
+before=$(passes)
 out=$(cni ADD new)
 status=$? returned=$EPOCHREALTIME
 check "ADD of the new pod succeeds" test $status = 0 || echo "$out"
@@ -116,6 +119,8 @@ check "it got the address probed before it existed ($next)" test "$(pod_ip new)"
 if [ -n "$apiserver" ]; then
   # The kubelet writes status.podIP seconds after ADD returned; the pod stays protected and reachable through it.
   sleep 2  # not a wait for anything: the kubelet's delay, probed throughout
+  check "a new pod's first addresses owe no conntrack pass (the revoker's dump would slow every ADD)" \
+    test "$(passes)" = "$before"
   g=$(generation)
   kubelet "$(pod new "$next")"
   check "the controller took the pod's status" nftpol_wait_for 5 past "$g"
@@ -123,6 +128,8 @@ fi
 sleep 1  # not a wait for anything: the second of probing that the checks below read
 touch "$dir/stop"
 wait "${probers[@]}"  # each ends once its attempts in flight are answered or timed out (500 ms)
+[ -z "$apiserver" ] && check "a new pod's first addresses owe no conntrack pass (the revoker's dump would slow every ADD)" \
+  test "$(passes)" = "$before"
 attempts=$(wc -l < "$dir/to-denied")
 check "the new pod probed its peers before and through ADD ($attempts attempts to the denied one, $(awk -v t="$returned" '$1 < t' "$dir/to-denied" | wc -l) before ADD returned)" \
   test "$(after "$dir/to-denied" | wc -l)" -gt 100
@@ -143,8 +150,10 @@ probers=()
 storm "$tag-other" "$allowed" "$dir/other-to-allowed" & probers+=($!)
 pids+=("${probers[@]}")
 check "the prober of the next pod is at work" nftpol_wait_for 10 test -s "$dir/other-to-allowed"
+before=$(passes)
 cni DEL new > /dev/null
 check "DEL succeeds" test $? = 0
+check "and owes a conntrack pass" nftpol_wait_for 5 more_passes "$before"
 check "the controller released the address before DEL returned" \
   grep -q 'event=cni-del pod=app/new container=c-new status=released' "$dir/controller.log"
 out=$(cni ADD other)

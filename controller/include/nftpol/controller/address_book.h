@@ -61,6 +61,7 @@ class AddressBook {
   const std::set<Cidr>& subnets() const { return subnets_; }
   void learnSubnet(const Cidr& subnet) { subnets_.insert(subnet); }
 
+  bool holds(const IpAddress& ip) const { return owner_.count(ip) > 0; }
   size_t bindings() const { return bindings_.size(); }
   size_t released() const { return released_.size(); }
 

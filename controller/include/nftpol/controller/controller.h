@@ -54,6 +54,7 @@ class Controller {
   void answerHandoffs(bool committed);
   std::optional<std::chrono::steady_clock::time_point> nextHandoffDeadline() const;
   Source::Wake waitForWork(std::chrono::milliseconds timeout);
+  bool closedUntilNow(const cni::handoff::Request& add) const;
   struct Waiting {
     CniServer::Incoming incoming;
     std::chrono::steady_clock::time_point deadline;
@@ -74,8 +75,13 @@ class Controller {
   std::vector<std::string> bookDirty_;    // pods the book changed since the last sync
   std::vector<IpAddress> bookAddresses_;  // and the addresses: every source pod claiming one is redone
   std::vector<Waiting> waiting_;
-  std::string lastFailure_;           // why the last sync failed, for a handoff refused at its deadline
-  std::unique_ptr<Revoker> revoker_;  // none with --no-conntrack-revoke; declared last, so it stops first
+  // Whether the changes since the last commit may deny a connection that is established: all but a new pod's
+  // first addresses (see takeHandoffs). Without it the revoker's conntrack dump, which walks the host's whole
+  // table, would run beside every pod's ADD.
+  bool revocationOwed_ = true;
+  std::vector<Cidr> committedSubnets_;  // the pod subnets the last commit closed
+  std::string lastFailure_;             // why the last sync failed, for a handoff refused at its deadline
+  std::unique_ptr<Revoker> revoker_;    // none with --no-conntrack-revoke; declared last, so it stops first
 };
 
 }  // namespace nftpol::controller
