@@ -279,7 +279,9 @@ bool Controller::takeHandoffs() {
     std::vector<IpAddress> addresses;
     for (const auto& a : r.addresses)
       addresses.push_back(a.address);
-    if (r.op != handoff::Op::kAdd || !closedUntilNow(r)) revocationOwed_ = true;
+    // A DEL's addresses lose their connections at its answer (forgetConnections), and nothing else: it owes
+    // no pass either.
+    if (r.op == handoff::Op::kAdd && !closedUntilNow(r)) revocationOwed_ = true;
     if (r.op == handoff::Op::kAdd) {
       for (const auto& a : r.addresses)
         if (auto subnet = Cidr::parse(a.address.toString() + "/" + std::to_string(a.prefixLength)))
@@ -302,8 +304,8 @@ bool Controller::takeHandoffs() {
 // Whether binding `add` can only open: a pod that held no address yet, taking addresses of the subnets the
 // last commit closed that nobody held. No connection from or to such an address got past the closing rule,
 // and a pod joining peer sets changes only what involves its own addresses, so nothing established can become
-// denied and the commit needs no revocation pass. Anything else (a DEL, a repeated ADD, an address taken over
-// from a stale object) owes one.
+// denied and the commit needs no revocation pass. Anything else (a repeated ADD, an address taken over from a
+// stale object, one outside the closed subnets) owes one.
 bool Controller::closedUntilNow(const handoff::Request& add) const {
   if (!loaded_) return false;
   auto name = policy::ObjectName::of(add.podKey());

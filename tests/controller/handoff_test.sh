@@ -151,9 +151,13 @@ storm "$tag-other" "$allowed" "$dir/other-to-allowed" & probers+=($!)
 pids+=("${probers[@]}")
 check "the prober of the next pod is at work" nftpol_wait_for 10 test -s "$dir/other-to-allowed"
 before=$(passes)
+tracked() { grep -q -e "src=$next " -e "dst=$next " /proc/net/nf_conntrack; }
+untracked() { ! tracked; }
+check "before DEL the node tracks connections of the pod's address" tracked
 cni DEL new > /dev/null
 check "DEL succeeds" test $? = 0
-check "and owes a conntrack pass" nftpol_wait_for 5 more_passes "$before"
+check "DEL deleted every connection of the address before it returned" untracked
+check "it deleted the address's connections itself, and owes no conntrack pass" test "$(passes)" = "$before"
 check "the controller released the address before DEL returned" \
   grep -q 'event=cni-del pod=app/new container=c-new status=released' "$dir/controller.log"
 out=$(cni ADD other)

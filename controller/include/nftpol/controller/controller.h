@@ -76,8 +76,8 @@ class Controller {
   std::vector<IpAddress> bookAddresses_;  // and the addresses: every source pod claiming one is redone
   std::vector<Waiting> waiting_;
   // Whether the changes since the last commit may deny a connection that is established: all but a new pod's
-  // first addresses (see takeHandoffs). Without it the revoker's conntrack dump, which walks the host's whole
-  // table, would run beside every pod's ADD.
+  // first addresses and a DEL (see takeHandoffs). Without it the revoker's conntrack dump, which walks the
+  // host's whole table, would run beside every pod's ADD and DEL.
   bool revocationOwed_ = true;
   std::vector<Cidr> committedSubnets_;  // the pod subnets the last commit closed
   std::string lastFailure_;             // why the last sync failed, for a handoff refused at its deadline
