@@ -72,6 +72,14 @@ check "the server on the node listens" nftpol_listening "" tcp+udp 7001
 ip3=$(ip -n "$tag-3" -4 -o addr show eth0 | awk '{sub("/.*", "", $4); print $4}')
 check "pod1 reaches pod3 ($ip3)" ip netns exec "$tag-1" "$probe" connect tcp "$ip3" 7000 2000
 check "pod2 reaches the node through the gateway" ip netns exec "$tag-2" "$probe" connect tcp 10.244.5.1 7001 2000
+# A port with a lower MAC than any joins the bridge: the bridge keeps its MAC (else it would take the port's, and
+# every pod that resolved its gateway before would send to a MAC that is no longer the bridge's).
+bridge_mac=$(ip -o link show nftpb$$-5 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)
+ip link add nftpl$$ address 02:00:00:00:00:01 type veth peer name nftpm$$
+ip link set nftpl$$ master nftpb$$-5 up
+better "the bridge's MAC stays put when a port with a lower one joins" \
+  test "$(ip -o link show nftpb$$-5 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2)" = "$bridge_mac"
+ip link del nftpl$$
 
 # CHECK against the ADD result, then against drift.
 withPrev() { sed "s|}}\$|}, \"prevResult\": $(tr -d '\n' < "$1")}|" <<< "$(conf $subnet | tr -d '\n')"; }
