@@ -340,7 +340,10 @@ void Controller::answerHandoffs(bool committed) {
   if (!forget.empty() && options_.revokeConntrack) {
     // Before DEL is answered: once it is, host-local may give the address to the next pod.
     auto gone = nft::forgetConnections(forget);
-    if (!gone) logWarn(gone.error().message, "event=conntrack-failed");
+    if (!gone) {
+      logWarn(gone.error().message, "event=conntrack-failed");
+      if (revoker_) revoker_->submit(reconciler_.table());  // the pass the DEL did not owe, after all
+    }
   }
   std::erase_if(waiting_, [&](const Waiting& w) {
     const auto& r = w.incoming.request;

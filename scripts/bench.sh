@@ -16,5 +16,7 @@ echo; echo "== service sync (1k services, 10k endpoints; a private network names
 unshare --net ./build/bench/nftpol_bench_services
 echo; echo "== data path"
 bench/datapath.sh build
+echo; echo "== protected from the first packet: the window, ADD with and without the handoff, a burst (bench/handoff.sh)"
+bench/handoff.sh build
 echo; echo "== the controller on the Kubernetes API under load (10k pods, 2k policies, 1k changes/s for 30 s)"
 bench/api_load.sh build
