@@ -1,6 +1,6 @@
 // Enforcement benchmark (run inside a network namespace of its own: scripts/bench.sh uses `unshare --net`).
 //   initial sync: load + compile + render + commit for one node of a 10k-pod, 2k-policy cluster
-//   incremental: a pod relabelled / a policy added, from the manifest file's write to the kernel commit
+//   incremental: a pod relabelled or added, a policy added, from the manifest file's write to the commit
 //   commit only: the same full table through our netlink batch vs `nft -f` of the rendered text
 // Every figure is a median (and p99 where asked) over repeated runs.
 #include <fcntl.h>
@@ -170,6 +170,17 @@ int main() {
                   "}\nstatus: {phase: Running, podIP: 10.200.0.7}\n");
       },
       [](int) { return false; });
+  // A new local pod, as the CNI handoff brings one: its address into the verdict maps and the peer sets.
+  incremental(
+      "incremental: one local pod added",
+      [&](int) {
+        write(
+            (dir / "new-pod.yaml").string(),
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: added, namespace: ns-7, labels: {app: app-1, tier: "
+            "web}}\nspec: {nodeName: " +
+                node + "}\nstatus: {phase: Running, podIP: 10.200.0.8}\n");
+      },
+      [&](int) { return std::filesystem::remove(dir / "new-pod.yaml"); });
   incremental(
       "incremental: one policy added",
       [&](int i) {

@@ -18,6 +18,8 @@
 #     after it: every one protected, and the p99 of ADD.
 #
 #   bench/handoff.sh [BUILD-DIR]       STARTS=200 ROUNDS=100 BURST=50 PODS=10000 POLICIES=2000
+#                                      MODES="open closed handoff" (the window's), KEEP=DIR (keeps the logs; a
+#                                      start whose allowed prober never got through keeps its probers' logs)
 #
 # Runs in a node namespace of its own (`unshare --net`); pods are namespaces nftpol-b<pid>-*; everything goes on
 # exit.
@@ -142,6 +144,7 @@ start() {
   first=$(awk -v t="$returned" '$1 >= t && $2 == "ok" {print $1}' "$dir/to-allowed" | sort -n | head -1)
   [ -n "$first" ] && first=$(awk -v a="$first" -v b="$returned" 'BEGIN {printf "%d", (a - b) * 1e6}')
   echo "$through ${first:-none} $took" >> "$dir/$mode"
+  [ -n "$first" ] || for f in to-allowed to-denied from-denied add.json; do cp "$dir/$f" "$dir/missed-$name.$f"; done
   cni DEL "$name" "$(window_conf "$handoff")" > /dev/null || { echo "DEL $name failed"; exit 1; }
   ip netns del "$tag-$name"
   rm -f "$dir/m/pod-$name.json"
@@ -160,11 +163,11 @@ window() {  # window MODE: STARTS starts, then the mode's line
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); background cluster ${PODS:-10000} pods, ${POLICIES:-2000} policies"
 echo "== 1. the window: denied connections through a pod start ($starts starts per mode)"
-window open
+modes=${MODES:-open closed handoff}
+[[ " $modes " == *" open "* ]] && window open
 cp "$dir/node.json" "$dir/m/node.json"
 controller --cni-socket "$sock"
-window closed
-window handoff
+for mode in closed handoff; do [[ " $modes " == *" $mode "* ]] && window "$mode"; done
 
 echo "== 2. ADD and DEL latency over $rounds rounds, ms"
 declare -A confs=([handoff]=$(conf nbh 10.244.2.0/24 required) [none]=$(conf nbn 10.244.20.0/24 none)

@@ -369,10 +369,13 @@ std::vector<ElementTuple> encodeElements(const Set& s) {
       if (!overflow) out.push_back({end, NFT_SET_ELEM_INTERVAL_END, ""});
     }
   } else {
+    out.reserve(s.elements.size());
     for (const auto& e : s.elements)
       out.push_back({encodeKey(e), 0, ""});
   }
-  std::sort(out.begin(), out.end());
+  // Address sets come in address order, which is their bytes' order: a 10k-member peer set is not sorted again
+  // on every change of it.
+  if (!std::is_sorted(out.begin(), out.end())) std::sort(out.begin(), out.end());
   return out;
 }
 
@@ -381,7 +384,7 @@ std::vector<ElementTuple> encodeElements(const Map& m) {
   out.reserve(m.verdicts.size());
   for (const auto& [key, chain] : m.verdicts)
     out.push_back({encodeKey(key), 0, chain});
-  std::sort(out.begin(), out.end());
+  if (!std::is_sorted(out.begin(), out.end())) std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <compare>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -25,10 +27,23 @@ class IpAddress {
   bool bit(int i) const { return (bytes_[i / 8] >> (7 - i % 8)) & 1; }
   std::string toString() const;
 
-  auto operator<=>(const IpAddress&) const = default;
+  // The defaulted order, family then bytes, in two word compares instead of a byte-wise one: peer sets of
+  // thousands of addresses are sorted and searched on every change of them.
+  std::strong_ordering operator<=>(const IpAddress& other) const {
+    if (auto c = family_ <=> other.family_; c != 0) return c;
+    if (auto c = word(0) <=> other.word(0); c != 0) return c;
+    return word(8) <=> other.word(8);
+  }
+  bool operator==(const IpAddress&) const = default;
 
  private:
   IpAddress() = default;
+  uint64_t word(size_t at) const {  // bytes [at, at + 8) as a number, the first byte most significant
+    uint64_t v;
+    std::memcpy(&v, bytes_.data() + at, sizeof v);
+    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
+    return v;
+  }
   Family family_ = Family::kV4;
   std::array<uint8_t, 16> bytes_{};
   friend class Cidr;
