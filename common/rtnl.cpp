@@ -161,6 +161,9 @@ Link readLink(const nlmsghdr* h) {
       case IFLA_MTU:
         out.info.mtu = static_cast<int>(mnl_attr_get_u32(attr));
         break;
+      case IFLA_OPERSTATE:
+        out.info.operUp = mnl_attr_get_u8(attr) == IF_OPER_UP;
+        break;
       case IFLA_ADDRESS: {
         const auto* bytes = static_cast<const unsigned char*>(mnl_attr_get_payload(attr));
         static constexpr char kHex[] = "0123456789abcdef";

@@ -25,7 +25,8 @@ struct LinkInfo {
   int master = 0;    // the bridge it is attached to, 0 for none
   int mtu = 0;
   bool up = false;
-  std::string mac;  // "aa:bb:cc:dd:ee:ff", as CNI results give it; empty for a device without one
+  bool operUp = false;  // RFC 2863 "up": carrier too, as the kernel's link watch last saw it
+  std::string mac;      // "aa:bb:cc:dd:ee:ff", as CNI results give it; empty for a device without one
 };
 
 struct Link {
