@@ -373,8 +373,8 @@ std::vector<ElementTuple> encodeElements(const Set& s) {
     for (const auto& e : s.elements)
       out.push_back({encodeKey(e), 0, ""});
   }
-  // Address sets come in address order, which is their bytes' order: a 10k-member peer set is not sorted again
-  // on every change of it.
+  // Address sets come in address order, which is their bytes' order: a 10k-member peer set is not sorted
+  // again on every change of it.
   if (!std::is_sorted(out.begin(), out.end())) std::sort(out.begin(), out.end());
   return out;
 }
