@@ -11,6 +11,7 @@
 #include "args.h"
 #include "cluster_input.h"
 #include "commands.h"
+#include "flow_log_options.h"
 #include "nftpol/controller/controller.h"
 #include "nftpol/controller/cpprest_api_client.h"
 #include "nftpol/controller/kube_config.h"
@@ -27,9 +28,14 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
   // watchdog also covers what runs after this function (static destructors, cpprestsdk's thread pool), so a
   // stop ends the process within 1.5 s whatever it is doing.
   static auto* stop = new controller::StopSignal(std::chrono::milliseconds{1500});
-  auto args = Args::parse(
-      argv, {"manifests", "kubeconfig", "context", "node", "listen", "pod-cidr", "api-timeout", "cni-socket"},
-      {"in-cluster", "once", "no-conntrack-revoke", "no-node-routes", "no-cni-socket"});
+  std::set<std::string> withValue = {"manifests", "kubeconfig",     "context",        "node",
+                                     "listen",    "pod-cidr",       "api-timeout",    "cni-socket",
+                                     "flow-log",  "flow-log-flush", "flow-log-max-mb"};
+  std::set<std::string> flags = {"in-cluster", "once", "no-conntrack-revoke", "no-node-routes",
+                                 "no-cni-socket"};
+  withValue.insert(kFlowLogValueOptions.begin(), kFlowLogValueOptions.end());
+  flags.insert(kFlowLogFlags.begin(), kFlowLogFlags.end());
+  auto args = Args::parse(argv, withValue, flags);
   const char* nodeName = std::getenv("NODE_NAME");  // a DaemonSet sets it from the downward API
   std::string node = args && args->last("node") ? *args->last("node") : nodeName ? nodeName : "";
   int sources = args ? static_cast<int>(args->last("manifests").has_value()) +
@@ -46,7 +52,34 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
            "                         [--node NODE] [--once] [--listen 127.0.0.1:9402] "
            "[--no-conntrack-revoke]\n"
            "                         [--no-node-routes] [--pod-cidr CIDR]... [--api-timeout SECONDS]\n"
-           "                         [--cni-socket /run/nftpol/cni.sock | --no-cni-socket]\n";
+           "                         [--cni-socket /run/nftpol/cni.sock | --no-cni-socket]\n"
+           "                         [--flow-log PATH] [--flow-log-flush SECONDS] [--flow-log-max-mb N]\n"
+           "                         "
+        << kFlowLogUsage << "\n";
+    return kExitBadInput;
+  }
+  auto flowLog = flowLogOptions(*args, "nftpol controller", err);
+  if (!flowLog) return kExitBadInput;
+  double flush = 5;
+  if (auto text = args->last("flow-log-flush")) {
+    char* end = nullptr;
+    flush = std::strtod(text->c_str(), &end);
+    if (*end || !(flush >= 0.05 && flush <= 3600)) {
+      err << "nftpol controller: --flow-log-flush: seconds, 0.05 to 3600\n";
+      return kExitBadInput;
+    }
+  }
+  long maxMb = 64;
+  if (auto text = args->last("flow-log-max-mb")) {
+    char* end = nullptr;
+    maxMb = std::strtol(text->c_str(), &end, 10);
+    if (*end || maxMb < 1 || maxMb > 1 << 20) {
+      err << "nftpol controller: --flow-log-max-mb: megabytes a file, 1 to 1048576\n";
+      return kExitBadInput;
+    }
+  }
+  if (!*flowLog && args->last("flow-log")) {
+    err << "nftpol controller: --flow-log with --no-flow-log\n";
     return kExitBadInput;
   }
   std::unique_ptr<controller::Source> source;
@@ -95,7 +128,11 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
       .podCidrs = std::move(podCidrs),
       .stopFd = stop->fd(),
       .cniSocket =
-          args->flag("no-cni-socket") ? "" : args->last("cni-socket").value_or(cni::handoff::kDefaultSocket)};
+          args->flag("no-cni-socket") ? "" : args->last("cni-socket").value_or(cni::handoff::kDefaultSocket),
+      .flowLog = *flowLog,
+      .flowLogPath = args->last("flow-log").value_or(""),
+      .flowLogMaxBytes = static_cast<uint64_t>(maxMb) << 20,
+      .flowFlush = std::chrono::milliseconds{static_cast<long>(flush * 1000)}};
   controller::Controller controller(std::move(options), std::move(source), std::move(*backend));
   int status = controller.run();
   // Once run() returned the rules are in place and nothing is left to do. Tearing down cpprestsdk with a

@@ -20,12 +20,15 @@ commands:
       The pods each policy selects, and each rule's peers and ports resolved.
   lint --cluster PATH...
       Validation errors and suspicious policies. Exit 0 clean, 1 warnings, 2 errors.
-  render --cluster PATH... --node NODE
+  render --cluster PATH... --node NODE [--no-flow-log | --flow-log-allowed ...]
       The nftables table (`nft -f` syntax) that enforces the policies for the pods on NODE.
   controller (--manifests DIR | --kubeconfig PATH [--context NAME] | --in-cluster) [--node NODE] [--once]
-             [--listen 127.0.0.1:9402]
+             [--listen 127.0.0.1:9402] [--flow-log PATH] [--flow-log-allowed] [--no-flow-log] ...
       Enforce the policies of DIR or of the Kubernetes API for NODE's pods (default: $NODE_NAME) in this
-      network namespace, then follow their changes.
+      network namespace, then follow their changes; log what the policies deny (and allow) to PATH and /flows.
+  observe [--server 127.0.0.1:9402] [--verdict denied|allowed|would-deny] [--namespace NS] [--pod NS/POD]
+          [--follow] [--output text|json]
+      The flow log of the node whose controller listens at --server: what was denied or allowed, and why.
   cleanup
       Remove table inet nftpol.
   install-cni --template FILE --cni-conf-dir DIR [--cni-bin-dir DIR] (--pod-cidr CIDR... | --kubeconfig PATH
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
   if (command == "cleanup") return nftpol::cli::cleanupCommand(args, std::cout, std::cerr);
   if (command == "render") return nftpol::cli::renderCommand(args, std::cout, std::cerr);
   if (command == "install-cni") return nftpol::cli::installCniCommand(args, std::cout, std::cerr);
+  if (command == "observe") return nftpol::cli::observeCommand(args, std::cout, std::cerr);
   if (command == "lint") return nftpol::cli::lintCommand(args, std::cout, std::cerr);
   std::cerr << "nftpol: unknown command \"" << command << "\"\n" << kUsage;
   return 2;

@@ -32,11 +32,12 @@ Controller::Controller(ControllerOptions options, std::unique_ptr<Source> source
     : options_(std::move(options)),
       source_(std::move(source)),
       backend_(std::move(backend)),
-      reconciler_(options_.node, *backend_) {}
+      reconciler_(options_.node, *backend_, options_.flowLog) {}
 
 // Takes what changed and reconciles. Returns true when the kernel now holds the source's current objects.
 bool Controller::syncOnce(bool& firstSyncBlocked) {
   auto change = source_->take();
+  ++modelVersion_;  // the state may have changed under the flow log's attribution model
   std::vector<policy::ObjectRef> refs = std::move(change.objects);
   if (!refs.empty() || !loaded_) revocationOwed_ = true;
   if (cni_) {
@@ -174,9 +175,31 @@ int Controller::run() {
     return ok ? 0 : (blocked ? 2 : 1);
   }
 
+  if (options_.flowLog) {
+    if (!options_.flowLogPath.empty()) {
+      auto file = FlowFile::open(options_.flowLogPath, options_.flowLogMaxBytes, options_.flowLogKeep);
+      if (!file) {
+        logError(file.error().message, "event=flow-log-failed");
+        return 1;
+      }
+      flowFile_ = std::move(*file);
+    }
+    // Enforcement never waits for the log: without its group (another reader holds it in this network
+    // namespace) the rules still log, nobody records, and the controller says so and enforces.
+    auto reader = FlowReader::start(options_.flowLog->group, options_.flowLog->snaplen, flows_);
+    if (!reader) {
+      logError(reader.error().message + "; enforcing without a flow log", "event=flow-log-failed");
+    } else {
+      flowReader_ = std::move(*reader);
+      nextFlush_ = Clock::now() + options_.flowFlush;
+      logInfo("flow log: reading what the policies decide",
+              "event=flow-log group=" + std::to_string(options_.flowLog->group) + " allowed=" +
+                  (options_.flowLog->allowed ? "true" : "false") + " path=" + options_.flowLogPath);
+    }
+  }
   std::unique_ptr<HttpServer> http;
   if (!options_.listen.empty()) {
-    auto started = HttpServer::start(options_.listen, metrics_);
+    auto started = HttpServer::start(options_.listen, metrics_, options_.flowLog ? &feed_ : nullptr);
     if (!started) {
       logError(started.error().message, "event=http-failed");
       return 1;
@@ -233,6 +256,7 @@ int Controller::run() {
   // Unanswered handoffs are closed with the socket: their plugins fail ADD with code 11 and the runtime
   // retries against the next controller.
   cni_.reset();
+  if (flowReader_) flushFlows();  // what was logged before the stop is not lost
   logInfo("stopping; the rules stay in place", "event=stop");
   return 0;
 }
@@ -392,14 +416,61 @@ Source::Wake Controller::waitForWork(std::chrono::milliseconds timeout) {
   for (bool first = true;; first = false) {
     auto now = Clock::now();
     auto due = nextHandoffDeadline();
+    if (flowReader_ && (!due || nextFlush_ < *due)) due = nextFlush_;
     bool cut = due && *due < until;
     auto left = std::chrono::ceil<std::chrono::milliseconds>((cut ? *due : until) - now);
     if (first && !cut) left = timeout;  // the loop's own timeout, as asked
     auto wake = source_->wait(std::max(left, std::chrono::milliseconds{0}), interrupts);
+    if (flowReader_ && Clock::now() >= nextFlush_) flushFlows();
     if (wake != Source::Wake::kTimeout || !cut) return wake;
     answerHandoffs(false);
     if (Clock::now() >= until) return wake;
   }
+}
+
+void Controller::flushFlows() {
+  nextFlush_ = Clock::now() + options_.flowFlush;
+  auto lost = flowReader_->losses();
+  metrics_.flowLogLost("sequence-gap", lost.sequenceGaps);
+  metrics_.flowLogLost("overrun", lost.overruns);
+  metrics_.flowLogLost("unreadable", lost.unreadable);
+  metrics_.flowLogLost("aggregates", flows_.overflowed());
+  metrics_.flowLogLost("unknown-prefix", flows_.unknownPrefixes());
+  auto aggregates = flows_.take();
+  if (aggregates.empty()) return;
+  if (!flowModel_ || flowModelVersion_ != modelVersion_) {
+    flowModel_ = std::make_unique<policy::Compiled>(policy::Compiled::build(enforced()));
+    flowServices_ = ServiceIndex(policy::Services::build(enforced()));
+    flowModelVersion_ = modelVersion_;
+  }
+  auto now = std::chrono::system_clock::now();
+  std::vector<FlowRecord> records;
+  records.reserve(aggregates.size());
+  for (const auto& a : aggregates) {
+    records.push_back(attribute(*flowModel_, flowServices_, a, options_.node, now));
+    const json::Value& r = records.back().json;
+    const json::Value* sideName = r.find("side");
+    for (const char* side : {"egress", "ingress"}) {
+      const json::Value* s = r.find(side);
+      if (!s) continue;
+      bool deciding = sideName ? sideName->asString() == side : true;
+      if (!deciding) continue;
+      auto count = static_cast<uint64_t>(a.count);
+      auto name = [](const std::string& key) { return policy::ObjectName::of(key); };
+      if (!a.decision.allowed) {
+        if (const json::Value* by = s->find("isolatedBy"))
+          for (const auto& key : by->asArray())
+            metrics_.policyVerdicts("denied", side, name(key.asString()).ns, name(key.asString()).name,
+                                    count);
+      } else if (const json::Value* by = s->find("allowedBy")) {
+        std::string key = by->find("policy")->asString();
+        metrics_.policyVerdicts("allowed", side, name(key).ns, name(key).name, count);
+      }
+    }
+  }
+  if (flowFile_)
+    if (auto failed = flowFile_->write(records)) logError(failed->message, "event=flow-log-failed");
+  feed_.publish(records);
 }
 
 }  // namespace nftpol::controller

@@ -56,6 +56,17 @@ void Metrics::revoked(size_t connections) {
   revoked_ += connections;
 }
 
+void Metrics::policyVerdicts(const std::string& verdict, const std::string& side, const std::string& ns,
+                             const std::string& policy, uint64_t count) {
+  std::lock_guard lock(mu_);
+  verdicts_[{verdict, side, ns, policy}] += count;
+}
+
+void Metrics::flowLogLost(const std::string& reason, uint64_t total) {
+  std::lock_guard lock(mu_);
+  flowLost_[reason] = total;
+}
+
 std::string Metrics::prometheus() const {
   std::lock_guard lock(mu_);
   std::ostringstream out;
@@ -83,6 +94,20 @@ std::string Metrics::prometheus() const {
   metric("nftpol_pods_programmed", "gauge", "Pods on this node that take part in NetworkPolicy.", pods_);
   metric("nftpol_policies_programmed", "gauge", "NetworkPolicies compiled.", policies_);
   metric("nftpol_set_elements_programmed", "gauge", "Set and map elements in the table.", elements_);
+  out << "# HELP nftpol_policy_verdicts_total Connections the flow log saw decided, by verdict, side and "
+         "policy.\n# TYPE nftpol_policy_verdicts_total counter\n";
+  for (const auto& [labels, n] : verdicts_) {
+    const auto& [verdict, side, ns, policy] = labels;
+    out << "nftpol_policy_verdicts_total{verdict=\"" << verdict << "\",side=\"" << side << "\",namespace=\""
+        << ns << "\",policy=\"" << policy << "\"} " << n << "\n";
+  }
+  out << "# HELP nftpol_flow_log_lost_total Logged packets the flow log could not record, by reason.\n"
+         "# TYPE nftpol_flow_log_lost_total counter\n";
+  for (const char* reason : {"sequence-gap", "overrun", "aggregates", "unreadable", "unknown-prefix"}) {
+    auto it = flowLost_.find(reason);
+    out << "nftpol_flow_log_lost_total{reason=\"" << reason << "\"} "
+        << (it == flowLost_.end() ? 0 : it->second) << "\n";
+  }
   size_t synced = syncedGeneration_.load();
   metric("nftpol_synced_generation", "gauge",
          "Manifest generation the kernel holds (-1 before the first sync).",

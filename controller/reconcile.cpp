@@ -4,7 +4,7 @@ namespace nftpol::controller {
 
 void Reconciler::load(const policy::ClusterState& state) {
   model_ = policy::Model::of(state);
-  table_ = render::NodeTable(table_.node());
+  table_ = render::NodeTable(table_.node(), flowLog_);
   table_.setPodSubnets(podSubnets_);
   table_.update(model_, model_.takeDirty());
 }

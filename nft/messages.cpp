@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <libnftnl/udata.h>
 #include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
 #include <linux/netfilter/nf_nat.h>
 #include <linux/netfilter/nf_tables.h>
 
@@ -228,6 +229,14 @@ void addMatch(nftnl_rule* r, const Match& m) {
             localProtocolPort(r);
             lookup(r, l.set, std::nullopt);
           },
+          [&](const Translated&) {
+            nftnl_expr* e = expr(r, "ct");
+            nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATUS);
+            nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+            bitwise(r, IPS_DST_NAT, 0);
+            uint32_t zero = 0;
+            cmp(r, NFT_CMP_NEQ, &zero, 4);
+          },
       },
       m);
 }
@@ -259,6 +268,18 @@ void addStatement(nftnl_rule* r, const Statement& st) {
                    nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
                    nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
                    nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, u.set.c_str());
+                 },
+                 [&](const LogToGroup& log) {
+                   nftnl_expr* l = expr(r, "limit");
+                   nftnl_expr_set_u64(l, NFTNL_EXPR_LIMIT_RATE, log.ratePerSecond);
+                   nftnl_expr_set_u64(l, NFTNL_EXPR_LIMIT_UNIT, 1);  // seconds
+                   nftnl_expr_set_u32(l, NFTNL_EXPR_LIMIT_BURST, log.burst);
+                   nftnl_expr_set_u32(l, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+                   nftnl_expr_set_u32(l, NFTNL_EXPR_LIMIT_FLAGS, 0);
+                   nftnl_expr* e = expr(r, "log");
+                   nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, log.prefix.c_str());
+                   nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, log.group);
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, log.snaplen);
                  },
              },
              st);

@@ -105,6 +105,7 @@ std::string matchText(const Match& m) {
                           return std::string(familyKeyword(a.prefix.family())) + " " + fieldKeyword(a.field) +
                                  (a.negated ? " != " : " ") + a.prefix.toString();
                         },
+                        [](const Translated&) { return std::string("ct status dnat"); },
                     },
                     m);
 }
@@ -115,6 +116,13 @@ std::string statementText(const Statement& st) {
                         [](const UpdateAddressSet& u) {
                           return "update @" + u.set + " { " + familyKeyword(u.family) + " " +
                                  fieldKeyword(u.field) + " }";
+                        },
+                        [](const LogToGroup& log) {
+                          // nft leaves out the default burst of 5
+                          return "limit rate " + std::to_string(log.ratePerSecond) + "/second" +
+                                 (log.burst == 5 ? "" : " burst " + std::to_string(log.burst) + " packets") +
+                                 " log prefix \"" + log.prefix + "\" group " + std::to_string(log.group) +
+                                 " snaplen " + std::to_string(log.snaplen);
                         },
                     },
                     st);

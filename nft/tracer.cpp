@@ -73,6 +73,7 @@ class Tracer {
             [](const MarkHas&) { return false; },
             [](const ToLocalAddress&) { return false; },
             [](const LocalProtocolPortInSet&) { return false; },
+            [](const Translated&) { return false; },
         },
         m);
   }

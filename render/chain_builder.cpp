@@ -100,8 +100,41 @@ Set nodePodsSet(Family f, std::vector<IpAddress> addresses) {
   return s;
 }
 
+namespace {
+Rule logRule(const FlowLogOptions& log, const LoggedDecision& decision, std::vector<Match> matches,
+             std::string comment) {
+  return Rule{.matches = std::move(matches),
+              .action = Continue{},
+              .comment = std::move(comment),
+              .statements = {LogToGroup{.group = log.group,
+                                        .snaplen = log.snaplen,
+                                        .prefix = flowLogPrefix(decision),
+                                        .ratePerSecond = log.ratePerSecond,
+                                        .burst = log.burst}}};
+}
+
+// The log rules of a policy chain, each before the rule whose decision it reports.
+void addLogRules(std::vector<Rule>& rules, Direction d, const std::string& hash, const FlowLogOptions& log) {
+  auto side = d == Direction::kIngress ? LoggedDecision::Side::kIngress : LoggedDecision::Side::kEgress;
+  std::vector<Rule> out;
+  out.reserve(rules.size() * 2);
+  int allowing = 0;
+  for (auto& r : rules) {
+    const auto* v = std::get_if<Verdict>(&r.action);
+    if (v && v->kind == Verdict::Kind::kDrop)
+      out.push_back(logRule(log, {.side = side, .allowed = false, .chainHash = hash}, r.matches, r.comment));
+    else if (v && v->kind == Verdict::Kind::kAccept && log.allowed)
+      out.push_back(logRule(log, {.side = side, .allowed = true, .chainHash = hash, .rule = allowing},
+                            r.matches, r.comment));
+    if (v && v->kind != Verdict::Kind::kDrop) ++allowing;
+    out.push_back(std::move(r));
+  }
+  rules = std::move(out);
+}
+}  // namespace
+
 BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
-                      const std::vector<std::string>& isolatedBy) {
+                      const std::vector<std::string>& isolatedBy, const FlowLogOptions* log) {
   Field peerField = d == Direction::kIngress ? Field::kSource : Field::kDestination;
   Verdict allow{d == Direction::kIngress ? Verdict::Kind::kAccept : Verdict::Kind::kReturn, ""};
   BuiltChain built;
@@ -154,13 +187,15 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
   for (const auto& r : rules)
     content += toText(r) + "\n";
   const std::string& first = allowances.empty() ? isolatedBy.front() : allowances.front().policyKey;
-  built.chain.name = std::string(d == Direction::kIngress ? "ingress-" : "egress-") + contentHash(content) +
-                     "/" + cut(first, kReadableMax);
+  std::string hash = contentHash(content);
+  built.chain.name =
+      std::string(d == Direction::kIngress ? "ingress-" : "egress-") + hash + "/" + cut(first, kReadableMax);
+  if (log) addLogRules(rules, d, hash, *log);
   built.chain.comment = cut(std::string(toString(d)) + " of pods selected by " + by, kCommentMax);
   return built;
 }
 
-Chain baseChain() {
+Chain baseChain(const FlowLogOptions* log) {
   Chain c{.name = "filter-forward",
           .base = BaseChain{ChainType::kFilter, Hook::kForward, Priority::kFilter, ChainPolicy::kAccept}};
   c.comment = "NetworkPolicy enforcement: egress of the source pod, then ingress of the destination pod";
@@ -182,6 +217,8 @@ Chain baseChain() {
                          Verdict{Verdict::Kind::kDrop, ""},
                          field == Field::kSource ? "from a pod address not programmed"
                                                  : "to a pod address not programmed"});
+  if (log)
+    c.rules.push_back({{Translated{}}, Continue{}, "addressed to a service", {SetMarkBit{kTranslatedMark}}});
   // Egress first and without accept: an allowed egress returns here so that the destination's ingress is
   // still checked.
   for (Direction d : {Direction::kEgress, Direction::kIngress})
@@ -190,6 +227,18 @@ Chain baseChain() {
           {{},
            VerdictMapLookup{f, d == Direction::kEgress ? Field::kSource : Field::kDestination, mapName(d, f)},
            ""});
+  // What gets here is allowed and no ingress chain of this node decided it: log it once, from or else to a
+  // pod of this node (traffic between other hosts is none of ours).
+  if (log && log->allowed)
+    for (Family f : {Family::kV4, Family::kV6}) {
+      c.rules.push_back(logRule(*log, {.allowed = true},
+                                {AddressInSet{f, Field::kSource, nodePodsSetName(f)}},
+                                "allowed: no ingress policy of this node isolates the destination"));
+      c.rules.push_back(logRule(*log, {.allowed = true},
+                                {AddressInSet{f, Field::kSource, nodePodsSetName(f), /*negated=*/true},
+                                 AddressInSet{f, Field::kDestination, nodePodsSetName(f)}},
+                                "allowed: no ingress policy of this node isolates the destination"));
+    }
   return c;
 }
 
@@ -211,8 +260,8 @@ std::vector<Map> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std
   return maps;
 }
 
-Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> chains,
-               ServiceParts services) {
+Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> chains, ServiceParts services,
+               const FlowLogOptions* log) {
   Table t;
   t.sets = std::move(sets);
   for (auto& s : services.sets)
@@ -226,7 +275,7 @@ Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> 
     chains.push_back(std::move(c));
   std::sort(chains.begin(), chains.end(), [](const Chain& a, const Chain& b) { return a.name < b.name; });
   t.chains.reserve(chains.size() + 1 + services.baseChains.size());
-  Chain forward = baseChain();
+  Chain forward = baseChain(log);
   // After `ct state invalid drop`: only new connections meet the rejects, replies never do.
   auto policyLookups = std::find_if(forward.rules.begin(), forward.rules.end(), [](const Rule& r) {
     return std::holds_alternative<VerdictMapLookup>(r.action);

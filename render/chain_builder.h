@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nftpol/nft/ruleset.h"
+#include "nftpol/render/flow_log.h"
 #include "service_render.h"
 
 namespace nftpol::render::detail {
@@ -79,9 +80,11 @@ struct BuiltChain {
   std::vector<Set> namedSets;  // the named-port sets its rules use
 };
 // The chain for pods with these allowances in direction d; `isolatedBy` are the isolating policies' keys in
-// order. Its name derives from its content, so pods with equal allowed sets share it.
+// order. Its name derives from its content, so pods with equal allowed sets share it. With `log`, a log rule
+// goes before its default deny (and, when allowed connections are logged, before each ingress accept); the
+// name is the same with and without them.
 BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
-                      const std::vector<std::string>& isolatedBy);
+                      const std::vector<std::string>& isolatedBy, const FlowLogOptions* log = nullptr);
 
 // The closed-by-default pair of one family: this node's pod subnets, and the addresses of the node's pods
 // that are programmed. An address of the first that is not in the second is dropped both ways, so a pod
@@ -91,13 +94,15 @@ std::string nodePodsSetName(Family f);    // "node-pods-v4"
 Set podSubnetsSet(Family f, const std::vector<Cidr>& subnets);
 Set nodePodsSet(Family f, std::vector<IpAddress> addresses);
 
-Chain baseChain();
+// filter-forward; with `log`, the service mark before the verdicts, and with allowed connections logged, the
+// log of what no ingress chain decided after them.
+Chain baseChain(const FlowLogOptions* log = nullptr);
 // The four dispatch maps (ingress/egress x v4/v6), from (map name, address, chain) entries in any order.
 std::vector<Map> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries);
 
 // The table from its parts: sets sorted by name, the base chains first (filter-forward, then the service
 // ones) and then chains by name. The service parts' rejects go into filter-forward before the policy.
 Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> chains,
-               ServiceParts services = {});
+               ServiceParts services = {}, const FlowLogOptions* log = nullptr);
 
 }  // namespace nftpol::render::detail

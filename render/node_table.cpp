@@ -36,6 +36,7 @@ struct NodeTable::State {
   };
 
   std::string node;
+  std::optional<FlowLogOptions> flowLog;
   bool fresh = true;
   std::vector<Cidr> podSubnets;
   bool subnetsChanged = false;
@@ -101,7 +102,7 @@ struct NodeTable::State {
     isolatedBy.reserve(isolating.size());
     for (const auto* p : isolating)
       isolatedBy.push_back(p->key());
-    detail::BuiltChain built = detail::buildChain(d, allowances, isolatedBy);
+    detail::BuiltChain built = detail::buildChain(d, allowances, isolatedBy, flowLog ? &*flowLog : nullptr);
     std::string chainName = built.chain.name;
     auto [it, inserted] = chains.try_emplace(chainName);
     if (!inserted && !(it->second.chain == built.chain)) detail::throwCollision(chainName);
@@ -241,14 +242,16 @@ struct NodeTable::State {
     for (const auto& [key, piece] : servicePieces)
       pieces.push_back(&piece);
     table = detail::assemble(std::move(sets), std::move(maps), std::move(chainList),
-                             detail::combine(std::move(pieces)));
+                             detail::combine(std::move(pieces)), flowLog ? &*flowLog : nullptr);
     return table;
   }
 };
 
-NodeTable::NodeTable(std::string node) : s_(std::make_unique<State>()) {
+NodeTable::NodeTable(std::string node, std::optional<FlowLogOptions> flowLog)
+    : s_(std::make_unique<State>()) {
   s_->node = std::move(node);
-  s_->table = detail::assemble({}, detail::dispatchMaps({}), {});
+  s_->flowLog = flowLog;
+  s_->table = detail::assemble({}, detail::dispatchMaps({}), {}, {}, flowLog ? &*flowLog : nullptr);
 }
 NodeTable::~NodeTable() = default;
 NodeTable::NodeTable(NodeTable&&) noexcept = default;
@@ -274,8 +277,9 @@ size_t NodeTable::localPods() const {
   return s_->local.size();
 }
 
-Table render(const Model& model, const std::string& node, std::vector<Cidr> podSubnets) {
-  NodeTable t(node);
+Table render(const Model& model, const std::string& node, std::vector<Cidr> podSubnets,
+             std::optional<FlowLogOptions> flowLog) {
+  NodeTable t(node, flowLog);
   t.setPodSubnets(std::move(podSubnets));
   return t.update(model, {});
 }

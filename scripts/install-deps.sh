@@ -10,6 +10,7 @@ packages=(
   libnftnl-dev libmnl-dev nftables iproute2
   libnetfilter-conntrack-dev # deleting conntrack entries of flows a change denies
   curl # the controller tests read its HTTP endpoint
+  jq   # the flow log tests read its JSON records
   containernetworking-plugins # host-local IPAM for nftpol-bridge, and the reference bridge plugin its tests compare with
 )
 missing=()

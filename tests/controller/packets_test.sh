@@ -9,46 +9,7 @@ probe=$2
 source "$(dirname "$0")/../lib/netns.sh"
 nftpol_reexec_in_netns "$@"
 nftpol_pod_test "nftpol-t$$"
-pods=("x a 11" "x b 12" "y a 13" "y b 14")
-
-ip link set lo up
-ip link add "$tag" type bridge
-ip addr add 10.244.0.1/24 dev "$tag"
-ip link set "$tag" up
-echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables  # this namespace only: bridged traffic meets nftables
-mkdir "$dir/m"
-cat > "$dir/m/namespaces.yaml" <<'YAML'
-apiVersion: v1
-kind: List
-items:
-- {apiVersion: v1, kind: Namespace, metadata: {name: x, labels: {ns: x}}}
-- {apiVersion: v1, kind: Namespace, metadata: {name: y, labels: {ns: y}}}
-YAML
-for pod in "${pods[@]}"; do
-  set -- $pod
-  ns=$tag-$1-$2
-  nftpol_add_pod "$ns" "${tag: -6}$1$2" "$tag" "10.244.0.$3/24" 10.244.0.1
-  ip netns exec "$ns" "$probe" serve 80 81 &
-  pids+=($!)
-  cat > "$dir/m/pod-$1-$2.yaml" <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: $2, namespace: $1, labels: {pod: $2}}
-spec:
-  nodeName: node-1
-  containers:
-  - name: c
-    ports:
-    - {name: serve-80-tcp, containerPort: 80}
-    - {name: serve-81-tcp, containerPort: 81}
-    - {name: serve-80-udp, containerPort: 80, protocol: UDP}
-status: {phase: Running, podIP: 10.244.0.$3}
-YAML
-done
-for pod in "${pods[@]}"; do
-  set -- $pod
-  check "the servers of $1/$2 listen" nftpol_listening "$tag-$1-$2" tcp+udp 80 81
-done
+nftpol_four_pods "$probe"
 start_controller() {
   "$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9432 --cni-socket "$dir/cni.sock" "$@" 2>>"$dir/controller.log" &
   controller=$!

@@ -148,3 +148,49 @@ check() {
 
 # nftpol_count TALLY NAME: how many replies `nftpol-probe tally` counted for NAME (0 when none).
 nftpol_count() { awk -v n="$2" '$1 == n {print $2}' <<< "$1" | grep . || echo 0; }
+
+# nftpol_four_pods PROBE: the node of the packet tests, in the namespace this runs in: a bridge named $tag
+# (10.244.0.1/24), bridged traffic meeting nftables, and four pods x/a x/b y/a y/b (10.244.0.11-14, network
+# namespaces $tag-x-a ...) each serving TCP and UDP on ports 80 and 81 with PROBE, with their manifests
+# (namespaces labelled ns=x|y, pods pod=a|b on node-1, named container ports) in $dir/m. Sets `pods`.
+nftpol_four_pods() {
+  local probe=$1 pod
+  pods=("x a 11" "x b 12" "y a 13" "y b 14")
+  ip link set lo up
+  ip link add "$tag" type bridge
+  ip addr add 10.244.0.1/24 dev "$tag"
+  ip link set "$tag" up
+  echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables  # this namespace only: bridged traffic meets nftables
+  mkdir -p "$dir/m"
+  cat > "$dir/m/namespaces.yaml" <<'YAML'
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: x, labels: {ns: x}}}
+- {apiVersion: v1, kind: Namespace, metadata: {name: y, labels: {ns: y}}}
+YAML
+  for pod in "${pods[@]}"; do
+    set -- $pod
+    nftpol_add_pod "$tag-$1-$2" "${tag: -6}$1$2" "$tag" "10.244.0.$3/24" 10.244.0.1
+    ip netns exec "$tag-$1-$2" "$probe" serve 80 81 &
+    pids+=($!)
+    cat > "$dir/m/pod-$1-$2.yaml" <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: $2, namespace: $1, labels: {pod: $2}}
+spec:
+  nodeName: node-1
+  containers:
+  - name: c
+    ports:
+    - {name: serve-80-tcp, containerPort: 80}
+    - {name: serve-81-tcp, containerPort: 81}
+    - {name: serve-80-udp, containerPort: 80, protocol: UDP}
+status: {phase: Running, podIP: 10.244.0.$3}
+YAML
+  done
+  for pod in "${pods[@]}"; do
+    set -- $pod
+    check "the servers of $1/$2 listen" nftpol_listening "$tag-$1-$2" tcp+udp 80 81
+  done
+}

@@ -48,7 +48,10 @@ TEST_CASE("the rendered rules admit exactly what can-reach admits, on every pair
                                                  .dualStack = dualStack});
     Compiled c = Compiled::build(state);
     for (std::string node : {"node-0", "node-1", "node-7"}) {
-      Table table = render::render(c.model(), node);
+      // The dual-stack cluster with every log rule there is: logging must never change a verdict.
+      auto flowLog =
+          dualStack ? std::optional(render::FlowLogOptions{.group = 7, .allowed = true}) : std::nullopt;
+      Table table = render::render(c.model(), node, {}, flowLog);
       size_t checked = 0, mismatches = 0, allowed = 0;
       for (uint16_t port : {53, 443, 5432, 8050, 8080, 9090}) {
         Protocol protocol = port == 53 ? Protocol::kUDP : Protocol::kTCP;
@@ -144,6 +147,77 @@ TEST_CASE(
   REQUIRE(all.size() == 1);
   CHECK(range(all[0]) == "0.0.0.0/0");
   CHECK(nft::unionElements(Family::kV6, {cidr("10.0.0.0/8")}).empty());
+}
+
+TEST_CASE("a log rule sits before each decision it reports, names its chain, and has no verdict",
+          "[render]") {
+  ClusterState state;
+  std::vector<Diagnostic> diagnostics;
+  loadPaths({NFTPOL_SOURCE_DIR "/samples/cluster"}, state, diagnostics);
+  REQUIRE(!hasErrors(diagnostics));
+  Model model = Model::of(state);
+  Table plain = render::render(model, "node-a", {}, std::nullopt);
+  for (bool allowed : {false, true}) {
+    Table logged =
+        render::render(model, "node-a", {}, render::FlowLogOptions{.group = 9, .allowed = allowed});
+    size_t denies = 0, allows = 0;
+    for (const Chain& chain : logged.chains) {
+      if (chain.name.starts_with("ingress-") || chain.name.starts_with("egress-")) {
+        // The same chain, by name, as without the log; its hash is what the prefixes name.
+        const Chain* same = plain.findChain(chain.name);
+        REQUIRE(same);
+        std::string hash = chain.name.substr(chain.name.find('-') + 1, 16);
+        std::vector<nft::Rule> withoutLogs;
+        for (size_t i = 0; i < chain.rules.size(); ++i) {
+          const nft::Rule& r = chain.rules[i];
+          if (r.statements.empty() || !std::holds_alternative<LogToGroup>(r.statements[0])) {
+            withoutLogs.push_back(r);
+            continue;
+          }
+          CHECK(std::holds_alternative<Continue>(r.action));
+          const auto& log = std::get<LogToGroup>(r.statements[0]);
+          CHECK(log.group == 9);
+          auto decision = render::parseFlowLogPrefix(log.prefix);
+          REQUIRE(decision);
+          CHECK(decision->chainHash == hash);
+          CHECK(decision->side == (chain.name.starts_with("ingress-")
+                                       ? render::LoggedDecision::Side::kIngress
+                                       : render::LoggedDecision::Side::kEgress));
+          // The next rule is the decision, with the same matches.
+          REQUIRE(i + 1 < chain.rules.size());
+          const nft::Rule& next = chain.rules[i + 1];
+          CHECK(next.matches == r.matches);
+          const auto* v = std::get_if<nft::Verdict>(&next.action);
+          REQUIRE(v);
+          CHECK(v->kind == (decision->allowed ? nft::Verdict::Kind::kAccept : nft::Verdict::Kind::kDrop));
+          (decision->allowed ? allows : denies) += 1;
+        }
+        CHECK(withoutLogs == same->rules);
+      }
+    }
+    CHECK(denies == 6);  // every policy chain of node-a ends in a logged default deny
+    CHECK((allows > 0) == allowed);
+    const Chain* forward = logged.findChain("filter-forward");
+    REQUIRE(forward);
+    size_t endLogs = 0;
+    for (const nft::Rule& r : forward->rules)
+      if (!r.statements.empty() && std::holds_alternative<LogToGroup>(r.statements[0])) {
+        CHECK(std::get<LogToGroup>(r.statements[0]).prefix == "nftpol allowed");
+        ++endLogs;
+      }
+    CHECK(endLogs == (allowed ? 4u : 0u));
+  }
+  // The prefixes read back; anything else is not ours.
+  for (const auto& d :
+       {render::LoggedDecision{.side = render::LoggedDecision::Side::kEgress, .chainHash = "abc"},
+        render::LoggedDecision{
+            .side = render::LoggedDecision::Side::kIngress, .allowed = true, .chainHash = "h", .rule = 3},
+        render::LoggedDecision{.allowed = true}})
+    CHECK(render::parseFlowLogPrefix(render::flowLogPrefix(d)) == d);
+  for (const char* bad :
+       {"", "nftpol", "nftpol egress", "nftpol sideways denied h", "nftpol egress denied h 2",
+        "nftpol ingress allowed h x", "other ingress denied h", "nftpol ingress allowed h -1"})
+    CHECK_FALSE(render::parseFlowLogPrefix(bad));
 }
 
 TEST_CASE("the same objects in any order render the same table", "[render]") {

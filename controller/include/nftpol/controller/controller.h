@@ -8,6 +8,8 @@
 
 #include "nftpol/controller/address_book.h"
 #include "nftpol/controller/cni_server.h"
+#include "nftpol/controller/flow_log.h"
+#include "nftpol/controller/flow_reader.h"
 #include "nftpol/controller/metrics.h"
 #include "nftpol/controller/node_routes.h"
 #include "nftpol/controller/reconcile.h"
@@ -30,6 +32,14 @@ struct ControllerOptions {
   // How long an ADD whose pod object has not arrived waits for it before the answer says "pending" (the pod
   // then stays closed until it arrives); at most the plugin's own wait, less a margin for the answer.
   std::chrono::milliseconds pendingWait{3000};
+  // The flow log: the kernel's log rules (none: off), the file of records (empty: /flows only, as a JSON
+  // line each, rotated at flowLogMaxBytes into flowLogKeep older files), and how often aggregates are
+  // attributed and written.
+  std::optional<render::FlowLogOptions> flowLog;
+  std::string flowLogPath;
+  uint64_t flowLogMaxBytes = 64ull << 20;
+  int flowLogKeep = 3;
+  std::chrono::milliseconds flowFlush{5000};
 };
 
 // Enforces the objects of a source (a manifests directory, the Kubernetes API) for one node: reconciles at
@@ -54,6 +64,7 @@ class Controller {
   void answerHandoffs(bool committed);
   std::optional<std::chrono::steady_clock::time_point> nextHandoffDeadline() const;
   Source::Wake waitForWork(std::chrono::milliseconds timeout);
+  void flushFlows();
   bool closedUntilNow(const cni::handoff::Request& add) const;
   struct Waiting {
     CniServer::Incoming incoming;
@@ -81,7 +92,17 @@ class Controller {
   bool revocationOwed_ = true;
   std::vector<Cidr> committedSubnets_;  // the pod subnets the last commit closed
   std::string lastFailure_;             // why the last sync failed, for a handoff refused at its deadline
-  std::unique_ptr<Revoker> revoker_;    // none with --no-conntrack-revoke; declared last, so it stops first
+  // The flow log. The attribution model is rebuilt from enforced() when a sync changed it since (it points
+  // into that state, so it is never used after a change without a rebuild).
+  FlowCollector flows_;
+  FlowFeed feed_;
+  std::unique_ptr<FlowFile> flowFile_;
+  std::chrono::steady_clock::time_point nextFlush_;
+  uint64_t modelVersion_ = 0, flowModelVersion_ = 0;
+  std::unique_ptr<policy::Compiled> flowModel_;
+  ServiceIndex flowServices_;
+  std::unique_ptr<FlowReader> flowReader_;  // after what it feeds: it stops before them
+  std::unique_ptr<Revoker> revoker_;  // none with --no-conntrack-revoke; declared last, so it stops first
 };
 
 }  // namespace nftpol::controller

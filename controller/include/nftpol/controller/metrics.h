@@ -4,10 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <span>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace nftpol::controller {
@@ -40,6 +42,14 @@ class Metrics {
   void committed(std::span<const std::chrono::steady_clock::time_point> arrivals,
                  std::chrono::steady_clock::time_point now);
 
+  // Flow log records: `count` connections with this verdict ("denied", "allowed") decided on `side` by
+  // namespace/policy (an isolating policy of a deny, the admitting policy of an allow).
+  void policyVerdicts(const std::string& verdict, const std::string& side, const std::string& ns,
+                      const std::string& policy, uint64_t count);
+  // What the flow log missed so far, by reason ("sequence-gap", "overrun", "aggregates", "unreadable",
+  // "unknown-prefix"): running totals.
+  void flowLogLost(const std::string& reason, uint64_t total);
+
   // The reconcile loop calls this at every turn; it turns at least once a minute (the periodic resync).
   void loopTurned(std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) {
     lastTurnNs_ = now.time_since_epoch().count();
@@ -61,6 +71,8 @@ class Metrics {
   uint64_t errors_ = 0, manifestErrors_ = 0, messages_ = 0, revoked_ = 0;
   double lastSyncUnix_ = 0;
   size_t pods_ = 0, policies_ = 0, elements_ = 0;
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, uint64_t> verdicts_;
+  std::map<std::string, uint64_t> flowLost_;
   std::atomic<size_t> syncedGeneration_{0};
   std::atomic<int64_t> lastTurnNs_{
       0};  // steady clock; 0 before the loop's first turn  // generation + 1, so that 0 means "never synced"

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,9 @@ struct ReconcileResult {
 // transaction. A change costs what it touches: the model reports what it dirtied, the table re-renders that.
 class Reconciler {
  public:
-  Reconciler(std::string node, nft::Backend& backend) : table_(std::move(node)), backend_(backend) {}
+  Reconciler(std::string node, nft::Backend& backend,
+             std::optional<render::FlowLogOptions> flowLog = std::nullopt)
+      : flowLog_(flowLog), table_(std::move(node), flowLog), backend_(backend) {}
 
   // Takes every object of `state` (the first time, or to start over).
   void load(const policy::ClusterState& state);
@@ -33,9 +36,11 @@ class Reconciler {
 
   Result<ReconcileResult> apply();
   const nft::Table& table() const { return table_.table(); }  // what apply() sends
+  const policy::Model& model() const { return model_; }
 
  private:
   policy::Model model_;
+  std::optional<render::FlowLogOptions> flowLog_;
   render::NodeTable table_;
   std::vector<Cidr> podSubnets_;
   nft::Backend& backend_;

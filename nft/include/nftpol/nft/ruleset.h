@@ -90,8 +90,12 @@ struct LocalProtocolPortInSet {
   std::string set;
   bool operator==(const LocalProtocolPortInSet&) const = default;
 };
+// ct status dnat: the connection's destination was translated (it was addressed to a service).
+struct Translated {
+  bool operator==(const Translated&) const = default;
+};
 using Match = std::variant<CtState, AddressInSet, PortIs, DestinationPortInSet, AddressIs, MarkHas,
-                           ToLocalAddress, FamilyIs, LocalProtocolPortInSet, AddressInPrefix>;
+                           ToLocalAddress, FamilyIs, LocalProtocolPortInSet, AddressInPrefix, Translated>;
 
 // What a rule does before its verdict.
 // meta mark set meta mark | 0x00004000
@@ -106,7 +110,19 @@ struct UpdateAddressSet {
   std::string set;
   bool operator==(const UpdateAddressSet&) const = default;
 };
-using Statement = std::variant<SetMarkBit, UpdateAddressSet>;
+// limit rate 1000/second burst 100 packets log prefix "…" group 7 snaplen 80: the packet's first `snaplen`
+// bytes and `prefix` to nfnetlink_log group `group`, at most `ratePerSecond` a second. Over the rate the
+// limit skips the rest of its rule, so a log must sit in a rule without a verdict of its own: then logging
+// never changes one.
+struct LogToGroup {
+  uint16_t group;
+  uint16_t snaplen;
+  std::string prefix;  // at most 127 bytes
+  uint32_t ratePerSecond;
+  uint32_t burst;
+  bool operator==(const LogToGroup&) const = default;
+};
+using Statement = std::variant<SetMarkBit, UpdateAddressSet, LogToGroup>;
 
 struct Verdict {
   enum class Kind : uint8_t { kAccept, kDrop, kReturn, kJump };

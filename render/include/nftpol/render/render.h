@@ -7,11 +7,13 @@
 // always render the same table, whatever order they came in.
 
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include "nftpol/nft/ruleset.h"
 #include "nftpol/policy/model.h"
+#include "nftpol/render/flow_log.h"
 
 namespace nftpol::render {
 
@@ -29,7 +31,7 @@ struct NameCollision : std::logic_error {
 // are equal by construction (tests check it on random change sequences).
 class NodeTable {
  public:
-  explicit NodeTable(std::string node);
+  explicit NodeTable(std::string node, std::optional<FlowLogOptions> flowLog = std::nullopt);
   ~NodeTable();
   NodeTable(NodeTable&&) noexcept;
   NodeTable& operator=(NodeTable&&) noexcept;
@@ -51,6 +53,7 @@ class NodeTable {
 };
 
 // A fresh NodeTable's table for `model`. Throws NameCollision.
-nft::Table render(const policy::Model& model, const std::string& node, std::vector<Cidr> podSubnets = {});
+nft::Table render(const policy::Model& model, const std::string& node, std::vector<Cidr> podSubnets = {},
+                  std::optional<FlowLogOptions> flowLog = std::nullopt);
 
 }  // namespace nftpol::render
