@@ -227,17 +227,20 @@ Chain baseChain(const FlowLogOptions* log) {
           {{},
            VerdictMapLookup{f, d == Direction::kEgress ? Field::kSource : Field::kDestination, mapName(d, f)},
            ""});
-  // What gets here is allowed and no ingress chain of this node decided it: log it once, from or else to a
-  // pod of this node (traffic between other hosts is none of ours).
+  // What gets here is allowed, and no ingress chain of this node decided it: either the destination is a pod
+  // of this node that no policy isolates, or the connection leaves for another node, whose ingress decides
+  // (this node's decision was the source's egress). Logged once each; traffic between other hosts is not
+  // ours.
   if (log && log->allowed)
     for (Family f : {Family::kV4, Family::kV6}) {
       c.rules.push_back(logRule(*log, {.allowed = true},
-                                {AddressInSet{f, Field::kSource, nodePodsSetName(f)}},
-                                "allowed: no ingress policy of this node isolates the destination"));
-      c.rules.push_back(logRule(*log, {.allowed = true},
-                                {AddressInSet{f, Field::kSource, nodePodsSetName(f), /*negated=*/true},
-                                 AddressInSet{f, Field::kDestination, nodePodsSetName(f)}},
-                                "allowed: no ingress policy of this node isolates the destination"));
+                                {AddressInSet{f, Field::kDestination, nodePodsSetName(f)}},
+                                "allowed: no policy of this node's pod isolates its ingress"));
+      c.rules.push_back(logRule(*log,
+                                {.side = LoggedDecision::Side::kEgress, .allowed = true, .chainHash = "-"},
+                                {AddressInSet{f, Field::kSource, nodePodsSetName(f)},
+                                 AddressInSet{f, Field::kDestination, nodePodsSetName(f), /*negated=*/true}},
+                                "allowed out: the destination's node decides its ingress"));
     }
   return c;
 }

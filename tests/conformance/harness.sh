@@ -101,7 +101,7 @@ write_pods() {
 write_pods > "$dir/m/pods.yaml"
 for n in 1 2; do
   ip netns exec "$tag-node$n" "$nftpol" controller --manifests "$dir/m" --node "node-$n" --listen "127.0.0.1:$port" --cni-socket "$dir/cni-$n.sock" \
-    2> "$dir/controller-$n.log" & pids+=($!)
+    --flow-log "$dir/flows-$n.jsonl" --flow-log-allowed --flow-log-flush 0.2 2> "$dir/controller-$n.log" & pids+=($!)
 done
 for n in 1 2; do
   nftpol_wait_past "$n" "$port" 0 || { echo "node-$n's controller never synced:"; cat "$dir/controller-$n.log"; exit 1; }
@@ -149,25 +149,96 @@ upstream() {
     done
   done | sort
 }
-# probe FROM ADDRESS PROTOCOL PORT TIMEOUT_MS: "." when the reply came, "X" when it did not.
+# probe FROM ADDRESS PROTOCOL PORT TIMEOUT_MS [SOURCE_PORT]: "." when the reply came, "X" when it did not.
 probe_pair() {
-  if ip netns exec "$tag-${1/\//-}" "$probe" connect "${3,,}" "$2" "$4" "$5"; then echo .; else echo X; fi
+  if ip netns exec "$tag-${1/\//-}" "$probe" connect "${3,,}" "$2" "$4" "$5" ${6:-}; then echo .; else echo X; fi
 }
+# Each round of probes sends from a source port of its own (UDP only): a UDP probe that reused a tuple of an
+# earlier round's still-live conntrack entry would join that flow rather than open a connection, and the flow
+# log, which records new connections, would rightly have no record of it.
+round=0
 # actual PORT PROTOCOL [svc]: the same, from a probe of every pair on real packets, all in parallel; with `svc`
 # each pod is reached through its ClusterIP service instead of its own address.
 actual() {
-  local from to running=() target
+  local from to running=() target sport=""
   rm -rf "$dir/probes" && mkdir "$dir/probes"
+  [ "$2" = UDP ] && sport=$((20000 + round))  # below the ephemeral range: no other probe takes it
   for from in "${pods[@]}"; do
     for to in "${pods[@]}"; do
       target=${pod_ip[$to]}
       [ "${3:-}" = svc ] && target=${svc_ip[$to]}
-      ( echo "$from $to $(probe_pair "$from" "$target" "$2" "$1" 400)" > "$dir/probes/${from/\//-}_${to/\//-}" ) &
+      ( echo "$from $to $(probe_pair "$from" "$target" "$2" "$1" 400 $sport)" > "$dir/probes/${from/\//-}_${to/\//-}" ) &
       running+=($!)
     done
   done
   wait "${running[@]}"
   cat "$dir"/probes/* | sort
+}
+# The flow log: every probe must show in the nodes' logs as the probe saw it, in the model's words.
+# flow_mark: where each node's log ends now; flow_records reads what was written after it.
+flow_mark() { flow_size=(); for n in 1 2; do flow_size[$n]=$(stat -c %s "$dir/flows-$n.jsonl" 2>/dev/null || echo 0); done; }
+# flow_records SINCE PROTOCOL PORT: "source destination verdict side agreement service node" per record of
+# PROTOCOL/PORT whose last packet came at SINCE or later.
+flow_records() {
+  for n in 1 2; do tail -c +$((flow_size[$n] + 1)) "$dir/flows-$n.jsonl" 2>/dev/null; done |
+    jq -r --arg since "$1" --arg proto "$2" --argjson port "$3" '
+      select(.lastSeen >= $since and .protocol == $proto and .destination.port == $port) |
+      [.source.ip, .destination.ip, .verdict, (.side // "-"), (if .modelDisagrees then "disagrees" else "agrees" end),
+       (.destination.service // "-"), .node] | join(" ")'
+}
+# flow_check NAME SINCE PROTOCOL PORT PROBED VIA: every pair of PROBED ("from to ." or "X" lines; a pod and
+# itself aside: that never leaves the pod) has records since SINCE. A denied probe has a denied record; any
+# allowed record of it is its source node's egress (a connection that leaves a node is allowed out there, and
+# its destination's node decides). An allowed probe has allowed records only. None disagrees with the model, and
+# through a service the source node's record names the service.
+flow_check() {
+  local name=$1 since=$2 probed want records missing verdicts _
+  want=$(while read -r from to result; do
+    [ "$from" = "$to" ] || echo "${pod_ip[$from]} ${pod_ip[$to]} $result node-${pod_node[$from]} $from $to"
+  done <<< "$5")
+  for _ in $(seq 40); do  # 4 s at most; the controllers flush every 0.2 s
+    records=$(flow_records "$since" "$3" "$4")
+    missing=$(awk 'NR == FNR { have[$1 " " $2] = 1; next } !(($1 " " $2) in have) { print $5 " -> " $6 }' \
+      <(echo "$records") <(echo "$want"))
+    [ -z "$missing" ] && break
+    sleep 0.1
+  done
+  if [ -n "$missing" ]; then
+    failed=$((failed + 1)); echo "FAIL: $name: probes with no flow log record since $since:"; head -5 <<< "$missing"
+    return
+  fi
+  verdicts=$(awk -v via="$6" '
+    NR == FNR { key = $1 " " $2; n[key]++; v[key] = v[key] " " $3 "/" $4; if ($5 != "agrees") odd[key] = 1
+                node[key] = node[key] " " $7 ":" $6; next }
+    {
+      key = $1 " " $2; bad = ""
+      if (odd[key]) bad = "a record disagrees with the model"
+      else if ($3 == "." && v[key] ~ /denied/) bad = "allowed, but a record says denied"
+      else if ($3 == "X" && v[key] !~ /denied/) bad = "denied, but no record says so"
+      else if ($3 == "X" && v[key] ~ / allowed\/(ingress|-)/) bad = "denied, but a record says its ingress allowed it"
+      else if (via == "svc" && index(node[key], " " $4 ":-")) bad = "through a service, but its node'"'"'s record names none"
+      if (bad != "") print $5 " -> " $6 ": " bad " (records:" v[key] ")"
+    }' <(echo "$records") <(echo "$want"))
+  # The first denied pair's record names the side and the isolating policies that can-reach names for it.
+  local denied record mine theirs
+  denied=$(awk '$3 == "X" {print $5, $6, $1, $2; exit}' <<< "$want")
+  if [ -z "$verdicts" ] && [ -n "$denied" ]; then
+    set -- $denied "$3" "$4"
+    record=$(for n in 1 2; do tail -c +$((flow_size[$n] + 1)) "$dir/flows-$n.jsonl"; done |
+      jq -c --arg s "$3" --arg d "$4" --arg p "$5" --argjson port "$6" --arg since "$since" \
+        'select(.source.ip == $s and .destination.ip == $d and .protocol == $p and .destination.port == $port
+                and .verdict == "denied" and .lastSeen >= $since)' | tail -1)
+    mine=$(jq -c '{side, policies: .[.side].isolatedBy}' <<< "$record")
+    theirs=$("$nftpol" can-reach --cluster "$dir/m" "$1" "$2" --protocol "$5" --port "$6" --output json |
+      jq -c '.verdicts[0] | (if (.egress.applies and (.egress.allowed | not)) then "egress" else "ingress" end) as $s
+             | {side: $s, policies: .[$s].policies}')
+    [ "$mine" = "$theirs" ] || verdicts="$1 -> $2: the record says $mine, can-reach $theirs"
+  fi
+  if [ -n "$verdicts" ]; then
+    failed=$((failed + 1)); echo "FAIL: $name: the flow log disagrees with the probes:"; head -5 <<< "$verdicts"
+  else
+    passed=$((passed + 1)); echo "ok: $name: the flow log has every probe as it went"
+  fi
 }
 # table TRIPLES: the truth table, the way the upstream suite prints it ("-" for a pair not judged).
 table() {
@@ -317,12 +388,16 @@ for case in "${cases[@]}"; do
       skipped=$((skipped + 1)); echo "skipped: $name $spec (this kernel has no SCTP sockets; nft -c took the rules on both nodes)"
       continue
     fi
+    flow_mark
+    since=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+    round=$((round + 1))
     got=$(actual "${plain#*/}" "${plain%/*}" "$via")
     if [ "$want" = "$got" ]; then
       passed=$((passed + 1)); echo "ok: $name $spec"
     else
       failed=$((failed + 1)); differ "$name $spec" "expected (nftpol matrix)" "$want" "observed" "$got"
     fi
+    flow_check "$name $spec" "$since" "${plain%/*}" "${plain#*/}" "$got" "$via"
   done
  done
 done

@@ -1,7 +1,7 @@
 // nftpol-probe: the two ends of a connectivity probe, bounded in time.
 //   nftpol-probe serve PORT...                  TCP and UDP on every port: reply "ok" to each
 //                                               connection/datagram ("ok NAME" with NFTPOL_PROBE_NAME=NAME)
-//   nftpol-probe connect tcp|udp ADDRESS PORT [TIMEOUT_MS]
+//   nftpol-probe connect tcp|udp ADDRESS PORT [TIMEOUT_MS [SOURCE_PORT]]
 //                                               exit 0 when the reply came within the timeout (default 400
 //                                               ms), 1 when it did not, 2 on bad usage
 //   nftpol-probe tally ADDRESS PORT COUNT TIMEOUT_MS
@@ -37,7 +37,8 @@ namespace {
 int usage() {
   std::fprintf(
       stderr,
-      "usage: nftpol-probe serve PORT... | connect tcp|udp ADDRESS PORT [TIMEOUT_MS] | tally ADDRESS PORT "
+      "usage: nftpol-probe serve PORT... | connect tcp|udp ADDRESS PORT [TIMEOUT_MS [SOURCE_PORT]] | tally "
+      "ADDRESS PORT "
       "COUNT TIMEOUT_MS | echo PORT | hold ADDRESS PORT MS | push PORT | watch ADDRESS PORT MS | flow "
       "ADDRESS PORT MS | sink PORT | "
       "blast|rate ADDRESS PORT SECONDS | storm ADDRESS PORT INTERVAL_MS TIMEOUT_MS MAX_MS STOP-FILE\n");
@@ -108,7 +109,7 @@ int serve(const std::vector<uint16_t>& ports) {
   }
 }
 
-int connectProbe(bool tcp, const char* address, uint16_t port, int timeoutMs) {
+int connectProbe(bool tcp, const char* address, uint16_t port, int timeoutMs, uint16_t sourcePort = 0) {
   sockaddr_storage to{};
   socklen_t len = 0;
   if (!parseAddress(address, port, to, len)) return usage();
@@ -120,6 +121,19 @@ int connectProbe(bool tcp, const char* address, uint16_t port, int timeoutMs) {
   };
   int fd = socket(to.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK, 0);
   if (fd < 0) return 1;
+  if (sourcePort) {
+    // A fixed source port: a UDP probe whose tuple a live conntrack entry already holds would join that
+    // flow instead of opening a new one (and a flow log would rightly not record it).
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    sockaddr_storage from{};
+    from.ss_family = to.ss_family;
+    if (to.ss_family == AF_INET)
+      reinterpret_cast<sockaddr_in*>(&from)->sin_port = htons(sourcePort);
+    else
+      reinterpret_cast<sockaddr_in6*>(&from)->sin6_port = htons(sourcePort);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from), len) != 0) return 1;
+  }
   if (tcp) {
     if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0 && errno != EINPROGRESS) return 1;
   } else {
@@ -503,11 +517,12 @@ int main(int argc, char** argv) {
       ports.push_back(static_cast<uint16_t>(std::atoi(argv[i])));
     return serve(ports);
   }
-  if ((argc == 5 || argc == 6) && std::strcmp(argv[1], "connect") == 0) {
+  if (argc >= 5 && argc <= 7 && std::strcmp(argv[1], "connect") == 0) {
     bool tcp = std::strcmp(argv[2], "tcp") == 0;
     if (!tcp && std::strcmp(argv[2], "udp") != 0) return usage();
     return connectProbe(tcp, argv[3], static_cast<uint16_t>(std::atoi(argv[4])),
-                        argc == 6 ? std::atoi(argv[5]) : 400);
+                        argc >= 6 ? std::atoi(argv[5]) : 400,
+                        argc == 7 ? static_cast<uint16_t>(std::atoi(argv[6])) : 0);
   }
   if (argc == 6 && std::strcmp(argv[1], "tally") == 0)
     return tally(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]), std::atoi(argv[5]));

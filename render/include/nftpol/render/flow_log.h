@@ -36,7 +36,8 @@ struct LoggedDecision {
   bool operator==(const LoggedDecision&) const = default;
 };
 
-// "nftpol ingress denied <hash>", "nftpol ingress allowed <hash> 2", "nftpol allowed".
+// "nftpol ingress denied <hash>", "nftpol ingress allowed <hash> 2", "nftpol egress allowed -",
+// "nftpol allowed".
 std::string flowLogPrefix(const LoggedDecision& d);
 std::optional<LoggedDecision> parseFlowLogPrefix(std::string_view prefix);
 
