@@ -192,6 +192,9 @@ int Controller::run() {
     } else {
       flowReader_ = std::move(*reader);
       nextFlush_ = Clock::now() + options_.flowFlush;
+      // What the rules offered before the reader bound its group was never ours to read.
+      auto offered = backend_->counterPackets("nftpol", render::kFlowLogCounter);
+      offeredAtStart_ = offered ? *offered : 0;
       logInfo("flow log: reading what the policies decide",
               "event=flow-log group=" + std::to_string(options_.flowLog->group) + " allowed=" +
                   (options_.flowLog->allowed ? "true" : "false") + " path=" + options_.flowLogPath);
@@ -431,6 +434,30 @@ Source::Wake Controller::waitForWork(std::chrono::milliseconds timeout) {
 void Controller::flushFlows() {
   nextFlush_ = Clock::now() + options_.flowFlush;
   auto lost = flowReader_->losses();
+  // Offered to the log rules since the reader started, less what the group numbered, is what the rules' rate
+  // limits held back. A packet numbered can wait in the group's queue up to its batch delay (100 ms) before
+  // it is read, so the offered count compared is one at least 500 ms old: every packet it counted has been
+  // read by now, and the total never runs ahead of the truth (it lags it by half a second of logging).
+  if (auto offered = backend_->counterPackets("nftpol", render::kFlowLogCounter);
+      offered && offeredAtStart_) {
+    auto now = Clock::now();
+    if (*offered < *offeredAtStart_) {  // the table was made anew, and its counter with it
+      offeredAtStart_ = 0;
+      offered_.clear();
+    }
+    offered_.emplace_back(now, *offered);
+    std::optional<uint64_t> settled;
+    while (!offered_.empty() && now - offered_.front().first >= std::chrono::milliseconds{500}) {
+      settled = offered_.front().second;
+      offered_.pop_front();
+    }
+    if (settled) {
+      offered_.emplace_front(now - std::chrono::milliseconds{500}, *settled);  // still the newest settled one
+      uint64_t since = *settled - *offeredAtStart_;
+      if (since > lost.numbered) rateLimited_ = std::max(rateLimited_, since - lost.numbered);
+    }
+  }
+  metrics_.flowLogLost("rate-limit", rateLimited_);
   metrics_.flowLogLost("sequence-gap", lost.sequenceGaps);
   metrics_.flowLogLost("overrun", lost.overruns);
   metrics_.flowLogLost("unreadable", lost.unreadable);

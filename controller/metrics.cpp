@@ -103,11 +103,15 @@ std::string Metrics::prometheus() const {
   }
   out << "# HELP nftpol_flow_log_lost_total Logged packets the flow log could not record, by reason.\n"
          "# TYPE nftpol_flow_log_lost_total counter\n";
-  for (const char* reason : {"sequence-gap", "overrun", "aggregates", "unreadable", "unknown-prefix"}) {
+  for (const char* reason : {"rate-limit", "sequence-gap", "aggregates", "unreadable", "unknown-prefix"}) {
     auto it = flowLost_.find(reason);
     out << "nftpol_flow_log_lost_total{reason=\"" << reason << "\"} "
         << (it == flowLost_.end() ? 0 : it->second) << "\n";
   }
+  auto overruns = flowLost_.find("overrun");
+  metric("nftpol_flow_log_overruns_total", "counter",
+         "Times the flow log's socket overflowed (its lost packets are in sequence-gap).",
+         overruns == flowLost_.end() ? 0 : overruns->second);
   size_t synced = syncedGeneration_.load();
   metric("nftpol_synced_generation", "gauge",
          "Manifest generation the kernel holds (-1 before the first sync).",

@@ -15,7 +15,7 @@ Error refused(int err, const std::string& what) {
 }
 
 bool holds(const KernelView& v, const std::string& name) {
-  return v.sets.count(name) || v.chains.count(name);
+  return v.sets.count(name) || v.chains.count(name) || v.counters.count(name);
 }
 
 // Whether a rule of a chain other than `except` (whose own rules go with it) or a map element refers to
@@ -120,6 +120,15 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
       if (set == v.sets.end()) return refused(ENOENT, "delete set " + step.name);
       if (referredTo(v, step.name)) return refused(EBUSY, "delete set " + step.name);
       v.sets.erase(set);
+      return std::nullopt;
+    case K::kAddCounter:
+      if (!v.exists) return refused(ENOENT, "add counter " + step.name);
+      v.counters.try_emplace(step.name, want.counters.at(step.name));
+      return std::nullopt;
+    case K::kDeleteCounter:
+      if (!v.counters.count(step.name)) return refused(ENOENT, "delete counter " + step.name);
+      if (referredTo(v, step.name)) return refused(EBUSY, "delete counter " + step.name);
+      v.counters.erase(step.name);
       return std::nullopt;
   }
   return std::nullopt;

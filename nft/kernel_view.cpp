@@ -21,6 +21,8 @@ KernelView viewOf(const Table& desired, SignatureCache* cache) {
       it = cached->insert_or_assign(s.name, std::pair{s, setViewOf(s)}).first;
     v.sets[s.name] = it->second.second;
   };
+  for (const auto& c : desired.counters)
+    v.counters[c.name] = c.comment;
   for (const auto& s : desired.sets)
     view(s, cache ? &cache->sets : nullptr);
   for (const auto& m : desired.maps)
@@ -63,6 +65,12 @@ std::vector<std::string> referencedNames(const std::string& signature) {
       if (signature.compare(to, 6, " with ") == 0) continue;
       out.push_back(signature.substr(from, to - from));
     }
+  }
+  static constexpr const char* kObjref = "[objref type 1 name ";  // a named counter (NFT_OBJECT_COUNTER)
+  for (size_t at = signature.find(kObjref); at != std::string::npos; at = signature.find(kObjref, at + 1)) {
+    size_t from = at + std::strlen(kObjref);
+    size_t to = signature.find_first_of(" ]", from);
+    if (to != std::string::npos && to != from) out.push_back(signature.substr(from, to - from));
   }
   return out;
 }
@@ -183,6 +191,12 @@ Plan plan(const KernelView& current, const Table& desired, const KernelView& wan
   }
   for (auto& [name, isSet] : removalOrder(have, want))
     step(isSet ? Step::Kind::kDeleteSet : Step::Kind::kDeleteChain, name);
+  // Counters: made before the rules that name them, removed after them. A comment that differs is kept, as
+  // a set's is (the kernel does not change an object's comment, and comments carry no meaning).
+  for (const auto& [name, comment] : want.counters)
+    if (!have.counters.count(name)) step(Step::Kind::kAddCounter, name);
+  for (const auto& [name, comment] : have.counters)
+    if (!want.counters.count(name)) step(Step::Kind::kDeleteCounter, name);
 
   // Removals keep the order removalOrder gave them: chains and sets are one rank.
   auto rank = [](Step::Kind k) {

@@ -270,6 +270,11 @@ void addStatement(nftnl_rule* r, const Statement& st) {
                    nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, u.set.c_str());
                  },
                  [&](const LogToGroup& log) {
+                   if (!log.counter.empty()) {
+                     nftnl_expr* o = expr(r, "objref");
+                     nftnl_expr_set_u32(o, NFTNL_EXPR_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
+                     nftnl_expr_set_str(o, NFTNL_EXPR_OBJREF_IMM_NAME, log.counter.c_str());
+                   }
                    nftnl_expr* l = expr(r, "limit");
                    nftnl_expr_set_u64(l, NFTNL_EXPR_LIMIT_RATE, log.ratePerSecond);
                    nftnl_expr_set_u64(l, NFTNL_EXPR_LIMIT_UNIT, 1);  // seconds
@@ -600,6 +605,21 @@ SetPtr buildElements(const Table& table, const std::string& set, const std::vect
     nftnl_set_elem_add(s.get(), el);
   }
   return s;
+}
+
+ObjPtr buildCounter(const Table& table, const std::string& name, const std::string& comment) {
+  ObjPtr o(nftnl_obj_alloc());
+  nftnl_obj_set_u32(o.get(), NFTNL_OBJ_FAMILY, kFamily);
+  nftnl_obj_set_str(o.get(), NFTNL_OBJ_TABLE, table.name.c_str());
+  nftnl_obj_set_str(o.get(), NFTNL_OBJ_NAME, name.c_str());
+  nftnl_obj_set_u32(o.get(), NFTNL_OBJ_TYPE, NFT_OBJECT_COUNTER);
+  if (!comment.empty()) {
+    nftnl_udata_buf* buf = nftnl_udata_buf_alloc(NFT_USERDATA_MAXLEN);
+    nftnl_udata_put_strz(buf, 0 /* NFTNL_UDATA_OBJ_COMMENT */, comment.c_str());
+    nftnl_obj_set_data(o.get(), NFTNL_OBJ_USERDATA, nftnl_udata_buf_data(buf), nftnl_udata_buf_len(buf));
+    nftnl_udata_buf_free(buf);
+  }
+  return o;
 }
 
 std::string ruleSignature(nftnl_rule* rule) {

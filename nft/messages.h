@@ -5,6 +5,7 @@
 
 #include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/object.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -27,6 +28,7 @@ using TablePtr = std::unique_ptr<nftnl_table, NftnlDeleter<nftnl_table, nftnl_ta
 using ChainPtr = std::unique_ptr<nftnl_chain, NftnlDeleter<nftnl_chain, nftnl_chain_free>>;
 using RulePtr = std::unique_ptr<nftnl_rule, NftnlDeleter<nftnl_rule, nftnl_rule_free>>;
 using SetPtr = std::unique_ptr<nftnl_set, NftnlDeleter<nftnl_set, nftnl_set_free>>;
+using ObjPtr = std::unique_ptr<nftnl_obj, NftnlDeleter<nftnl_obj, nftnl_obj_free>>;
 
 constexpr uint16_t kFamily = 1;  // NFPROTO_INET
 
@@ -36,6 +38,8 @@ RulePtr buildRule(const Table& table, const std::string& chain, const Rule& rule
 SetPtr buildSet(const Table& table, const Set& set, uint32_t setId);
 SetPtr buildSet(const Table& table, const Map& map, uint32_t setId);
 // A set object carrying only these elements, for NEWSETELEM/DELSETELEM.
+// A named counter (the comment only when adding one).
+ObjPtr buildCounter(const Table& table, const std::string& name, const std::string& comment = "");
 SetPtr buildElements(const Table& table, const std::string& set, const std::vector<ElementTuple>& elements);
 
 // A base chain's hook, by nft's name and the kernel's number.

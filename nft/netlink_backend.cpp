@@ -41,6 +41,18 @@ struct DumpState {
   std::vector<std::string> setNames;
 };
 
+int onCounter(const nlmsghdr* nlh, void* data) {
+  auto* st = static_cast<DumpState*>(data);
+  ObjPtr o(nftnl_obj_alloc());
+  if (nftnl_obj_nlmsg_parse(nlh, o.get()) < 0) return MNL_CB_ERROR;
+  if (*st->table != nftnl_obj_get_str(o.get(), NFTNL_OBJ_TABLE) ||
+      nftnl_obj_get_u32(o.get(), NFTNL_OBJ_FAMILY) != kFamily ||
+      nftnl_obj_get_u32(o.get(), NFTNL_OBJ_TYPE) != NFT_OBJECT_COUNTER)
+    return MNL_CB_OK;
+  st->view->counters[nftnl_obj_get_str(o.get(), NFTNL_OBJ_NAME)] = "";
+  return MNL_CB_OK;
+}
+
 int onChain(const nlmsghdr* nlh, void* data) {
   auto* st = static_cast<DumpState*>(data);
   ChainPtr c(nftnl_chain_alloc());
@@ -170,6 +182,12 @@ Result<KernelView> NetlinkBackend::read(const std::string& table) {
       return nl.dumpOnce(h, what, cb, data);
     };
     auto err = dump(NFT_MSG_GETCHAIN, onChain, &st, [&](nlmsghdr*) {});
+    if (!err)
+      err = dump(NFT_MSG_GETOBJ, onCounter, &st, [&](nlmsghdr* h) {
+        Table t;
+        t.name = table;
+        nftnl_obj_nlmsg_build_payload(h, buildCounter(t, "").get());
+      });
     if (!err)
       err = dump(NFT_MSG_GETSET, onSet, &st, [&](nlmsghdr* h) {
         SetPtr f(nftnl_set_alloc());
@@ -308,6 +326,24 @@ void addElements(Batch& batch, const Table& table, const std::string& set,
 
 }  // namespace
 
+Result<uint64_t> NetlinkBackend::counterPackets(const std::string& table, const std::string& name) {
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETOBJ, kFamily, 0, 0);
+  Table t;
+  t.name = table;
+  nftnl_obj_nlmsg_build_payload(nlh, buildCounter(t, name).get());
+  std::optional<uint64_t> packets;
+  auto onObj = [](const nlmsghdr* h, void* data) -> int {
+    ObjPtr o(nftnl_obj_alloc());
+    if (nftnl_obj_nlmsg_parse(h, o.get()) >= 0 && nftnl_obj_is_set(o.get(), NFTNL_OBJ_CTR_PKTS))
+      *static_cast<std::optional<uint64_t>*>(data) = nftnl_obj_get_u64(o.get(), NFTNL_OBJ_CTR_PKTS);
+    return MNL_CB_OK;
+  };
+  if (auto e = socket_->nl.request(nlh, "netlink: reading counter " + name, onObj, &packets)) return *e;
+  if (!packets) return Error{"netlink: reading counter " + name + ": no packet count in the answer", EPROTO};
+  return *packets;
+}
+
 Result<uint32_t> NetlinkBackend::generation() {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETGEN, NFPROTO_UNSPEC, 0, 0);
@@ -409,6 +445,18 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
                                       buildSet(desired, gone, 0).get());
         break;
       }
+      case Step::Kind::kAddCounter: {
+        std::string comment;
+        for (const auto& c : desired.counters)
+          if (c.name == step.name) comment = c.comment;
+        nftnl_obj_nlmsg_build_payload(batch.add(NFT_MSG_NEWOBJ, NLM_F_CREATE, "add counter " + step.name),
+                                      buildCounter(desired, step.name, comment).get());
+        break;
+      }
+      case Step::Kind::kDeleteCounter:
+        nftnl_obj_nlmsg_build_payload(batch.add(NFT_MSG_DELOBJ, 0, "delete counter " + step.name),
+                                      buildCounter(desired, step.name).get());
+        break;
     }
     batch.done();
   }

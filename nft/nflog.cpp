@@ -21,8 +21,7 @@ struct NflogReader::Impl {
   Netlink nl;
   uint16_t group;
   std::vector<char> buffer;
-  bool seenAny = false;
-  uint32_t nextSequence = 0;
+  uint32_t nextSequence = 0;  // the group numbers from 0 once it is bound with sequence numbers on
 };
 
 namespace {
@@ -169,9 +168,9 @@ Result<size_t> NflogReader::read(const std::function<void(const LoggedPacket&)>&
     LoggedPacket packet;
     if (tb[NFULA_SEQ]) {
       packet.sequence = ntohl(mnl_attr_get_u32(tb[NFULA_SEQ]));
-      if (p->impl->seenAny && packet.sequence != p->impl->nextSequence)
-        p->losses->sequenceGaps += packet.sequence - p->impl->nextSequence;  // wraps as the kernel's does
-      p->impl->seenAny = true;
+      uint32_t skipped = packet.sequence - p->impl->nextSequence;  // wraps as the kernel's does
+      p->losses->sequenceGaps += skipped;
+      p->losses->numbered += uint64_t{skipped} + 1;
       p->impl->nextSequence = packet.sequence + 1;
     }
     if (!tb[NFULA_PAYLOAD] ||

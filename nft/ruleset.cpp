@@ -119,7 +119,8 @@ std::string statementText(const Statement& st) {
                         },
                         [](const LogToGroup& log) {
                           // nft leaves out the default burst of 5
-                          return "limit rate " + std::to_string(log.ratePerSecond) + "/second" +
+                          return (log.counter.empty() ? "" : "counter name " + quote(log.counter) + " ") +
+                                 "limit rate " + std::to_string(log.ratePerSecond) + "/second" +
                                  (log.burst == 5 ? "" : " burst " + std::to_string(log.burst) + " packets") +
                                  " log prefix \"" + log.prefix + "\" group " + std::to_string(log.group) +
                                  " snaplen " + std::to_string(log.snaplen);
@@ -477,6 +478,14 @@ std::string toText(const Rule& rule) {
 std::string toText(const Table& table) {
   std::string out = "table " + table.family + " " + table.name + " {\n";
   bool first = true;
+  // Named objects first, as nft lists them; a listing shows the kernel's values, a table we print zeros.
+  for (const auto& c : table.counters) {
+    out += first ? "" : "\n";
+    first = false;
+    out += "\tcounter " + c.name + " {\n";
+    if (!c.comment.empty()) out += "\t\tcomment " + quote(c.comment) + "\n";
+    out += "\t\tpackets 0 bytes 0\n\t}\n";
+  }
   // Sets and maps in one name order, as nft lists them.
   auto set = table.sets.begin();
   auto map = table.maps.begin();

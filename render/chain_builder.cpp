@@ -106,7 +106,8 @@ Rule logRule(const FlowLogOptions& log, const LoggedDecision& decision, std::vec
   return Rule{.matches = std::move(matches),
               .action = Continue{},
               .comment = std::move(comment),
-              .statements = {LogToGroup{.group = log.group,
+              .statements = {LogToGroup{.counter = kFlowLogCounter,
+                                        .group = log.group,
                                         .snaplen = log.snaplen,
                                         .prefix = flowLogPrefix(decision),
                                         .ratePerSecond = log.ratePerSecond,
@@ -285,6 +286,10 @@ Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> 
   });
   forward.rules.insert(policyLookups, services.forwardRules.begin(), services.forwardRules.end());
   t.chains.push_back(std::move(forward));
+  if (log)
+    t.counters.push_back(
+        {kFlowLogCounter,
+         "packets offered to the flow log's rules: logged, or over their rate and not logged"});
   for (auto& c : services.baseChains)
     t.chains.push_back(std::move(c));
   for (auto& c : chains)

@@ -125,7 +125,7 @@ TEST_CASE("a record names the ends, the deciding side, and each side's policies 
   CHECK_THAT(flowText(odd.json), Catch::EndsWith("[the model disagrees]"));
 }
 
-TEST_CASE("flow filters: verdict, namespace and pod of either end; bad ones say what is wrong") {
+TEST_CASE("flow filters: verdict, namespace and pod of either end, and bad ones say what is wrong") {
   FlowRecord r{.json = {}, .verdict = "denied", .sourcePod = "shop/frontend-0", .destinationPod = ""};
   CHECK(FlowFilter::parse({{"verdict", "denied"}})->matches(r));
   CHECK_FALSE(FlowFilter::parse({{"verdict", "allowed"}})->matches(r));

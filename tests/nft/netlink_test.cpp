@@ -350,12 +350,14 @@ Table loggingTable(uint32_t rate, uint32_t burst) {
   out.rules.push_back(nft::Rule{.matches = {PortIs{{Protocol::kUDP, 9, 9}}},
                                 .action = Continue{},
                                 .comment = "logged",
-                                .statements = {LogToGroup{.group = 5,
+                                .statements = {LogToGroup{.counter = "offered",
+                                                          .group = 5,
                                                           .snaplen = 96,
                                                           .prefix = "nftpol ingress denied abc",
                                                           .ratePerSecond = rate,
                                                           .burst = burst}}});
   t.chains.push_back(out);
+  t.counters.push_back({"offered", "what reached the log rule"});
   return t;
 }
 }  // namespace
@@ -405,6 +407,19 @@ TEST_CASE("over its rate a log rule skips the log and never the rest: losses are
   auto got = readLogged(**reader, 50);
   CHECK(got.size() >= 6);
   CHECK(got.size() < 10);
-  // The rule's packets all went on: the log rule has no verdict, and over the rate it is only skipped.
-  CHECK((*reader)->losses().sequenceGaps == 0);  // what the limit skipped was never given a number
+  CHECK((*reader)->losses().sequenceGaps == 0);  // what the limit skipped was never given a number...
+  // ... but the counter before the limit saw every packet: the difference is what the limit held back.
+  auto offered = b->counterPackets("nftpol", "offered");
+  REQUIRE(offered.ok());
+  CHECK(*offered == 50);
+  CHECK_FALSE(b->counterPackets("nftpol", "absent").ok());
+  // A table without the log rule removes the counter in the same transaction as the rule naming it.
+  Table plain = loggingTable(1, 6);
+  plain.counters.clear();
+  std::get<LogToGroup>(plain.chains[0].rules[0].statements[0]).counter.clear();
+  auto applied = b->apply(plain);
+  INFO((applied ? "" : applied.error().message));
+  REQUIRE(applied.ok());
+  CHECK(b->read("nftpol")->counters.empty());
+  CHECK_FALSE(b->counterPackets("nftpol", "offered").ok());
 }

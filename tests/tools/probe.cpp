@@ -7,6 +7,11 @@
 //   nftpol-probe tally ADDRESS PORT COUNT TIMEOUT_MS
 //                                               COUNT TCP connections one after another; prints how many
 //                                               replies each server name gave, and "failed N"
+//   nftpol-probe synflood SOURCE ADDRESS PORT PER_SECOND SECONDS
+//                                               TCP SYNs from SOURCE (this namespace's address) to
+//                                               ADDRESS:PORT through a raw socket, each from a new source
+//                                               port (a new connection to conntrack), paced at PER_SECOND;
+//                                               prints how many were sent
 //   nftpol-probe storm ADDRESS PORT INTERVAL_MS TIMEOUT_MS MAX_MS STOP-FILE
 //                                               a TCP connection every INTERVAL_MS, many in flight, each
 //                                               bounded by TIMEOUT_MS, until STOP-FILE exists or MAX_MS
@@ -41,7 +46,8 @@ int usage() {
       "ADDRESS PORT "
       "COUNT TIMEOUT_MS | echo PORT | hold ADDRESS PORT MS | push PORT | watch ADDRESS PORT MS | flow "
       "ADDRESS PORT MS | sink PORT | "
-      "blast|rate ADDRESS PORT SECONDS | storm ADDRESS PORT INTERVAL_MS TIMEOUT_MS MAX_MS STOP-FILE\n");
+      "blast|rate ADDRESS PORT SECONDS | synflood SOURCE ADDRESS PORT PER_SECOND SECONDS | storm ADDRESS "
+      "PORT INTERVAL_MS TIMEOUT_MS MAX_MS STOP-FILE\n");
   return 2;
 }
 
@@ -403,6 +409,78 @@ int blast(const char* address, uint16_t port, int seconds) {
   return 0;
 }
 
+uint16_t checksum(const uint8_t* data, size_t length, uint32_t sum = 0) {
+  for (size_t i = 0; i + 1 < length; i += 2)
+    sum += static_cast<uint32_t>((data[i] << 8) | data[i + 1]);
+  if (length % 2) sum += static_cast<uint32_t>(data[length - 1] << 8);
+  while (sum >> 16)
+    sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+// SYNs without a socket of their own each: the kernel keeps no state for them on this side, so a flood
+// costs the sender nothing but the sending. IPv4 only.
+int synflood(const char* source, const char* address, uint16_t port, long perSecond, int seconds) {
+  in_addr from{}, to{};
+  if (inet_pton(AF_INET, source, &from) != 1 || inet_pton(AF_INET, address, &to) != 1 || perSecond <= 0)
+    return usage();
+  int fd = socket(AF_INET, SOCK_RAW, IPPROTO_RAW);  // we write the IP header (IP_HDRINCL is implied)
+  if (fd < 0) return 1;
+  sockaddr_in dst{};
+  dst.sin_family = AF_INET;
+  dst.sin_addr = to;
+  uint8_t packet[40] = {};
+  packet[0] = 0x45;
+  packet[3] = 40;  // total length
+  packet[8] = 64;  // TTL
+  packet[9] = IPPROTO_TCP;
+  std::memcpy(packet + 12, &from, 4);
+  std::memcpy(packet + 16, &to, 4);
+  uint8_t* tcp = packet + 20;
+  tcp[2] = static_cast<uint8_t>(port >> 8);
+  tcp[3] = static_cast<uint8_t>(port);
+  tcp[12] = 5 << 4;  // header length
+  tcp[13] = 0x02;    // SYN
+  tcp[14] = 0xff;    // window
+  long long sent = 0, total = perSecond * seconds;
+  auto start = std::chrono::steady_clock::now();
+  uint32_t seq = 1;
+  while (sent < total) {
+    // Paced in 1 ms slices: the SYNs due by now go out, then a short sleep.
+    auto due = static_cast<long long>(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() *
+        static_cast<double>(perSecond));
+    for (; sent < std::min(due, total); ++sent) {
+      uint16_t sport = static_cast<uint16_t>(1024 + sent % 64000);
+      tcp[0] = static_cast<uint8_t>(sport >> 8);
+      tcp[1] = static_cast<uint8_t>(sport);
+      seq = seq * 1103515245u + 12345u;
+      std::memcpy(tcp + 4, &seq, 4);
+      tcp[16] = tcp[17] = 0;
+      uint8_t pseudo[12];
+      std::memcpy(pseudo, &from, 4);
+      std::memcpy(pseudo + 4, &to, 4);
+      pseudo[8] = 0;
+      pseudo[9] = IPPROTO_TCP;
+      pseudo[10] = 0;
+      pseudo[11] = 20;
+      uint32_t partial = 0;
+      for (size_t i = 0; i < sizeof pseudo; i += 2)
+        partial += static_cast<uint32_t>((pseudo[i] << 8) | pseudo[i + 1]);
+      uint16_t sum = checksum(tcp, 20, partial);
+      tcp[16] = static_cast<uint8_t>(sum >> 8);
+      tcp[17] = static_cast<uint8_t>(sum);
+      if (sendto(fd, packet, sizeof packet, 0, reinterpret_cast<sockaddr*>(&dst), sizeof dst) < 0) {
+        if (errno == ENOBUFS) break;  // not sent: again after the pause
+        return 1;
+      }
+    }
+    if (sent < total) usleep(1000);
+  }
+  std::printf("%lld\n", sent);
+  return 0;
+}
+
 int rate(const char* address, uint16_t port, int seconds) {
   sockaddr_storage to{};
   socklen_t len = 0;
@@ -537,6 +615,9 @@ int main(int argc, char** argv) {
     return blast(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
   if (argc == 5 && std::strcmp(argv[1], "rate") == 0)
     return rate(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]));
+  if (argc == 7 && std::strcmp(argv[1], "synflood") == 0)
+    return synflood(argv[2], argv[3], static_cast<uint16_t>(std::atoi(argv[4])), std::atol(argv[5]),
+                    std::atoi(argv[6]));
   if (argc == 8 && std::strcmp(argv[1], "storm") == 0)
     return storm(argv[2], static_cast<uint16_t>(std::atoi(argv[3])), std::atoi(argv[4]), std::atoi(argv[5]),
                  std::atoi(argv[6]), argv[7]);

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -99,6 +100,11 @@ class Controller {
   std::unique_ptr<FlowFile> flowFile_;
   std::chrono::steady_clock::time_point nextFlush_;
   uint64_t modelVersion_ = 0, flowModelVersion_ = 0;
+  // The log rules' counter when the reader started, its later readings, and what the rate limits held back
+  // since (see flushFlows).
+  std::optional<uint64_t> offeredAtStart_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> offered_;
+  uint64_t rateLimited_ = 0;
   std::unique_ptr<policy::Compiled> flowModel_;
   ServiceIndex flowServices_;
   std::unique_ptr<FlowReader> flowReader_;  // after what it feeds: it stops before them

@@ -46,8 +46,8 @@ class Metrics {
   // namespace/policy (an isolating policy of a deny, the admitting policy of an allow).
   void policyVerdicts(const std::string& verdict, const std::string& side, const std::string& ns,
                       const std::string& policy, uint64_t count);
-  // What the flow log missed so far, by reason ("sequence-gap", "overrun", "aggregates", "unreadable",
-  // "unknown-prefix"): running totals.
+  // What the flow log missed so far, by reason, in packets ("rate-limit", "sequence-gap", "aggregates",
+  // "unreadable", "unknown-prefix"), and "overrun" (times the socket overflowed): running totals.
   void flowLogLost(const std::string& reason, uint64_t total);
 
   // The reconcile loop calls this at every turn; it turns at least once a minute (the periodic resync).

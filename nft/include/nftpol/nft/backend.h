@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cerrno>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +28,10 @@ class Backend {
   virtual Result<KernelView> read(const std::string& table) = 0;
   // Drops anything remembered about the kernel, so that the next apply reads it afresh (periodic resync).
   virtual void forget() {}
+  // The packets a named counter of `table` has counted.
+  virtual Result<uint64_t> counterPackets(const std::string& table, const std::string& name) {
+    return Error{"no counter " + name + " in table " + table, ENOENT};
+  }
 };
 
 // The kernel in memory, for rootless tests of whatever drives a backend. It carries out the plan step by
@@ -77,6 +82,8 @@ class NetlinkBackend : public Backend {
   // transaction, so writers that each know only their own part (one CNI call per pod) never see or leave a
   // half-made table, and each chain ends with one copy of its rules however many of them raced.
   Result<Applied> merge(const Table& shape);
+  // ENOENT when there is no such counter.
+  Result<uint64_t> counterPackets(const std::string& table, const std::string& name) override;
 
   struct Socket;
 

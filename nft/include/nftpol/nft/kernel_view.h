@@ -69,6 +69,7 @@ struct KernelView {
   bool exists = false;
   std::map<std::string, SetView> sets;
   std::map<std::string, ChainView> chains;
+  std::map<std::string, std::string> counters;  // named counters: name -> comment (never their values)
 };
 
 // A chain's signatures, kept across reconciles instead of being rebuilt through libnftnl every time: most
@@ -88,7 +89,8 @@ KernelView viewOf(const Table& desired, SignatureCache* cache = nullptr);
 // Whether two sets have the same shape (flags, key type and length, timeout): what cannot change in place.
 bool sameSpec(const SetView& a, const SetView& b);
 
-// The names a rule's signature refers to: sets (lookup, dynset, vmap) and chains (jump, goto).
+// The names a rule's signature refers to: sets (lookup, dynset, vmap), chains (jump, goto) and named
+// counters (objref).
 std::vector<std::string> referencedNames(const std::string& signature);
 
 // The steps that turn `current` into `desired` inside one transaction, in an order the kernel accepts: new
@@ -97,6 +99,7 @@ struct Step {
   enum class Kind : uint8_t {
     kDeleteTable,
     kAddTable,
+    kAddCounter,
     kAddSet,
     kAddChain,
     kFlushChain,
@@ -105,10 +108,11 @@ struct Step {
     kFlushSet,
     kAddElements,
     kDeleteChain,
-    kDeleteSet
+    kDeleteSet,
+    kDeleteCounter
   };
   Kind kind;
-  std::string name;                    // set or chain
+  std::string name;                    // set, chain or counter
   std::vector<ElementTuple> elements;  // for element steps
 };
 

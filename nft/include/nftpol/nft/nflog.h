@@ -30,6 +30,7 @@ struct LoggedPacket {
 // What the reader knows it missed: packets the kernel counted (its sequence numbers) but never delivered,
 // and receive-buffer overruns (ENOBUFS, each losing an unknown number of them; the gaps count those too).
 struct LogLosses {
+  uint64_t numbered = 0;  // packets the group numbered since it was bound: delivered, or lost in the gaps
   uint64_t sequenceGaps = 0;
   uint64_t overruns = 0;
   uint64_t unreadable = 0;  // messages too short or of another family to decode

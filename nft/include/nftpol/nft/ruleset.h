@@ -115,6 +115,7 @@ struct UpdateAddressSet {
 // limit skips the rest of its rule, so a log must sit in a rule without a verdict of its own: then logging
 // never changes one.
 struct LogToGroup {
+  std::string counter;  // counter name "…" before the limit: every packet offered to the log (empty: none)
   uint16_t group;
   uint16_t snaplen;
   std::string prefix;  // at most 127 bytes
@@ -233,6 +234,14 @@ struct Set {
   bool operator==(const Set&) const = default;
 };
 
+// A named counter (`counter NAME { }`): packets and bytes that rules naming it (`counter name "NAME"`) saw.
+// Its values are the kernel's, never compared; a table rebuild starts them again from zero.
+struct NamedCounter {
+  std::string name;
+  std::string comment;
+  bool operator==(const NamedCounter&) const = default;
+};
+
 // A named verdict map: each key to `jump <chain>`.
 struct Map {
   std::string name;
@@ -272,9 +281,10 @@ struct Chain {
 struct Table {
   std::string family = "inet";
   std::string name = "nftpol";
-  std::vector<Set> sets;      // sorted by name
-  std::vector<Map> maps;      // sorted by name; a map's name is never a set's
-  std::vector<Chain> chains;  // base chains first, then by name
+  std::vector<Set> sets;               // sorted by name
+  std::vector<Map> maps;               // sorted by name; a map's name is never a set's
+  std::vector<Chain> chains;           // base chains first, then by name
+  std::vector<NamedCounter> counters;  // sorted by name
   bool operator==(const Table&) const = default;
 
   const Set* findSet(const std::string& name) const;

@@ -26,6 +26,10 @@ struct FlowLogOptions {
 // verdicts so that the log shows it (the kernel's log carries the mark, not the original tuple).
 constexpr uint32_t kTranslatedMark = 0x2000;
 
+// The named counter every log rule counts into before its rate limit: what it offered to the log. Less what
+// the log group delivered, it is what the limits held back.
+constexpr const char* kFlowLogCounter = "flow-log-offered";
+
 // One decision a log rule sits before.
 struct LoggedDecision {
   enum class Side : uint8_t { kEgress, kIngress, kNone };  // kNone: no policy isolates the destination here
