@@ -18,5 +18,7 @@ echo; echo "== data path"
 bench/datapath.sh build
 echo; echo "== protected from the first packet: the window, ADD with and without the handoff, a burst (bench/handoff.sh)"
 bench/handoff.sh build
+echo; echo "== the flow log: its cost on connections and throughput, and a denied packet to its record (bench/flowlog.sh)"
+bench/flowlog.sh build
 echo; echo "== the controller on the Kubernetes API under load (10k pods, 2k policies, 1k changes/s for 30 s)"
 bench/api_load.sh build
