@@ -306,9 +306,9 @@ Result<FlowFilter> FlowFilter::parse(const std::map<std::string, std::string>& q
       if (value.find('/') == std::string::npos) return Error{"pod: \"" + value + "\" is not namespace/name"};
       f.pod = value;
     } else if (key == "follow") {
-      if (value != "" && value != "1" && value != "true" && value != "0" && value != "false")
+      if (!value.empty() && value != "1" && value != "true" && value != "0" && value != "false")
         return Error{"follow: \"" + value + "\" is not true or false"};
-      f.follow = value == "" || value == "1" || value == "true";
+      f.follow = value.empty() || value == "1" || value == "true";
     } else {
       return Error{"unknown parameter \"" + key + "\" (verdict, namespace, pod, follow)"};
     }

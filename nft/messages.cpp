@@ -269,6 +269,13 @@ void addStatement(nftnl_rule* r, const Statement& st) {
                    nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
                    nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, u.set.c_str());
                  },
+                 [&](const TraceOn&) {
+                   uint8_t one = 1;
+                   immediate(r, NFT_REG_1, std::string(reinterpret_cast<const char*>(&one), 1));
+                   nftnl_expr* e = expr(r, "meta");
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, NFT_META_NFTRACE);
+                   nftnl_expr_set_u32(e, NFTNL_EXPR_META_SREG, NFT_REG_1);
+                 },
                  [&](const LogToGroup& log) {
                    if (!log.counter.empty()) {
                      nftnl_expr* o = expr(r, "objref");

@@ -2,6 +2,7 @@
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
 #include <libnftnl/gen.h>
+#include <libnftnl/udata.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -325,6 +326,66 @@ void addElements(Batch& batch, const Table& table, const std::string& set,
 }
 
 }  // namespace
+
+Result<std::vector<NetlinkBackend::HeldRule>> NetlinkBackend::heldRules(const std::string& table) {
+  struct State {
+    const std::string* table;
+    std::vector<HeldRule> rules;
+    std::map<std::string, size_t> perChain;
+  } st{&table, {}, {}};
+  auto onHeld = [](const nlmsghdr* nlh, void* data) -> int {
+    auto* st = static_cast<State*>(data);
+    RulePtr r(nftnl_rule_alloc());
+    if (nftnl_rule_nlmsg_parse(nlh, r.get()) < 0) return MNL_CB_ERROR;
+    if (*st->table != nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) return MNL_CB_OK;
+    HeldRule h{.chain = nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN),
+               .handle = nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE)};
+    h.index = st->perChain[h.chain]++;
+    if (nftnl_rule_is_set(r.get(), NFTNL_RULE_USERDATA)) {
+      uint32_t len = 0;
+      const void* data = nftnl_rule_get_data(r.get(), NFTNL_RULE_USERDATA, &len);
+      auto onComment = [](const nftnl_udata* attr, void* out) -> int {
+        if (nftnl_udata_type(attr) == NFTNL_UDATA_RULE_COMMENT)
+          *static_cast<std::string*>(out) = static_cast<const char*>(nftnl_udata_get(attr));
+        return 0;
+      };
+      nftnl_udata_parse(data, len, onComment, &h.comment);
+    }
+    st->rules.push_back(std::move(h));
+    return MNL_CB_OK;
+  };
+  std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
+  nlmsghdr* h = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, 0, 0);
+  RulePtr f(nftnl_rule_alloc());
+  nftnl_rule_set_str(f.get(), NFTNL_RULE_TABLE, table.c_str());
+  nftnl_rule_nlmsg_build_payload(h, f.get());
+  if (auto e = socket_->nl.dump(h, "netlink: reading the rules of table inet " + table, onHeld, &st, [&] {
+        st.rules.clear();
+        st.perChain.clear();
+      }))
+    return *e;
+  return st.rules;
+}
+
+std::optional<Error> NetlinkBackend::addTimedElements(const std::string& table, const Set& set,
+                                                      uint64_t timeoutMs) {
+  Table t;
+  t.name = table;
+  Set plain = set;
+  plain.dynamic = false;  // a dynamic set's view carries no elements: encode the given ones
+  SetPtr s = buildElements(t, set.name, setViewOf(plain).elements);
+  nftnl_set_elems_iter* it = nftnl_set_elems_iter_create(s.get());
+  for (nftnl_set_elem* e = nftnl_set_elems_iter_next(it); e; e = nftnl_set_elems_iter_next(it))
+    nftnl_set_elem_set_u64(e, NFTNL_SET_ELEM_TIMEOUT, timeoutMs);
+  nftnl_set_elems_iter_destroy(it);
+  Batch batch(socket_->nl);
+  nftnl_set_elems_nlmsg_build_payload(
+      batch.add(NFT_MSG_NEWSETELEM, NLM_F_CREATE, "add timed elements to set " + set.name), s.get());
+  batch.done();
+  auto sent = batch.send();
+  if (!sent) return sent.error();
+  return std::nullopt;
+}
 
 Result<uint64_t> NetlinkBackend::counterPackets(const std::string& table, const std::string& name) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);

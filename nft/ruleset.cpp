@@ -117,6 +117,7 @@ std::string statementText(const Statement& st) {
                           return "update @" + u.set + " { " + familyKeyword(u.family) + " " +
                                  fieldKeyword(u.field) + " }";
                         },
+                        [](const TraceOn&) { return std::string("meta nftrace set 1"); },
                         [](const LogToGroup& log) {
                           // nft leaves out the default burst of 5
                           return (log.counter.empty() ? "" : "counter name " + quote(log.counter) + " ") +

@@ -90,6 +90,30 @@ Set podSubnetsSet(Family f, const std::vector<Cidr>& subnets) {
   return s;
 }
 
+std::string traceSourcesSetName(Family f) {
+  return traceSetName(true, f == Family::kV4);
+}
+std::string traceDestinationsSetName(Family f) {
+  return traceSetName(false, f == Family::kV4);
+}
+std::vector<Set> traceSets() {
+  std::vector<Set> sets;
+  for (Family f : {Family::kV4, Family::kV6}) {
+    // Elements come from `nftpol trace`, each with its own timeout: never ours to compare.
+    sets.push_back(Set{.name = traceSourcesSetName(f),
+                       .key = KeyType::address(f),
+                       .comment = "sources nftpol trace follows, until their timeout",
+                       .dynamic = true,
+                       .timeoutSeconds = 60});
+    sets.push_back(Set{.name = traceDestinationsSetName(f),
+                       .key = KeyType::addressProtocolPort(f),
+                       .comment = "destinations nftpol trace follows, until their timeout",
+                       .dynamic = true,
+                       .timeoutSeconds = 60});
+  }
+  return sets;
+}
+
 Set nodePodsSet(Family f, std::vector<IpAddress> addresses) {
   Set s{.name = nodePodsSetName(f), .key = KeyType::address(f)};
   s.comment = "addresses bound to this node's pods: programmed";
@@ -209,6 +233,14 @@ Chain baseChain(const FlowLogOptions* log) {
                      Verdict{Verdict::Kind::kAccept, ""},
                      "replies"});
   c.rules.push_back({{CtState{{ConnState::kInvalid}}}, Verdict{Verdict::Kind::kDrop, ""}, ""});
+  // `nftpol trace` arms this by adding elements that time out to the two sets; idle, they are empty and no
+  // rule changes. Here only new connections pay for the lookup.
+  for (Family f : {Family::kV4, Family::kV6})
+    c.rules.push_back({{AddressInSet{f, Field::kSource, traceSourcesSetName(f)},
+                        DestinationPortInSet{f, traceDestinationsSetName(f)}},
+                       Continue{},
+                       "traced by nftpol trace",
+                       {TraceOn{}}});
   // After the replies: only new connections pay for the two lookups (a released address's connections are
   // deleted with it).
   for (Field field : {Field::kSource, Field::kDestination})
@@ -268,6 +300,8 @@ Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> 
                const FlowLogOptions* log) {
   Table t;
   t.sets = std::move(sets);
+  for (auto& s : traceSets())
+    t.sets.push_back(std::move(s));
   for (auto& s : services.sets)
     t.sets.push_back(std::move(s));
   std::sort(t.sets.begin(), t.sets.end(), [](const Set& a, const Set& b) { return a.name < b.name; });

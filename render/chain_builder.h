@@ -92,6 +92,11 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
 std::string podSubnetsSetName(Family f);  // "node-pod-subnets-v4"
 std::string nodePodsSetName(Family f);    // "node-pods-v4"
 Set podSubnetsSet(Family f, const std::vector<Cidr>& subnets);
+// What `nftpol trace` follows: source addresses, and destination address . protocol . port, each element with
+// a timeout; a new connection between the two gets `meta nftrace set 1` in filter-forward.
+std::string traceSourcesSetName(Family f);       // "trace-sources-v4"
+std::string traceDestinationsSetName(Family f);  // "trace-destinations-v4"
+std::vector<Set> traceSets();
 Set nodePodsSet(Family f, std::vector<IpAddress> addresses);
 
 // filter-forward; with `log`, the service mark before the verdicts, and with allowed connections logged, the

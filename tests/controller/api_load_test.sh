@@ -60,8 +60,8 @@ in_step() {
   for _ in $(seq 50); do
     rm -f "$dir/dump.json"
     [ "$(api dump "$dir/dump.json")" = ok ] || return 1
-    cmp -s <("$nftpol" render --cluster "$dir/dump.json" --node node-0 2> /dev/null | tr -s ' \t\n' ' ') \
-      <(nft list table inet nftpol 2> /dev/null | tr -s ' \t\n' ' ') && return 0
+    cmp -s <("$nftpol" render --cluster "$dir/dump.json" --node node-0 2> /dev/null | nftpol_blocks) \
+      <(nft list table inet nftpol 2> /dev/null | nftpol_blocks) && return 0
     sleep 0.2
   done
   return 1

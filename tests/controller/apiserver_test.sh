@@ -49,8 +49,8 @@ in_step() {
   for _ in $(seq 50); do
     rm -f "$dir/dump.json"
     [ "$(api dump "$dir/dump.json")" = ok ] || exit 1
-    if diff <("$nftpol" render --cluster "$dir/dump.json" --node node-1 2>/dev/null | tr -s ' \t\n' ' ') \
-            <(nft list table inet nftpol 2>/dev/null | tr -s ' \t\n' ' ') > /dev/null; then
+    if diff <("$nftpol" render --cluster "$dir/dump.json" --node node-1 2>/dev/null | nftpol_blocks) \
+            <(nft list table inet nftpol 2>/dev/null | nftpol_blocks) > /dev/null; then
       return 0
     fi
     sleep 0.1

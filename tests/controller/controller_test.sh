@@ -108,7 +108,7 @@ chmod 755 "$dir/m/shop"
 chmod 644 "$dir/m/policies.yaml"
 rm "$dir/m/a-link-to-nothing.yaml"
 check "all readable again: the table is what render makes of the files" nftpol_wait_for 10 \
-  bash -c "diff <(\"$nftpol\" render --cluster \"$dir/m\" --node node-a 2>/dev/null | tr -s ' \t\n' ' ') <(nft list table inet nftpol | tr -s ' \t\n' ' ') >/dev/null"
+  bash -c "source '$(dirname "$0")/../lib/netns.sh'; diff <(\"$nftpol\" render --cluster \"$dir/m\" --node node-a 2>/dev/null | nftpol_blocks) <(nft list table inet nftpol | nftpol_blocks) >/dev/null"
 check "SIGTERM stops it within 2 s" nftpol_stop 2 "$pid"
 
 echo "controller: $passed passed, $failed failed"

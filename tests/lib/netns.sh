@@ -194,3 +194,8 @@ YAML
     check "the servers of $1/$2 listen" nftpol_listening "$tag-$1-$2" tcp+udp 80 81
   done
 }
+
+# nftpol_blocks: a table's text (from `nft list` or `nftpol render`) as one line per block (a set, a map, a
+# chain), whitespace aside, sorted: nft lists sets in the order the kernel made them, so a set that a later
+# change made comes after ones whose names sort after it.
+nftpol_blocks() { awk 'BEGIN { RS = "" } { gsub(/[ \t\n]+/, " "); print }' | sort; }

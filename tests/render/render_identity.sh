@@ -11,7 +11,8 @@
 #     their names derive from).
 # The closed-by-default sets and rules (node-pod-subnets-*, node-pods-*, "pod address not programmed"),
 # added since, are taken out before the digest: they are new, not changed, and render_test checks them. The
-# flow log's rules, newer still, are left out by --no-flow-log (render_test and kernel_check.sh check them).
+# flow log's rules, newer still, are left out by --no-flow-log (render_test and kernel_check.sh check them), and
+# the trace sets and rule (trace_test.sh uses them) are taken out like the closed-by-default ones.
 # --write records the digests instead of checking them.
 set -euo pipefail
 nftpol=$1 gen=$2 src=$3 write=${4:-}
@@ -22,10 +23,11 @@ trap 'rm -rf "$work"' EXIT
 normalise() {
   awk '
     /^\t(set|map|chain) / { block = $2 }
-    block ~ /^node-pod(s|-subnets)-/ { if ($0 ~ /^\t}/) { block = ""; skip = 1 }; next }
+    block ~ /^(node-pod(s|-subnets)|trace-(sources|destinations))-/ { if ($0 ~ /^\t}/) { block = ""; skip = 1 }; next }
     skip && /^$/ { skip = 0; next }
     { skip = 0 }
     /pod address not programmed"$/ { next }
+    /comment "traced by nftpol trace"$/ { next }
     /^\t}/ { block = "" }
     {
       if (block ~ /^(peer|cidr)-/ && $0 ~ /^\t\tcomment "/) { print "\t\tcomment <normalised>"; next }

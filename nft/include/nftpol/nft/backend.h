@@ -82,6 +82,17 @@ class NetlinkBackend : public Backend {
   // transaction, so writers that each know only their own part (one CNI call per pod) never see or leave a
   // half-made table, and each chain ends with one copy of its rules however many of them raced.
   Result<Applied> merge(const Table& shape);
+  // The rules of `table` as the kernel holds them now, chain by chain in order, with their handles: what a
+  // trace event's handle names.
+  struct HeldRule {
+    std::string chain;
+    size_t index = 0;  // in its chain
+    uint64_t handle = 0;
+    std::string comment;
+  };
+  Result<std::vector<HeldRule>> heldRules(const std::string& table);
+  // Adds `keys` to a set of `table` whose elements time out (a dynamic set), each for `timeoutMs`.
+  std::optional<Error> addTimedElements(const std::string& table, const Set& set, uint64_t timeoutMs);
   // ENOENT when there is no such counter.
   Result<uint64_t> counterPackets(const std::string& table, const std::string& name) override;
 

@@ -123,7 +123,12 @@ struct LogToGroup {
   uint32_t burst;
   bool operator==(const LogToGroup&) const = default;
 };
-using Statement = std::variant<SetMarkBit, UpdateAddressSet, LogToGroup>;
+// meta nftrace set 1: the kernel reports every later rule this packet meets (NFT_MSG_TRACE) while it is in
+// this table's chains.
+struct TraceOn {
+  bool operator==(const TraceOn&) const = default;
+};
+using Statement = std::variant<SetMarkBit, UpdateAddressSet, LogToGroup, TraceOn>;
 
 struct Verdict {
   enum class Kind : uint8_t { kAccept, kDrop, kReturn, kJump };

@@ -30,6 +30,11 @@ constexpr uint32_t kTranslatedMark = 0x2000;
 // the log group delivered, it is what the limits held back.
 constexpr const char* kFlowLogCounter = "flow-log-offered";
 
+// The sets `nftpol trace` arms (see chain_builder.h): "trace-sources-v4", "trace-destinations-v6".
+inline std::string traceSetName(bool sources, bool v4) {
+  return std::string(sources ? "trace-sources" : "trace-destinations") + (v4 ? "-v4" : "-v6");
+}
+
 // One decision a log rule sits before.
 struct LoggedDecision {
   enum class Side : uint8_t { kEgress, kIngress, kNone };  // kNone: no policy isolates the destination here
