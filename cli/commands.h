@@ -14,6 +14,7 @@ int renderCommand(const std::vector<std::string>& args, std::ostream& out, std::
 int controllerCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int cleanupCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int installCniCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int traceCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int observeCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int lintCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 

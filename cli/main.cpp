@@ -29,6 +29,9 @@ commands:
   observe [--server 127.0.0.1:9402] [--verdict denied|allowed|would-deny] [--namespace NS] [--pod NS/POD]
           [--follow] [--output text|json]
       The flow log of the node whose controller listens at --server: what was denied or allowed, and why.
+  trace --cluster PATH... FROM TO --port PORT [--protocol P] [--seconds S]
+      Follow FROM -> TO through this node's table for S seconds (nftables tracing) and compare each
+      connection's path with can-reach. Exit 0 agree, 1 disagree or nothing traced, 2 bad input.
   cleanup
       Remove table inet nftpol.
   install-cni --template FILE --cni-conf-dir DIR [--cni-bin-dir DIR] (--pod-cidr CIDR... | --kubeconfig PATH
@@ -56,6 +59,7 @@ int main(int argc, char** argv) {
   if (command == "cleanup") return nftpol::cli::cleanupCommand(args, std::cout, std::cerr);
   if (command == "render") return nftpol::cli::renderCommand(args, std::cout, std::cerr);
   if (command == "install-cni") return nftpol::cli::installCniCommand(args, std::cout, std::cerr);
+  if (command == "trace") return nftpol::cli::traceCommand(args, std::cout, std::cerr);
   if (command == "observe") return nftpol::cli::observeCommand(args, std::cout, std::cerr);
   if (command == "lint") return nftpol::cli::lintCommand(args, std::cout, std::cerr);
   std::cerr << "nftpol: unknown command \"" << command << "\"\n" << kUsage;

@@ -8,15 +8,12 @@
 #include "commands.h"
 #include "nftpol/policy/reach.h"
 #include "nftpol/policy/service_reach.h"
+#include "reach_text.h"
 
 namespace nftpol::cli {
 namespace {
 
 using namespace nftpol::policy;
-
-std::string endpointName(const Compiled& c, const Endpoint& e) {
-  return e.pod ? c.pod(*e.pod).key() : e.address->toString();
-}
 
 std::string familyName(Family f) {
   return f == Family::kV4 ? "IPv4" : "IPv6";
@@ -106,29 +103,6 @@ void jsonVerdicts(const Compiled& c, const std::vector<Verdict>& verdicts, std::
   out << "]";
 }
 
-void printVerdicts(const Compiled& c, const std::vector<Verdict>& verdicts, const std::string& fromName,
-                   const std::string& toName, const std::string& indent, std::ostream& out) {
-  for (const Verdict& v : verdicts) {
-    if (v.because == Because::kSelf) {
-      out << indent << "  traffic a pod sends to itself is always allowed\n";
-      continue;
-    }
-    if (v.because == Because::kNoCommonFamily) {
-      out << indent << "  the two ends share no address family (IPv4/IPv6)\n";
-      continue;
-    }
-    if (verdicts.size() > 1)
-      out << indent << " " << familyName(*v.family) << " " << v.source->toString() << " -> "
-          << v.destination->toString() << ": " << (v.allowed ? "allowed" : "denied") << "\n";
-    std::ostringstream sides;
-    printSide(c, "egress", fromName, v.egress, sides);
-    printSide(c, "ingress", toName, v.ingress, sides);
-    std::istringstream lines(sides.str());
-    for (std::string line; std::getline(lines, line);)
-      out << indent << line << "\n";
-  }
-}
-
 // Prints a connection to a service: its verdict at each backend.
 int printServiceReach(const Compiled& c, const Endpoint& from, const Service& service, const ServiceReach& r,
                       const PortArg& asked, const std::string& output, std::ostream& out) {
@@ -176,6 +150,33 @@ int printServiceReach(const Compiled& c, const Endpoint& from, const Service& se
 }
 
 }  // namespace
+
+std::string endpointName(const policy::Compiled& c, const policy::Endpoint& e) {
+  return e.pod ? c.pod(*e.pod).key() : e.address->toString();
+}
+
+void printVerdicts(const Compiled& c, const std::vector<Verdict>& verdicts, const std::string& fromName,
+                   const std::string& toName, const std::string& indent, std::ostream& out) {
+  for (const Verdict& v : verdicts) {
+    if (v.because == Because::kSelf) {
+      out << indent << "  traffic a pod sends to itself is always allowed\n";
+      continue;
+    }
+    if (v.because == Because::kNoCommonFamily) {
+      out << indent << "  the two ends share no address family (IPv4/IPv6)\n";
+      continue;
+    }
+    if (verdicts.size() > 1)
+      out << indent << " " << familyName(*v.family) << " " << v.source->toString() << " -> "
+          << v.destination->toString() << ": " << (v.allowed ? "allowed" : "denied") << "\n";
+    std::ostringstream sides;
+    printSide(c, "egress", fromName, v.egress, sides);
+    printSide(c, "ingress", toName, v.ingress, sides);
+    std::istringstream lines(sides.str());
+    for (std::string line; std::getline(lines, line);)
+      out << indent << line << "\n";
+  }
+}
 
 int canReachCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
   auto args = Args::parse(argv, {"cluster", "port", "protocol", "output"});
