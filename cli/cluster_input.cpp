@@ -7,7 +7,8 @@
 namespace nftpol::cli {
 
 std::unique_ptr<LoadedCluster> loadCluster(const std::vector<std::string>& paths,
-                                           const std::vector<std::string>& overlay, std::ostream& err) {
+                                           const std::vector<std::string>& overlay, std::ostream& err,
+                                           bool auditAsEnforced) {
   if (paths.empty()) {
     err << "nftpol: --cluster PATH is required (files or directories of Kubernetes manifests)\n";
     return nullptr;
@@ -24,6 +25,12 @@ std::unique_ptr<LoadedCluster> loadCluster(const std::vector<std::string>& paths
     err << "nftpol: the manifests have errors; nothing was evaluated\n";
     return nullptr;
   }
+  if (auditAsEnforced)
+    for (policy::NetworkPolicy p : std::vector(loaded->state->policies()))  // a copy: upsert changes the list
+      if (p.audit) {
+        p.audit = false;
+        loaded->state->upsert(std::move(p));
+      }
   loaded->compiled = std::make_unique<policy::Compiled>(policy::Compiled::build(*loaded->state));
   return loaded;
 }

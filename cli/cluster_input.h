@@ -21,7 +21,9 @@ struct LoadedCluster {
 
 // Loads the --cluster paths (and then the --what-if paths over them, when given), prints every diagnostic to
 // `err`, and compiles. Fails, having printed why, when there is no path or any error.
+// With `auditAsEnforced`, policies in audit mode are loaded as enforced (--audit-as-enforced).
 std::unique_ptr<LoadedCluster> loadCluster(const std::vector<std::string>& paths,
-                                           const std::vector<std::string>& overlay, std::ostream& err);
+                                           const std::vector<std::string>& overlay, std::ostream& err,
+                                           bool auditAsEnforced = false);
 
 }  // namespace nftpol::cli

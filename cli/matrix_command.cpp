@@ -107,14 +107,14 @@ int whatIf(const LoadedCluster& before, const LoadedCluster& after, const PortAr
 }  // namespace
 
 int matrixCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
-  auto args = Args::parse(argv, {"cluster", "port", "protocol", "output", "what-if"});
+  auto args = Args::parse(argv, {"cluster", "port", "protocol", "output", "what-if"}, {"audit-as-enforced"});
   if (!args) {
     err << "nftpol matrix: " << args.error().message << "\n";
     return kExitBadInput;
   }
   if (!args->positionals().empty()) {
     err << "usage: nftpol matrix --cluster PATH... --port PORT [--protocol TCP|UDP|SCTP] "
-           "[--output table|json|dot] [--what-if PATH...]\n";
+           "[--output table|json|dot] [--what-if PATH...] [--audit-as-enforced]\n";
     return kExitBadInput;
   }
   auto service = parsePortArg(*args);
@@ -129,10 +129,11 @@ int matrixCommand(const std::vector<std::string>& argv, std::ostream& out, std::
         << (whatIfMode ? " with --what-if" : " or dot") << ")\n";
     return kExitBadInput;
   }
-  auto cluster = loadCluster(args->all("cluster"), {}, err);
+  auto cluster = loadCluster(args->all("cluster"), {}, err, args->flag("audit-as-enforced"));
   if (!cluster) return kExitBadInput;
   if (whatIfMode) {
-    auto changed = loadCluster(args->all("cluster"), args->all("what-if"), err);
+    auto changed =
+        loadCluster(args->all("cluster"), args->all("what-if"), err, args->flag("audit-as-enforced"));
     if (!changed) return kExitBadInput;
     return whatIf(*cluster, *changed, *service, output, out);
   }

@@ -179,14 +179,15 @@ void printVerdicts(const Compiled& c, const std::vector<Verdict>& verdicts, cons
 }
 
 int canReachCommand(const std::vector<std::string>& argv, std::ostream& out, std::ostream& err) {
-  auto args = Args::parse(argv, {"cluster", "port", "protocol", "output"});
+  auto args = Args::parse(argv, {"cluster", "port", "protocol", "output"}, {"audit-as-enforced"});
   if (!args) {
     err << "nftpol can-reach: " << args.error().message << "\n";
     return kExitBadInput;
   }
   if (args->positionals().size() != 2) {
     err << "usage: nftpol can-reach --cluster PATH... FROM TO --port PORT [--protocol TCP|UDP|SCTP] "
-           "[--output text|json]\n  FROM is namespace/pod or an IP address; TO is one of those or a service "
+           "[--output text|json] [--audit-as-enforced]\n  FROM is namespace/pod or an IP address; TO is one "
+           "of those or a service "
            "(namespace/service, its cluster IP, or service.namespace.svc.cluster.local)\n";
     return kExitBadInput;
   }
@@ -200,7 +201,7 @@ int canReachCommand(const std::vector<std::string>& argv, std::ostream& out, std
     err << "nftpol can-reach: invalid --output \"" << output << "\" (must be text or json)\n";
     return kExitBadInput;
   }
-  auto cluster = loadCluster(args->all("cluster"), {}, err);
+  auto cluster = loadCluster(args->all("cluster"), {}, err, args->flag("audit-as-enforced"));
   if (!cluster) return kExitBadInput;
   const Compiled& c = *cluster->compiled;
   Services services = Services::build(*cluster->state);

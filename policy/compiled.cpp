@@ -57,9 +57,10 @@ Compiled Compiled::build(const ClusterState& state) {
     auto policyId = static_cast<uint32_t>(c.policies_.size());
     CompiledPolicy cp{.policy = &p, .selected = numbered(m.selected(p))};
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-      if (!p.has(d)) continue;
-      for (PodId pod : cp.selected)
-        ++counts[static_cast<int>(d)][pod];
+      if (!p.declares(d)) continue;  // an audited policy's rules too, for explain and lint
+      if (p.has(d))
+        for (PodId pod : cp.selected)
+          ++counts[static_cast<int>(d)][pod];
       const auto& rules = p.rules(d);
       for (uint32_t i = 0; i < rules.size(); ++i) {
         CompiledRule rule{.policy = policyId, .direction = d, .index = i, .rule = &rules[i]};

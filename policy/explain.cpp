@@ -58,8 +58,11 @@ std::string explainPolicy(const Compiled& c, uint32_t policyId) {
   out += "  podSelector {" + p.podSelector.toString() + "} selects " + std::to_string(cp.selected.size()) +
          " pod(s): " + podList(c, cp.selected) + "\n";
   out += "  policyTypes: " + types(p) + "\n";
+  if (p.audit)
+    out += "  mode: audit (" + std::string(kModeAnnotation) +
+           "): not enforced; the connections it would deny are reported as would-deny\n";
   for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-    if (!p.has(d)) continue;
+    if (!p.declares(d)) continue;
     const auto& ruleIds = d == Direction::kIngress ? cp.ingressRules : cp.egressRules;
     if (ruleIds.empty()) {
       out += "  " + std::string(toString(d)) + ": no rules, so the selected pods deny all " +
@@ -123,8 +126,13 @@ std::vector<Diagnostic> lint(const Compiled& c) {
     if (cp.selected.empty())
       warn(p.where, "spec.podSelector",
            "selects no pod {" + p.podSelector.toString() + "} in namespace " + p.ns);
+    if (p.audit)
+      warn(
+          p.where, "metadata.annotations[" + std::string(kModeAnnotation) + "]",
+          "audit mode: not enforced; what it would deny is reported as would-deny (can-reach and matrix show "
+          "it enforced with --audit-as-enforced)");
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-      if (!p.has(d)) continue;
+      if (!p.declares(d)) continue;
       const auto& ruleIds = d == Direction::kIngress ? cp.ingressRules : cp.egressRules;
       std::string base = "spec." + std::string(toString(d));
       std::optional<uint32_t> allowAll;

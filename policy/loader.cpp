@@ -295,6 +295,19 @@ void loadNetworkPolicy(Context& cx, const yaml::Node& object, ClusterState& stat
       }
     }
   }
+  if (auto md = child(object, "metadata")) {
+    auto annotations = child(*md, "annotations");
+    if (annotations && expectMap(cx, *annotations, "metadata.annotations"))
+      if (auto mode = child(*annotations, std::string(kModeAnnotation))) {
+        std::string path = "metadata.annotations[" + std::string(kModeAnnotation) + "]";
+        if (auto s = stringField(cx, *mode, path)) {
+          if (*s == "audit")
+            policy.audit = true;
+          else if (*s != "enforce")
+            cx.error(*mode, path, "unsupported value \"" + *s + "\" (must be audit or enforce)");
+        }
+      }
+  }
   if (cx.errors()) return;
   state.upsert(std::move(policy));
 }

@@ -116,11 +116,12 @@ struct NamespaceIndex {
   mutable std::unordered_map<std::string, Pods> byLabel_;  // "key\0value"
 };
 
-// Every peer of the policy's rules, in the directions it has.
+// Every peer of the policy's rules, in the directions it declares (an audited policy's too: what it would
+// allow is rendered for its would-deny reports).
 template <typename F>
 void forEachPeer(const NetworkPolicy& p, F&& f) {
   for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-    if (!p.has(d)) continue;
+    if (!p.declares(d)) continue;
     for (const auto& rule : p.rules(d))
       for (const auto& peer : rule.peers)
         f(peer);
@@ -597,6 +598,14 @@ std::vector<const NetworkPolicy*> Model::isolating(const Pod& pod, Direction d) 
   for (auto it = s_->policies.lower_bound({pod.ns, ""}); it != s_->policies.end() && it->first.ns == pod.ns;
        ++it)
     if (it->second->has(d) && it->second->podSelector.matches(pod.labels)) out.push_back(it->second);
+  return out;
+}
+
+std::vector<const NetworkPolicy*> Model::isolatingAsEnforced(const Pod& pod, Direction d) const {
+  std::vector<const NetworkPolicy*> out;
+  for (auto it = s_->policies.lower_bound({pod.ns, ""}); it != s_->policies.end() && it->first.ns == pod.ns;
+       ++it)
+    if (it->second->declares(d) && it->second->podSelector.matches(pod.labels)) out.push_back(it->second);
   return out;
 }
 

@@ -210,3 +210,30 @@ TEST_CASE("explain one policy or all", "[cli]") {
   auto all = run(explainCommand, {"--cluster", kCluster});
   CHECK(all.out.find("NetworkPolicy payments/gateway-from-shop") != std::string::npos);
 }
+
+TEST_CASE(
+    "an audited policy: can-reach and matrix answer without it, and with --audit-as-enforced as enforced",
+    "[cli]") {
+  const std::string audit = NFTPOL_SOURCE_DIR "/tests/cli/data/audit-mode.yaml";
+  std::vector<std::string> ask = {"--cluster",  kCluster, "--cluster", audit, "monitoring/prometheus-0",
+                                  "shop/api-0", "--port", "9090"};
+  auto enforced = run(canReachCommand, ask);
+  CHECK(enforced.status == 0);
+  ask.push_back("--audit-as-enforced");
+  auto asEnforced = run(canReachCommand, ask);
+  CHECK(asEnforced.status == 1);
+  CHECK_THAT(asEnforced.out,
+             Catch::Contains("egress of monitoring/prometheus-0: isolated by monitoring/deny-monitoring"));
+  // What-if an audited policy were added: nothing changes, unless it is counted as enforced.
+  auto unchanged = run(matrixCommand, {"--cluster", kCluster, "--port", "9090", "--what-if", audit});
+  CHECK_THAT(unchanged.out, Catch::Contains("0 cell(s) change"));
+  auto changed = run(matrixCommand,
+                     {"--cluster", kCluster, "--port", "9090", "--what-if", audit, "--audit-as-enforced"});
+  CHECK_THAT(changed.out, Catch::Contains("monitoring/prometheus-0 -> shop/api-0  newly denied"));
+  auto lint = run(lintCommand, {"--cluster", kCluster, "--cluster", audit});
+  CHECK(lint.status == 1);
+  CHECK_THAT(lint.out + lint.err, Catch::Contains("audit mode: not enforced"));
+  auto explain =
+      run(explainCommand, {"--cluster", kCluster, "--cluster", audit, "monitoring/deny-monitoring"});
+  CHECK_THAT(explain.out, Catch::Contains("mode: audit (nftpol.io/mode): not enforced"));
+}

@@ -276,3 +276,41 @@ TEST_CASE("dual-stack pods have every address considered", "[semantics]") {
   CHECK(c.reach("fd00::1", "a/y", 80) == false);
   CHECK(*c.endpoint("fd00::1").pod == *c.compiled->findPod("a", "x"));
 }
+
+namespace {
+std::string auditedNetpol(const std::string& ns, const std::string& name, const std::string& mode,
+                          const std::string& spec) {
+  return "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: " + name +
+         "\n  namespace: " + ns + "\n  annotations: {nftpol.io/mode: " + mode + "}\nspec:\n" + spec;
+}
+}  // namespace
+
+TEST_CASE("a policy in audit mode isolates nothing, and counted as enforced it isolates as written",
+          "[semantics]") {
+  TestCluster c(
+      base() + auditedNetpol("a", "deny", "audit", "  podSelector: {}\n") +
+      auditedNetpol("a", "web-only", "enforce",
+                    "  podSelector: {matchLabels: {app: db}}\n  ingress:\n  - from:\n    - podSelector: "
+                    "{matchLabels: {app: web}}\n"));
+  CHECK(c.reach("b/client", "a/web", 80));       // the audited deny is not enforced
+  CHECK_FALSE(c.reach("b/client", "a/db", 80));  // the enforced one is
+  CHECK(c.reach("a/web", "a/db", 80));
+  const Model& m = c.compiled->model();
+  const Pod* web = m.findPod("a/web");
+  REQUIRE(web);
+  CHECK(m.isolating(*web, Direction::kIngress).empty());
+  REQUIRE(m.isolatingAsEnforced(*web, Direction::kIngress).size() == 1);
+  CHECK(m.isolatingAsEnforced(*web, Direction::kIngress)[0]->key() == "a/deny");
+  // Its rules are still compiled, for explain and lint.
+  auto id = c.compiled->findPolicy("a", "deny");
+  REQUIRE(id);
+  CHECK(c.compiled->policies()[*id].policy->audit);
+}
+
+TEST_CASE("the mode annotation takes audit or enforce, and says where anything else is", "[validation]") {
+  TestCluster bad(base() + auditedNetpol("a", "deny", "dry-run", "  podSelector: {}\n"), ExpectErrors{});
+  CHECK_THAT(bad.errors(),
+             Catch::Contains("metadata.annotations[nftpol.io/mode]: unsupported value \"dry-run\" "
+                             "(must be audit or enforce)"));
+  CHECK_THAT(bad.errors(), Catch::Contains("test.yaml:"));
+}

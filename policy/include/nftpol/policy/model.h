@@ -146,6 +146,8 @@ class Model {
 
   // The pods a policy selects, in no order.
   std::vector<const Pod*> selected(const NetworkPolicy& policy) const;
+  // isolating(), with the policies in audit mode counted as enforced: what would isolate the pod.
+  std::vector<const NetworkPolicy*> isolatingAsEnforced(const Pod& pod, Direction d) const;
   // The policies selecting the pod with that policy type, in order. Empty: the pod is not isolated that way.
   std::vector<const NetworkPolicy*> isolating(const Pod& pod, Direction d) const;
   // The pod's allowed set in direction d: one entry per rule of the policies isolating it, in order, without

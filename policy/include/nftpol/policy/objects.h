@@ -116,6 +116,9 @@ struct Rule {
   SourceLocation where;
 };
 
+// The annotation that puts a NetworkPolicy in audit mode ("audit"; "enforce" is the default).
+inline constexpr std::string_view kModeAnnotation = "nftpol.io/mode";
+
 struct NetworkPolicy {
   static constexpr std::string_view kKind = "NetworkPolicy";
   std::string ns;
@@ -127,8 +130,15 @@ struct NetworkPolicy {
   std::vector<Rule> egressRules;
   SourceLocation where;
 
+  // Annotated `nftpol.io/mode: audit`: not enforced. It isolates nothing, and what it would deny if it were
+  // enforced beside the others is reported as would-deny.
+  bool audit = false;
+
   std::string key() const { return ns + "/" + name; }
-  bool has(Direction d) const { return d == Direction::kIngress ? ingress : egress; }
+  // Whether its policyTypes name d.
+  bool declares(Direction d) const { return d == Direction::kIngress ? ingress : egress; }
+  // Whether it isolates the pods it selects in d: it declares d and is enforced.
+  bool has(Direction d) const { return !audit && declares(d); }
   const std::vector<Rule>& rules(Direction d) const {
     return d == Direction::kIngress ? ingressRules : egressRules;
   }
