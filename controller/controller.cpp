@@ -468,13 +468,27 @@ void Controller::flushFlows() {
   if (!flowModel_ || flowModelVersion_ != modelVersion_) {
     flowModel_ = std::make_unique<policy::Compiled>(policy::Compiled::build(enforced()));
     flowServices_ = ServiceIndex(policy::Services::build(enforced()));
+    flowAuditModel_.reset();
+    flowAuditState_.reset();
     flowModelVersion_ = modelVersion_;
+  }
+  bool wouldDeny = std::any_of(aggregates.begin(), aggregates.end(),
+                               [](const FlowAggregate& a) { return a.decision.audit; });
+  if (wouldDeny && !flowAuditModel_) {
+    flowAuditState_ = std::make_unique<policy::ClusterState>(enforced());
+    for (policy::NetworkPolicy p :
+         std::vector(flowAuditState_->policies()))  // a copy: upsert changes the list
+      if (p.audit) {
+        p.audit = false;
+        flowAuditState_->upsert(std::move(p));
+      }
+    flowAuditModel_ = std::make_unique<policy::Compiled>(policy::Compiled::build(*flowAuditState_));
   }
   auto now = std::chrono::system_clock::now();
   std::vector<FlowRecord> records;
   records.reserve(aggregates.size());
   for (const auto& a : aggregates) {
-    records.push_back(attribute(*flowModel_, flowServices_, a, options_.node, now));
+    records.push_back(attribute(*flowModel_, flowServices_, a, options_.node, now, flowAuditModel_.get()));
     const json::Value& r = records.back().json;
     const json::Value* sideName = r.find("side");
     for (const char* side : {"egress", "ingress"}) {
@@ -485,10 +499,12 @@ void Controller::flushFlows() {
       auto count = static_cast<uint64_t>(a.count);
       auto name = [](const std::string& key) { return policy::ObjectName::of(key); };
       if (!a.decision.allowed) {
-        if (const json::Value* by = s->find("isolatedBy"))
+        // A deny names the policies isolating its side; a would-deny the ones in audit mode among them.
+        const json::Value* by = s->find(a.decision.audit ? "audit" : "isolatedBy");
+        if (by)
           for (const auto& key : by->asArray())
-            metrics_.policyVerdicts("denied", side, name(key.asString()).ns, name(key.asString()).name,
-                                    count);
+            metrics_.policyVerdicts(records.back().verdict, side, name(key.asString()).ns,
+                                    name(key.asString()).name, count);
       } else if (const json::Value* by = s->find("allowedBy")) {
         std::string key = by->find("policy")->asString();
         metrics_.policyVerdicts("allowed", side, name(key).ns, name(key).name, count);

@@ -164,10 +164,11 @@ policy::SideVerdict isolationOnly(const policy::Compiled& c, std::optional<polic
 
 }  // namespace
 
-FlowRecord attribute(const policy::Compiled& c, const ServiceIndex& services, const FlowAggregate& a,
-                     const std::string& node, SystemTime now) {
+FlowRecord attribute(const policy::Compiled& enforced, const ServiceIndex& services, const FlowAggregate& a,
+                     const std::string& node, SystemTime now, const policy::Compiled* asEnforced) {
+  const policy::Compiled& c = a.decision.audit && asEnforced ? *asEnforced : enforced;
   FlowRecord r;
-  r.verdict = a.decision.allowed ? "allowed" : "denied";
+  r.verdict = a.decision.audit ? "would-deny" : a.decision.allowed ? "allowed" : "denied";
   json::Value o;
   o["time"] = isoTime(now);
   o["node"] = node;
@@ -207,6 +208,18 @@ FlowRecord attribute(const policy::Compiled& c, const ServiceIndex& services, co
   }
   if (egress.applies) o["egress"] = sideJson(c, egress);
   if (ingress.applies) o["ingress"] = sideJson(c, ingress);
+  if (a.decision.audit && a.decision.side != LoggedDecision::Side::kNone) {
+    // The policies in audit mode among the deciding side's: what would deny it.
+    const char* side = a.decision.side == LoggedDecision::Side::kEgress ? "egress" : "ingress";
+    const policy::SideVerdict& s = a.decision.side == LoggedDecision::Side::kEgress ? egress : ingress;
+    json::Value::Array audited;
+    for (uint32_t id : s.isolating) {
+      const policy::NetworkPolicy& p = *c.policies()[id].policy;
+      auto found = enforced.findPolicy(p.ns, p.name);
+      if (found && enforced.policies()[*found].policy->audit) audited.emplace_back(p.key());
+    }
+    if (s.applies && !audited.empty()) o[side]["audit"] = std::move(audited);
+  }
   // The kernel's verdict on the deciding side against the model's: they differ only while a change is on its
   // way to the kernel, or when the table was changed behind the controller's back.
   const policy::SideVerdict* decided = a.decision.side == LoggedDecision::Side::kEgress    ? &egress

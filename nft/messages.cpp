@@ -247,9 +247,11 @@ void addVerdict(nftnl_rule* r, const Verdict& v) {
   int code = v.kind == Verdict::Kind::kAccept   ? NF_ACCEPT
              : v.kind == Verdict::Kind::kDrop   ? NF_DROP
              : v.kind == Verdict::Kind::kReturn ? NFT_RETURN
+             : v.kind == Verdict::Kind::kGoto   ? NFT_GOTO
                                                 : NFT_JUMP;
   nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, static_cast<uint32_t>(code));
-  if (v.kind == Verdict::Kind::kJump) nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, v.chain.c_str());
+  if (v.kind == Verdict::Kind::kJump || v.kind == Verdict::Kind::kGoto)
+    nftnl_expr_set_str(e, NFTNL_EXPR_IMM_CHAIN, v.chain.c_str());
 }
 
 void addStatement(nftnl_rule* r, const Statement& st) {

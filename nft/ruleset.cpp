@@ -142,6 +142,8 @@ std::string actionText(const Action& action) {
                               return "return";
                             case Verdict::Kind::kJump:
                               return "jump " + v.chain;
+                            case Verdict::Kind::kGoto:
+                              return "goto " + v.chain;
                           }
                           return "";
                         },

@@ -87,6 +87,7 @@ class Tracer {
       struct Step {
         std::optional<Outcome> outcome;
         std::string jumpTo;
+        bool isGoto = false;  // a return from the target returns from this chain too
       };
       auto done = [&](Outcome o) {
         trace.path.push_back(chain.name + ": " + toText(rule));
@@ -103,10 +104,11 @@ class Tracer {
                                      case Verdict::Kind::kReturn:
                                        return done(Outcome::kReturn);
                                      case Verdict::Kind::kJump:
+                                     case Verdict::Kind::kGoto:
                                        break;
                                    }
                                    trace.path.push_back(chain.name + ": " + toText(rule));
-                                   return Step{std::nullopt, v.chain};
+                                   return Step{std::nullopt, v.chain, v.kind == Verdict::Kind::kGoto};
                                  },
                                  [&](const VerdictMapLookup& vm) {
                                    // Service dispatch lives in the NAT chains, which the traced packet is
@@ -133,7 +135,7 @@ class Tracer {
       if (!target) return Outcome::kDrop;
       trace.path.push_back(chain.name + ": jump " + jumpTo);
       Outcome o = evaluate(*target, trace, depth + 1);
-      if (o != Outcome::kReturn) return o;
+      if (o != Outcome::kReturn || step.isGoto) return o;
     }
     return Outcome::kReturn;
   }

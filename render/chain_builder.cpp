@@ -220,6 +220,49 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
   return built;
 }
 
+BuiltChain buildAuditChain(Direction d, const std::vector<RuleAllowance>& allowances,
+                           const std::vector<std::string>& isolatedBy, const FlowLogOptions& log) {
+  BuiltChain built = buildChain(d, allowances, isolatedBy);  // what they would decide, unlogged
+  std::string hash = built.chain.name.substr(built.chain.name.find('-') + 1, 16);
+  built.chain.name = "audit-" + built.chain.name;
+  built.chain.comment = cut("audit: " + built.chain.comment, kCommentMax);
+  Verdict allow{d == Direction::kIngress ? Verdict::Kind::kAccept : Verdict::Kind::kReturn, ""};
+  Rule wouldDeny = std::move(built.chain.rules.back());  // the default deny
+  built.chain.rules.pop_back();
+  auto side = d == Direction::kIngress ? LoggedDecision::Side::kIngress : LoggedDecision::Side::kEgress;
+  built.chain.rules.push_back(logRule(log, {.side = side, .allowed = false, .chainHash = hash, .audit = true},
+                                      {}, wouldDeny.comment));
+  built.chain.rules.push_back({{}, allow, cut("would be denied: " + wouldDeny.comment, kCommentMax)});
+  return built;
+}
+
+BuiltChain divertToAudit(Direction d, const BuiltChain* enforced, const std::string& audit,
+                         const FlowLogOptions& log) {
+  BuiltChain built;
+  Verdict toAudit{Verdict::Kind::kGoto, audit};
+  if (enforced) {
+    built = *enforced;
+    for (auto& r : built.chain.rules)
+      if (auto* v = std::get_if<Verdict>(&r.action); v && v->kind != Verdict::Kind::kDrop) r.action = toAudit;
+  } else {
+    // Not isolated by an enforced policy: everything is allowed, and meets the audit chain. An ingress audit
+    // chain accepts, so the end of filter-forward, which logs allowed connections, is not reached: log here.
+    if (d == Direction::kIngress && log.allowed)
+      built.chain.rules.push_back(
+          logRule(log, {.allowed = true}, {}, "allowed: no enforced policy isolates it"));
+    built.chain.rules.push_back({{}, toAudit, "no enforced policy isolates it"});
+    built.chain.comment =
+        cut(std::string(toString(d)) + " of pods that only policies in audit mode select", kCommentMax);
+  }
+  std::string content;
+  for (const auto& r : built.chain.rules)
+    content += toText(r) + "\n";
+  std::string readable = audit.substr(audit.find('/') + 1);
+  built.chain.name = std::string(d == Direction::kIngress ? "ingress-" : "egress-") + contentHash(content) +
+                     "/" + cut(readable, kReadableMax);
+  return built;
+}
+
 Chain baseChain(const FlowLogOptions* log) {
   Chain c{.name = "filter-forward",
           .base = BaseChain{ChainType::kFilter, Hook::kForward, Priority::kFilter, ChainPolicy::kAccept}};

@@ -86,6 +86,17 @@ struct BuiltChain {
 BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
                       const std::vector<std::string>& isolatedBy, const FlowLogOptions* log = nullptr);
 
+// Audit mode. The audit chain of pods whose policies, those in audit mode counted as enforced, allow these
+// `allowances`: what they would allow goes on (accept on ingress, return on egress) as the enforced chain
+// would have let it, and the rest is logged as would-deny and goes on too: an audit chain never denies.
+BuiltChain buildAuditChain(Direction d, const std::vector<RuleAllowance>& allowances,
+                           const std::vector<std::string>& isolatedBy, const FlowLogOptions& log);
+// The chain a pod in audit mode is dispatched to: its enforced chain (none: not isolated, everything
+// allowed) with each allowing verdict replaced by a goto to the audit chain, so that only what the enforced
+// policies allow meets it; what they deny is still dropped (and logged) here.
+BuiltChain divertToAudit(Direction d, const BuiltChain* enforced, const std::string& audit,
+                         const FlowLogOptions& log);
+
 // The closed-by-default pair of one family: this node's pod subnets, and the addresses of the node's pods
 // that are programmed. An address of the first that is not in the second is dropped both ways, so a pod
 // whose address the controller has not yet bound (or no longer binds) is never open.

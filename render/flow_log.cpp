@@ -9,7 +9,10 @@ std::string flowLogPrefix(const LoggedDecision& d) {
   if (d.side == LoggedDecision::Side::kNone) return "nftpol allowed";
   std::string out = std::string("nftpol ") +
                     (d.side == LoggedDecision::Side::kEgress ? "egress" : "ingress") +
-                    (d.allowed ? " allowed " : " denied ") + d.chainHash;
+                    (d.audit     ? " would-deny "
+                     : d.allowed ? " allowed "
+                                 : " denied ") +
+                    d.chainHash;
   if (d.rule) out += " " + std::to_string(*d.rule);
   return out;
 }
@@ -31,8 +34,9 @@ std::optional<LoggedDecision> parseFlowLogPrefix(std::string_view prefix) {
     d.side = LoggedDecision::Side::kIngress;
   else
     return std::nullopt;
-  if (words[2] != "allowed" && words[2] != "denied") return std::nullopt;
+  if (words[2] != "allowed" && words[2] != "denied" && words[2] != "would-deny") return std::nullopt;
   d.allowed = words[2] == "allowed";
+  d.audit = words[2] == "would-deny";
   d.chainHash = std::string(words[3]);
   if (words.size() == 5) {
     int rule = 0;

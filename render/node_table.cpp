@@ -21,6 +21,7 @@ using policy::Pod;
 struct NodeTable::State {
   struct Local {
     std::string chain[2];      // by Direction; empty when the pod is not isolated that way
+    std::string audit[2];      // by Direction: its audit chain, when policies in audit mode select it
     bool namedEgress = false;  // its egress allowances have named ports: they depend on other pods
   };
   struct ChainEntry {
@@ -68,10 +69,10 @@ struct NodeTable::State {
     return name;
   }
 
-  // The chain of a local pod in one direction, or "" when no policy isolates it that way.
-  std::string chainFor(const Model& model, const Pod& pod, Direction d, bool& namedEgress) {
-    auto isolating = model.isolating(pod, d);
-    if (isolating.empty()) return "";
+  // The rule allowances of the pod's allowed set under `isolating`, with their peer sets named.
+  std::vector<detail::RuleAllowance> ruleAllowances(
+      const Model& model, const Pod& pod, Direction d,
+      const std::vector<const policy::NetworkPolicy*>& isolating, bool& namedEgress) {
     std::vector<detail::RuleAllowance> allowances;
     for (const Allowance& a : model.allowances(pod, d, isolating)) {
       detail::RuleAllowance r{.policyKey = a.policy->key(),
@@ -98,11 +99,19 @@ struct NodeTable::State {
         for (const auto& rule : p->egressRules)
           for (const auto& port : rule.ports)
             namedEgress = namedEgress || std::holds_alternative<std::string>(port.port);
-    std::vector<std::string> isolatedBy;
-    isolatedBy.reserve(isolating.size());
-    for (const auto* p : isolating)
-      isolatedBy.push_back(p->key());
-    detail::BuiltChain built = detail::buildChain(d, allowances, isolatedBy, flowLog ? &*flowLog : nullptr);
+    return allowances;
+  }
+
+  static std::vector<std::string> keys(const std::vector<const policy::NetworkPolicy*>& policies) {
+    std::vector<std::string> out;
+    out.reserve(policies.size());
+    for (const auto* p : policies)
+      out.push_back(p->key());
+    return out;
+  }
+
+  // Takes a reference on the chain (made the first time), and returns its name.
+  std::string hold(detail::BuiltChain built) {
     std::string chainName = built.chain.name;
     auto [it, inserted] = chains.try_emplace(chainName);
     if (!inserted && !(it->second.chain == built.chain)) detail::throwCollision(chainName);
@@ -118,6 +127,25 @@ struct NodeTable::State {
     return chainName;
   }
 
+  // The chain a local pod is dispatched to in one direction, or "" when no policy isolates it that way. With
+  // the flow log, a pod that policies in audit mode select goes through its audit chain as well (`audit`).
+  std::string chainFor(const Model& model, const Pod& pod, Direction d, bool& namedEgress,
+                       std::string& audit) {
+    auto isolating = model.isolating(pod, d);
+    std::vector<const policy::NetworkPolicy*> asEnforced;
+    if (flowLog) asEnforced = model.isolatingAsEnforced(pod, d);
+    bool audited = flowLog && asEnforced != isolating;
+    if (isolating.empty() && !audited) return "";
+    std::optional<detail::BuiltChain> enforced;
+    if (!isolating.empty())
+      enforced = detail::buildChain(d, ruleAllowances(model, pod, d, isolating, namedEgress), keys(isolating),
+                                    flowLog ? &*flowLog : nullptr);
+    if (!audited) return hold(std::move(*enforced));
+    audit = hold(detail::buildAuditChain(d, ruleAllowances(model, pod, d, asEnforced, namedEgress),
+                                         keys(asEnforced), *flowLog));
+    return hold(detail::divertToAudit(d, enforced ? &*enforced : nullptr, audit, *flowLog));
+  }
+
   void dropChain(const std::string& name) {
     if (name.empty()) return;
     auto it = chains.find(name);
@@ -131,13 +159,17 @@ struct NodeTable::State {
     if (it != local.end()) {
       for (auto& c : it->second.chain)
         dropChain(c);
+      for (auto& c : it->second.audit)
+        dropChain(c);
       if (!isLocal) local.erase(it);
     }
     if (!isLocal) return;
     Local& l = local[key];
     l.namedEgress = false;
-    for (Direction d : {Direction::kIngress, Direction::kEgress})
-      l.chain[static_cast<int>(d)] = chainFor(model, *pod, d, l.namedEgress);
+    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+      l.audit[static_cast<int>(d)].clear();
+      l.chain[static_cast<int>(d)] = chainFor(model, *pod, d, l.namedEgress, l.audit[static_cast<int>(d)]);
+    }
   }
 
   // --- sets

@@ -121,10 +121,11 @@ for id in "${!server[@]}"; do
   nftpol_listening "$tag-${id/\//-}" tcp+udp 80 81 || { echo "FAIL: the servers of $id do not listen"; exit 1; }
 done
 
-# expected DIR PORT PROTOCOL: "from to ." or "from to X" per pair, from `nftpol matrix` on the manifests in DIR.
+# expected DIR PORT PROTOCOL [--audit-as-enforced]: "from to ." or "from to X" per pair, from `nftpol matrix` on
+# the manifests in DIR.
 expected() {
   local json row=0
-  json=$("$nftpol" matrix --cluster "$1" --port "$2" --protocol "$3" --output json) || return 1
+  json=$("$nftpol" matrix --cluster "$1" --port "$2" --protocol "$3" --output json ${4:-}) || return 1
   local names; read -r -a names <<< "$(sed 's/^{"pods":\[//; s/\],"matrix".*//; s/"//g; s/,/ /g' <<< "$json")"
   sed 's/.*"matrix":\[\[//; s/\]\]}$//; s/\],\[/\n/g' <<< "$json" | while IFS=, read -r -a cells; do
     for i in "${!cells[@]}"; do echo "${names[$row]} ${names[$i]} $([ "${cells[$i]}" = true ] && echo . || echo X)"; done
@@ -192,7 +193,7 @@ flow_records() {
 # its destination's node decides). An allowed probe has allowed records only. None disagrees with the model, and
 # through a service the source node's record names the service.
 flow_check() {
-  local name=$1 since=$2 probed want records missing verdicts _
+  local name=$1 since=$2 protocol=$3 port=$4 probed want records missing verdicts _
   want=$(while read -r from to result; do
     [ "$from" = "$to" ] || echo "${pod_ip[$from]} ${pod_ip[$to]} $result node-${pod_node[$from]} $from $to"
   done <<< "$5")
@@ -220,7 +221,7 @@ flow_check() {
       if (bad != "") print $5 " -> " $6 ": " bad " (records:" v[key] ")"
     }' <(echo "$records") <(echo "$want"))
   # The first denied pair's record names the side and the isolating policies that can-reach names for it.
-  local denied record mine theirs
+  local denied record mine theirs would=
   denied=$(awk '$3 == "X" {print $5, $6, $1, $2; exit}' <<< "$want")
   if [ -z "$verdicts" ] && [ -n "$denied" ]; then
     set -- $denied "$3" "$4"
@@ -234,10 +235,26 @@ flow_check() {
              | {side: $s, policies: .[$s].policies}')
     [ "$mine" = "$theirs" ] || verdicts="$1 -> $2: the record says $mine, can-reach $theirs"
   fi
+  # Audit mode: the would-deny records are exactly the pairs that the enforced policies allow and that
+  # `nftpol matrix --audit-as-enforced` denies.
+  if [ -z "$verdicts" ] && grep -q 'nftpol.io/mode: audit' "$dir/m/zz-case.yaml" 2>/dev/null; then
+    local audited
+    would=$(awk '$3 == "would-deny" {print $1, $2}' <<< "$records" | sort -u)
+    audited=$(join -j 1 <(expected "$dir/m" "$port" "$protocol" | awk '$1 != $2 {print $1"_"$2, $3}') \
+      <(expected "$dir/m" "$port" "$protocol" --audit-as-enforced | awk '$1 != $2 {print $1"_"$2, $3}') |
+      awk '$2 == "." && $3 == "X" {split($1, k, "_"); print k[1], k[2]}' |
+      while read -r from to; do echo "${pod_ip[$from]} ${pod_ip[$to]}"; done | sort -u)
+    if [ "$would" != "$audited" ]; then
+      verdicts="would-deny records ($(wc -l <<< "$would")) are not the pairs --audit-as-enforced denies ($(wc -l <<< "$audited")):
+$(diff <(echo "$would") <(echo "$audited") | head -5)"
+    elif [ -z "$would" ]; then
+      verdicts="an audit case with no would-deny record"
+    fi
+  fi
   if [ -n "$verdicts" ]; then
     failed=$((failed + 1)); echo "FAIL: $name: the flow log disagrees with the probes:"; head -5 <<< "$verdicts"
   else
-    passed=$((passed + 1)); echo "ok: $name: the flow log has every probe as it went"
+    passed=$((passed + 1)); echo "ok: $name: the flow log has every probe as it went${would:+ (and $(wc -l <<< "$would") would-deny pairs, as --audit-as-enforced has them)}"
   fi
 }
 # table TRIPLES: the truth table, the way the upstream suite prints it ("-" for a pair not judged).

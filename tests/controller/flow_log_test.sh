@@ -35,6 +35,16 @@ spec:
   egress:
   - to: [{namespaceSelector: {matchLabels: {ns: y}}}]
     ports: [{port: 81}]
+---
+# In audit mode: not enforced; x/a's connections it would deny are reported as would-deny.
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a-egress-audit, namespace: x, annotations: {nftpol.io/mode: audit}}
+spec:
+  podSelector: {matchLabels: {pod: a}}
+  policyTypes: [Egress]
+  egress:
+  - ports: [{port: 81}]
 YAML
 "$nftpol" controller --manifests "$dir/m" --node node-1 --listen 127.0.0.1:9433 --no-cni-socket \
   --flow-log "$dir/flows.jsonl" --flow-log-flush 0.2 --flow-log-allowed 2>>"$dir/controller.log" &
@@ -51,7 +61,7 @@ probe() {
 # The record of FROM -> TO PROTOCOL/PORT in the file, as one line of JSON (the last one).
 record() {
   jq -c --arg s "$(address "$1")" --arg d "$(address "$2")" --arg p "$3" --argjson port "$4" \
-    'select(.source.ip == $s and .destination.ip == $d and .protocol == $p and .destination.port == $port)' \
+    'select(.source.ip == $s and .destination.ip == $d and .protocol == $p and .destination.port == $port and .verdict != "would-deny")' \
     "$dir/flows.jsonl" 2>/dev/null | tail -1
 }
 # What the record must say, from can-reach: the verdict; the deciding side (the egress side when it denies,
@@ -89,6 +99,15 @@ for c in "${cases[@]}"; do
   fi
   check "$c: the ends are named" [ "$(jq -r '.source.namespace + "/" + .source.pod + " " + .destination.namespace + "/" + .destination.pod' <<< "$r")" = "$1 $2" ]
 done
+# Audit mode: x/a -> y/a on 80 went through (the audited policy is not enforced), and is reported as would-deny
+# naming it, on x/a's egress, as can-reach --audit-as-enforced says; x/a -> y/b on 81, which it allows, is not.
+would=$(jq -c 'select(.verdict == "would-deny")' "$dir/flows.jsonl")
+check "the audited policy changed no verdict: x/a -> y/a on 80 was allowed" [ "${saw[x/a y/a TCP 80]}" = 1 ]
+check "and that connection is reported as would-deny, on x/a's egress, naming the audited policy" \
+  [ "$(jq -r 'select(.destination.ip == "10.244.0.13" and .destination.port == 80) | .side + " " + (.egress.audit | join(","))' <<< "$would" | sort -u)" = "egress x/a-egress-audit" ]
+check "can-reach --audit-as-enforced denies it, at the same side" bash -c \
+  "\"$nftpol\" can-reach --cluster '$dir/m' x/a y/a --port 80 --audit-as-enforced --output json | jq -e '.allowed == false and .verdicts[0].egress.allowed == false' >/dev/null"
+check "what the audited policy allows is not reported as would-deny" [ -z "$(jq -r 'select(.destination.port == 81)' <<< "$would")" ]
 check "the node is named" [ "$(jq -r .node "$dir/flows.jsonl" | sort -u)" = node-1 ]
 check "nothing disagrees with the model" bash -c "! grep -q modelDisagrees '$dir/flows.jsonl'"
 
@@ -120,6 +139,7 @@ check "observe --output json is the records" [ "$("$nftpol" observe --server 127
 
 # Metrics.
 metrics=$(curl -sf localhost:9433/metrics)
+check "would-denies are counted per audited policy" grep -q 'nftpol_policy_verdicts_total{verdict="would-deny",side="egress",namespace="x",policy="a-egress-audit"}' <<< "$metrics"
 check "verdicts are counted per policy" grep -q 'nftpol_policy_verdicts_total{verdict="denied",side="ingress",namespace="y",policy="default-deny"}' <<< "$metrics"
 lost=$(grep '^nftpol_flow_log_lost_total' <<< "$metrics" | awk '{n++; s += $2} END {print n, s}')
 grep "^nftpol_flow_log_lost_total" <<< "$metrics" | grep -v " 0$"

@@ -106,6 +106,9 @@ class Controller {
   std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> offered_;
   uint64_t rateLimited_ = 0;
   std::unique_ptr<policy::Compiled> flowModel_;
+  // For would-deny records: the same objects with the policies in audit mode counted as enforced.
+  std::unique_ptr<policy::ClusterState> flowAuditState_;
+  std::unique_ptr<policy::Compiled> flowAuditModel_;
   ServiceIndex flowServices_;
   std::unique_ptr<FlowReader> flowReader_;  // after what it feeds: it stops before them
   std::unique_ptr<Revoker> revoker_;  // none with --no-conntrack-revoke; declared last, so it stops first

@@ -80,8 +80,10 @@ class ServiceIndex {
 // The record of one aggregate, attributed against `compiled`: who the ends are, the service, and for each
 // side the model's verdict, isolating policies and admitting rule; the verdict and the deciding side are the
 // kernel's.
+// A would-deny (an audit chain's decision) is attributed against `asEnforced`, the model with the policies in
+// audit mode counted as enforced; its deciding side names them under "audit".
 FlowRecord attribute(const policy::Compiled& compiled, const ServiceIndex& services, const FlowAggregate& a,
-                     const std::string& node, SystemTime now);
+                     const std::string& node, SystemTime now, const policy::Compiled* asEnforced = nullptr);
 
 // "2026-12-07T05:30:01.123Z"
 std::string isoTime(SystemTime t);

@@ -131,9 +131,10 @@ struct TraceOn {
 using Statement = std::variant<SetMarkBit, UpdateAddressSet, LogToGroup, TraceOn>;
 
 struct Verdict {
-  enum class Kind : uint8_t { kAccept, kDrop, kReturn, kJump };
+  // kGoto: like kJump, but a return from the chain gone to returns from this one too.
+  enum class Kind : uint8_t { kAccept, kDrop, kReturn, kJump, kGoto };
   Kind kind;
-  std::string chain;  // for kJump
+  std::string chain;  // for kJump and kGoto
   bool operator==(const Verdict&) const = default;
 };
 // A verdict map lookup, by its key:

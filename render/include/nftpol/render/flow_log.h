@@ -42,11 +42,13 @@ struct LoggedDecision {
   bool allowed = false;
   std::string chainHash;    // the policy chain's content hash; empty for kNone
   std::optional<int> rule;  // an allowing rule's index among its chain's allowing rules
+  bool audit = false;       // an audit chain's: allowed, and would be denied were the policies in audit mode
+                            // enforced (allowed is false)
   bool operator==(const LoggedDecision&) const = default;
 };
 
 // "nftpol ingress denied <hash>", "nftpol ingress allowed <hash> 2", "nftpol egress allowed -",
-// "nftpol allowed".
+// "nftpol allowed", "nftpol egress would-deny <hash>".
 std::string flowLogPrefix(const LoggedDecision& d);
 std::optional<LoggedDecision> parseFlowLogPrefix(std::string_view prefix);
 
