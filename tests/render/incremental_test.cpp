@@ -18,11 +18,14 @@ using namespace nftpol::policy;
 namespace {
 
 const std::string kNode = "node-1";
+// With the flow log (allowed connections too), whose log rules and audit chains are kept incrementally as
+// well; the random sequences run half their seeds with it.
+const render::FlowLogOptions kFlowLog{.group = 7, .allowed = true};
 
-Table fullRender(const ClusterState& state) {
+Table fullRender(const ClusterState& state, std::optional<render::FlowLogOptions> flowLog = std::nullopt) {
   ClusterState copy = state;
   (void)copy.implyMissingNamespaces();
-  return render::render(Model::of(copy), kNode);
+  return render::render(Model::of(copy), kNode, {}, flowLog);
 }
 
 // Names the first difference, so that a failure says where the two tables part.
@@ -160,7 +163,14 @@ struct Scenario {
   }
 
   std::string step() {
-    int what = std::uniform_int_distribution<int>(0, 13)(rng);
+    int what = std::uniform_int_distribution<int>(0, 14)(rng);
+    if (what == 14 && !state.policies().empty()) {  // a policy into or out of audit mode
+      NetworkPolicy p = pick(state.policies(), rng);
+      p.audit = !p.audit;
+      state.upsert(p);
+      tellPolicy(p);
+      return std::string(p.audit ? "audit " : "enforce ") + p.key();
+    }
     if (what == 12 && !state.endpointSlices().empty())
       return resliceService(pick(state.endpointSlices(), rng));
     if (what == 13 && !state.services().empty()) return reshapeService(pick(state.services(), rng));
@@ -291,6 +301,7 @@ constexpr int kSteps = 400;
 
 TEST_CASE("the incremental table equals the full render after every change of random sequences",
           "[render][incremental]") {
+  size_t audited = 0;                            // steps whose table had an audit chain
   for (uint64_t seed = 1; seed <= 10; ++seed) {  // 40 seeds passed when it was written
     bool dualStack = seed % 2 == 0;
     // The last seeds put some fifty pods in each namespace, past where the model indexes a namespace's
@@ -298,6 +309,8 @@ TEST_CASE("the incremental table equals the full render after every change of ra
     uint32_t namespaces = seed > 8 ? 3 : 12;
     Scenario s;
     s.rng.seed(seed);
+    auto flowLog = seed % 2 ? std::optional(kFlowLog) : std::nullopt;
+    s.incremental.nodeTable = render::NodeTable(kNode, flowLog);
     s.state = bench::generateCluster(
         {.namespaces = namespaces, .pods = 160, .policies = 60, .seed = seed, .dualStack = dualStack});
     // A third of the pods on our node, the rest on two others.
@@ -318,18 +331,21 @@ TEST_CASE("the incremental table equals the full render after every change of ra
       f();
     s.addServices();
     INFO("seed " << seed << (dualStack ? " dual-stack" : ""));
-    REQUIRE(firstDifference(s.incremental.table(), fullRender(s.state)).empty());
+    REQUIRE(firstDifference(s.incremental.table(), fullRender(s.state, flowLog)).empty());
     REQUIRE(s.incremental.table().chains.size() > 3);
     REQUIRE(s.incremental.table().findChain("services"));
     for (int i = 0; i < kSteps; ++i) {
       std::string change = s.step();
       INFO("step " << i << ": " << change);
-      Table expected = fullRender(s.state);
+      Table expected = fullRender(s.state, flowLog);
       const Table& got = s.incremental.table();
       REQUIRE(firstDifference(got, expected).empty());
       REQUIRE(got == expected);
+      audited += std::any_of(got.chains.begin(), got.chains.end(),
+                             [](const Chain& c) { return c.name.starts_with("audit-"); });
     }
   }
+  CHECK(audited > 0);
 }
 
 TEST_CASE("services: the incremental table equals the full render through endpoint and service changes",
