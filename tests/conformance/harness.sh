@@ -195,11 +195,18 @@ flow_records() {
 flow_check() {
   local name=$1 since=$2 protocol=$3 port=$4 probed want records missing verdicts _
   want=$(while read -r from to result; do
-    [ "$from" = "$to" ] || echo "${pod_ip[$from]} ${pod_ip[$to]} $result node-${pod_node[$from]} $from $to"
+    [ "$from" = "$to" ] ||
+      echo "${pod_ip[$from]} ${pod_ip[$to]} $result node-${pod_node[$from]} $from $to node-${pod_node[$to]}"
   done <<< "$5")
+  # Every record a probe makes, on each node it reached, before judging: a denied probe's denied record, and an
+  # allowed probe's records on both its nodes (each node flushes on its own clock; an audit chain's would-deny
+  # comes with the destination node's).
   for _ in $(seq 40); do  # 4 s at most; the controllers flush every 0.2 s
     records=$(flow_records "$since" "$3" "$4")
-    missing=$(awk 'NR == FNR { have[$1 " " $2] = 1; next } !(($1 " " $2) in have) { print $5 " -> " $6 }' \
+    missing=$(awk 'NR == FNR { at[$1 " " $2 " " $7] = 1; if ($3 == "denied") denied[$1 " " $2] = 1; next }
+      $3 == "X" && !(($1 " " $2) in denied) { print $5 " -> " $6 " (no denied record)" }
+      $3 == "." && !(($1 " " $2 " " $4) in at) { print $5 " -> " $6 " (no record on " $4 ")" }
+      $3 == "." && !(($1 " " $2 " " $7) in at) { print $5 " -> " $6 " (no record on " $7 ")" }' \
       <(echo "$records") <(echo "$want"))
     [ -z "$missing" ] && break
     sleep 0.1
