@@ -32,11 +32,48 @@ std::string ruleText(const Compiled& c, const RuleHit& hit) {
   return out + " at " + rule.rule->where.toString();
 }
 
+// "cnp/name ingress[0] "rule-name" (from[1], ports[0] TCP/80) at file:line:column"
+std::string tierRuleText(const Compiled& c, Direction d, const TierHit& hit) {
+  const ClusterNetworkPolicy& p = *c.clusterPolicies()[hit.policy].policy;
+  const ClusterRule& rule = p.rules(d)[hit.rule];
+  std::string out = p.key() + " " + std::string(toString(d)) + "[" + std::to_string(hit.rule) + "]";
+  if (!rule.name.empty()) out += " \"" + rule.name + "\"";
+  out +=
+      std::string(" (") + (d == Direction::kIngress ? "from" : "to") + "[" + std::to_string(hit.peer) + "]";
+  out += hit.port == kAllPorts
+             ? ", every port)"
+             : ", ports[" + std::to_string(hit.port) + "] " + rule.ports[hit.port].toString() + ")";
+  return out + " at " + rule.where.toString();
+}
+
+// A tier's match: "Admin tier: <rule>: Deny".
+void printTierHit(const Compiled& c, Tier t, Direction d, const TierHit& hit, std::ostream& out) {
+  out << toString(t) << " tier: " << tierRuleText(c, d, hit) << ": " << toString(hit.action);
+  const ClusterRule& rule = c.clusterPolicies()[hit.policy].policy->rules(d)[hit.rule];
+  if (hit.action != rule.action)
+    out << " (a " << toString(rule.action) << " rule with a peer this version cannot read)";
+}
+
 void printSide(const Compiled& c, const char* label, const std::string& who, const SideVerdict& side,
                std::ostream& out) {
   out << "  " << label << " of " << who << ": ";
   if (!side.applies) {
     out << "outside the cluster, no policy applies\n";
+    return;
+  }
+  Direction d = std::string_view(label) == "ingress" ? Direction::kIngress : Direction::kEgress;
+  if (side.admin) {
+    printTierHit(c, Tier::kAdmin, d, *side.admin, out);
+    if (side.decidedBy == DecidedBy::kAdmin) {
+      out << ", " << (side.allowed ? "allowed" : "denied") << "\n";
+      return;
+    }
+    out << "; then ";
+  }
+  if (side.decidedBy == DecidedBy::kBaseline || (side.decidedBy == DecidedBy::kDefault && side.baseline)) {
+    out << "not isolated by NetworkPolicy; ";
+    printTierHit(c, Tier::kBaseline, d, *side.baseline, out);
+    out << ", " << (side.allowed ? "allowed" : "denied") << "\n";
     return;
   }
   if (side.isolating.empty()) {
@@ -55,9 +92,42 @@ void printSide(const Compiled& c, const char* label, const std::string& who, con
     out << "    " << ruleText(c, hit) << "\n";
 }
 
-void jsonSide(const Compiled& c, const SideVerdict& side, std::ostream& out) {
-  out << "{\"applies\":" << (side.applies ? "true" : "false")
-      << ",\"isolated\":" << (side.isolating.empty() ? "false" : "true")
+const char* decidedByText(DecidedBy d) {
+  switch (d) {
+    case DecidedBy::kAdmin:
+      return "admin";
+    case DecidedBy::kNetworkPolicy:
+      return "networkpolicy";
+    case DecidedBy::kBaseline:
+      return "baseline";
+    case DecidedBy::kDefault:
+      break;
+  }
+  return "default";
+}
+
+void jsonTierHit(const Compiled& c, Direction d, const TierHit& hit, std::ostream& out) {
+  const ClusterNetworkPolicy& p = *c.clusterPolicies()[hit.policy].policy;
+  const ClusterRule& rule = p.rules(d)[hit.rule];
+  out << "{\"policy\":" << jsonString(p.key())
+      << ",\"rule\":" << jsonString(std::string(toString(d)) + "[" + std::to_string(hit.rule) + "]")
+      << ",\"name\":" << jsonString(rule.name)
+      << ",\"action\":" << jsonString(std::string(toString(hit.action))) << ",\"peer\":" << hit.peer
+      << ",\"port\":" << hit.port << ",\"location\":" << jsonString(rule.where.toString()) << "}";
+}
+
+void jsonSide(const Compiled& c, Direction d, const SideVerdict& side, std::ostream& out) {
+  out << "{\"applies\":" << (side.applies ? "true" : "false");
+  if (side.applies) out << ",\"decidedBy\":" << jsonString(decidedByText(side.decidedBy));
+  if (side.admin) {
+    out << ",\"admin\":";
+    jsonTierHit(c, d, *side.admin, out);
+  }
+  if (side.baseline) {
+    out << ",\"baseline\":";
+    jsonTierHit(c, d, *side.baseline, out);
+  }
+  out << ",\"isolated\":" << (side.isolating.empty() ? "false" : "true")
       << ",\"allowed\":" << (side.allowed ? "true" : "false") << ",\"policies\":[";
   for (size_t i = 0; i < side.isolating.size(); ++i)
     out << (i ? "," : "") << jsonString(c.policies()[side.isolating[i]].policy->key());
@@ -94,9 +164,9 @@ void jsonVerdicts(const Compiled& c, const std::vector<Verdict>& verdicts, std::
       out << ",\"family\":" << jsonString(familyName(*v.family))
           << ",\"source\":" << jsonString(v.source->toString())
           << ",\"destination\":" << jsonString(v.destination->toString()) << ",\"egress\":";
-      jsonSide(c, v.egress, out);
+      jsonSide(c, Direction::kEgress, v.egress, out);
       out << ",\"ingress\":";
-      jsonSide(c, v.ingress, out);
+      jsonSide(c, Direction::kIngress, v.ingress, out);
     }
     out << "}";
   }

@@ -79,6 +79,34 @@ Compiled Compiled::build(const ClusterState& state) {
     c.policies_.push_back(std::move(cp));
   }
 
+  for (const ClusterNetworkPolicy* policy : m.clusterPolicies()) {
+    auto id = static_cast<uint32_t>(c.clusterPolicies_.size());
+    CompiledClusterPolicy cp{.policy = policy, .subjects = numbered(m.peer(policy->subject).members)};
+    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+      auto& ids = cp.peerIds[static_cast<int>(d)];
+      for (const auto& rule : policy->rules(d)) {
+        ids.emplace_back();
+        for (const auto& peer : rule.peers) {
+          if (const auto* sel = std::get_if<SelectorPeer>(&peer))
+            ids.back().push_back(internPeer(m.peer(*sel)));
+          else
+            ids.back().push_back(CompiledClusterPolicy::kNotSelector);
+          if (const auto* nodes = std::get_if<NodesPeer>(&peer))
+            c.nodeAddresses_.try_emplace(nodes, m.nodeAddresses(nodes->selector));
+        }
+      }
+      if (ids.empty()) continue;
+      auto& lists = c.tiers_[static_cast<int>(d)][static_cast<int>(policy->tier)];
+      lists.resize(c.pods_.size());
+      for (PodId pod : cp.subjects)
+        lists[pod].push_back(id);
+    }
+    c.clusterPolicies_.push_back(std::move(cp));
+  }
+  for (auto& byTier : c.tiers_)
+    for (auto& lists : byTier)
+      lists.resize(c.pods_.size());
+
   // Compressed per-pod lists of isolating policies; policies are visited in sorted order, so each list is
   // too.
   for (int d = 0; d < 2; ++d) {
@@ -121,6 +149,37 @@ std::optional<uint32_t> Compiled::findPolicy(const std::string& ns, const std::s
 std::span<const uint32_t> Compiled::isolating(PodId pod, Direction d) const {
   int i = static_cast<int>(d);
   return {isolatingPolicies_[i].data() + offsets_[i][pod], offsets_[i][pod + 1] - offsets_[i][pod]};
+}
+
+std::optional<uint32_t> Compiled::findClusterPolicy(const std::string& key) const {
+  for (uint32_t i = 0; i < clusterPolicies_.size(); ++i)
+    if (clusterPolicies_[i].policy->key() == key) return i;
+  return std::nullopt;
+}
+
+bool Compiled::clusterPeerMatches(uint32_t policy, Direction d, uint32_t rule, uint32_t peer, PodId pod,
+                                  Family f) const {
+  const CompiledClusterPolicy& cp = clusterPolicies_[policy];
+  uint32_t resolved = cp.peerIds[static_cast<int>(d)][rule][peer];
+  if (resolved != CompiledClusterPolicy::kNotSelector) {
+    const auto& pods = peers_[resolved].pods;
+    return std::binary_search(pods.begin(), pods.end(), pod);
+  }
+  const IpAddress* ip = pods_[pod]->address(f);
+  return ip && clusterPeerMatches(policy, d, rule, peer, *ip);
+}
+
+bool Compiled::clusterPeerMatches(uint32_t policy, Direction d, uint32_t rule, uint32_t peer,
+                                  const IpAddress& address) const {
+  const ClusterPeer& p = clusterPolicies_[policy].policy->rules(d)[rule].peers[peer];
+  if (const auto* networks = std::get_if<NetworksPeer>(&p))
+    return std::any_of(networks->cidrs.begin(), networks->cidrs.end(),
+                       [&](const Cidr& cidr) { return cidr.contains(address); });
+  if (const auto* nodes = std::get_if<NodesPeer>(&p)) {
+    const auto& addresses = nodeAddresses_.at(nodes);
+    return std::binary_search(addresses.begin(), addresses.end(), address);
+  }
+  return false;  // a selector matches pods only; domain names and unknown peers match nothing
 }
 
 bool Compiled::peerMatches(const CompiledPeer& peer, PodId pod, Family f) const {

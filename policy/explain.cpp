@@ -4,8 +4,6 @@
 #include <set>
 
 namespace nftpol::policy {
-namespace {
-
 std::string podList(const Compiled& c, const std::vector<PodId>& pods) {
   if (pods.empty()) return "no pods";
   std::string out;
@@ -13,6 +11,8 @@ std::string podList(const Compiled& c, const std::vector<PodId>& pods) {
     out += (i ? ", " : "") + c.pod(pods[i]).key();
   return out;
 }
+
+namespace {
 
 std::string types(const NetworkPolicy& p) {
   if (p.ingress && p.egress) return "Ingress, Egress";
@@ -166,6 +166,8 @@ std::vector<Diagnostic> lint(const Compiled& c) {
       }
     }
   }
+  auto cluster = lintClusterPolicies(c);
+  out.insert(out.end(), cluster.begin(), cluster.end());
   return out;
 }
 

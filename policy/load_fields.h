@@ -86,5 +86,7 @@ std::optional<Meta> metadataField(Context& cx, const yaml::Node& object, const s
 void loadService(Context& cx, const yaml::Node& object, ClusterState& state);
 void loadEndpointSlice(Context& cx, const yaml::Node& object, ClusterState& state);
 void loadNode(Context& cx, const yaml::Node& object, ClusterState& state);
+// ClusterNetworkPolicy, AdminNetworkPolicy and BaselineAdminNetworkPolicy (load_cluster_policies.cpp).
+void loadClusterPolicy(Context& cx, const yaml::Node& object, ClusterState& state, ClusterPolicyKind kind);
 
 }  // namespace nftpol::policy::load

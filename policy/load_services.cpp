@@ -275,7 +275,7 @@ void loadEndpointSlice(Context& cx, const yaml::Node& object, ClusterState& stat
 void loadNode(Context& cx, const yaml::Node& object, ClusterState& state) {
   auto meta = metadataField(cx, object, "Node", false, "");
   if (!meta) return;
-  Node node{.name = meta->name, .where = cx.start()};
+  Node node{.name = meta->name, .labels = std::move(meta->labels), .where = cx.start()};
   if (auto spec = child(object, "spec"); spec && expectMap(cx, *spec, "spec")) {
     std::vector<std::pair<yaml::Node, std::string>> cidrs;
     if (auto n = child(*spec, "podCIDRs"); n && expectSequence(cx, *n, "spec.podCIDRs")) {
@@ -302,19 +302,29 @@ void loadNode(Context& cx, const yaml::Node& object, ClusterState& state) {
         std::string path = indexed("status.addresses", i);
         if (!expectMap(cx, a, path)) continue;
         auto type = child(a, "type");
-        if (!type || !type->isScalar() || type->scalar() != "InternalIP") continue;
+        std::string typeName = type && type->isScalar() ? type->scalar() : "";
+        // InternalIP and ExternalIP hold addresses; Hostname, InternalDNS and ExternalDNS names, which only a
+        // nodes peer would read, and only when one is an address.
+        bool anAddress = typeName == "InternalIP" || typeName == "ExternalIP";
         auto address = child(a, "address");
         if (!address) {
-          cx.error(a, join(path, "address"), "required");
+          if (anAddress) cx.error(a, join(path, "address"), "required");
+          continue;
+        }
+        if (!anAddress) {
+          if (address->isScalar())
+            if (auto ip = IpAddress::parse(address->scalar())) node.addresses.push_back(*ip);
           continue;
         }
         auto s = stringField(cx, *address, join(path, "address"));
         if (!s) continue;
         auto ip = IpAddress::parse(*s);
-        if (!ip)
+        if (!ip) {
           cx.error(*address, join(path, "address"), ip.error().message);
-        else
-          node.internalIPs.push_back(*ip);
+          continue;
+        }
+        if (typeName == "InternalIP") node.internalIPs.push_back(*ip);
+        node.addresses.push_back(*ip);
       }
     }
   }

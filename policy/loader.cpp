@@ -364,6 +364,15 @@ void loadObject(Context& cx, const yaml::Node& object, ClusterState& state, cons
     if (checkVersion("discovery.k8s.io/v1")) loadEndpointSlice(cx, object, state);
   } else if (kind == "Node") {
     if (checkVersion("v1")) loadNode(cx, object, state);
+  } else if (kind == "ClusterNetworkPolicy") {
+    if (checkVersion("policy.networking.k8s.io/v1alpha2"))
+      loadClusterPolicy(cx, object, state, ClusterPolicyKind::kClusterNetworkPolicy);
+  } else if (kind == "AdminNetworkPolicy") {
+    if (checkVersion("policy.networking.k8s.io/v1alpha1"))
+      loadClusterPolicy(cx, object, state, ClusterPolicyKind::kAdminNetworkPolicy);
+  } else if (kind == "BaselineAdminNetworkPolicy") {
+    if (checkVersion("policy.networking.k8s.io/v1alpha1"))
+      loadClusterPolicy(cx, object, state, ClusterPolicyKind::kBaselineAdminNetworkPolicy);
   } else if (std::find(kKeptKinds.begin(), kKeptKinds.end(), kind) != kKeptKinds.end()) {
     OtherObject other{.apiVersion = apiVersion, .kind = kind, .where = cx.start()};
     if (auto md = child(object, "metadata")) {

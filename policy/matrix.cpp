@@ -1,7 +1,9 @@
 #include "nftpol/policy/matrix.h"
 
+#include <algorithm>
 #include <map>
 #include <memory>
+#include <tuple>
 
 namespace nftpol::policy {
 namespace {
@@ -46,6 +48,7 @@ class MatrixBuilder {
       ruleBits_.clear();
       blockBits_.clear();
       egressMemo_.clear();
+      tieredEgressMemo_.clear();
       Bits has(words_, 0);
       for (PodId i = 0; i < n_; ++i)
         if (c_.pod(i).address(f)) has[i / 64] |= uint64_t{1} << (i % 64);
@@ -119,27 +122,139 @@ class MatrixBuilder {
     return *slot;
   }
 
+  // A cluster policy rule as the tiers walk it: which rule, and whether its ports admit the queried port on
+  // every peer (kAll), on none, or on the peers carrying a named port (kNamed, egress only).
+  struct TierRule {
+    uint32_t policy;
+    uint32_t rule;
+    auto operator<=>(const TierRule&) const = default;
+  };
+
+  // The far ends one cluster policy rule matches on the queried port: its peers (all pods for a Deny or
+  // Pass with a peer this version cannot read), narrowed by its ports. `dst`: the destination pod for an
+  // ingress rule (its ports resolve there); nullptr for egress, where named ports resolve on each peer.
+  Bits clusterRuleBits(const TierRule& tr, Direction d, const Pod* dst) {
+    const ClusterRule& rule = c_.clusterPolicies()[tr.policy].policy->rules(d)[tr.rule];
+    bool unknown = std::any_of(rule.peers.begin(), rule.peers.end(),
+                               [](const ClusterPeer& p) { return std::holds_alternative<UnknownPeer>(p); });
+    if (unknown && rule.action != Action::kAccept) return ones_;
+    Bits peers(words_, 0);
+    const auto& ids = c_.clusterPolicies()[tr.policy].peerIds[static_cast<int>(d)][tr.rule];
+    for (size_t k = 0; k < rule.peers.size(); ++k) {
+      if (ids[k] != CompiledClusterPolicy::kNotSelector) {
+        orInto(peers, selectorBits(ids[k]));
+      } else if (const auto* networks = std::get_if<NetworksPeer>(&rule.peers[k])) {
+        for (PodId p = 0; p < n_; ++p) {
+          const IpAddress* ip = c_.pod(p).address(family_);
+          if (ip && std::any_of(networks->cidrs.begin(), networks->cidrs.end(),
+                                [&](const Cidr& cidr) { return cidr.contains(*ip); }))
+            peers[p / 64] |= uint64_t{1} << (p % 64);
+        }
+      }  // nodes, domain names and unknown peers hold no pod
+    }
+    if (rule.ports.empty()) return peers;
+    Bits ports(words_, 0);
+    for (const PortSpec& spec : rule.ports) {
+      if (!std::holds_alternative<std::string>(spec.port) || dst) {
+        if (portAdmits(spec, protocol_, port_, dst)) return peers;
+      } else if (spec.protocol == protocol_) {
+        orInto(ports, namedPortBits(std::get<std::string>(spec.port)));
+      }
+    }
+    for (size_t w = 0; w < words_; ++w)
+      peers[w] &= ports[w];
+    return peers;
+  }
+
+  // The far ends a side admits, tier by tier: the Admin rules in order (Accept admits, Deny refuses, Pass
+  // hands on), then NetworkPolicy's answer `np` when it isolates the pod (nullptr: it does not), else the
+  // Baseline rules, and what is left is allowed.
+  Bits tiered(Direction d, const std::vector<TierRule>& admin, const Bits* np,
+              const std::vector<TierRule>& baseline, const Pod* dst) {
+    Bits allowed(words_, 0), open = ones_, passed(words_, 0);
+    auto walk = [&](const std::vector<TierRule>& rules, bool passAllows) {
+      for (const TierRule& tr : rules) {
+        Bits m = clusterRuleBits(tr, d, dst);
+        const ClusterRule& rule = c_.clusterPolicies()[tr.policy].policy->rules(d)[tr.rule];
+        // A Deny or Pass rule with a peer this version cannot read denies everything (fails closed).
+        bool failsClosed = std::any_of(rule.peers.begin(), rule.peers.end(), [](const ClusterPeer& p) {
+          return std::holds_alternative<UnknownPeer>(p);
+        });
+        Action action = failsClosed && rule.action == Action::kPass ? Action::kDeny : rule.action;
+        for (size_t w = 0; w < words_; ++w) {
+          uint64_t hit = m[w] & open[w];
+          if (action == Action::kAccept || (action == Action::kPass && passAllows)) allowed[w] |= hit;
+          if (action == Action::kPass && !passAllows) passed[w] |= hit;
+          open[w] &= ~hit;
+        }
+      }
+    };
+    walk(admin, false);
+    orInto(open, passed);
+    if (np) {
+      for (size_t w = 0; w < words_; ++w)
+        allowed[w] |= (*np)[w] & open[w];
+      return allowed;
+    }
+    walk(baseline, true);
+    orInto(allowed, open);
+    return allowed;
+  }
+
+  std::vector<TierRule> tierRules(PodId pod, Direction d, Tier t) const {
+    std::vector<TierRule> out;
+    for (uint32_t policyId : c_.tier(pod, d, t)) {
+      auto n = static_cast<uint32_t>(c_.clusterPolicies()[policyId].policy->rules(d).size());
+      for (uint32_t r = 0; r < n; ++r)
+        out.push_back({policyId, r});
+    }
+    return out;
+  }
+
   // Row j: the sources that j's ingress admits. Pods whose admitting rules are the same share one
   // computation.
   BitMatrix ingressRows() {
     BitMatrix rows(n_);
-    std::map<std::vector<uint32_t>, Bits> memo;
-    std::vector<uint32_t> admitting;
+    using Key = std::tuple<bool, std::vector<uint32_t>, std::vector<TierRule>, std::vector<TierRule>>;
+    std::map<Key, Bits> memo;
     for (PodId j = 0; j < n_; ++j) {
       uint64_t* out = rows.row(j);
-      if (!c_.isolated(j, Direction::kIngress)) {
+      bool isolated = c_.isolated(j, Direction::kIngress);
+      auto admin = tierRules(j, Direction::kIngress, Tier::kAdmin);
+      auto baseline = isolated ? std::vector<TierRule>{} : tierRules(j, Direction::kIngress, Tier::kBaseline);
+      if (!isolated && admin.empty() && baseline.empty()) {
         std::copy(ones_.begin(), ones_.end(), out);
         continue;
       }
-      admitting.clear();
-      for (uint32_t policyId : c_.isolating(j, Direction::kIngress))
-        for (uint32_t ruleId : c_.policies()[policyId].ingressRules)
-          if (c_.portMatch(c_.rules()[ruleId], protocol_, port_, &c_.pod(j))) admitting.push_back(ruleId);
-      auto [it, inserted] = memo.try_emplace(admitting);
+      std::vector<uint32_t> admitting;
+      if (isolated)
+        for (uint32_t policyId : c_.isolating(j, Direction::kIngress))
+          for (uint32_t ruleId : c_.policies()[policyId].ingressRules)
+            if (c_.portMatch(c_.rules()[ruleId], protocol_, port_, &c_.pod(j))) admitting.push_back(ruleId);
+      // A cluster rule whose ports do not admit the port on j matches nothing here (unless it fails closed,
+      // denying everything): leave it out of the key.
+      auto onPort = [&](std::vector<TierRule>& rules) {
+        std::erase_if(rules, [&](const TierRule& tr) {
+          const ClusterRule& rule =
+              c_.clusterPolicies()[tr.policy].policy->rules(Direction::kIngress)[tr.rule];
+          bool failsClosed = rule.action != Action::kAccept &&
+                             std::any_of(rule.peers.begin(), rule.peers.end(), [](const ClusterPeer& p) {
+                               return std::holds_alternative<UnknownPeer>(p);
+                             });
+          return !failsClosed && !rule.ports.empty() &&
+                 std::none_of(rule.ports.begin(), rule.ports.end(), [&](const PortSpec& spec) {
+                   return portAdmits(spec, protocol_, port_, &c_.pod(j));
+                 });
+        });
+      };
+      onPort(admin);
+      onPort(baseline);
+      auto [it, inserted] = memo.try_emplace(Key{isolated, admitting, admin, baseline});
       if (inserted) {
-        it->second.assign(words_, 0);
+        Bits np(words_, 0);
         for (uint32_t ruleId : admitting)
-          orInto(it->second, ruleBits(ruleId));
+          orInto(np, ruleBits(ruleId));
+        it->second = tiered(Direction::kIngress, admin, isolated ? &np : nullptr, baseline, &c_.pod(j));
       }
       std::copy(it->second.begin(), it->second.end(), out);
     }
@@ -149,9 +264,21 @@ class MatrixBuilder {
   // The destinations that i's egress admits. Named ports resolve on each destination, so a rule that admits
   // the port only by name contributes its peers that carry that name with the queried number.
   const Bits& egressRow(PodId i) {
-    if (!c_.isolated(i, Direction::kEgress)) return ones_;
-    std::vector<std::pair<uint32_t, int>>
-        contributions;  // (rule, -1 all peers | index of a named port entry)
+    auto admin = tierRules(i, Direction::kEgress, Tier::kAdmin);
+    bool isolated = c_.isolated(i, Direction::kEgress);
+    auto baseline = isolated ? std::vector<TierRule>{} : tierRules(i, Direction::kEgress, Tier::kBaseline);
+    if (admin.empty() && baseline.empty()) return npEgressRow(i);
+    auto [it, inserted] =
+        tieredEgressMemo_.try_emplace(std::tuple(isolated ? npKey(i) : NpKey{}, admin, baseline));
+    if (inserted)
+      it->second = tiered(Direction::kEgress, admin, isolated ? &npEgressRow(i) : nullptr, baseline, nullptr);
+    return it->second;
+  }
+
+  using NpKey = std::vector<std::pair<uint32_t, int>>;  // (rule, -1 all peers | index of a named port entry)
+
+  NpKey npKey(PodId i) const {
+    NpKey contributions;
     for (uint32_t policyId : c_.isolating(i, Direction::kEgress)) {
       for (uint32_t ruleId : c_.policies()[policyId].egressRules) {
         const CompiledRule& rule = c_.rules()[ruleId];
@@ -165,7 +292,13 @@ class MatrixBuilder {
             contributions.emplace_back(ruleId, static_cast<int>(k));
       }
     }
-    auto [it, inserted] = egressMemo_.try_emplace(std::move(contributions));
+    return contributions;
+  }
+
+  // The destinations that NetworkPolicy admits from i (every pod when it does not isolate i).
+  const Bits& npEgressRow(PodId i) {
+    if (!c_.isolated(i, Direction::kEgress)) return ones_;
+    auto [it, inserted] = egressMemo_.try_emplace(npKey(i));
     if (inserted) {
       it->second.assign(words_, 0);
       for (auto [ruleId, entry] : it->first) {
@@ -192,6 +325,7 @@ class MatrixBuilder {
   std::map<uint32_t, std::unique_ptr<Bits>> selectorBits_, blockBits_, ruleBits_;
   std::map<std::string, std::unique_ptr<Bits>> namedPortBits_;
   std::map<std::vector<std::pair<uint32_t, int>>, Bits> egressMemo_;
+  std::map<std::tuple<NpKey, std::vector<TierRule>, std::vector<TierRule>>, Bits> tieredEgressMemo_;
 };
 
 }  // namespace

@@ -142,6 +142,10 @@ struct Model::State {
   mutable std::unordered_map<std::string, Labels> implied;
   std::map<ObjectName, const NetworkPolicy*> policies;
   std::unordered_map<std::string, std::unique_ptr<NetworkPolicy>> policyCopies;
+  std::map<std::string, const ClusterNetworkPolicy*> clusterPolicies;  // by key
+  std::unordered_map<std::string, std::unique_ptr<ClusterNetworkPolicy>> clusterPolicyCopies;
+  std::vector<const ClusterNetworkPolicy*> ordered;  // evaluation order: Admin by precedence, then Baseline
+  std::map<std::string, Node> nodes;
   std::unordered_map<std::string, SharedPeer> peers;  // by identity key
   std::unordered_map<std::string, int> peerUses;      // rules naming each peer
   // Each selector peer of a held policy's rules (by address, in the policy) to the shared peer it names.
@@ -318,39 +322,107 @@ struct Model::State {
 
   // --- policies
 
+  // The shared peer of a selector held in a policy, resolved when it is the first to spell it that way.
+  void acquirePeer(const SelectorPeer& sel, const std::string& scope) {
+    PeerIdentity id = identify(sel, scope);
+    auto [it, inserted] = peers.try_emplace(id.key);
+    if (inserted) {
+      SharedPeer& entry = it->second;
+      entry.key = id.key;
+      entry.description = std::move(id.description);
+      entry.selector = sel;
+      entry.scope = scope;
+      resolve(entry);
+      mark(dirty.peers, entry.key);
+    }
+    ++peerUses[it->first];
+    ofRulePeer.emplace(&sel, &it->second);
+  }
+
+  void releasePeer(const SelectorPeer& sel) {
+    auto named = ofRulePeer.find(&sel);
+    std::string key = named->second->key;
+    ofRulePeer.erase(named);
+    auto uses = peerUses.find(key);
+    if (--uses->second > 0) return;
+    peerUses.erase(uses);
+    peers.erase(key);
+    mark(dirty.peers, key);
+  }
+
   void acquire(const NetworkPolicy& p) {
     forEachPeer(p, [&](const Peer& peer) {
-      const auto* sel = std::get_if<SelectorPeer>(&peer);
-      if (!sel) return;
-      PeerIdentity id = identify(*sel, p.ns);
-      auto [it, inserted] = peers.try_emplace(id.key);
-      if (inserted) {
-        SharedPeer& entry = it->second;
-        entry.key = id.key;
-        entry.description = std::move(id.description);
-        entry.selector = *sel;
-        entry.scope = p.ns;
-        resolve(entry);
-        mark(dirty.peers, entry.key);
-      }
-      ++peerUses[it->first];
-      ofRulePeer.emplace(sel, &it->second);
+      if (const auto* sel = std::get_if<SelectorPeer>(&peer)) acquirePeer(*sel, p.ns);
     });
   }
 
   void release(const NetworkPolicy& p) {
     forEachPeer(p, [&](const Peer& peer) {
-      const auto* sel = std::get_if<SelectorPeer>(&peer);
-      if (!sel) return;
-      auto named = ofRulePeer.find(sel);
-      std::string key = named->second->key;
-      ofRulePeer.erase(named);
-      auto uses = peerUses.find(key);
-      if (--uses->second > 0) return;
-      peerUses.erase(uses);
-      peers.erase(key);
-      mark(dirty.peers, key);
+      if (const auto* sel = std::get_if<SelectorPeer>(&peer)) releasePeer(*sel);
     });
+  }
+
+  // --- cluster policies: their subjects and selector peers are shared peers like any other (their
+  // namespaceSelector is always set, so no scope applies).
+
+  template <typename F>
+  static void forEachSelector(const ClusterNetworkPolicy& p, F&& f) {
+    f(p.subject);
+    for (Direction d : {Direction::kIngress, Direction::kEgress})
+      for (const auto& rule : p.rules(d))
+        for (const auto& peer : rule.peers)
+          if (const auto* sel = std::get_if<SelectorPeer>(&peer)) f(*sel);
+  }
+
+  void orderClusterPolicies() {
+    ordered.clear();
+    for (const auto& [key, p] : clusterPolicies)
+      ordered.push_back(p);
+    std::sort(ordered.begin(), ordered.end(),
+              [](const ClusterNetworkPolicy* a, const ClusterNetworkPolicy* b) {
+                if (a->tier != b->tier) return a->tier < b->tier;
+                return a->precedes(*b);
+              });
+  }
+
+  void dirtySubjects(const ClusterNetworkPolicy& p) {
+    dirty.clusterPolicies = !quiet;
+    if (quiet) return;
+    for (const Pod* pod : peerOf(p.subject).members)
+      dirty.pods.insert(pod->key());
+  }
+
+  void setClusterPolicy(const std::string& key, const ClusterNetworkPolicy* now) {
+    std::unique_ptr<ClusterNetworkPolicy> copy;
+    if (now) {
+      copy = std::make_unique<ClusterNetworkPolicy>(*now);
+      forEachSelector(*copy, [&](const SelectorPeer& sel) { acquirePeer(sel, ""); });
+    }
+    if (auto it = clusterPolicies.find(key); it != clusterPolicies.end()) {
+      dirtySubjects(*it->second);
+      forEachSelector(*it->second, [&](const SelectorPeer& sel) { releasePeer(sel); });
+      clusterPolicies.erase(it);
+    }
+    if (copy) {
+      clusterPolicies.insert_or_assign(key, copy.get());
+      dirtySubjects(*copy);
+      clusterPolicyCopies.insert_or_assign(key, std::move(copy));
+    } else {
+      clusterPolicyCopies.erase(key);
+    }
+    orderClusterPolicies();
+  }
+
+  void setNode(const std::string& name, const Node* now) {
+    if (now)
+      nodes.insert_or_assign(name, *now);
+    else
+      nodes.erase(name);
+    // Only a nodes peer reads them.
+    for (const ClusterNetworkPolicy* p : ordered)
+      for (const auto& rule : p->egressRules)
+        for (const auto& peer : rule.peers)
+          if (std::holds_alternative<NodesPeer>(peer)) dirtySubjects(*p);
   }
 
   void dirtySelected(const NetworkPolicy& p) {
@@ -524,6 +596,10 @@ Model Model::load(const ClusterState& state, bool borrow) {
     s.acquire(*p);
     s.policies.emplace_hint(s.policies.end(), ObjectName{p->ns, p->name}, p);
   }
+  for (const auto& p : state.clusterPolicies())
+    s.setClusterPolicy(p.key(), &p);
+  for (const auto& n : state.nodes())
+    s.setNode(n.name, &n);
   for (const auto& svc : state.services())
     m.setService(svc.key(), &svc);
   for (const auto& slice : state.endpointSlices())
@@ -557,9 +633,24 @@ void Model::setEndpointSlice(const std::string& key, const EndpointSlice* slice)
   s_->setEndpointSlice(key, slice);
 }
 
+void Model::setClusterPolicy(const std::string& key, const ClusterNetworkPolicy* policy) {
+  s_->setClusterPolicy(key, policy);
+}
+void Model::setNode(const std::string& name, const Node* node) {
+  s_->setNode(name, node);
+}
+
 void Model::take(const ClusterState& state, const ObjectRef& ref) {
   if (ref.kind == "Namespace") {
     setNamespace(ref.key, state.findNamespace(ref.key));
+    return;
+  }
+  if (ref.kind == "Node") {
+    setNode(ref.key, state.findNode(ref.key));
+    return;
+  }
+  if (ref.kind == "ClusterNetworkPolicy") {
+    setClusterPolicy(ref.key, state.findClusterPolicy(ref.key));
     return;
   }
   ObjectName name = ObjectName::of(ref.key);
@@ -615,6 +706,27 @@ std::vector<Allowance> Model::allowances(const Pod& pod, Direction d) const {
 std::vector<Allowance> Model::allowances(const Pod& pod, Direction d,
                                          const std::vector<const NetworkPolicy*>& isolating) const {
   return s_->allowances(pod, d, isolating);
+}
+
+const std::vector<const ClusterNetworkPolicy*>& Model::clusterPolicies() const {
+  return s_->ordered;
+}
+
+std::vector<const ClusterNetworkPolicy*> Model::clusterPolicies(const Pod& pod, Direction d, Tier t) const {
+  std::vector<const ClusterNetworkPolicy*> out;
+  for (const ClusterNetworkPolicy* p : s_->ordered)
+    if (p->tier == t && !p->rules(d).empty() && s_->peerOf(p->subject).members.contains(&pod))
+      out.push_back(p);
+  return out;
+}
+
+std::vector<IpAddress> Model::nodeAddresses(const LabelSelector& selector) const {
+  std::vector<IpAddress> out;
+  for (const auto& [name, node] : s_->nodes)
+    if (selector.matches(node.labels)) out.insert(out.end(), node.addresses.begin(), node.addresses.end());
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 const SharedPeer& Model::peer(const SelectorPeer& selector) const {

@@ -31,6 +31,34 @@ std::string_view toString(Direction d) {
   return d == Direction::kIngress ? "ingress" : "egress";
 }
 
+std::string_view toString(Tier t) {
+  return t == Tier::kAdmin ? "Admin" : "Baseline";
+}
+
+std::string_view toString(Action a) {
+  switch (a) {
+    case Action::kAccept:
+      return "Accept";
+    case Action::kDeny:
+      return "Deny";
+    case Action::kPass:
+      return "Pass";
+  }
+  return "?";
+}
+
+std::string_view shortName(ClusterPolicyKind k) {
+  switch (k) {
+    case ClusterPolicyKind::kClusterNetworkPolicy:
+      return "cnp";
+    case ClusterPolicyKind::kAdminNetworkPolicy:
+      return "anp";
+    case ClusterPolicyKind::kBaselineAdminNetworkPolicy:
+      return "banp";
+  }
+  return "?";
+}
+
 const IpAddress* Pod::address(Family f) const {
   for (const auto& ip : ips)
     if (ip.family() == f) return &ip;

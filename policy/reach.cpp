@@ -25,6 +25,38 @@ Result<Endpoint> resolveEndpoint(const Compiled& compiled, const std::string& te
 
 namespace {
 
+// The first rule of tier t's policies for the pod `self` in direction d that matches the far end and port.
+std::optional<TierHit> firstMatch(const Compiled& c, Tier t, Direction d, PodId self, const Endpoint& other,
+                                  Family family, const IpAddress& otherAddress, const ReachQuery& q,
+                                  const Pod* dst) {
+  for (uint32_t policyId : c.tier(self, d, t)) {
+    const auto& rules = c.clusterPolicies()[policyId].policy->rules(d);
+    for (uint32_t r = 0; r < rules.size(); ++r) {
+      const ClusterRule& rule = rules[r];
+      // A peer this version cannot read fails closed: a Deny or Pass rule holding one denies everything, an
+      // Accept rule matches nothing through it.
+      auto unknown = std::find_if(rule.peers.begin(), rule.peers.end(), [](const ClusterPeer& p) {
+        return std::holds_alternative<UnknownPeer>(p);
+      });
+      if (unknown != rule.peers.end() && rule.action != Action::kAccept)
+        return TierHit{policyId, r, Action::kDeny, static_cast<int>(unknown - rule.peers.begin()), kAllPorts};
+      std::optional<int> peer;
+      for (uint32_t i = 0; i < rule.peers.size() && !peer; ++i) {
+        bool matches = other.pod ? c.clusterPeerMatches(policyId, d, r, i, *other.pod, family)
+                                 : c.clusterPeerMatches(policyId, d, r, i, otherAddress);
+        if (matches) peer = static_cast<int>(i);
+      }
+      if (!peer) continue;
+      std::optional<int> port;
+      if (rule.ports.empty()) port = kAllPorts;
+      for (size_t i = 0; i < rule.ports.size() && !port; ++i)
+        if (portAdmits(rule.ports[i], q.protocol, q.port, dst)) port = static_cast<int>(i);
+      if (port) return TierHit{policyId, r, rule.action, *peer, *port};
+    }
+  }
+  return std::nullopt;
+}
+
 // Evaluates one side. `self` is the pod whose policies apply; `other` is the far end; `dst` the destination
 // pod (for named ports) or nullptr when the destination is outside the cluster.
 SideVerdict evaluateSide(const Compiled& c, Direction d, PodId self, const Endpoint& other, Family family,
@@ -49,7 +81,22 @@ SideVerdict evaluateSide(const Compiled& c, Direction d, PodId self, const Endpo
       side.hits.push_back({ruleId, peer, *port});
     }
   }
-  side.allowed = side.isolating.empty() || !side.hits.empty();
+  // The tiers in order; a Pass (or no match) hands on to the next.
+  side.admin = firstMatch(c, Tier::kAdmin, d, self, other, family, otherAddress, q, dst);
+  if (side.admin && side.admin->action != Action::kPass) {
+    side.decidedBy = DecidedBy::kAdmin;
+    side.allowed = side.admin->action == Action::kAccept;
+  } else if (!side.isolating.empty()) {
+    side.decidedBy = DecidedBy::kNetworkPolicy;
+    side.allowed = !side.hits.empty();
+  } else if ((side.baseline = firstMatch(c, Tier::kBaseline, d, self, other, family, otherAddress, q, dst)) &&
+             side.baseline->action != Action::kPass) {
+    side.decidedBy = DecidedBy::kBaseline;
+    side.allowed = side.baseline->action == Action::kAccept;
+  } else {
+    side.decidedBy = DecidedBy::kDefault;
+    side.allowed = true;
+  }
   return side;
 }
 

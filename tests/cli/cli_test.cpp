@@ -117,7 +117,8 @@ TEST_CASE("can-reach --output json", "[cli]") {
       "{\"allowed\":true,\"from\":\"shop/api-0\",\"to\":\"93.184.216.34\",\"protocol\":\"TCP\",\"port\":443,"
       "\"verdicts\":[{\"allowed\":true,\"reason\":\"policies\",\"family\":\"IPv4\",\"source\":\"10.244.1."
       "11\","
-      "\"destination\":\"93.184.216.34\",\"egress\":{\"applies\":true,\"isolated\":true,\"allowed\":true,"
+      "\"destination\":\"93.184.216.34\",\"egress\":{\"applies\":true,\"decidedBy\":\"networkpolicy\","
+      "\"isolated\":true,\"allowed\":true,"
       "\"policies\":[\"shop/api-to-db\",\"shop/default-deny\"],\"allowedBy\":[{\"policy\":\"shop/api-to-db\","
       "\"rule\":\"egress[2]\",\"peer\":0,\"port\":0,\"location\":\"" +
           kCluster +

@@ -26,8 +26,8 @@ struct Diagnostic {
 
 bool hasErrors(const std::vector<Diagnostic>& diagnostics);
 
-// Names one object of a ClusterState: kind "Namespace" with key "name", or a namespaced kind with key
-// "namespace/name".
+// Names one object of a ClusterState: kind "Namespace" with key "name", a namespaced kind with key
+// "namespace/name", or kind "ClusterNetworkPolicy" with its key ("cnp/name", "anp/name", "banp/name").
 struct ObjectRef {
   std::string kind;
   std::string key;
@@ -88,9 +88,12 @@ class ClusterState {
   void upsert(Service service) { std::get<Store<Service>>(stores_).upsert(std::move(service)); }
   void upsert(EndpointSlice slice) { std::get<Store<EndpointSlice>>(stores_).upsert(std::move(slice)); }
   void upsert(Node node) { std::get<Store<Node>>(stores_).upsert(std::move(node)); }
+  void upsert(ClusterNetworkPolicy policy) {
+    std::get<Store<ClusterNetworkPolicy>>(stores_).upsert(std::move(policy));
+  }
   void upsert(OtherObject other) { std::get<Store<OtherObject>>(stores_).upsert(std::move(other)); }
   // Removes the object of that kind; false when there was none. Namespaced kinds take "namespace/name",
-  // cluster-scoped ones (Namespace, Node) the name.
+  // cluster-scoped ones (Namespace, Node) the name, cluster policies their key.
   bool remove(const std::string& kind, const std::string& key);
   // Upserts every object of `other`, in its order.
   void absorb(ClusterState&& other);
@@ -105,6 +108,8 @@ class ClusterState {
   const std::vector<Service>& services() const { return items<Service>(); }
   const std::vector<EndpointSlice>& endpointSlices() const { return items<EndpointSlice>(); }
   const std::vector<Node>& nodes() const { return items<Node>(); }
+  // ClusterNetworkPolicies and the v1alpha1 kinds, keyed "cnp/name", "anp/name", "banp/name".
+  const std::vector<ClusterNetworkPolicy>& clusterPolicies() const { return items<ClusterNetworkPolicy>(); }
   const std::vector<OtherObject>& others() const { return items<OtherObject>(); }
 
   // Every object, named.
@@ -125,6 +130,9 @@ class ClusterState {
     return std::get<Store<EndpointSlice>>(stores_).find(ns + "/" + name);
   }
   const Node* findNode(const std::string& name) const { return std::get<Store<Node>>(stores_).find(name); }
+  const ClusterNetworkPolicy* findClusterPolicy(const std::string& key) const {
+    return std::get<Store<ClusterNetworkPolicy>>(stores_).find(key);
+  }
   const Service* findService(const std::string& ns, const std::string& name) const {
     return std::get<Store<Service>>(stores_).find(ns + "/" + name);
   }
@@ -135,7 +143,7 @@ class ClusterState {
     return std::get<Store<T>>(stores_).items();
   }
   std::tuple<Store<Namespace>, Store<Pod>, Store<NetworkPolicy>, Store<Service>, Store<EndpointSlice>,
-             Store<Node>, Store<OtherObject>>
+             Store<Node>, Store<ClusterNetworkPolicy>, Store<OtherObject>>
       stores_;
 };
 

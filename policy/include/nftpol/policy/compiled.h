@@ -4,6 +4,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "nftpol/policy/model.h"
@@ -43,6 +44,16 @@ struct CompiledPolicy {
   std::vector<uint32_t> egressRules;
 };
 
+// A cluster policy, numbered: its subjects, and for each selector peer of its rules the resolved peer.
+struct CompiledClusterPolicy {
+  static constexpr uint32_t kNotSelector = UINT32_MAX;
+  const ClusterNetworkPolicy* policy;
+  std::vector<PodId> subjects;  // sorted
+  // [direction][rule][peer]: into Compiled::resolvedPeer(), or kNotSelector for networks, nodes, domain names
+  // and unknown peers.
+  std::vector<std::vector<uint32_t>> peerIds[2];
+};
+
 // Where a rule's ports admit a connection: the index of the matching `ports` entry, or kAllPorts when the
 // rule lists no ports.
 constexpr int kAllPorts = -1;
@@ -78,6 +89,20 @@ class Compiled {
   std::span<const uint32_t> isolating(PodId pod, Direction d) const;
   bool isolated(PodId pod, Direction d) const { return !isolating(pod, d).empty(); }
 
+  // Cluster policies in evaluation order (Model::clusterPolicies()).
+  const std::vector<CompiledClusterPolicy>& clusterPolicies() const { return clusterPolicies_; }
+  std::optional<uint32_t> findClusterPolicy(const std::string& key) const;  // "cnp/name"
+  // The cluster policies of tier t whose subject holds the pod and that have rules in d, in evaluation order.
+  const std::vector<uint32_t>& tier(PodId pod, Direction d, Tier t) const {
+    return tiers_[static_cast<int>(d)][static_cast<int>(t)][pod];
+  }
+  // Does peer `peer` of rule `rule` (direction d) of cluster policy `policy` match the pod (by its address of
+  // family f for networks), or an address outside the cluster? Domain names and unknown peers match nothing.
+  bool clusterPeerMatches(uint32_t policy, Direction d, uint32_t rule, uint32_t peer, PodId pod,
+                          Family f) const;
+  bool clusterPeerMatches(uint32_t policy, Direction d, uint32_t rule, uint32_t peer,
+                          const IpAddress& external) const;
+
   // Does this peer of a rule match the pod (using its address of family f for ipBlocks)?
   bool peerMatches(const CompiledPeer& peer, PodId pod, Family f) const;
   // ... or an address outside the cluster (only ipBlocks can match those).
@@ -101,6 +126,9 @@ class Compiled {
   std::vector<CompiledRule> rules_;
   std::vector<ResolvedPeer> peers_;
   std::vector<IpBlock> blocks_;
+  std::vector<CompiledClusterPolicy> clusterPolicies_;
+  std::vector<std::vector<uint32_t>> tiers_[2][2];                              // [direction][tier][pod]
+  std::unordered_map<const NodesPeer*, std::vector<IpAddress>> nodeAddresses_;  // sorted
   // Per pod and direction, a slice of isolatingPolicies_ (compressed rows:
   // offsets_[d][pod]..offsets_[d][pod+1]).
   std::vector<uint32_t> offsets_[2];

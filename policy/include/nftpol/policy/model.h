@@ -107,7 +107,10 @@ struct Dirty {
   std::set<std::string> peers;  // shared peers that came, went, or whose members or their addresses changed
   bool namedTargets = false;    // a destination of named egress ports may differ: every such allowance
   std::set<std::string> services;  // services whose resolution may differ
-  bool empty() const { return pods.empty() && peers.empty() && !namedTargets && services.empty(); }
+  bool clusterPolicies = false;    // a cluster policy, or a Node a nodes peer reads, changed
+  bool empty() const {
+    return pods.empty() && peers.empty() && !namedTargets && services.empty() && !clusterPolicies;
+  }
 };
 
 class Model {
@@ -131,6 +134,8 @@ class Model {
   void setPolicy(const std::string& key, const NetworkPolicy* policy);
   void setService(const std::string& key, const Service* service);
   void setEndpointSlice(const std::string& key, const EndpointSlice* slice);
+  void setClusterPolicy(const std::string& key, const ClusterNetworkPolicy* policy);  // key "cnp/name"
+  void setNode(const std::string& name, const Node* node);
   // The version `state` holds of the named object (gone when it holds none).
   void take(const ClusterState& state, const ObjectRef& ref);
 
@@ -157,8 +162,15 @@ class Model {
   std::vector<Allowance> allowances(const Pod& pod, Direction d,
                                     const std::vector<const NetworkPolicy*>& isolating) const;
 
+  // Cluster policies in evaluation order: the Admin tier by precedence (priority, then key), then Baseline.
+  const std::vector<const ClusterNetworkPolicy*>& clusterPolicies() const;
+  // Those of tier t whose subject holds the pod and that have rules in direction d, in evaluation order.
+  std::vector<const ClusterNetworkPolicy*> clusterPolicies(const Pod& pod, Direction d, Tier t) const;
+  // The addresses (status.addresses) of the Nodes the selector matches, sorted.
+  std::vector<IpAddress> nodeAddresses(const LabelSelector& selector) const;
+
   // The shared peer a selector peer resolves to: `selector` is one in a rule of a policy the model holds
-  // (one of policies()), by address.
+  // (one of policies() or clusterPolicies(), or a cluster policy's subject), by address.
   const SharedPeer& peer(const SelectorPeer& selector) const;
   const SharedPeer* findPeer(const std::string& key) const;
   // The namespaces a peer selects in, by name.

@@ -144,6 +144,83 @@ struct NetworkPolicy {
   }
 };
 
+// --- ClusterNetworkPolicy (policy.networking.k8s.io/v1alpha2), and the v1alpha1 AdminNetworkPolicy and
+// BaselineAdminNetworkPolicy read into the same form.
+
+// Per direction the tiers decide in this order: Admin, NetworkPolicy, Baseline, then the default (allow).
+enum class Tier : uint8_t { kAdmin, kBaseline };
+std::string_view toString(Tier t);  // "Admin" / "Baseline"
+
+// Accept and Deny are final for the side; Pass skips the rest of its tier.
+enum class Action : uint8_t { kAccept, kDeny, kPass };
+std::string_view toString(Action a);  // "Accept" / "Deny" / "Pass"
+
+// The API object a cluster policy was read from. Each has a short name, which prefixes its key: "cnp/name".
+enum class ClusterPolicyKind : uint8_t {
+  kClusterNetworkPolicy,
+  kAdminNetworkPolicy,
+  kBaselineAdminNetworkPolicy
+};
+std::string_view shortName(ClusterPolicyKind k);  // "cnp", "anp", "banp"
+
+// Egress peers: addresses in these CIDRs, pods' addresses included.
+struct NetworksPeer {
+  std::vector<Cidr> cidrs;
+};
+// Egress peers: the addresses (status.addresses) of the Nodes the selector matches.
+struct NodesPeer {
+  LabelSelector selector;
+};
+// Egress peers by DNS name: read and validated, not enforced (it needs the cluster's DNS answers). A rule
+// holding one matches nothing through it.
+struct DomainNamesPeer {
+  std::vector<std::string> names;
+};
+// A peer that sets no field this version reads: a newer CRD's. It fails closed, as the API asks: an Accept
+// rule holding one matches nothing through it, a Deny or Pass rule holding one denies everything.
+struct UnknownPeer {
+  std::vector<std::string> fields;
+};
+// `namespaces` and `pods` peers are SelectorPeers whose namespaceSelector is always set (`pods` sets both),
+// so they never depend on a policy's namespace.
+using ClusterPeer = std::variant<SelectorPeer, NetworksPeer, NodesPeer, DomainNamesPeer, UnknownPeer>;
+
+struct ClusterRule {
+  std::string name;  // may be empty
+  Action action = Action::kDeny;
+  std::vector<ClusterPeer> peers;  // at least one
+  // Empty: every protocol and port. A destinationNamedPort (any protocol) is one entry per protocol; a pod
+  // names each container port once, so at most one of them can match.
+  std::vector<PortSpec> ports;
+  SourceLocation where;
+};
+
+// The BaselineAdminNetworkPolicy has no priority: it comes after every Baseline ClusterNetworkPolicy.
+inline constexpr int32_t kBaselineAdminPriority = 1001;
+
+struct ClusterNetworkPolicy {
+  static constexpr std::string_view kKind = "ClusterNetworkPolicy";
+  ClusterPolicyKind kind = ClusterPolicyKind::kClusterNetworkPolicy;
+  std::string name;
+  Tier tier = Tier::kAdmin;
+  int32_t priority = 0;  // 0-1000: lower first within the tier
+  SelectorPeer subject;  // namespaceSelector always set; host-network pods are never subjects
+  std::vector<ClusterRule> ingressRules;
+  std::vector<ClusterRule> egressRules;
+  SourceLocation where;
+
+  std::string key() const { return std::string(shortName(kind)) + "/" + name; }  // "cnp/name"
+  const std::vector<ClusterRule>& rules(Direction d) const {
+    return d == Direction::kIngress ? ingressRules : egressRules;
+  }
+  // Evaluation order within a tier: priority, then key for equal priorities (which the API leaves to the
+  // implementation): "anp/x" before "cnp/a" before "cnp/b".
+  bool precedes(const ClusterNetworkPolicy& other) const {
+    if (priority != other.priority) return priority < other.priority;
+    return key() < other.key();
+  }
+};
+
 // One port of a Service: what clients connect to, and what its endpoints serve it on.
 struct ServicePort {
   std::string name;  // required when the service has more than one port
@@ -210,8 +287,10 @@ struct EndpointSlice {
 struct Node {
   static constexpr std::string_view kKind = "Node";
   std::string name;
+  Labels labels;
   std::vector<Cidr> podCIDRs;          // spec.podCIDRs (or podCIDR)
   std::vector<IpAddress> internalIPs;  // status.addresses of type InternalIP
+  std::vector<IpAddress> addresses;    // every IP of status.addresses, whatever its type (a nodes peer's)
   SourceLocation where;
 
   std::string key() const { return name; }

@@ -31,11 +31,35 @@ struct RuleHit {
   int port;
 };
 
-// The verdict of one side: the source pod's egress, or the destination pod's ingress.
+// The first rule of a tier (in its policies' evaluation order, then the rules' written order) that matches
+// the connection.
+struct TierHit {
+  uint32_t policy;  // into Compiled::clusterPolicies()
+  uint32_t rule;    // position in its ingress or egress
+  // What the rule does to it: its action, except that a Deny or Pass rule with a peer this version cannot
+  // read denies everything (fails closed).
+  Action action;
+  int peer;  // which from/to entry matched
+  int port;  // which protocols/ports entry (kAllPorts: the rule lists none)
+};
+
+// Which tier's answer a side's verdict is.
+enum class DecidedBy : uint8_t {
+  kDefault,        // nothing isolates the pod and no cluster policy rule matched (or every match passed)
+  kAdmin,          // an Admin tier rule accepted or denied it
+  kNetworkPolicy,  // NetworkPolicy isolates the pod in this direction: its answer is final
+  kBaseline,       // a Baseline tier rule accepted or denied it
+};
+
+// The verdict of one side: the source pod's egress, or the destination pod's ingress. Tiers in order: Admin,
+// NetworkPolicy, Baseline, default.
 struct SideVerdict {
-  bool applies = false;  // false when that end is outside the cluster: no policy of ours governs it
+  bool applies = false;          // false when that end is outside the cluster: no policy of ours governs it
+  std::optional<TierHit> admin;  // the Admin tier's first match (a Pass hands on to NetworkPolicy)
   std::vector<uint32_t> isolating;  // policies selecting the pod for this direction
   std::vector<RuleHit> hits;        // every rule that admits the connection
+  std::optional<TierHit> baseline;  // the Baseline tier's first match, consulted when nothing above decided
+  DecidedBy decidedBy = DecidedBy::kDefault;
   bool allowed = true;
 };
 
