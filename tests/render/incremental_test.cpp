@@ -294,7 +294,7 @@ struct Scenario {
 // Under AddressSanitizer (ten times slower here, and there for memory errors, not for more sequences) the
 // sequences are shorter: the full length took 3 of CI's 20 minutes on its own.
 #ifdef __SANITIZE_ADDRESS__
-constexpr int kSteps = 60;
+constexpr int kSteps = 30;
 #else
 constexpr int kSteps = 400;
 #endif
