@@ -24,7 +24,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct Size {
-  uint32_t pods, namespaces, policies;
+  uint32_t pods, namespaces, policies, clusterPolicies;
   bool matrix;  // the full matrix is quadratic in memory: 100k pods would need 1.25 GB per bit matrix
 };
 
@@ -45,8 +45,11 @@ double timeMs(F&& f) {
 }
 
 void runSize(const Size& s, int repetitions) {
-  std::string yaml =
-      bench::generateYaml({.namespaces = s.namespaces, .pods = s.pods, .policies = s.policies, .seed = 42});
+  std::string yaml = bench::generateYaml({.namespaces = s.namespaces,
+                                          .pods = s.pods,
+                                          .policies = s.policies,
+                                          .seed = 42,
+                                          .clusterPolicies = s.clusterPolicies});
   std::vector<double> load, compile, matrix;
   std::unique_ptr<ClusterState> state;
   for (int r = 0; r < repetitions; ++r) {
@@ -97,9 +100,10 @@ void runSize(const Size& s, int repetitions) {
   if (s.matrix) std::snprintf(matrixText, sizeof matrixText, "%.1f", median(matrix));
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
-  std::printf("| %6u | %5u | %5u | %6zu | %9.1f | %9.1f | %9.4f | %10s | %6.1f%% | %7.0f |\n", s.pods,
-              s.namespaces, s.policies, n, median(load), median(compile), median(query), matrixText,
-              s.matrix ? 100 * allowedShare : 100.0 * double(allowedCount) / 2000, usage.ru_maxrss / 1024.0);
+  std::printf("| %6u | %5u | %5u | %4u | %6zu | %9.1f | %9.1f | %9.4f | %10s | %6.1f%% | %7.0f |\n", s.pods,
+              s.namespaces, s.policies, s.clusterPolicies, n, median(load), median(compile), median(query),
+              matrixText, s.matrix ? 100 * allowedShare : 100.0 * double(allowedCount) / 2000,
+              usage.ru_maxrss / 1024.0);
   std::fflush(stdout);
 }
 
@@ -107,17 +111,22 @@ void runSize(const Size& s, int repetitions) {
 
 int main(int argc, char** argv) {
   bool large = argc > 1 && std::strcmp(argv[1], "--large") == 0;
-  std::vector<Size> sizes = {{1000, 100, 200, true}, {5000, 500, 1000, true}, {10000, 1000, 2000, true}};
-  if (large) sizes.push_back({100000, 10000, 20000, false});
+  // The last of the default sizes adds 500 ClusterNetworkPolicies of both tiers (issue 17's figure).
+  std::vector<Size> sizes = {{1000, 100, 200, 0, true},
+                             {5000, 500, 1000, 0, true},
+                             {10000, 1000, 2000, 0, true},
+                             {10000, 1000, 2000, 500, true}};
+  if (large) sizes.push_back({100000, 10000, 20000, 0, false});
   std::printf(
       "medians; matrix = all pod pairs on TCP/8080, computed not printed; allowed = share of allowed "
       "pairs\n");
   std::printf(
-      "|   pods |   ns  | pols  | active | load ms   | compile ms | query ms | matrix ms  | allowed | peak "
-      "MB |\n");
+      "|   pods |   ns  | pols  | cnps | active | load ms   | compile ms | query ms | matrix ms  | allowed | "
+      "peak MB |\n");
   std::printf(
-      "|--------|-------|-------|--------|-----------|-----------|-----------|------------|---------|--------"
-      "-|\n");
+      "|--------|-------|-------|------|--------|-----------|-----------|-----------|------------|---------|-"
+      "----"
+      "----|\n");
   std::fflush(stdout);
   for (const Size& s : sizes) {
     pid_t child = fork();

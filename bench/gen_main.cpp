@@ -24,12 +24,16 @@ int main(int argc, char** argv) {
       ok = number(o.policies);
     else if (arg == "--seed")
       ok = number(o.seed);
+    else if (arg == "--cluster-policies")
+      ok = number(o.clusterPolicies);
     else if (arg == "--dual-stack")
       o.dualStack = true;
     else
       ok = false;
     if (!ok) {
-      std::cerr << "usage: nftpol-gen [--pods N] [--namespaces N] [--policies N] [--seed N] [--dual-stack]\n";
+      std::cerr
+          << "usage: nftpol-gen [--pods N] [--namespaces N] [--policies N] [--cluster-policies N] [--seed N] "
+             "[--dual-stack]\n";
       return 2;
     }
   }

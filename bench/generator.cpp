@@ -117,6 +117,70 @@ void writePolicy(std::ostream& out, Rng& rng, uint32_t index, uint32_t nsIndex, 
   }
 }
 
+// One ClusterNetworkPolicy: a subject of namespaces (by team) or of pods (an app in one environment), and up
+// to two rules per direction of any action with peers of every kind; a few Accept rules name domains (not
+// enforced).
+void writeClusterPolicy(std::ostream& out, Rng& rng, uint32_t index, uint32_t namespaces) {
+  header(out, "ClusterNetworkPolicy", "policy.networking.k8s.io/v1alpha2", "cnp-" + std::to_string(index),
+         "");
+  bool baseline = index % 5 == 4;
+  out << "spec:\n  tier: " << (baseline ? "Baseline" : "Admin") << "\n  priority: " << rng.below(1001)
+      << "\n";
+  if (rng.below(2) == 0)
+    out << "  subject:\n    namespaces:\n      matchLabels: {team: " << team(rng.below(namespaces)) << "}\n";
+  else
+    out << "  subject:\n    pods:\n      namespaceSelector:\n        matchLabels: {env: "
+        << kEnvs[rng.below(3)]
+        << "}\n      podSelector:\n        matchLabels: {app: " << appName(rng.below(kAppsPerNamespace))
+        << "}\n";
+  const char* actions[] = {"Accept", "Deny", "Pass"};
+  for (const char* direction : {"ingress", "egress"}) {
+    uint32_t rules = rng.below(3);
+    if (rules == 0) continue;
+    bool egress = direction[0] == 'e';
+    out << "  " << direction << ":\n";
+    for (uint32_t r = 0; r < rules; ++r) {
+      std::string action = actions[rng.below(3)];
+      uint32_t kind = rng.below(egress ? 5 : 2);
+      if (kind == 4 && action != "Accept") kind = 2;
+      out << "  - name: rule-" << r << "\n    action: " << action << "\n    " << (egress ? "to" : "from")
+          << ":\n";
+      switch (kind) {
+        case 0:
+          out << "    - namespaces:\n        matchLabels: {team: " << team(rng.below(namespaces)) << "}\n";
+          break;
+        case 1:
+          out << "    - pods:\n        namespaceSelector:\n          matchLabels: {env: "
+              << kEnvs[rng.below(3)]
+              << "}\n        podSelector:\n          matchExpressions:\n          - {key: tier, operator: "
+                 "In, "
+                 "values: [web, api]}\n";
+          break;
+        case 2:
+          out << "    - networks: [10." << 64 + rng.below(2) << "." << rng.below(256) << ".0/24, 192.168."
+              << rng.below(256) << ".0/24]\n";
+          break;
+        case 3:
+          out << "    - nodes:\n        matchLabels: {role: " << (rng.below(2) ? "worker" : "infra") << "}\n";
+          break;
+        default:
+          out << "    - domainNames: ['*.example.com', api.example.org]\n";
+          break;
+      }
+      uint32_t ports = rng.below(4);
+      if (ports == 1) {
+        out << "    protocols:\n    - tcp:\n        destinationPort: {number: "
+            << kApps[rng.below(5)].ports[0].second << "}\n";
+      } else if (ports == 2) {
+        out << "    protocols:\n    - udp:\n        destinationPort:\n          range: {start: 5000, end: "
+               "5100}\n";
+      } else if (ports == 3 && kind <= 1) {
+        out << "    protocols:\n    - destinationNamedPort: metrics\n";
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::string generateYaml(const GeneratorOptions& o) {
@@ -150,6 +214,16 @@ std::string generateYaml(const GeneratorOptions& o) {
   }
   for (uint32_t i = 0; i < o.policies; ++i)
     writePolicy(out, rng, i, i % namespaces, namespaces);
+  if (o.clusterPolicies > 0) {
+    for (uint32_t n = 0; n < 50; ++n) {
+      header(out, "Node", "v1", "node-" + std::to_string(n), "");
+      out << "  labels: {role: " << (n % 5 == 0 ? "infra" : "worker")
+          << "}\nstatus:\n  addresses:\n  - type: "
+          << "InternalIP\n    address: 192.168.0." << n + 1 << "\n";
+    }
+    for (uint32_t i = 0; i < o.clusterPolicies; ++i)
+      writeClusterPolicy(out, rng, i, namespaces);
+  }
   return out.str();
 }
 
@@ -157,11 +231,16 @@ policy::ClusterState generateCluster(const GeneratorOptions& options) {
   policy::ClusterState state;
   std::vector<policy::Diagnostic> diagnostics;
   policy::loadText(generateYaml(options), "generated", state, diagnostics);
-  if (!diagnostics.empty()) {  // the generator must only write valid objects: anything else is its own bug
-    for (const auto& d : diagnostics)
-      std::fprintf(stderr, "generator bug: %s\n", d.toString().c_str());
-    std::abort();
+  // The generator must only write valid objects: anything else is its own bug. The one warning it means to
+  // cause is that domainNames are not enforced.
+  bool bug = false;
+  for (const auto& d : diagnostics) {
+    if (d.severity == policy::Severity::kWarning && d.message.find("domainNames") != std::string::npos)
+      continue;
+    std::fprintf(stderr, "generator bug: %s\n", d.toString().c_str());
+    bug = true;
   }
+  if (bug) std::abort();
   return state;
 }
 

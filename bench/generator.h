@@ -17,6 +17,10 @@ struct GeneratorOptions {
   uint32_t policies = 200;
   uint64_t seed = 1;
   bool dualStack = false;  // every pod also gets an IPv6 address
+  // ClusterNetworkPolicies of both tiers (one in five Baseline) with every peer kind, and, when there are
+  // any, the pods' 50 Nodes with labels and addresses for their nodes peers. Written after everything else,
+  // so the rest of the cluster is the same with or without them.
+  uint32_t clusterPolicies = 0;
 };
 
 policy::ClusterState generateCluster(const GeneratorOptions& options);

@@ -268,8 +268,9 @@ class MatrixBuilder {
     bool isolated = c_.isolated(i, Direction::kEgress);
     auto baseline = isolated ? std::vector<TierRule>{} : tierRules(i, Direction::kEgress, Tier::kBaseline);
     if (admin.empty() && baseline.empty()) return npEgressRow(i);
+    // Isolated with no admitting rule and not isolated both have no contributions: the flag tells them apart.
     auto [it, inserted] =
-        tieredEgressMemo_.try_emplace(std::tuple(isolated ? npKey(i) : NpKey{}, admin, baseline));
+        tieredEgressMemo_.try_emplace(std::tuple(isolated, isolated ? npKey(i) : NpKey{}, admin, baseline));
     if (inserted)
       it->second = tiered(Direction::kEgress, admin, isolated ? &npEgressRow(i) : nullptr, baseline, nullptr);
     return it->second;
@@ -325,7 +326,7 @@ class MatrixBuilder {
   std::map<uint32_t, std::unique_ptr<Bits>> selectorBits_, blockBits_, ruleBits_;
   std::map<std::string, std::unique_ptr<Bits>> namedPortBits_;
   std::map<std::vector<std::pair<uint32_t, int>>, Bits> egressMemo_;
-  std::map<std::tuple<NpKey, std::vector<TierRule>, std::vector<TierRule>>, Bits> tieredEgressMemo_;
+  std::map<std::tuple<bool, NpKey, std::vector<TierRule>, std::vector<TierRule>>, Bits> tieredEgressMemo_;
 };
 
 }  // namespace

@@ -8,7 +8,7 @@ jobs=$(nproc)
 fuzz_seconds=${NFTPOL_FUZZ_SECONDS:-30}
 cni_fuzz_seconds=${NFTPOL_CNI_FUZZ_SECONDS:-15}
 work=$(mktemp -d /tmp/nftpol-test.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'jobs -p | xargs -r kill 2>/dev/null; rm -rf "$work"' EXIT  # and stop what runs in the background
 
 echo "== [${SECONDS}s] format: clang-format --dry-run over the project's own code (.clang-format)"
 if git rev-parse --git-dir >/dev/null 2>&1; then
@@ -23,28 +23,40 @@ echo "== [${SECONDS}s] build and test (Release)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNFTPOL_UNIT_TESTS=OFF >/dev/null
 cmake --build build -j"$jobs"
 
-echo "== [${SECONDS}s] clang-tidy (.clang-tidy) over the modules and programs, with the Release build's compile commands"
+echo "== [${SECONDS}s] clang-tidy (.clang-tidy) over the modules and programs, beside the release tests"
 # The tests and benchmarks are left to the compiler's -Werror and the sanitizers: with Catch2 in every test file,
 # tidying them took 100 s of a 250 s stage, for checks written for the shipped code. gcc's -Wno-restrict is
-# unknown to clang.
-if git rev-parse --git-dir >/dev/null 2>&1; then git ls-files '*.cpp'; else find . -path './build*' -prune -o -name '*.cpp' -print; fi |
-  grep -v '^\(\./\)\?\(tests\|bench\)/' | xargs -P"$jobs" -n4 clang-tidy -p build --quiet --extra-arg=-Wno-unknown-warning-option \
-  >"$work/clang-tidy.log" 2>&1 || { grep -E -A3 'error:' "$work/clang-tidy.log" >&2; echo "clang-tidy: findings above" >&2; exit 1; }
+# unknown to clang. It runs at the lowest priority beside the release tests, which spend most of their time
+# waiting for packets and processes: it takes the CPU they leave idle (the tests must hold under a busy loop at
+# normal priority anyway, see ci-repeat.sh --hog).
+(
+  if git rev-parse --git-dir >/dev/null 2>&1; then git ls-files '*.cpp'; else find . -path './build*' -prune -o -name '*.cpp' -print; fi |
+    grep -v '^\(\./\)\?\(tests\|bench\)/' |
+    xargs -P"$jobs" -n4 nice -n 19 clang-tidy -p build --quiet --extra-arg=-Wno-unknown-warning-option >"$work/clang-tidy.log" 2>&1
+) &
+tidy=$!
 echo "== [${SECONDS}s] ctest (Release)"
 ctest --test-dir build --output-on-failure -j"$jobs" | tee "$work/ctest-release.log"
+echo "== [${SECONDS}s] waiting for clang-tidy"
+wait "$tidy" || { grep -E -A3 'error:' "$work/clang-tidy.log" >&2; echo "clang-tidy: findings above" >&2; exit 1; }
 
 echo "== [${SECONDS}s] build and test with -fsanitize=address,undefined"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DNFTPOL_SANITIZE=ON -DNFTPOL_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
+# The fuzzers' build (clang, instrumented) runs at the lowest priority beside the sanitizer tests, for the same
+# reason as clang-tidy above.
+# -O1 with line tables: what libFuzzer's documentation builds with, and much quicker to compile than -O2 -g.
+(
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DNFTPOL_FUZZ=ON -DNFTPOL_BENCH=OFF >/dev/null &&
+    nice -n 19 cmake --build build-fuzz -j"$jobs" --target loader_fuzz cni_fuzz handoff_fuzz
+) >"$work/fuzz-build.log" 2>&1 &
+fuzzBuild=$!
 echo "== [${SECONDS}s] ctest (sanitizers)"
 ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp" UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" |
   tee "$work/ctest-asan.log"
-
-echo "== [${SECONDS}s] build the fuzzers"
-# -O1 with line tables: what libFuzzer's documentation builds with, and much quicker to compile than -O2 -g.
-CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
-  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DNFTPOL_FUZZ=ON -DNFTPOL_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target loader_fuzz cni_fuzz handoff_fuzz
+echo "== [${SECONDS}s] waiting for the fuzzers' build"
+wait "$fuzzBuild" || { tail -50 "$work/fuzz-build.log" >&2; echo "the fuzzers' build failed" >&2; exit 1; }
 fuzz() {  # fuzz TARGET SECONDS MAX-LEN CORPUS: new inputs go to a scratch directory; the committed corpus is only read
   echo "== [${SECONDS}s] fuzz $1 for ${2}s (libFuzzer)"
   mkdir -p "$work/$1"
@@ -56,9 +68,12 @@ fuzz() {  # fuzz TARGET SECONDS MAX-LEN CORPUS: new inputs go to a scratch direc
   }
   grep -E 'stat::number_of_executed_units|Done' "$work/$1.log" | tail -2
 }
-fuzz loader_fuzz "$fuzz_seconds" 8192 tests/fuzz/corpus
+# A fuzzer uses one core: the loader's beside the other two in turn.
+fuzz loader_fuzz "$fuzz_seconds" 8192 tests/fuzz/corpus &
+loaderFuzz=$!
 fuzz cni_fuzz "$cni_fuzz_seconds" 4096 tests/fuzz/cni-corpus
 fuzz handoff_fuzz "$cni_fuzz_seconds" 17000 tests/fuzz/handoff-corpus
+wait "$loaderFuzz" || exit 1
 # One closing line for the whole run: both ctest runs and the two fuzzers (each stage above already failed the
 # script on any failure, so reaching here means none failed). A test that skipped itself (exit 77: no root, a
 # missing tool) counts as skipped, not passed.

@@ -24,6 +24,17 @@ reports_broken() { nftpol_wait_for 10 grep -q "$1:[0-9]*:[0-9]*: invalid YAML" "
 
 mkdir "$dir/m"
 cp "$src"/samples/cluster/*.yaml "$dir/m/"
+# A cluster policy: read and simulated, not enforced yet, and the controller says so once.
+cat > "$dir/m/guardrail.yaml" <<'YAML'
+apiVersion: policy.networking.k8s.io/v1alpha2
+kind: ClusterNetworkPolicy
+metadata: {name: guard}
+spec:
+  tier: Admin
+  priority: 10
+  subject: {namespaces: {}}
+  ingress: [{action: Deny, from: [{namespaces: {matchLabels: {kubernetes.io/metadata.name: nowhere}}}]}]
+YAML
 echo "not: [yaml" > "$dir/m/broken.yaml"
 start_controller "$log"
 check "the broken file is reported with its location" reports_broken broken.yaml "$log"
@@ -57,6 +68,7 @@ check "SIGTERM stops it within 2 s" nftpol_stop 2 "$pid"
 check "with status 0" [ "${nftpol_status[$pid]}" = 0 ]
 check "and leaves the rules in place" bash -c "nft list table inet nftpol > /dev/null"
 check "it said so" grep -q 'msg="stopping; the rules stay in place"' "$log"
+check "it said once that it does not enforce cluster policies" [ "$(grep -c 'event=cluster-policies-not-enforced' "$log")" = 1 ]
 
 cp "$dir/policies.good" "$dir/m/policies.yaml"
 check "--once adopts the table left by the earlier run without changing it" \

@@ -447,3 +447,15 @@ TEST_CASE("explain shows a cluster policy's place, subjects and resolved peers, 
   CHECK(warnings.find("ClusterNetworkPolicy nobody: spec.ingress[0]: matches no peer") != std::string::npos);
   CHECK(warnings.find("nobody: spec.ingress[0]: shadowed") == std::string::npos);
 }
+
+TEST_CASE("a what-if that adds a cluster policy shows the cells it flips", "[matrix][cnp]") {
+  TestCluster before(base());
+  TestCluster after(base() + cnp("guard", "Admin", 1,
+                                 kSubjectA + "  ingress:\n  - {action: Deny, from: " + kFromB + "}\n"));
+  auto diff = reachabilityDiff(*before.compiled, *after.compiled, Protocol::kTCP, 80);
+  REQUIRE(diff.flips.size() == 2);
+  CHECK(diff.flips[0].from == "b/client");
+  CHECK(diff.flips[0].to == "a/db");
+  CHECK_FALSE(diff.flips[0].allowedAfter);
+  CHECK(diff.flips[1].to == "a/web");
+}

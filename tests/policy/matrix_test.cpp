@@ -32,25 +32,38 @@ TEST_CASE("matrix agrees with can-reach on generated clusters", "[matrix]") {
     bool dualStack;
     Protocol protocol;
     uint16_t port;
+    uint32_t clusterPolicies = 0;
   };
   for (Row row : {Row{1, false, Protocol::kTCP, 8080}, Row{2, false, Protocol::kTCP, 9090},
                   Row{3, true, Protocol::kTCP, 5432}, Row{4, false, Protocol::kUDP, 53},
-                  Row{5, true, Protocol::kTCP, 8050}, Row{6, false, Protocol::kTCP, 443}}) {
-    ClusterState state = bench::generateCluster(
-        {.namespaces = 6, .pods = 150, .policies = 40, .seed = row.seed, .dualStack = row.dualStack});
+                  Row{5, true, Protocol::kTCP, 8050}, Row{6, false, Protocol::kTCP, 443},
+                  // with cluster policies of both tiers: named ports, ranges, networks, nodes, domain names
+                  Row{7, false, Protocol::kTCP, 8080, 12}, Row{8, false, Protocol::kTCP, 9090, 12},
+                  Row{9, true, Protocol::kUDP, 5050, 12}, Row{10, false, Protocol::kTCP, 5432, 20}}) {
+    ClusterState state = bench::generateCluster({.namespaces = 6,
+                                                 .pods = 150,
+                                                 .policies = 40,
+                                                 .seed = row.seed,
+                                                 .dualStack = row.dualStack,
+                                                 .clusterPolicies = row.clusterPolicies});
+    if (row.clusterPolicies) REQUIRE(state.clusterPolicies().size() == row.clusterPolicies);
     Compiled c = Compiled::build(state);
     REQUIRE(c.pods().size() > 100);
     BitMatrix m = reachability(c, row.protocol, row.port);
-    size_t mismatches = 0, allowed = 0;
+    size_t mismatches = 0, allowed = 0, byTier = 0;
     for (PodId i = 0; i < c.pods().size(); ++i)
       for (PodId j = 0; j < c.pods().size(); ++j) {
-        bool expected =
-            anyAllowed(canReach(c, {Endpoint::ofPod(i), Endpoint::ofPod(j), row.protocol, row.port}));
+        auto verdicts = canReach(c, {Endpoint::ofPod(i), Endpoint::ofPod(j), row.protocol, row.port});
+        bool expected = anyAllowed(verdicts);
         mismatches += expected != m.get(i, j);
         allowed += expected;
+        for (const auto& v : verdicts)
+          for (const SideVerdict* side : {&v.egress, &v.ingress})
+            byTier += side->decidedBy == DecidedBy::kAdmin || side->decidedBy == DecidedBy::kBaseline;
       }
     INFO("seed " << row.seed << " port " << row.port);
     CHECK(mismatches == 0);
+    if (row.clusterPolicies) CHECK(byTier > 0);  // the tiers decided some sides
     // The generated policies must make the comparison meaningful: some pairs allowed, some denied.
     CHECK(allowed > c.pods().size());
     CHECK(allowed < c.pods().size() * c.pods().size());
