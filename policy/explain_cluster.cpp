@@ -184,22 +184,13 @@ std::string explainClusterPolicy(const Compiled& c, uint32_t id) {
     ++inTier;
     if (i <= id) ++position;
   }
-  std::string out =
-      std::string(c.clusterPolicies()[id].policy->kind == ClusterPolicyKind::kClusterNetworkPolicy
-                      ? "ClusterNetworkPolicy "
-                  : p.kind == ClusterPolicyKind::kAdminNetworkPolicy ? "AdminNetworkPolicy "
-                                                                     : "BaselineAdminNetworkPolicy ") +
-      p.key() + " (" + p.where.toString() + ")\n";
+  std::string out = std::string(kindName(p.kind)) + " " + p.key() + " (" + p.where.toString() + ")\n";
   out += "  tier " + std::string(toString(p.tier)) + ", priority " +
          (p.kind == ClusterPolicyKind::kBaselineAdminNetworkPolicy
               ? std::string("none (after every Baseline CNP)")
               : std::to_string(p.priority)) +
          ": evaluated " + ordinal(position) + " of " + std::to_string(inTier) + " in its tier\n";
-  const ResolvedPeer* subject = nullptr;
-  for (size_t i = 0; i < c.resolvedPeerCount(); ++i)
-    if (c.resolvedPeer(static_cast<uint32_t>(i)).shared == &c.model().peer(p.subject))
-      subject = &c.resolvedPeer(static_cast<uint32_t>(i));
-  std::string description = subject ? subject->description : c.model().peer(p.subject).description;
+  const std::string& description = c.model().peer(p.subject).description;
   out += "  subject " + description + " selects " + std::to_string(cp.subjects.size()) +
          " pod(s): " + podList(c, cp.subjects) + "\n";
   for (Direction d : {Direction::kIngress, Direction::kEgress}) {
@@ -226,13 +217,20 @@ std::string explainClusterPolicy(const Compiled& c, uint32_t id) {
 std::vector<Diagnostic> lintClusterPolicies(const Compiled& c) {
   std::vector<Diagnostic> out;
   const auto& all = c.clusterPolicies();
+  // What each rule matches, once: the checks below compare rules pairwise, and each reach scans every pod.
+  std::vector<std::vector<Reach>> reaches[2];
+  for (Direction d : {Direction::kIngress, Direction::kEgress})
+    for (uint32_t id = 0; id < all.size(); ++id) {
+      reaches[static_cast<int>(d)].emplace_back();
+      for (uint32_t r = 0; r < all[id].policy->rules(d).size(); ++r)
+        reaches[static_cast<int>(d)].back().push_back(reachOf(c, id, d, r));
+    }
+  auto reach = [&](uint32_t id, Direction d, uint32_t r) -> const Reach& {
+    return reaches[static_cast<int>(d)][id][r];
+  };
   for (uint32_t id = 0; id < all.size(); ++id) {
     const ClusterNetworkPolicy& p = *all[id].policy;
-    std::string object =
-        std::string(p.kind == ClusterPolicyKind::kClusterNetworkPolicy ? "ClusterNetworkPolicy "
-                    : p.kind == ClusterPolicyKind::kAdminNetworkPolicy ? "AdminNetworkPolicy "
-                                                                       : "BaselineAdminNetworkPolicy ") +
-        p.name;
+    std::string object = std::string(kindName(p.kind)) + " " + p.name;
     auto warn = [&](const SourceLocation& where, std::string field, std::string message) {
       out.push_back({Severity::kWarning, where, object, std::move(field), std::move(message)});
     };
@@ -242,7 +240,7 @@ std::vector<Diagnostic> lintClusterPolicies(const Compiled& c) {
       const auto& rules = p.rules(d);
       for (uint32_t r = 0; r < rules.size(); ++r) {
         std::string path = "spec." + std::string(toString(d)) + "[" + std::to_string(r) + "]";
-        Reach mine = reachOf(c, id, d, r);
+        const Reach& mine = reach(id, d, r);
         if (!mine.other && mine.pods.empty() && mine.networks.empty() && mine.nodes.empty()) {
           warn(rules[r].where, path, "matches no peer");
           continue;
@@ -258,8 +256,7 @@ std::vector<Diagnostic> lintClusterPolicies(const Compiled& c) {
           for (uint32_t k = 0; k < end && !shadowed; ++k) {
             // A Pass ends only its own tier: it shadows nothing below it.
             if (earlier.tier != p.tier && erules[k].action == Action::kPass) continue;
-            if (!portsCover(erules[k].ports, rules[r].ports) || !reachCovers(reachOf(c, e, d, k), mine))
-              continue;
+            if (!portsCover(erules[k].ports, rules[r].ports) || !reachCovers(reach(e, d, k), mine)) continue;
             shadowed = true;
             warn(rules[r].where, path,
                  "shadowed by " + (e == id ? std::string() : earlier.key() + " ") +
@@ -281,7 +278,7 @@ std::vector<Diagnostic> lintClusterPolicies(const Compiled& c) {
           for (uint32_t b = 0; b < q.rules(d).size() && !conflict; ++b)
             conflict = p.rules(d)[a].action != q.rules(d)[b].action &&
                        portsOverlap(p.rules(d)[a].ports, q.rules(d)[b].ports) &&
-                       reachOverlaps(reachOf(c, id, d, a), reachOf(c, other, d, b));
+                       reachOverlaps(reach(id, d, a), reach(other, d, b));
       if (conflict)
         warn(p.where, "spec.priority",
              "same priority (" + std::to_string(p.priority) + ") as " + q.key() + " in the " +

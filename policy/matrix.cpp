@@ -135,9 +135,7 @@ class MatrixBuilder {
   // ingress rule (its ports resolve there); nullptr for egress, where named ports resolve on each peer.
   Bits clusterRuleBits(const TierRule& tr, Direction d, const Pod* dst) {
     const ClusterRule& rule = c_.clusterPolicies()[tr.policy].policy->rules(d)[tr.rule];
-    bool unknown = std::any_of(rule.peers.begin(), rule.peers.end(),
-                               [](const ClusterPeer& p) { return std::holds_alternative<UnknownPeer>(p); });
-    if (unknown && rule.action != Action::kAccept) return ones_;
+    if (rule.deniesAll()) return ones_;
     Bits peers(words_, 0);
     const auto& ids = c_.clusterPolicies()[tr.policy].peerIds[static_cast<int>(d)][tr.rule];
     for (size_t k = 0; k < rule.peers.size(); ++k) {
@@ -176,11 +174,7 @@ class MatrixBuilder {
       for (const TierRule& tr : rules) {
         Bits m = clusterRuleBits(tr, d, dst);
         const ClusterRule& rule = c_.clusterPolicies()[tr.policy].policy->rules(d)[tr.rule];
-        // A Deny or Pass rule with a peer this version cannot read denies everything (fails closed).
-        bool failsClosed = std::any_of(rule.peers.begin(), rule.peers.end(), [](const ClusterPeer& p) {
-          return std::holds_alternative<UnknownPeer>(p);
-        });
-        Action action = failsClosed && rule.action == Action::kPass ? Action::kDeny : rule.action;
+        Action action = rule.deniesAll() ? Action::kDeny : rule.action;
         for (size_t w = 0; w < words_; ++w) {
           uint64_t hit = m[w] & open[w];
           if (action == Action::kAccept || (action == Action::kPass && passAllows)) allowed[w] |= hit;
@@ -237,10 +231,7 @@ class MatrixBuilder {
         std::erase_if(rules, [&](const TierRule& tr) {
           const ClusterRule& rule =
               c_.clusterPolicies()[tr.policy].policy->rules(Direction::kIngress)[tr.rule];
-          bool failsClosed = rule.action != Action::kAccept &&
-                             std::any_of(rule.peers.begin(), rule.peers.end(), [](const ClusterPeer& p) {
-                               return std::holds_alternative<UnknownPeer>(p);
-                             });
+          bool failsClosed = rule.deniesAll();
           return !failsClosed && !rule.ports.empty() &&
                  std::none_of(rule.ports.begin(), rule.ports.end(), [&](const PortSpec& spec) {
                    return portAdmits(spec, protocol_, port_, &c_.pod(j));

@@ -59,6 +59,24 @@ std::string_view shortName(ClusterPolicyKind k) {
   return "?";
 }
 
+std::string_view kindName(ClusterPolicyKind k) {
+  switch (k) {
+    case ClusterPolicyKind::kClusterNetworkPolicy:
+      return "ClusterNetworkPolicy";
+    case ClusterPolicyKind::kAdminNetworkPolicy:
+      return "AdminNetworkPolicy";
+    case ClusterPolicyKind::kBaselineAdminNetworkPolicy:
+      return "BaselineAdminNetworkPolicy";
+  }
+  return "?";
+}
+
+std::optional<size_t> ClusterRule::unreadablePeer() const {
+  for (size_t i = 0; i < peers.size(); ++i)
+    if (std::holds_alternative<UnknownPeer>(peers[i])) return i;
+  return std::nullopt;
+}
+
 const IpAddress* Pod::address(Family f) const {
   for (const auto& ip : ips)
     if (ip.family() == f) return &ip;

@@ -35,11 +35,8 @@ std::optional<TierHit> firstMatch(const Compiled& c, Tier t, Direction d, PodId 
       const ClusterRule& rule = rules[r];
       // A peer this version cannot read fails closed: a Deny or Pass rule holding one denies everything, an
       // Accept rule matches nothing through it.
-      auto unknown = std::find_if(rule.peers.begin(), rule.peers.end(), [](const ClusterPeer& p) {
-        return std::holds_alternative<UnknownPeer>(p);
-      });
-      if (unknown != rule.peers.end() && rule.action != Action::kAccept)
-        return TierHit{policyId, r, Action::kDeny, static_cast<int>(unknown - rule.peers.begin()), kAllPorts};
+      if (rule.deniesAll())
+        return TierHit{policyId, r, Action::kDeny, static_cast<int>(*rule.unreadablePeer()), kAllPorts};
       std::optional<int> peer;
       for (uint32_t i = 0; i < rule.peers.size() && !peer; ++i) {
         bool matches = other.pod ? c.clusterPeerMatches(policyId, d, r, i, *other.pod, family)

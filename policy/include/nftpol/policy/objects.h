@@ -162,6 +162,7 @@ enum class ClusterPolicyKind : uint8_t {
   kBaselineAdminNetworkPolicy
 };
 std::string_view shortName(ClusterPolicyKind k);  // "cnp", "anp", "banp"
+std::string_view kindName(ClusterPolicyKind k);   // "ClusterNetworkPolicy", ...
 
 // Egress peers: addresses in these CIDRs, pods' addresses included.
 struct NetworksPeer {
@@ -193,6 +194,11 @@ struct ClusterRule {
   // names each container port once, so at most one of them can match.
   std::vector<PortSpec> ports;
   SourceLocation where;
+
+  // The first peer this version cannot read, if any.
+  std::optional<size_t> unreadablePeer() const;
+  // A Deny or Pass rule with such a peer denies everything, whatever the peer and port (fails closed).
+  bool deniesAll() const { return action != Action::kAccept && unreadablePeer(); }
 };
 
 // The BaselineAdminNetworkPolicy has no priority: it comes after every Baseline ClusterNetworkPolicy.
