@@ -73,12 +73,6 @@ bool Controller::syncOnce(bool& firstSyncBlocked) {
   uncommitted_.insert(uncommitted_.end(), change.arrivals.begin(), change.arrivals.end());
   for (const auto& d : change.diagnostics)
     logLine(d.severity == policy::Severity::kError ? "error" : "warn", d.toString(), "event=manifest");
-  if (!source_->state().clusterPolicies().empty() && !std::exchange(saidClusterPolicies_, true))
-    logWarn(
-        "cluster policies (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy) are read "
-        "and "
-        "simulated (can-reach, matrix, explain, lint) but not enforced by this version of the controller",
-        "event=cluster-policies-not-enforced");
   if (change.rejected) {
     metrics_.manifestErrors(change.rejected);
     logWarn(std::to_string(change.rejected) + " input(s) have errors; their last valid objects stay in force",

@@ -52,6 +52,13 @@ bool portAdmits(const PortSpec& spec, Protocol protocol, uint16_t port, const Po
   return dst && dst->namedPort(std::get<std::string>(spec.port), protocol) == port;
 }
 
+std::optional<PortMatch> numericPorts(const PortSpec& spec) {
+  if (std::holds_alternative<PortSpec::AllPorts>(spec.port)) return PortMatch{spec.protocol, 0, 65535};
+  if (const auto* range = std::get_if<PortSpec::Range>(&spec.port))
+    return PortMatch{spec.protocol, range->first, range->last};
+  return std::nullopt;
+}
+
 std::string Allowance::name() const {
   return std::string(toString(direction)) + "[" + std::to_string(index) + "]";
 }
@@ -305,6 +312,7 @@ struct Model::State {
     auto index = byNamespace.find(name);
     if (index != byNamespace.end()) index->second.labels = &after;
     if (before.items() == after.items() || index == byNamespace.end()) return;
+    std::set<const SharedPeer*> changed;
     for (auto& [peerKey, peer] : peers) {
       const auto& selector = peer.selector.namespaceSelector;
       if (!selector || selector->matches(before) == selector->matches(after)) continue;
@@ -316,8 +324,16 @@ struct Model::State {
       if (any) {
         mark(dirty.peers, peerKey);
         dirty.namedTargets = true;
+        changed.insert(&peer);
       }
     }
+    // A cluster policy's subject selects by namespace labels: the namespace's pods came into it or left it.
+    for (const ClusterNetworkPolicy* p : ordered)
+      if (changed.contains(&peerOf(p->subject))) {
+        for (const Pod* pod : index->second.pods)
+          mark(dirty.pods, pod->key());
+        break;
+      }
   }
 
   // --- policies
@@ -527,10 +543,8 @@ struct Model::State {
         }
         std::optional<std::vector<const Pod*>> targets;  // computed once per rule, when a name needs them
         for (const PortSpec& spec : rule.ports) {
-          if (std::holds_alternative<PortSpec::AllPorts>(spec.port)) {
-            a.ports.push_back({spec.protocol, 0, 65535});
-          } else if (const auto* range = std::get_if<PortSpec::Range>(&spec.port)) {
-            a.ports.push_back({spec.protocol, range->first, range->last});
+          if (auto numeric = numericPorts(spec)) {
+            a.ports.push_back(*numeric);
           } else if (d == Direction::kIngress) {
             if (auto number = pod.namedPort(std::get<std::string>(spec.port), spec.protocol))
               a.ports.push_back({spec.protocol, *number, *number});

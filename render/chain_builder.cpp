@@ -158,6 +158,55 @@ void addLogRules(std::vector<Rule>& rules, Direction d, const std::string& hash,
 }
 }  // namespace
 
+namespace {
+// One rule per (peer, family) x port entry, each with `action`; no peer match when `allPeers`, no port match
+// when the rule admits every port.
+void emitPeerPortRules(std::vector<Rule>& rules, Field peerField, bool allPeers,
+                       const std::vector<std::pair<Family, std::string>>& peerSets, bool allPorts,
+                       const std::vector<PortRange>& ports, const nft::Action& action,
+                       const std::string& comment) {
+  auto emit = [&](const std::optional<AddressInSet>& peerMatch) {
+    auto add = [&](const std::optional<PortIs>& port) {
+      Rule r{.action = action, .comment = comment};
+      if (peerMatch) r.matches.emplace_back(*peerMatch);
+      if (port) r.matches.emplace_back(*port);
+      rules.push_back(std::move(r));
+    };
+    if (allPorts) add(std::nullopt);
+    for (const auto& port : ports)
+      add(PortIs{port});
+  };
+  if (!allPorts && ports.empty()) return;  // named ports alone go to a named set
+  if (allPeers) emit(std::nullopt);
+  for (const auto& [f, set] : peerSets)
+    emit(AddressInSet{f, peerField, set});
+}
+
+// The named-port set of one family's (address, IP protocol, port) tuples, sorted and unique:
+// "named-<hash>-v4".
+Set namedSet(Family f, std::vector<std::tuple<IpAddress, uint8_t, uint16_t>> tuples) {
+  std::sort(tuples.begin(), tuples.end());
+  tuples.erase(std::unique(tuples.begin(), tuples.end()), tuples.end());
+  std::vector<Key> elements;
+  std::string key;
+  for (const auto& [ip, proto, port] : tuples) {
+    elements.emplace_back(AddressProtocolPort{ip, *protocolFromNumber(proto), port});
+    key += toString(elements.back()) + ",";
+  }
+  return Set{.name = "named-" + contentHash(key) + familySuffix(f),
+             .key = KeyType::addressProtocolPort(f),
+             .elements = std::move(elements),
+             .comment = "named ports resolved on destination pods"};
+}
+
+std::string chainContent(const std::vector<Rule>& rules) {
+  std::string content;
+  for (const auto& r : rules)
+    content += toText(r) + "\n";
+  return content;
+}
+}  // namespace
+
 BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
                       const std::vector<std::string>& isolatedBy, const FlowLogOptions* log) {
   Field peerField = d == Direction::kIngress ? Field::kSource : Field::kDestination;
@@ -166,58 +215,97 @@ BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
   std::vector<Rule>& rules = built.chain.rules;
   std::map<Family, std::vector<std::tuple<IpAddress, uint8_t, uint16_t>>> named;
   for (const RuleAllowance& a : allowances) {
-    std::string comment = cut(a.policyKey + " " + a.ruleName, kCommentMax);
-    // One rule per (peer, family) x port entry; no port match when the rule admits every port.
-    auto emit = [&](const std::optional<AddressInSet>& peerMatch) {
-      auto add = [&](const std::optional<PortIs>& port) {
-        Rule r{.action = allow, .comment = comment};
-        if (peerMatch) r.matches.emplace_back(*peerMatch);
-        if (port) r.matches.emplace_back(*port);
-        rules.push_back(std::move(r));
-      };
-      if (a.allPorts) add(std::nullopt);
-      for (const auto& port : a.ports)
-        add(PortIs{port});
-    };
-    bool anyPortRule = a.allPorts || !a.ports.empty();  // named ports alone go to the named set below
-    if (anyPortRule && a.allPeers) emit(std::nullopt);
-    if (anyPortRule)
-      for (const auto& [f, set] : a.peerSets)
-        emit(AddressInSet{f, peerField, set});
+    emitPeerPortRules(rules, peerField, a.allPeers, a.peerSets, a.allPorts, a.ports, allow,
+                      cut(a.policyKey + " " + a.ruleName, kCommentMax));
     for (const auto& t : a.named)
       named[std::get<0>(t).family()].push_back(t);
   }
   for (auto& [f, tuples] : named) {
-    std::sort(tuples.begin(), tuples.end());
-    tuples.erase(std::unique(tuples.begin(), tuples.end()), tuples.end());
-    std::vector<Key> elements;
-    std::string key;
-    for (const auto& [ip, proto, port] : tuples) {
-      elements.emplace_back(AddressProtocolPort{ip, *protocolFromNumber(proto), port});
-      key += toString(elements.back()) + ",";
-    }
-    std::string name = "named-" + contentHash(key) + familySuffix(f);
-    built.namedSets.push_back(Set{.name = name,
-                                  .key = KeyType::addressProtocolPort(f),
-                                  .elements = std::move(elements),
-                                  .comment = "named ports resolved on destination pods"});
-    rules.push_back({{DestinationPortInSet{f, name}}, allow, "named ports of egress rules"});
+    built.namedSets.push_back(namedSet(f, std::move(tuples)));
+    rules.push_back(
+        {{DestinationPortInSet{f, built.namedSets.back().name}}, allow, "named ports of egress rules"});
   }
   std::string by;
   for (const auto& key : isolatedBy)
     by += (by.empty() ? "" : ", ") + key;
   rules.push_back({{}, Verdict{Verdict::Kind::kDrop, ""}, cut("isolated by " + by, kCommentMax)});
 
-  std::string content;
-  for (const auto& r : rules)
-    content += toText(r) + "\n";
   const std::string& first = allowances.empty() ? isolatedBy.front() : allowances.front().policyKey;
-  std::string hash = contentHash(content);
+  std::string hash = contentHash(chainContent(rules));
   built.chain.name =
       std::string(d == Direction::kIngress ? "ingress-" : "egress-") + hash + "/" + cut(first, kReadableMax);
   if (log) addLogRules(rules, d, hash, *log);
   built.chain.comment = cut(std::string(toString(d)) + " of pods selected by " + by, kCommentMax);
   return built;
+}
+
+std::string passChainName(Direction d) {
+  return std::string(d == Direction::kIngress ? "ingress" : "egress") + "-pass";
+}
+std::string restMapName(Direction d, Family f) {
+  return std::string(d == Direction::kIngress ? "ingress" : "egress") + "-rest" + familySuffix(f);
+}
+
+BuiltChain buildTierChain(Direction d, policy::Tier tier, const std::vector<TierRule>& tierRules,
+                          const FlowLogOptions* log) {
+  Field peerField = d == Direction::kIngress ? Field::kSource : Field::kDestination;
+  bool admin = tier == policy::Tier::kAdmin;
+  auto verdict = [&](policy::Action a) -> Verdict {
+    switch (a) {
+      case policy::Action::kAccept:
+        return {d == Direction::kIngress ? Verdict::Kind::kAccept : Verdict::Kind::kReturn, ""};
+      case policy::Action::kDeny:
+        return {Verdict::Kind::kDrop, ""};
+      case policy::Action::kPass:
+        break;
+    }
+    return admin ? Verdict{Verdict::Kind::kGoto, passChainName(d)} : Verdict{Verdict::Kind::kReturn, ""};
+  };
+  BuiltChain built;
+  std::vector<Rule>& rules = built.chain.rules;
+  std::string policies;
+  for (const TierRule& r : tierRules) {
+    std::string comment =
+        cut(r.policyKey + " " + r.ruleName + " " + std::string(policy::toString(r.action)), kCommentMax);
+    if (policies.find(r.policyKey) == std::string::npos)
+      policies += (policies.empty() ? "" : ", ") + r.policyKey;
+    if (r.deniesAll) {
+      rules.push_back(
+          {{}, Verdict{Verdict::Kind::kDrop, ""}, cut(comment + ": a peer it cannot read", kCommentMax)});
+      continue;
+    }
+    emitPeerPortRules(rules, peerField, false, r.peerSets, r.allPorts, r.ports, verdict(r.action), comment);
+    std::map<Family, std::vector<std::tuple<IpAddress, uint8_t, uint16_t>>> named;
+    for (const auto& t : r.named)
+      named[std::get<0>(t).family()].push_back(t);
+    for (auto& [f, tuples] : named) {
+      built.namedSets.push_back(namedSet(f, std::move(tuples)));
+      rules.push_back({{DestinationPortInSet{f, built.namedSets.back().name}}, verdict(r.action), comment});
+    }
+  }
+  if (admin)
+    rules.push_back({{}, Verdict{Verdict::Kind::kGoto, passChainName(d)}, "no Admin tier rule decided"});
+  std::string hash = contentHash(chainContent(rules));
+  std::string tierName = admin ? "admin-" : "baseline-";
+  built.chain.name = tierName + (d == Direction::kIngress ? "ingress-" : "egress-") + hash + "/" +
+                     cut(tierRules.front().policyKey, kReadableMax);
+  if (log) addLogRules(rules, d, hash, *log);
+  built.chain.comment = cut(std::string(policy::toString(tier)) + " tier " + std::string(toString(d)) +
+                                " of pods that " + policies + " select",
+                            kCommentMax);
+  return built;
+}
+
+std::string nodesSetName(const std::string& selector, Family f) {
+  return "nodes-" + contentHash(selector) + familySuffix(f);
+}
+Set nodesSet(const std::string& selector, Family f, const std::vector<IpAddress>& addresses) {
+  Set s{.name = nodesSetName(selector, f), .key = KeyType::address(f)};
+  s.comment =
+      cut("addresses of the Nodes " + (selector.empty() ? std::string("(all)") : selector), kCommentMax);
+  for (const auto& a : addresses)
+    if (a.family() == f) s.elements.emplace_back(a);
+  return s;
 }
 
 BuiltChain buildAuditChain(Direction d, const std::vector<RuleAllowance>& allowances,
@@ -254,12 +342,9 @@ BuiltChain divertToAudit(Direction d, const BuiltChain* enforced, const std::str
     built.chain.comment =
         cut(std::string(toString(d)) + " of pods that only policies in audit mode select", kCommentMax);
   }
-  std::string content;
-  for (const auto& r : built.chain.rules)
-    content += toText(r) + "\n";
   std::string readable = audit.substr(audit.find('/') + 1);
-  built.chain.name = std::string(d == Direction::kIngress ? "ingress-" : "egress-") + contentHash(content) +
-                     "/" + cut(readable, kReadableMax);
+  built.chain.name = std::string(d == Direction::kIngress ? "ingress-" : "egress-") +
+                     contentHash(chainContent(built.chain.rules)) + "/" + cut(readable, kReadableMax);
   return built;
 }
 
@@ -321,21 +406,37 @@ Chain baseChain(const FlowLogOptions* log) {
   return c;
 }
 
+namespace {
+Chain passChain(Direction d) {
+  Chain c{.name = passChainName(d)};
+  c.comment = std::string("after the Admin tier: the ") + std::string(toString(d)) +
+              " of a pod goes on to its NetworkPolicy or Baseline tier chain";
+  for (Family f : {Family::kV4, Family::kV6})
+    c.rules.push_back({{},
+                       VerdictMapLookup{f, d == Direction::kEgress ? Field::kSource : Field::kDestination,
+                                        restMapName(d, f)},
+                       ""});
+  return c;
+}
+}  // namespace
+
 std::vector<Map> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries) {
   // Elements in key order, as the kernel keeps them and `nft list` prints them.
   std::sort(entries.begin(), entries.end());
   std::vector<Map> maps;
-  for (Direction d : {Direction::kIngress, Direction::kEgress})
-    for (Family f : {Family::kV4, Family::kV6}) {
-      Map m{.name = mapName(d, f), .key = KeyType::address(f)};
-      m.comment =
-          std::string("pod address -> its ") + (d == Direction::kIngress ? "ingress" : "egress") + " chain";
-      auto from = std::lower_bound(entries.begin(), entries.end(), m.name,
-                                   [](const auto& e, const std::string& n) { return std::get<0>(e) < n; });
-      for (auto it = from; it != entries.end() && std::get<0>(*it) == m.name; ++it)
-        m.verdicts.emplace_back(std::get<1>(*it), std::get<2>(*it));
-      maps.push_back(std::move(m));
-    }
+  for (bool rest : {false, true})
+    for (Direction d : {Direction::kIngress, Direction::kEgress})
+      for (Family f : {Family::kV4, Family::kV6}) {
+        Map m{.name = rest ? restMapName(d, f) : mapName(d, f), .key = KeyType::address(f)};
+        std::string side = d == Direction::kIngress ? "ingress" : "egress";
+        m.comment = rest ? "pod address -> its " + side + " chain after the Admin tier"
+                         : "pod address -> its " + side + " chain";
+        auto from = std::lower_bound(entries.begin(), entries.end(), m.name,
+                                     [](const auto& e, const std::string& n) { return std::get<0>(e) < n; });
+        for (auto it = from; it != entries.end() && std::get<0>(*it) == m.name; ++it)
+          m.verdicts.emplace_back(std::get<1>(*it), std::get<2>(*it));
+        maps.push_back(std::move(m));
+      }
   return maps;
 }
 
@@ -354,6 +455,8 @@ Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> 
   std::sort(t.maps.begin(), t.maps.end(), [](const Map& a, const Map& b) { return a.name < b.name; });
   for (auto& c : services.chains)
     chains.push_back(std::move(c));
+  for (Direction d : {Direction::kIngress, Direction::kEgress})
+    chains.push_back(passChain(d));
   std::sort(chains.begin(), chains.end(), [](const Chain& a, const Chain& b) { return a.name < b.name; });
   t.chains.reserve(chains.size() + 1 + services.baseChains.size());
   Chain forward = baseChain(log);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nftpol/nft/ruleset.h"
+#include "nftpol/policy/objects.h"
 #include "nftpol/render/flow_log.h"
 #include "service_render.h"
 
@@ -86,6 +87,35 @@ struct BuiltChain {
 BuiltChain buildChain(Direction d, const std::vector<RuleAllowance>& allowances,
                       const std::vector<std::string>& isolatedBy, const FlowLogOptions* log = nullptr);
 
+// One rule of a cluster policy as a tier chain consumes it: its peers as set names, its ports, and the named
+// ports of an egress rule resolved as (address, IP protocol, port). `deniesAll`: it fails closed and matches
+// every connection.
+struct TierRule {
+  std::string policyKey;  // "cnp/name"
+  std::string ruleName;   // "ingress[0]"
+  policy::Action action = policy::Action::kDeny;
+  bool deniesAll = false;
+  std::vector<std::pair<Family, std::string>> peerSets;
+  bool allPorts = false;
+  std::vector<PortRange> ports;
+  std::vector<std::tuple<IpAddress, uint8_t, uint16_t>> named;
+};
+// The chains that hand a pod on from its Admin tier chain: "ingress-pass", "egress-pass". Each looks the pod
+// up in its direction's rest map (restMapName) and jumps to what decides after the Admin tier: its
+// NetworkPolicy chain or its Baseline tier chain; without one, it returns and the connection is allowed.
+std::string passChainName(Direction d);
+std::string restMapName(Direction d, Family f);  // "ingress-rest-v4", ...
+// The chain of one tier for pods with these rules in direction d, in evaluation order, first match wins:
+// Accept allows (ingress: accept; egress: return, so that the destination's ingress is still checked), Deny
+// drops, Pass goes on past the tier (Admin: to the direction's pass chain; Baseline: returns, allowed). An
+// Admin chain that matches nothing goes on as a Pass does; a Baseline chain returns. Named from its content,
+// so pods with equal rules share it; with `log`, as buildChain.
+BuiltChain buildTierChain(Direction d, policy::Tier tier, const std::vector<TierRule>& rules,
+                          const FlowLogOptions* log = nullptr);
+// A set of Node addresses, for a nodes peer: "nodes-<hash of the selector>-v4".
+std::string nodesSetName(const std::string& selector, Family f);
+Set nodesSet(const std::string& selector, Family f, const std::vector<IpAddress>& addresses);
+
 // Audit mode. The audit chain of pods whose policies, those in audit mode counted as enforced, allow these
 // `allowances`: what they would allow goes on (accept on ingress, return on egress) as the enforced chain
 // would have let it, and the rest is logged as would-deny and goes on too: an audit chain never denies.
@@ -113,7 +143,8 @@ Set nodePodsSet(Family f, std::vector<IpAddress> addresses);
 // filter-forward; with `log`, the service mark before the verdicts, and with allowed connections logged, the
 // log of what no ingress chain decided after them.
 Chain baseChain(const FlowLogOptions* log = nullptr);
-// The four dispatch maps (ingress/egress x v4/v6), from (map name, address, chain) entries in any order.
+// The dispatch maps (ingress/egress x v4/v6, and the rest maps of the pass chains), from (map name, address,
+// chain) entries in any order.
 std::vector<Map> dispatchMaps(std::vector<std::tuple<std::string, IpAddress, std::string>> entries);
 
 // The table from its parts: sets sorted by name, the base chains first (filter-forward, then the service

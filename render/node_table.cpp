@@ -20,9 +20,10 @@ using policy::Pod;
 
 struct NodeTable::State {
   struct Local {
-    std::string chain[2];      // by Direction; empty when the pod is not isolated that way
-    std::string audit[2];      // by Direction: its audit chain, when policies in audit mode select it
-    bool namedEgress = false;  // its egress allowances have named ports: they depend on other pods
+    std::string entry[2];           // by Direction: the chain it is dispatched to; empty when none applies
+    std::string rest[2];            // by Direction: after its Admin tier chain, when there is more
+    std::vector<std::string> held;  // every chain it holds a reference on
+    bool namedEgress = false;       // its egress rules have named ports: they depend on other pods
   };
   struct ChainEntry {
     Chain chain;
@@ -32,8 +33,9 @@ struct NodeTable::State {
   };
   // A set a chain names: a shared peer's (by key) or an ipBlock's, with what it was built from.
   struct SetSource {
-    std::string peer;  // empty for a cidr set
+    std::string peer;  // empty for a cidr set and a nodes set
     std::optional<policy::IpBlock> block;
+    std::optional<policy::LabelSelector> nodes;
   };
 
   std::string node;
@@ -47,6 +49,7 @@ struct NodeTable::State {
   std::map<std::string, std::string> names;  // those set names -> what they were hashed from
   std::unordered_map<std::string, Set> setCache;
   std::set<std::string> stalePeers;  // peer keys whose cached sets are out of date
+  bool nodesStale = false;           // the cached nodes sets may be: a Node or a cluster policy changed
   std::map<std::string, detail::ServicePiece> servicePieces;
   Table table;
 
@@ -127,10 +130,54 @@ struct NodeTable::State {
     return chainName;
   }
 
-  // The chain a local pod is dispatched to in one direction, or "" when no policy isolates it that way. With
-  // the flow log, a pod that policies in audit mode select goes through its audit chain as well (`audit`).
-  std::string chainFor(const Model& model, const Pod& pod, Direction d, bool& namedEgress,
-                       std::string& audit) {
+  std::string nodesSet(const policy::NodesPeer& peer, Family f) {
+    std::string selector = peer.selector.toString();
+    std::string name = detail::nodesSetName(selector, f);
+    detail::claimName(names, name, "nodes " + selector);
+    sources.try_emplace(name, SetSource{.nodes = peer.selector});
+    return name;
+  }
+
+  // The rules of tier t's cluster policies for the pod in direction d, with their peer sets named.
+  std::vector<detail::TierRule> tierRules(const Model& model, const Pod& pod, Direction d, policy::Tier t,
+                                          bool& namedEgress) {
+    std::vector<detail::TierRule> out;
+    for (const policy::ClusterRuleMatch& m : model.clusterRules(pod, d, t)) {
+      detail::TierRule r{.policyKey = m.policy->key(),
+                         .ruleName = m.name(),
+                         .action = m.rule().action,
+                         .deniesAll = m.deniesAll,
+                         .allPorts = m.allPorts,
+                         .ports = m.ports};
+      for (Family f : {Family::kV4, Family::kV6}) {
+        for (const policy::SharedPeer* peer : m.pods)
+          r.peerSets.emplace_back(f, peerSet(peer, f));
+        for (const Cidr& cidr : m.networks)
+          if (cidr.family() == f) {
+            policy::IpBlock block{.cidr = cidr};
+            r.peerSets.emplace_back(f, peerSet(&block, f));
+          }
+        for (const policy::NodesPeer* nodes : m.nodes)
+          r.peerSets.emplace_back(f, nodesSet(*nodes, f));
+      }
+      for (const auto& t : m.namedTargets)
+        r.named.emplace_back(t.address, nft::ipProtocolNumber(t.protocol), t.port);
+      out.push_back(std::move(r));
+    }
+    // A named egress port resolves on other pods (also one that resolves nowhere today).
+    if (d == Direction::kEgress)
+      for (const auto* p : model.clusterPolicies(pod, d, t))
+        for (const auto& rule : p->egressRules)
+          for (const auto& spec : rule.ports)
+            namedEgress = namedEgress || std::holds_alternative<std::string>(spec.port);
+    return out;
+  }
+
+  // The NetworkPolicy chain a local pod is dispatched to in one direction, or "" when no policy isolates it
+  // that way. With the flow log, a pod that policies in audit mode select goes through its audit chain as
+  // well. Every chain it returns or makes is held for the pod.
+  std::string chainFor(const Model& model, const Pod& pod, Direction d, Local& l) {
+    bool& namedEgress = l.namedEgress;
     auto isolating = model.isolating(pod, d);
     std::vector<const policy::NetworkPolicy*> asEnforced;
     if (flowLog) asEnforced = model.isolatingAsEnforced(pod, d);
@@ -140,10 +187,32 @@ struct NodeTable::State {
     if (!isolating.empty())
       enforced = detail::buildChain(d, ruleAllowances(model, pod, d, isolating, namedEgress), keys(isolating),
                                     flowLog ? &*flowLog : nullptr);
-    if (!audited) return hold(std::move(*enforced));
-    audit = hold(detail::buildAuditChain(d, ruleAllowances(model, pod, d, asEnforced, namedEgress),
-                                         keys(asEnforced), *flowLog));
-    return hold(detail::divertToAudit(d, enforced ? &*enforced : nullptr, audit, *flowLog));
+    if (!audited) return l.held.emplace_back(hold(std::move(*enforced)));
+    std::string audit = l.held.emplace_back(hold(detail::buildAuditChain(
+        d, ruleAllowances(model, pod, d, asEnforced, namedEgress), keys(asEnforced), *flowLog)));
+    return l.held.emplace_back(
+        hold(detail::divertToAudit(d, enforced ? &*enforced : nullptr, audit, *flowLog)));
+  }
+
+  // The chain of tier t for the pod in direction d, or "" when none of its cluster policies has rules there.
+  std::string tierChainFor(const Model& model, const Pod& pod, Direction d, policy::Tier t, Local& l) {
+    auto rules = tierRules(model, pod, d, t, l.namedEgress);
+    if (rules.empty()) return "";
+    return l.held.emplace_back(hold(detail::buildTierChain(d, t, rules, flowLog ? &*flowLog : nullptr)));
+  }
+
+  // The tiers in order, as the model decides them: the Admin tier's chain first; then the pod's NetworkPolicy
+  // chain when a policy isolates it (its answer is final), else its Baseline tier's chain.
+  void chainsFor(const Model& model, const Pod& pod, Direction d, Local& l) {
+    // Not isolated: the Baseline tier decides. (A pod that only policies in audit mode select is observed
+    // through its audit chain where no Baseline rule applies to it.)
+    std::string after;
+    if (model.isolating(pod, d).empty()) after = tierChainFor(model, pod, d, policy::Tier::kBaseline, l);
+    if (after.empty()) after = chainFor(model, pod, d, l);
+    std::string admin = tierChainFor(model, pod, d, policy::Tier::kAdmin, l);
+    int i = static_cast<int>(d);
+    l.entry[i] = admin.empty() ? after : admin;
+    l.rest[i] = admin.empty() ? "" : after;
   }
 
   void dropChain(const std::string& name) {
@@ -157,19 +226,14 @@ struct NodeTable::State {
     bool isLocal = pod && pod->nodeName == node;
     auto it = local.find(key);
     if (it != local.end()) {
-      for (auto& c : it->second.chain)
+      for (auto& c : it->second.held)
         dropChain(c);
-      for (auto& c : it->second.audit)
-        dropChain(c);
-      if (!isLocal) local.erase(it);
+      local.erase(it);
     }
     if (!isLocal) return;
     Local& l = local[key];
-    l.namedEgress = false;
-    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
-      l.audit[static_cast<int>(d)].clear();
-      l.chain[static_cast<int>(d)] = chainFor(model, *pod, d, l.namedEgress, l.audit[static_cast<int>(d)]);
-    }
+    for (Direction d : {Direction::kIngress, Direction::kEgress})
+      chainsFor(model, *pod, d, l);
   }
 
   // --- sets
@@ -177,10 +241,13 @@ struct NodeTable::State {
   const Set& cachedSet(const Model& model, const std::string& name) {
     const SetSource& source = sources.at(name);
     auto it = setCache.find(name);
-    if (it != setCache.end() && (source.peer.empty() || !stalePeers.count(source.peer))) return it->second;
+    bool stale = source.nodes ? nodesStale : !source.peer.empty() && stalePeers.count(source.peer);
+    if (it != setCache.end() && !stale) return it->second;
     Family f = name.ends_with("-v4") ? Family::kV4 : Family::kV6;
     Set s;
-    if (!source.peer.empty()) {
+    if (source.nodes) {
+      s = detail::nodesSet(source.nodes->toString(), f, model.nodeAddresses(*source.nodes));
+    } else if (!source.peer.empty()) {
       const policy::SharedPeer* peer = model.findPeer(source.peer);
       std::vector<IpAddress> addresses;
       for (const Pod* pod : peer->members)
@@ -226,16 +293,20 @@ struct NodeTable::State {
       for (const auto& key : pods)
         recompute(model, key);
       stalePeers.insert(dirty.peers.begin(), dirty.peers.end());
+      nodesStale = dirty.clusterPolicies;
       for (const auto& key : dirty.services)
         renderService(model, key);
     }
 
     std::vector<std::tuple<std::string, IpAddress, std::string>> dispatch;
     for (const auto& [key, l] : local)
-      for (Direction d : {Direction::kIngress, Direction::kEgress})
-        if (!l.chain[static_cast<int>(d)].empty())
-          for (const auto& ip : model.findPod(key)->ips)
-            dispatch.emplace_back(detail::mapName(d, ip.family()), ip, l.chain[static_cast<int>(d)]);
+      for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+        int i = static_cast<int>(d);
+        for (const auto& ip : model.findPod(key)->ips) {
+          if (!l.entry[i].empty()) dispatch.emplace_back(detail::mapName(d, ip.family()), ip, l.entry[i]);
+          if (!l.rest[i].empty()) dispatch.emplace_back(detail::restMapName(d, ip.family()), ip, l.rest[i]);
+        }
+      }
     std::vector<nft::Map> maps = detail::dispatchMaps(std::move(dispatch));
     std::vector<Set> sets;
     std::vector<IpAddress> programmed;
@@ -269,6 +340,7 @@ struct NodeTable::State {
     for (const auto& name : referenced)
       sets.push_back(cachedSet(model, name));
     stalePeers.clear();
+    nodesStale = false;
     // The pieces are combined straight into the table: one copy of the service part per build.
     std::vector<const detail::ServicePiece*> pieces;
     for (const auto& [key, piece] : servicePieces)

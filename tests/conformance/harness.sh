@@ -176,13 +176,22 @@ actual() {
   cat "$dir"/probes/* | sort
 }
 # The flow log: every probe must show in the nodes' logs as the probe saw it, in the model's words.
-# flow_mark: where each node's log ends now; flow_records reads what was written after it.
-flow_mark() { flow_size=(); for n in 1 2; do flow_size[$n]=$(stat -c %s "$dir/flows-$n.jsonl" 2>/dev/null || echo 0); done; }
+# flow_mark: how many whole lines each node's log has now; flow_new reads the whole lines written after them.
+# Lines, not bytes: the controller's writes reach the file in pieces that need not end at a line, and a mark or
+# a read inside a line would hand jq half a record, which ends its input there.
+flow_mark() { flow_lines=(); for n in 1 2; do flow_lines[$n]=$(wc -l < "$dir/flows-$n.jsonl" 2>/dev/null || echo 0); done; }
+flow_new() {
+  local n whole
+  for n in 1 2; do
+    whole=$(wc -l < "$dir/flows-$n.jsonl" 2>/dev/null || echo 0)  # first: a line counted is a line ended
+    [ "$whole" -gt "${flow_lines[$n]}" ] && sed -n "$((flow_lines[$n] + 1)),${whole}p" "$dir/flows-$n.jsonl"
+  done
+  return 0
+}
 # flow_records SINCE PROTOCOL PORT: "source destination verdict side agreement service node" per record of
 # PROTOCOL/PORT whose last packet came at SINCE or later.
 flow_records() {
-  for n in 1 2; do tail -c +$((flow_size[$n] + 1)) "$dir/flows-$n.jsonl" 2>/dev/null; done |
-    jq -r --arg since "$1" --arg proto "$2" --argjson port "$3" '
+  flow_new | jq -r --arg since "$1" --arg proto "$2" --argjson port "$3" '
       select(.lastSeen >= $since and .protocol == $proto and .destination.port == $port) |
       [.source.ip, .destination.ip, .verdict, (.side // "-"), (if .modelDisagrees then "disagrees" else "agrees" end),
        (.destination.service // "-"), .node] | join(" ")'
@@ -213,6 +222,14 @@ flow_check() {
   done
   if [ -n "$missing" ]; then
     failed=$((failed + 1)); echo "FAIL: $name: probes with no flow log record since $since:"; head -5 <<< "$missing"
+    # What each node says it could not record, and every record of the first missing pair, at any time.
+    for n in 1 2; do
+      echo "node-$n: $(ip netns exec "$tag-node$n" curl -sf "127.0.0.1:$port/metrics" |
+        grep '^nftpol_flow_log_lost_total' | tr '\n' ' ')"
+    done
+    set -- $(head -1 <<< "$missing")
+    flow_lines=(0 0 0); flow_new | jq -c --arg s "${pod_ip[$1]}" --arg d "${pod_ip[$3]}" \
+      'select(.source.ip == $s and .destination.ip == $d) | [.node, .verdict, .protocol, .destination.port, .firstSeen, .lastSeen]' | tail -5
     return
   fi
   verdicts=$(awk -v via="$6" '
@@ -232,8 +249,7 @@ flow_check() {
   denied=$(awk '$3 == "X" {print $5, $6, $1, $2; exit}' <<< "$want")
   if [ -z "$verdicts" ] && [ -n "$denied" ]; then
     set -- $denied "$3" "$4"
-    record=$(for n in 1 2; do tail -c +$((flow_size[$n] + 1)) "$dir/flows-$n.jsonl"; done |
-      jq -c --arg s "$3" --arg d "$4" --arg p "$5" --argjson port "$6" --arg since "$since" \
+    record=$(flow_new | jq -c --arg s "$3" --arg d "$4" --arg p "$5" --argjson port "$6" --arg since "$since" \
         'select(.source.ip == $s and .destination.ip == $d and .protocol == $p and .destination.port == $port
                 and .verdict == "denied" and .lastSeen >= $since)' | tail -1)
     mine=$(jq -c '{side, policies: .[.side].isolatedBy}' <<< "$record")

@@ -40,6 +40,10 @@ for seed in 1 2 3; do
   "$build/bench/nftpol-gen" --pods 300 --namespaces 10 --policies 100 --seed $seed --dual-stack > "$work/dual-$seed.yaml"
   check "gen-$seed" node-$seed --cluster "$work/gen-$seed.yaml"
   check "dual-$seed" node-$seed --cluster "$work/dual-$seed.yaml"
+  # Cluster policies of both tiers with every peer kind: the tier chains, pass chains and rest maps.
+  "$build/bench/nftpol-gen" --pods 300 --namespaces 10 --policies 60 --cluster-policies 40 --seed $seed --dual-stack \
+    > "$work/cnp-$seed.yaml"
+  check "cnp-$seed" node-$seed --cluster "$work/cnp-$seed.yaml"
 done
 echo "kernel accepted and read back $checked rendered tables"
 echo "kernel check: $checked passed, 0 failed"

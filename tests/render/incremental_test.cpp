@@ -83,6 +83,10 @@ struct Incremental {
   void setEndpointSlice(const std::string& key, const EndpointSlice* slice) {
     model.setEndpointSlice(key, slice);
   }
+  void setClusterPolicy(const std::string& key, const ClusterNetworkPolicy* p) {
+    model.setClusterPolicy(key, p);
+  }
+  void setNode(const std::string& name, const Node* node) { model.setNode(name, node); }
   const Table& table() { return nodeTable.update(model, model.takeDirty()); }
 };
 
@@ -92,12 +96,59 @@ struct Scenario {
   std::vector<Pod> removedPods;
   std::vector<NetworkPolicy> removedPolicies;
   std::vector<Namespace> removedNamespaces;
+  std::vector<ClusterNetworkPolicy> removedClusterPolicies;
   std::mt19937_64 rng;
   uint32_t nextAddress = 1;
 
   void tellPod(const Pod& p) { incremental.setPod(p.key(), state.findPod(p.ns, p.name)); }
   void tellPolicy(const NetworkPolicy& p) { incremental.setPolicy(p.key(), state.findPolicy(p.ns, p.name)); }
   void tellNamespace(const std::string& name) { incremental.setNamespace(name, state.findNamespace(name)); }
+  void tellClusterPolicy(const ClusterNetworkPolicy& p) {
+    incremental.setClusterPolicy(p.key(), state.findClusterPolicy(p.key()));
+  }
+  void tellNode(const std::string& name) { incremental.setNode(name, state.findNode(name)); }
+
+  // A cluster policy takes another's priority (and so its place in the order) or rules, goes, or comes back.
+  std::string changeClusterPolicy() {
+    int kind = std::uniform_int_distribution<int>(0, 3)(rng);
+    if (kind == 3 && !removedClusterPolicies.empty()) {
+      ClusterNetworkPolicy p = removedClusterPolicies.back();
+      removedClusterPolicies.pop_back();
+      state.upsert(p);
+      tellClusterPolicy(p);
+      return "restore cluster policy " + p.key();
+    }
+    ClusterNetworkPolicy p = pick(state.clusterPolicies(), rng);
+    const ClusterNetworkPolicy& other = pick(state.clusterPolicies(), rng);
+    if (kind == 0) {
+      p.priority = other.priority;
+    } else if (kind == 1) {
+      p.ingressRules = other.ingressRules;
+      p.egressRules = other.egressRules;
+    } else {
+      state.remove("ClusterNetworkPolicy", p.key());
+      removedClusterPolicies.push_back(p);
+      tellClusterPolicy(p);
+      return "remove cluster policy " + p.key();
+    }
+    state.upsert(p);
+    tellClusterPolicy(p);
+    return "cluster policy " + p.key() + (kind == 0 ? " takes the priority of " : " takes the rules of ") +
+           other.key();
+  }
+
+  // A Node takes another's labels (which its nodes peers read), or a new address.
+  std::string changeNode() {
+    Node node = pick(state.nodes(), rng);
+    if (std::uniform_int_distribution<int>(0, 1)(rng)) {
+      node.labels = pick(state.nodes(), rng).labels;
+    } else {
+      node.addresses = {*IpAddress::parse("192.168.9." + std::to_string(nextAddress++ % 250 + 1))};
+    }
+    state.upsert(node);
+    tellNode(node.name);
+    return "change node " + node.name;
+  }
 
   // Three services over random pods: one by number, one by a named target port that its slice does not list
   // (so it reads the pods' container ports), one a NodePort.
@@ -163,7 +214,9 @@ struct Scenario {
   }
 
   std::string step() {
-    int what = std::uniform_int_distribution<int>(0, 14)(rng);
+    int what = std::uniform_int_distribution<int>(0, 16)(rng);
+    if (what == 15 && !state.clusterPolicies().empty()) return changeClusterPolicy();
+    if (what == 16 && !state.nodes().empty()) return changeNode();
     if (what == 14 && !state.policies().empty()) {  // a policy into or out of audit mode
       NetworkPolicy p = pick(state.policies(), rng);
       p.audit = !p.audit;
@@ -302,6 +355,7 @@ constexpr int kSteps = 400;
 TEST_CASE("the incremental table equals the full render after every change of random sequences",
           "[render][incremental]") {
   size_t audited = 0;                            // steps whose table had an audit chain
+  size_t tiered = 0;                             // and an Admin tier chain
   for (uint64_t seed = 1; seed <= 10; ++seed) {  // 40 seeds passed when it was written
     bool dualStack = seed % 2 == 0;
     // The last seeds put some fifty pods in each namespace, past where the model indexes a namespace's
@@ -311,8 +365,13 @@ TEST_CASE("the incremental table equals the full render after every change of ra
     s.rng.seed(seed);
     auto flowLog = seed % 2 ? std::optional(kFlowLog) : std::nullopt;
     s.incremental.nodeTable = render::NodeTable(kNode, flowLog);
-    s.state = bench::generateCluster(
-        {.namespaces = namespaces, .pods = 160, .policies = 60, .seed = seed, .dualStack = dualStack});
+    // Half the seeds with cluster policies of both tiers, and the Nodes their nodes peers read.
+    s.state = bench::generateCluster({.namespaces = namespaces,
+                                      .pods = 160,
+                                      .policies = 60,
+                                      .seed = seed,
+                                      .dualStack = dualStack,
+                                      .clusterPolicies = seed > 5 ? 20u : 0u});
     // A third of the pods on our node, the rest on two others.
     for (Pod p : s.state.pods()) {
       p.nodeName = std::uniform_int_distribution<int>(0, 2)(s.rng) == 0 ? kNode : "node-2";
@@ -326,6 +385,10 @@ TEST_CASE("the incremental table equals the full render after every change of ra
       initial.push_back([&s, p] { s.tellPod(p); });
     for (const auto& p : s.state.policies())
       initial.push_back([&s, p] { s.tellPolicy(p); });
+    for (const auto& p : s.state.clusterPolicies())
+      initial.push_back([&s, p] { s.tellClusterPolicy(p); });
+    for (const auto& n : s.state.nodes())
+      initial.push_back([&s, name = n.name] { s.tellNode(name); });
     std::shuffle(initial.begin(), initial.end(), s.rng);
     for (auto& f : initial)
       f();
@@ -339,13 +402,17 @@ TEST_CASE("the incremental table equals the full render after every change of ra
       INFO("step " << i << ": " << change);
       Table expected = fullRender(s.state, flowLog);
       const Table& got = s.incremental.table();
+      INFO(firstDifference(got, expected));
       REQUIRE(firstDifference(got, expected).empty());
       REQUIRE(got == expected);
       audited += std::any_of(got.chains.begin(), got.chains.end(),
                              [](const Chain& c) { return c.name.starts_with("audit-"); });
+      tiered += std::any_of(got.chains.begin(), got.chains.end(),
+                            [](const Chain& c) { return c.name.starts_with("admin-"); });
     }
   }
   CHECK(audited > 0);
+  CHECK(tiered > 0);
 }
 
 TEST_CASE("services: the incremental table equals the full render through endpoint and service changes",

@@ -12,7 +12,8 @@
 # The closed-by-default sets and rules (node-pod-subnets-*, node-pods-*, "pod address not programmed"),
 # added since, are taken out before the digest: they are new, not changed, and render_test checks them. The
 # flow log's rules, newer still, are left out by --no-flow-log (render_test and kernel_check.sh check them), and
-# the trace sets and rule (trace_test.sh uses them) are taken out like the closed-by-default ones.
+# the trace sets and rule (trace_test.sh uses them) are taken out like the closed-by-default ones, and so are
+# the cluster policies' pass chains and rest maps (render_test's tracer checks them).
 # --write records the digests instead of checking them.
 set -euo pipefail
 nftpol=$1 gen=$2 src=$3 write=${4:-}
@@ -21,21 +22,25 @@ work=$(mktemp -d /tmp/nftpol-render-identity.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 normalise() {
+  # A blank line is held until the next line printed, so that a block taken out last leaves none before the
+  # table's closing brace.
   awk '
+    function emit(line) { if (blank && line != "}") print ""; blank = 0; print line }
     /^\t(set|map|chain) / { block = $2 }
-    block ~ /^(node-pod(s|-subnets)|trace-(sources|destinations))-/ { if ($0 ~ /^\t}/) { block = ""; skip = 1 }; next }
+    block ~ /^(node-pod(s|-subnets)|trace-(sources|destinations))-|^(ingress|egress)-(rest-|pass$)/ { if ($0 ~ /^\t}/) { block = ""; skip = 1 }; next }
     skip && /^$/ { skip = 0; next }
     { skip = 0 }
+    /^$/ { blank = 1; next }
     /pod address not programmed"$/ { next }
     /comment "traced by nftpol trace"$/ { next }
     /^\t}/ { block = "" }
     {
-      if (block ~ /^(peer|cidr)-/ && $0 ~ /^\t\tcomment "/) { print "\t\tcomment <normalised>"; next }
+      if (block ~ /^(peer|cidr)-/ && $0 ~ /^\t\tcomment "/) { emit("\t\tcomment <normalised>"); next }
       if (block ~ /^(svc|ext|nodeport|ep)-/) {
-        if ($0 ~ /^\t\tcomment "/) { print "\t\tcomment <normalised>"; next }
+        if ($0 ~ /^\t\tcomment "/) { emit("\t\tcomment <normalised>"); next }
         sub(/ comment "[^"]*"$/, "")
       }
-      print
+      emit($0)
     }'
 }
 

@@ -85,7 +85,6 @@ class Controller {
   AddressBook book_;
   policy::ClusterState effective_;        // enforced() with a CNI server
   std::vector<std::string> bookDirty_;    // pods the book changed since the last sync
-  bool saidClusterPolicies_ = false;      // warned once that cluster policies are not enforced yet
   std::vector<IpAddress> bookAddresses_;  // and the addresses: every source pod claiming one is redone
   std::vector<Waiting> waiting_;
   // Whether the changes since the last commit may deny a connection that is established: all but a new pod's

@@ -69,6 +69,9 @@ struct PeerIdentity {
 PeerIdentity identify(const SelectorPeer& peer, const std::string& policyNamespace);
 
 using PortMatch = PortRange;
+// The ports of an entry that names them by number (every port of the protocol, or a range); nullopt for a
+// named port, which resolves on a pod.
+std::optional<PortMatch> numericPorts(const PortSpec& spec);
 
 // The port entry admits (protocol, port) on the destination pod `dst` (nullptr: an address outside the
 // cluster, where a named port never matches). The one place a named port is resolved for a connection.
@@ -98,6 +101,33 @@ struct Allowance {
   std::vector<NamedPortTarget> namedTargets;  // egress, by destination pod
 
   const Rule& rule() const { return policy->rules(direction)[index]; }
+  std::string name() const;  // "ingress[0]"
+};
+
+// A named port of a cluster policy's egress rule, resolved on one address of a destination pod (a networks
+// peer may hold one of a pod's addresses and not the other).
+struct NamedAddress {
+  IpAddress address;
+  Protocol protocol;
+  uint16_t port;
+};
+
+// One rule of a cluster policy for a pod of its subject, resolved as Allowance resolves a NetworkPolicy rule:
+// what its peers hold and its ports, named ones resolved (ingress on the pod, egress on each destination pod
+// among the peers). Pointers into the model: valid until its next change.
+struct ClusterRuleMatch {
+  const ClusterNetworkPolicy* policy;
+  Direction direction;
+  uint32_t index;                       // position in spec.ingress or spec.egress
+  bool deniesAll = false;               // fails closed (ClusterRule::deniesAll): matches every connection
+  std::vector<const SharedPeer*> pods;  // namespaces and pods peers
+  std::vector<Cidr> networks;
+  std::vector<const NodesPeer*> nodes;  // their addresses: Model::nodeAddresses
+  bool allPorts = false;                // every protocol and port
+  std::vector<PortMatch> ports;         // numeric, and ingress named ports resolved on the pod
+  std::vector<NamedAddress> namedTargets;
+
+  const ClusterRule& rule() const { return policy->rules(direction)[index]; }
   std::string name() const;  // "ingress[0]"
 };
 
@@ -166,6 +196,9 @@ class Model {
   const std::vector<const ClusterNetworkPolicy*>& clusterPolicies() const;
   // Those of tier t whose subject holds the pod and that have rules in direction d, in evaluation order.
   std::vector<const ClusterNetworkPolicy*> clusterPolicies(const Pod& pod, Direction d, Tier t) const;
+  // The rules of those policies, in evaluation order, without the rules that can match nothing (an Accept
+  // whose peers this version cannot read or enforce, ports that are names resolving nowhere).
+  std::vector<ClusterRuleMatch> clusterRules(const Pod& pod, Direction d, Tier t) const;
   // The addresses (status.addresses) of the Nodes the selector matches, sorted.
   std::vector<IpAddress> nodeAddresses(const LabelSelector& selector) const;
 
