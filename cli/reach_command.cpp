@@ -92,20 +92,6 @@ void printSide(const Compiled& c, const char* label, const std::string& who, con
     out << "    " << ruleText(c, hit) << "\n";
 }
 
-const char* decidedByText(DecidedBy d) {
-  switch (d) {
-    case DecidedBy::kAdmin:
-      return "admin";
-    case DecidedBy::kNetworkPolicy:
-      return "networkpolicy";
-    case DecidedBy::kBaseline:
-      return "baseline";
-    case DecidedBy::kDefault:
-      break;
-  }
-  return "default";
-}
-
 void jsonTierHit(const Compiled& c, Direction d, const TierHit& hit, std::ostream& out) {
   const ClusterNetworkPolicy& p = *c.clusterPolicies()[hit.policy].policy;
   const ClusterRule& rule = p.rules(d)[hit.rule];
@@ -118,7 +104,7 @@ void jsonTierHit(const Compiled& c, Direction d, const TierHit& hit, std::ostrea
 
 void jsonSide(const Compiled& c, Direction d, const SideVerdict& side, std::ostream& out) {
   out << "{\"applies\":" << (side.applies ? "true" : "false");
-  if (side.applies) out << ",\"decidedBy\":" << jsonString(decidedByText(side.decidedBy));
+  if (side.applies) out << ",\"decidedBy\":" << jsonString(std::string(toString(side.decidedBy)));
   if (side.admin) {
     out << ",\"admin\":";
     jsonTierHit(c, d, *side.admin, out);

@@ -134,10 +134,25 @@ json::Value::Array policyKeys(const policy::Compiled& c, const std::vector<uint3
   return out;
 }
 
-// One side as the model has it: its verdict, the policies isolating it, the first rule admitting it.
-json::Value sideJson(const policy::Compiled& c, const policy::SideVerdict& side) {
+// A cluster policy rule that matched, as can-reach names it: {"policy": "cnp/x", "rule": "ingress[0]", ...}.
+json::Value tierHitJson(const policy::Compiled& c, policy::Direction d, const policy::TierHit& hit) {
+  const policy::ClusterNetworkPolicy& p = *c.clusterPolicies()[hit.policy].policy;
+  json::Value o;
+  o["policy"] = p.key();
+  o["rule"] = std::string(policy::toString(d)) + "[" + std::to_string(hit.rule) + "]";
+  if (const std::string& name = p.rules(d)[hit.rule].name; !name.empty()) o["name"] = name;
+  o["action"] = std::string(policy::toString(hit.action));
+  return o;
+}
+
+// One side as the model has it: its verdict, which tier decided (and the cluster policy rules that matched),
+// the policies isolating it, the first rule admitting it.
+json::Value sideJson(const policy::Compiled& c, policy::Direction d, const policy::SideVerdict& side) {
   json::Value o;
   o["verdict"] = side.allowed ? "allowed" : "denied";
+  o["decidedBy"] = std::string(policy::toString(side.decidedBy));
+  if (side.admin) o["admin"] = tierHitJson(c, d, *side.admin);
+  if (side.baseline) o["baseline"] = tierHitJson(c, d, *side.baseline);
   if (!side.isolating.empty()) o["isolatedBy"] = policyKeys(c, side.isolating);
   if (!side.isolating.empty() && !side.hits.empty()) {
     const policy::CompiledRule& rule = c.rules()[side.hits.front().rule];
@@ -206,8 +221,8 @@ FlowRecord attribute(const policy::Compiled& enforced, const ServiceIndex& servi
     egress = isolationOnly(c, from, policy::Direction::kEgress);
     ingress = isolationOnly(c, to, policy::Direction::kIngress);
   }
-  if (egress.applies) o["egress"] = sideJson(c, egress);
-  if (ingress.applies) o["ingress"] = sideJson(c, ingress);
+  if (egress.applies) o["egress"] = sideJson(c, policy::Direction::kEgress, egress);
+  if (ingress.applies) o["ingress"] = sideJson(c, policy::Direction::kIngress, ingress);
   if (a.decision.audit && a.decision.side != LoggedDecision::Side::kNone) {
     // The policies in audit mode among the deciding side's: what would deny it.
     const char* side = a.decision.side == LoggedDecision::Side::kEgress ? "egress" : "ingress";
@@ -250,11 +265,16 @@ std::string endText(const json::Value* end) {
   return pod.empty() ? text(*end, "ip") : text(*end, "namespace") + "/" + pod;
 }
 
-// "ingress of y/b isolated by y/default-deny; no rule allows it", "egress of x/a allowed by x/p egress[0]".
+// "ingress of y/b isolated by y/default-deny; no rule allows it", "egress of x/a allowed by x/p egress[0]",
+// "egress of x/a: Admin tier cnp/guard egress[1] Deny".
 std::string sideText(const json::Value& record, const char* side, const std::string& who) {
   const json::Value* s = record.find(side);
   if (!s) return "";
   std::string out = std::string(side) + " of " + who;
+  std::string decided = text(*s, "decidedBy");
+  if (const json::Value* hit = (decided == "admin" || decided == "baseline") ? s->find(decided) : nullptr)
+    return out + ": " + (decided == "admin" ? "Admin" : "Baseline") + " tier " + text(*hit, "policy") + " " +
+           text(*hit, "rule") + " " + text(*hit, "action");
   const json::Value* by = s->find("isolatedBy");
   if (!by) return out + " not isolated";
   out += " isolated by ";

@@ -23,6 +23,20 @@ Result<Endpoint> resolveEndpoint(const Compiled& compiled, const std::string& te
   return Error{"pod " + text + " has no IP address yet; NetworkPolicy ignores it"};
 }
 
+std::string_view toString(DecidedBy d) {
+  switch (d) {
+    case DecidedBy::kAdmin:
+      return "admin";
+    case DecidedBy::kNetworkPolicy:
+      return "networkpolicy";
+    case DecidedBy::kBaseline:
+      return "baseline";
+    case DecidedBy::kDefault:
+      break;
+  }
+  return "default";
+}
+
 namespace {
 
 // The first rule of tier t's policies for the pod `self` in direction d that matches the far end and port.

@@ -13,6 +13,9 @@
 #               matchLabels or matchExpressions), both in one peer, an ipBlock (a node's pod subnet, or the pod
 #               network with one pod's address or a node's subnet as the except)
 #   ports       none (every port), a number, a container port name, a range (endPort), a protocol alone
+# and, in about half the cases, one or two ClusterNetworkPolicies of either tier around them: a namespaces or
+# pods subject, rules of every action with namespaces, pods and (egress) networks peers and protocols by
+# number, range or destinationNamedPort,
 # and two probes drawn from TCP and UDP on ports 80 and 81. The expected truth tables are the simulator's: the
 # harness compares them with the probes.
 set -euo pipefail
@@ -118,6 +121,53 @@ policy() {
   done
 }
 
+# cnp_peer DIRECTION: one peer of a cluster policy's rule, in pe (egress peers may also be networks).
+cnp_peer() {
+  if [ "$1" = egress ]; then rnd 3; else rnd 2; fi
+  case $r in
+    0) namespace_selector; pe="{namespaces: $nss}" ;;
+    1) namespace_selector; pod_selector; pe="{pods: {namespaceSelector: $nss, podSelector: $ps}}" ;;
+    2) rnd 2
+       if [ $r = 0 ]; then pick 1 2; pe="{networks: [10.244.$w.0/24]}"
+       else pick "${namespaces[@]}"; local ns=$w; pick "${pods[@]}"; pe="{networks: [\"@ip($ns/$w)/32\"]}"; fi ;;
+  esac
+}
+# cnp_protocol: one entry of a cluster policy rule's protocols, in po.
+cnp_protocol() {
+  rnd 4
+  case $r in
+    0) pick tcp udp; local proto=$w; pick 80 81; po="{$proto: {destinationPort: {number: $w}}}" ;;
+    1) pick tcp udp; po="{$w: {destinationPort: {range: {start: 79, end: 80}}}}" ;;
+    2) pick tcp udp; po="{$w: {destinationPort: {range: {start: 81, end: 90}}}}" ;;
+    3) pick serve-80-tcp serve-81-tcp serve-80-udp serve-81-udp; po="{destinationNamedPort: $w}" ;;
+  esac
+}
+# cluster_policy NAME: one ClusterNetworkPolicy of either tier, appended to text.
+cluster_policy() {
+  local tier priority subject direction key n i j peers protocols
+  pick Admin Baseline; tier=$w
+  rnd 3; priority=$((r * 10))
+  rnd 2
+  if [ $r = 0 ]; then namespace_selector; subject="{namespaces: $nss}"
+  else namespace_selector; target; subject="{pods: {namespaceSelector: $nss, podSelector: $t}}"; fi
+  text+="apiVersion: policy.networking.k8s.io/v1alpha2"$'\n'"kind: ClusterNetworkPolicy"$'\n'
+  text+="metadata: {name: $1}"$'\n'"spec:"$'\n'"  tier: $tier"$'\n'"  priority: $priority"$'\n'
+  text+="  subject: $subject"$'\n'
+  for direction in ingress egress; do
+    rnd 3; n=$r
+    [ "$n" = 0 ] && continue
+    key=from; [ $direction = egress ] && key=to
+    text+="  $direction:"$'\n'
+    for ((i = 0; i < n; i++)); do
+      peers="" protocols=""
+      rnd 2; for ((j = 0; j <= r; j++)); do cnp_peer $direction; peers+="${peers:+, }$pe"; done
+      rnd 3; for ((j = 0; j < r; j++)); do cnp_protocol; protocols+="${protocols:+, }$po"; done
+      pick Accept Deny Pass
+      text+="  - {action: $w, $key: [$peers]${protocols:+, protocols: [$protocols]}}"$'\n'
+    done
+  done
+}
+
 probes=(TCP/80 TCP/81 UDP/80 UDP/81)
 for ((c = 1; c <= count; c++)); do
   rnd 4; i=$r
@@ -126,6 +176,12 @@ for ((c = 1; c <= count; c++)); do
   policy "p$c-1"
   rnd 3
   if [ $r = 0 ]; then text+="---"$'\n'; policy "p$c-2"; fi
+  # Every other case adds one or two cluster policies: the tiers around the NetworkPolicies.
+  rnd 4
+  if [ $r -ge 2 ]; then
+    text+="---"$'\n'; cluster_policy "c$c-1"
+    [ $r = 3 ] && { text+="---"$'\n'; cluster_policy "c$c-2"; }
+  fi
   printf '%s' "$text" > "$(printf '%s/gen-%s-%03d.yaml' "$out" "$seed" "$c")"
 done
 echo "$out"

@@ -244,7 +244,8 @@ flow_check() {
       else if (via == "svc" && index(node[key], " " $4 ":-")) bad = "through a service, but its node'"'"'s record names none"
       if (bad != "") print $5 " -> " $6 ": " bad " (records:" v[key] ")"
     }' <(echo "$records") <(echo "$want"))
-  # The first denied pair's record names the side and the isolating policies that can-reach names for it.
+  # The first denied pair's record names the side, the tier that decided, the isolating policies and the cluster
+  # policy rules that matched, as can-reach names them.
   local denied record mine theirs would=
   denied=$(awk '$3 == "X" {print $5, $6, $1, $2; exit}' <<< "$want")
   if [ -z "$verdicts" ] && [ -n "$denied" ]; then
@@ -252,10 +253,12 @@ flow_check() {
     record=$(flow_new | jq -c --arg s "$3" --arg d "$4" --arg p "$5" --argjson port "$6" --arg since "$since" \
         'select(.source.ip == $s and .destination.ip == $d and .protocol == $p and .destination.port == $port
                 and .verdict == "denied" and .lastSeen >= $since)' | tail -1)
-    mine=$(jq -c '{side, policies: .[.side].isolatedBy}' <<< "$record")
+    mine=$(jq -c '.[.side] as $v | {side, decidedBy: $v.decidedBy, policies: ($v.isolatedBy // []),
+                  tier: (($v.admin // $v.baseline) | if . then .policy + " " + .rule + " " + .action else null end)}' <<< "$record")
     theirs=$("$nftpol" can-reach --cluster "$dir/m" "$1" "$2" --protocol "$5" --port "$6" --output json |
       jq -c '.verdicts[0] | (if (.egress.applies and (.egress.allowed | not)) then "egress" else "ingress" end) as $s
-             | {side: $s, policies: .[$s].policies}')
+             | .[$s] as $v | {side: $s, decidedBy: $v.decidedBy, policies: $v.policies,
+                              tier: (($v.admin // $v.baseline) | if . then .policy + " " + .rule + " " + .action else null end)}')
     [ "$mine" = "$theirs" ] || verdicts="$1 -> $2: the record says $mine, can-reach $theirs"
   fi
   # Audit mode: the would-deny records are exactly the pairs that the enforced policies allow and that

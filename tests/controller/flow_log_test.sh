@@ -65,11 +65,13 @@ record() {
     "$dir/flows.jsonl" 2>/dev/null | tail -1
 }
 # What the record must say, from can-reach: the verdict; the deciding side (the egress side when it denies,
-# else the ingress side, when the destination is isolated), and per side the verdict, isolating policies and
-# first admitting rule.
+# else the ingress side, when the destination is isolated), and per side the verdict, the tier that decided and
+# the cluster policy rules that matched, the isolating policies and the first admitting rule.
 expected() {
   "$nftpol" can-reach --cluster "$dir/m" "$1" "$2" --port "$4" --protocol "$3" --output json |
-    jq -c '.verdicts[0] as $v | def side(s): if s.applies then {verdict: (if s.allowed then "allowed" else "denied" end)}
+    jq -cS '.verdicts[0] as $v | def hit(h): h | {policy, rule, action} + (if .name != "" then {name} else {} end);
+      def side(s): if s.applies then {verdict: (if s.allowed then "allowed" else "denied" end), decidedBy: s.decidedBy}
+        + (if s.admin then {admin: hit(s.admin)} else {} end) + (if s.baseline then {baseline: hit(s.baseline)} else {} end)
         + (if s.isolated then {isolatedBy: s.policies} else {} end)
         + (if s.isolated and (s.allowedBy | length) > 0 then {allowedBy: {policy: s.allowedBy[0].policy, rule: s.allowedBy[0].rule}} else {} end)
         else null end;
@@ -78,7 +80,7 @@ expected() {
               elif $v.ingress.isolated then "ingress" else null end),
        egress: side($v.egress), ingress: side($v.ingress)}'
 }
-actual() { jq -c '{verdict, side, egress, ingress}' <<< "$1"; }
+actual() { jq -cS '{verdict, side, egress, ingress}' <<< "$1"; }
 cases=("x/a y/a TCP 80" "x/a y/b TCP 81" "x/b y/a TCP 80" "x/b y/a UDP 80" "x/b y/a TCP 81" "x/a x/b TCP 80"
        "y/a x/a TCP 81" "y/b y/a TCP 80")
 declare -A saw=()

@@ -51,6 +51,8 @@ enum class DecidedBy : uint8_t {
   kBaseline,       // a Baseline tier rule accepted or denied it
 };
 
+std::string_view toString(DecidedBy d);  // "admin", "networkpolicy", "baseline", "default"
+
 // The verdict of one side: the source pod's egress, or the destination pod's ingress. Tiers in order: Admin,
 // NetworkPolicy, Baseline, default.
 struct SideVerdict {
