@@ -109,44 +109,46 @@ Source::Change KubeSource::take() {
 void KubeSource::takeList(const Arrival& a, Change& change) {
   policy::ClusterState listed;
   std::vector<policy::Diagnostic> diagnostics;
-  std::string kind(a.resource->kind);
+  std::string kind(a.resource->storeKind()), prefix(a.resource->keyPrefix);
   std::set<std::string> keys;  // every item the server listed, valid for us or not
   for (const auto& page : a.json) {
-    policy::loadText(page, "the " + kind + " list", listed, diagnostics);
+    policy::loadText(page, "the " + std::string(a.resource->kind) + " list", listed, diagnostics);
     if (auto parsed = json::parse(page); parsed && parsed->find("items") && parsed->find("items")->isArray())
       for (const auto& item : parsed->find("items")->asArray())
-        if (auto key = keyOf(item)) keys.insert(*key);
+        if (auto key = keyOf(item)) keys.insert(prefix + *key);
   }
+  // This resource's objects: its kind in the state, and its key prefix (another resource shares the kind).
+  auto ours = [&](const policy::ObjectRef& ref) { return ref.kind == kind && ref.key.starts_with(prefix); };
   // An item our validation refuses (the API server accepted it) keeps its last valid version, as a watch
   // event would: dropping it could lift a policy's isolation.
   if (policy::hasErrors(diagnostics)) ++change.rejected;
   change.diagnostics.insert(change.diagnostics.end(), diagnostics.begin(), diagnostics.end());
   for (const auto& ref : listed.refs()) {
-    if (ref.kind != kind) continue;
+    if (!ours(ref)) continue;
     state_.copyFrom(listed, ref);
     change.objects.push_back(ref);
   }
   for (const auto& ref : state_.refs())
-    if (ref.kind == kind && !keys.contains(ref.key)) {
+    if (ours(ref) && !keys.contains(ref.key)) {
       state_.remove(ref.kind, ref.key);
       change.objects.push_back(ref);
     }
 }
 
 void KubeSource::takeObject(const Arrival& a, Change& change) {
-  std::string kind(a.resource->kind);
+  std::string kind(a.resource->storeKind()), prefix(a.resource->keyPrefix);
   if (a.kind == Arrival::Kind::kDelete) {
     auto object = json::parse(a.json.front());
     auto key = object ? keyOf(*object) : std::nullopt;
-    if (key && state_.remove(kind, *key)) change.objects.push_back({kind, *key});
+    if (key && state_.remove(kind, prefix + *key)) change.objects.push_back({kind, prefix + *key});
     return;
   }
   // An object the API server holds has passed its validation; one that fails ours keeps its last version.
   policy::ClusterState one;
   std::vector<policy::Diagnostic> diagnostics;
-  policy::loadText(a.json.front(), "a " + kind + " event", one, diagnostics);
+  policy::loadText(a.json.front(), "a " + std::string(a.resource->kind) + " event", one, diagnostics);
   for (const auto& ref : one.refs())
-    if (ref.kind == kind) {
+    if (ref.kind == kind && ref.key.starts_with(prefix)) {
       state_.copyFrom(one, ref);
       change.objects.push_back(ref);
     }

@@ -1,6 +1,7 @@
 #include "reflector.h"
 
 #include <random>
+#include <utility>
 
 #include "nftpol/controller/log.h"
 #include "nftpol/json_value.h"
@@ -9,6 +10,7 @@ namespace nftpol::controller {
 namespace {
 
 constexpr int kGone = 410;
+constexpr int kNotFound = 404;
 
 const json::Value* member(const json::Value& v, std::initializer_list<std::string_view> path) {
   const json::Value* at = &v;
@@ -55,8 +57,14 @@ class Reflector {
     bool needList = true;
     while (!stopping_) {
       if (needList) {
-        if (!list()) {
+        Listed listed = list();
+        if (listed == Listed::kFailed) {
           if (!pause()) return;
+          continue;
+        }
+        // A custom resource the cluster does not have: none of its objects, until it appears.
+        if (listed == Listed::kMissing) {
+          if (!sleep_(options_.missingRecheck)) return;
           continue;
         }
         needList = false;
@@ -77,6 +85,7 @@ class Reflector {
 
  private:
   enum class Next { kWatch, kList, kRetry };
+  enum class Listed { kListed, kFailed, kMissing };
 
   std::string kind() const { return std::string(resource_.kind); }
 
@@ -91,8 +100,9 @@ class Reflector {
     return sleep_(wait);
   }
 
-  // Every page; true when the whole list arrived and was queued.
-  bool list() {
+  // Every page, queued once the whole list arrived. An optional resource the server does not know (404) is
+  // queued as an empty list: whatever of its kind the source held is gone with its CRD.
+  Listed list() {
     std::vector<std::string> pages;
     std::string next;
     for (;;) {
@@ -101,24 +111,40 @@ class Reflector {
       auto got = client_.get(target);
       if (!got) {
         logWarn(got.error().message, "event=api-list-failed kind=" + kind());
-        return false;
+        return Listed::kFailed;
       }
       if (got->status == kGone && !next.empty()) {  // the continue token expired: the list starts over
         pages.clear();
         next.clear();
         continue;
       }
+      if (got->status == kNotFound && resource_.optional) {
+        if (!std::exchange(saidMissing_, true))
+          logInfo("the cluster has no " + std::string(resource_.resource) + " (" +
+                      std::string(resource_.group) + "/" + std::string(resource_.version) +
+                      " is not installed): none are enforced; looking "
+                      "again every " +
+                      std::to_string(options_.missingRecheck.count() / 1000) + " s",
+                  "event=api-kind-missing kind=" + kind());
+        source_.arrive({&resource_, KubeSource::Arrival::Kind::kListed, {}});
+        source_.listed(resource_);
+        backoff_ = options_.minBackoff;
+        return Listed::kMissing;
+      }
+      if (got->status == 200 && std::exchange(saidMissing_, false))
+        logInfo("the cluster has " + std::string(resource_.resource) + " now",
+                "event=api-kind-found kind=" + kind());
       if (got->status != 200) {
         logWarn(
             "listing " + kind() + ": HTTP " + std::to_string(got->status) + ": " + got->body.substr(0, 200),
             "event=api-list-failed kind=" + kind() + " status=" + std::to_string(got->status));
-        return false;
+        return Listed::kFailed;
       }
       auto parsed = json::parse(got->body);
       if (!parsed || !parsed->isObject()) {
         logWarn("listing " + kind() + ": not a JSON object: " + (parsed ? "" : parsed.error().message),
                 "event=api-list-failed kind=" + kind());
-        return false;
+        return Listed::kFailed;
       }
       resourceVersion_ = stringAt(*parsed, {"metadata", "resourceVersion"});
       next = stringAt(*parsed, {"metadata", "continue"});
@@ -128,7 +154,7 @@ class Reflector {
     source_.arrive({&resource_, KubeSource::Arrival::Kind::kListed, std::move(pages)});
     source_.listed(resource_);
     backoff_ = options_.minBackoff;
-    return true;
+    return Listed::kListed;
   }
 
   Next watch() {
@@ -205,6 +231,7 @@ class Reflector {
   std::chrono::milliseconds backoff_;
   std::string resourceVersion_;
   std::mt19937 random_;
+  bool saidMissing_ = false;  // logged that the cluster does not have the resource, and it has not since
 };
 
 }  // namespace

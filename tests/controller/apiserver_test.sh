@@ -5,7 +5,8 @@
 # that is not an event, a stalled stream, a slow server) the kernel must hold exactly what `nftpol render` makes
 # of the server's objects; a wrong token, a client certificate from another CA, an unknown CA and a server name
 # the certificate does not hold must keep the controller unready and say why; a client certificate and a
-# kubeconfig's tls-server-name must work.
+# kubeconfig's tls-server-name must work. ClusterNetworkPolicies follow like the rest, and the v1alpha1 kinds,
+# whose CRDs the server lacks, are reported missing and do not hold readiness back.
 set -uo pipefail
 nftpol=$1
 apiserver=$2
@@ -55,6 +56,8 @@ in_step() {
     fi
     sleep 0.1
   done
+  diff <("$nftpol" render --cluster "$dir/dump.json" --node node-1 2>&1 | nftpol_blocks) \
+       <(nft list table inet nftpol 2>/dev/null | nftpol_blocks) | head -10
   return 1
 }
 
@@ -70,6 +73,21 @@ check "a pod relabelled out of the peers" in_step
 check "a policy deleted" in_step
 policy x from-other other
 check "a policy added" in_step
+cnp() {  # NAME PRIORITY FROM-NAMESPACE: an Admin tier policy denying ingress into x from that namespace
+  put clusternetworkpolicies "{\"apiVersion\":\"policy.networking.k8s.io/v1alpha2\",\"kind\":\"ClusterNetworkPolicy\",\"metadata\":{\"name\":\"$1\"},\"spec\":{\"tier\":\"Admin\",\"priority\":$2,\"subject\":{\"namespaces\":{\"matchLabels\":{\"ns\":\"x\"}}},\"ingress\":[{\"action\":\"Deny\",\"from\":[{\"namespaces\":{\"matchLabels\":{\"ns\":\"$3\"}}}]}]}}"
+}
+cnp guard 10 y
+check "a cluster policy added: its Admin tier chain" in_step
+check "is in the kernel" bash -c "nft list table inet nftpol | grep -q 'chain admin-ingress-.*/cnp/guard'"
+cnp guard 20 z
+check "a cluster policy changed" in_step
+[ "$(api delete clusternetworkpolicies guard)" = ok ]
+check "a cluster policy deleted" in_step
+check "its chain is gone" bash -c "! nft list table inet nftpol | grep -q 'cnp/guard'"
+# The server has no AdminNetworkPolicy or BaselineAdminNetworkPolicy CRD: the controller works without them
+# and says so once for each.
+check "the cluster policy kinds the server lacks are reported once each" \
+  [ "$(grep -c 'event=api-kind-missing' "$dir/controller.log")" = 2 ]
 
 lists=$(requests lists)
 api fault pods cut > /dev/null

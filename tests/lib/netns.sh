@@ -197,5 +197,6 @@ YAML
 
 # nftpol_blocks: a table's text (from `nft list` or `nftpol render`) as one line per block (a set, a map, a
 # chain), whitespace aside, sorted: nft lists sets in the order the kernel made them, so a set that a later
-# change made comes after ones whose names sort after it.
-nftpol_blocks() { awk 'BEGIN { RS = "" } { gsub(/[ \t\n]+/, " "); print }' | sort; }
+# change made comes after ones whose names sort after it. The table's closing brace is left out: it ends
+# whichever block comes last, which is another one in each order.
+nftpol_blocks() { sed '${/^}$/d}' | awk 'BEGIN { RS = "" } { gsub(/[ \t\n]+/, " "); print }' | sort; }

@@ -372,6 +372,9 @@ const std::map<std::string, std::string> kKinds = {
     {"/api/v1/nodes", "Node"},
     {"/apis/networking.k8s.io/v1/networkpolicies", "NetworkPolicy"},
     {"/apis/discovery.k8s.io/v1/endpointslices", "EndpointSlice"},
+    // Installed: ClusterNetworkPolicy's CRD; not installed (404): AdminNetworkPolicy's and
+    // BaselineAdminNetworkPolicy's.
+    {"/apis/policy.networking.k8s.io/v1alpha2/clusternetworkpolicies", "ClusterNetworkPolicy"},
 };
 
 void serve(SSL_CTX* ctx, int fd) {

@@ -24,6 +24,8 @@ struct KubeSourceOptions {
   // Events closer than `settle` are taken together, for at most `maxSettle`: under a steady stream of changes
   // that bounds the time to enforce (a reconcile of 10k pods costs ~7 ms, so five a second are cheap).
   std::chrono::milliseconds settle{10}, maxSettle{50};
+  // How often a custom resource the cluster does not have is looked for again (a CRD installed later).
+  std::chrono::milliseconds missingRecheck{60000};
 };
 
 // The Kubernetes API as a source: for each watched resource a thread lists it (in pages) and then watches it

@@ -13,6 +13,15 @@ struct WatchedResource {
   std::string_view version;
   std::string_view resource;  // the plural in the URL
   std::string_view kind;
+  // Where the objects go in ClusterState, when that differs: the three cluster policy kinds share the kind
+  // "ClusterNetworkPolicy" there, each under a key prefix ("cnp/" + name).
+  std::string_view stateKind = "";
+  std::string_view keyPrefix = "";
+  // A custom resource that a cluster may not have installed: a 404 means it holds none (checked again now and
+  // then), not that the API is broken.
+  bool optional = false;
+
+  std::string_view storeKind() const { return stateKind.empty() ? kind : stateKind; }
 
   // The collection's path: /api/v1/pods, /apis/networking.k8s.io/v1/networkpolicies.
   std::string path() const {
@@ -22,13 +31,19 @@ struct WatchedResource {
   }
 };
 
-inline constexpr std::array<WatchedResource, 6> kWatchedResources{{
+inline constexpr std::array<WatchedResource, 9> kWatchedResources{{
     {"", "v1", "namespaces", "Namespace"},
     {"", "v1", "pods", "Pod"},
     {"networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"},
     {"", "v1", "services", "Service"},
     {"discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"},
     {"", "v1", "nodes", "Node"},
+    {"policy.networking.k8s.io", "v1alpha2", "clusternetworkpolicies", "ClusterNetworkPolicy",
+     "ClusterNetworkPolicy", "cnp/", true},
+    {"policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies", "AdminNetworkPolicy",
+     "ClusterNetworkPolicy", "anp/", true},
+    {"policy.networking.k8s.io", "v1alpha1", "baselineadminnetworkpolicies", "BaselineAdminNetworkPolicy",
+     "ClusterNetworkPolicy", "banp/", true},
 }};
 
 }  // namespace nftpol::controller
