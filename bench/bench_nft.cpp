@@ -78,7 +78,16 @@ std::string throughController(const std::filesystem::path& dir, const std::strin
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+  // --cluster-policies N: the same cluster with N ClusterNetworkPolicies of both tiers (and the Nodes their
+  // nodes peers read), and the incremental changes of one of them.
+  uint32_t clusterPolicies = 0;
+  if (argc == 3 && std::string(argv[1]) == "--cluster-policies") {
+    clusterPolicies = static_cast<uint32_t>(std::stoul(argv[2]));
+  } else if (argc != 1) {
+    std::fprintf(stderr, "usage: nftpol_bench_nft [--cluster-policies N]\n");
+    return 2;
+  }
   auto backend = nft::NetlinkBackend::open();
   if (!backend) {
     std::fprintf(stderr, "%s\n", backend.error().message.c_str());
@@ -89,7 +98,8 @@ int main() {
   auto dir = std::filesystem::temp_directory_path() / ("nftpol-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   write((dir / "cluster.yaml").string(),
-        bench::generateYaml({.namespaces = 1000, .pods = 10000, .policies = 2000, .seed = 42}));
+        bench::generateYaml(
+            {.namespaces = 1000, .pods = 10000, .policies = 2000, .seed = 42, .clusterPolicies = clusterPolicies}));
 
   // Initial sync, from nothing in the kernel.
   std::vector<double> initial, load, compileRender, commit;
@@ -117,7 +127,8 @@ int main() {
     compileRender.push_back(ms(t2 - t1));
     commit.push_back(ms(t3 - t2));
   }
-  std::printf("initial sync, 10k pods / 2k policies, %zu local pods, %zu messages:\n", localPods, messages);
+  std::printf("initial sync, 10k pods / 2k policies / %u cluster policies, %zu local pods, %zu messages:\n",
+              clusterPolicies, localPods, messages);
   std::printf("  total %.1f ms (load %.1f, render %.1f, read+diff+commit %.1f) [medians of 5]\n",
               percentile(initial, 0.5), percentile(load, 0.5), percentile(compileRender, 0.5),
               percentile(commit, 0.5));
@@ -193,6 +204,31 @@ int main() {
                   std::to_string(10000 + i) + "}]\n");
       },
       [&](int i) { return std::filesystem::remove(dir / ("policy-" + std::to_string(i) + ".yaml")); });
+
+  if (clusterPolicies > 0) {
+    // An Admin tier policy over every namespace whose subject holds this node's pods, added and removed; then
+    // its priority moved back and forth past the others', which reorders the tier for all its subjects.
+    auto cnp = [&](int priority) {
+      return "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: "
+             "bench-guard}\nspec:\n  tier: Admin\n  priority: " +
+             std::to_string(priority) +
+             "\n  subject: {namespaces: {}}\n  ingress:\n  - {action: Deny, from: [{namespaces: {matchLabels: "
+             "{team: team-3}}}], protocols: [{tcp: {destinationPort: {number: 5432}}}]}\n";
+    };
+    incremental(
+        "incremental: one cluster policy added",
+        [&](int) { write((dir / "cnp.yaml").string(), cnp(500)); },
+        [&](int) { return std::filesystem::remove(dir / "cnp.yaml"); });
+    write((dir / "cnp.yaml").string(), cnp(500));
+    reconciler.update(manifests.state(), manifests.refresh().objects);
+    (void)reconciler.apply();
+    incremental(
+        "incremental: one cluster policy's priority changed",
+        [&](int i) { write((dir / "cnp.yaml").string(), cnp(i % 2 ? 1 : 999)); }, [](int) { return false; });
+    std::filesystem::remove(dir / "cnp.yaml");
+    reconciler.update(manifests.state(), manifests.refresh().objects);
+    (void)reconciler.apply();
+  }
 
   // The same full table: our batch against `nft -f` of its text, both from an empty namespace.
   nft::Table table = reconciler.table();

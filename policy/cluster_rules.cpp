@@ -29,10 +29,20 @@ bool addressPeerHolds(const Model& model, const ClusterRuleMatch& m, const Pod& 
 }
 
 // The egress destinations of a named port: every address of a pod among the rule's peers that serves it.
+// Selector peers name their pods; only networks and nodes peers need every pod looked at.
 void resolveNamedEgress(const Model& model, ClusterRuleMatch& m, const PortSpec& spec) {
   const auto& name = std::get<std::string>(spec.port);
-  for (const auto& entry : model.pods()) {
-    const Pod* pod = entry.second;
+  std::vector<const Pod*> candidates;
+  if (m.networks.empty() && m.nodes.empty()) {
+    for (const SharedPeer* peer : m.pods)
+      candidates.insert(candidates.end(), peer->members.begin(), peer->members.end());
+    std::sort(candidates.begin(), candidates.end(), PodOrder{});
+    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  } else {
+    for (const auto& entry : model.pods())
+      candidates.push_back(entry.second);
+  }
+  for (const Pod* pod : candidates) {
     auto number = pod->namedPort(name, spec.protocol);
     if (!number) continue;
     bool member = std::any_of(m.pods.begin(), m.pods.end(),

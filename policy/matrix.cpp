@@ -34,6 +34,7 @@ class MatrixBuilder {
       : c_(c), n_(c.pods().size()), words_((n_ + 63) / 64), protocol_(protocol), port_(port) {
     ones_.assign(words_, ~uint64_t{0});
     if (n_ % 64) ones_.back() = (uint64_t{1} << (n_ % 64)) - 1;
+    zeros_.assign(words_, 0);
   }
 
   BitMatrix build() {
@@ -49,6 +50,8 @@ class MatrixBuilder {
       blockBits_.clear();
       egressMemo_.clear();
       tieredEgressMemo_.clear();
+      clusterPeerBits_.clear();  // a networks peer holds the pods by their address of the family
+      clusterEgressBits_.clear();
       Bits has(words_, 0);
       for (PodId i = 0; i < n_; ++i)
         if (c_.pod(i).address(f)) has[i / 64] |= uint64_t{1} << (i % 64);
@@ -130,13 +133,15 @@ class MatrixBuilder {
     auto operator<=>(const TierRule&) const = default;
   };
 
-  // The far ends one cluster policy rule matches on the queried port: its peers (all pods for a Deny or
-  // Pass with a peer this version cannot read), narrowed by its ports. `dst`: the destination pod for an
-  // ingress rule (its ports resolve there); nullptr for egress, where named ports resolve on each peer.
-  Bits clusterRuleBits(const TierRule& tr, Direction d, const Pod* dst) {
+  // The far ends one cluster policy rule's peers hold (all pods for a Deny or Pass with a peer this version
+  // cannot read), whatever the port: computed once per rule.
+  const Bits& clusterPeerBits(const TierRule& tr, Direction d) {
+    auto& slot = clusterPeerBits_[{tr.policy, tr.rule, d}];
+    if (slot) return *slot;
     const ClusterRule& rule = c_.clusterPolicies()[tr.policy].policy->rules(d)[tr.rule];
-    if (rule.deniesAll()) return ones_;
-    Bits peers(words_, 0);
+    if (rule.deniesAll()) return *(slot = std::make_unique<Bits>(ones_));
+    slot = std::make_unique<Bits>(words_, 0);
+    Bits& peers = *slot;
     const auto& ids = c_.clusterPolicies()[tr.policy].peerIds[static_cast<int>(d)][tr.rule];
     for (size_t k = 0; k < rule.peers.size(); ++k) {
       if (ids[k] != CompiledClusterPolicy::kNotSelector) {
@@ -150,18 +155,34 @@ class MatrixBuilder {
         }
       }  // nodes, domain names and unknown peers hold no pod
     }
-    if (rule.ports.empty()) return peers;
+    return peers;
+  }
+
+  // The far ends one cluster policy rule matches on the queried port: its peers, narrowed by its ports.
+  // `dst`: the destination pod for an ingress rule (its ports resolve there); nullptr for egress, where named
+  // ports resolve on each peer (that narrowing is computed once per rule too).
+  const Bits& clusterRuleBits(const TierRule& tr, Direction d, const Pod* dst) {
+    const ClusterRule& rule = c_.clusterPolicies()[tr.policy].policy->rules(d)[tr.rule];
+    const Bits& peers = clusterPeerBits(tr, d);
+    if (rule.deniesAll() || rule.ports.empty()) return peers;
+    if (dst) {
+      bool admits = std::any_of(rule.ports.begin(), rule.ports.end(),
+                                [&](const PortSpec& spec) { return portAdmits(spec, protocol_, port_, dst); });
+      return admits ? peers : zeros_;
+    }
+    auto& slot = clusterEgressBits_[{tr.policy, tr.rule}];
+    if (slot) return *slot;
     Bits ports(words_, 0);
     for (const PortSpec& spec : rule.ports) {
-      if (!std::holds_alternative<std::string>(spec.port) || dst) {
-        if (portAdmits(spec, protocol_, port_, dst)) return peers;
+      if (!std::holds_alternative<std::string>(spec.port)) {
+        if (portAdmits(spec, protocol_, port_, nullptr)) return *(slot = std::make_unique<Bits>(peers));
       } else if (spec.protocol == protocol_) {
         orInto(ports, namedPortBits(std::get<std::string>(spec.port)));
       }
     }
     for (size_t w = 0; w < words_; ++w)
-      peers[w] &= ports[w];
-    return peers;
+      ports[w] &= peers[w];
+    return *(slot = std::make_unique<Bits>(std::move(ports)));
   }
 
   // The far ends a side admits, tier by tier: the Admin rules in order (Accept admits, Deny refuses, Pass
@@ -172,7 +193,7 @@ class MatrixBuilder {
     Bits allowed(words_, 0), open = ones_, passed(words_, 0);
     auto walk = [&](const std::vector<TierRule>& rules, bool passAllows) {
       for (const TierRule& tr : rules) {
-        Bits m = clusterRuleBits(tr, d, dst);
+        const Bits& m = clusterRuleBits(tr, d, dst);
         const ClusterRule& rule = c_.clusterPolicies()[tr.policy].policy->rules(d)[tr.rule];
         Action action = rule.deniesAll() ? Action::kDeny : rule.action;
         for (size_t w = 0; w < words_; ++w) {
@@ -316,6 +337,9 @@ class MatrixBuilder {
   Bits ones_;
   std::map<uint32_t, std::unique_ptr<Bits>> selectorBits_, blockBits_, ruleBits_;
   std::map<std::string, std::unique_ptr<Bits>> namedPortBits_;
+  std::map<std::tuple<uint32_t, uint32_t, Direction>, std::unique_ptr<Bits>> clusterPeerBits_;
+  std::map<std::pair<uint32_t, uint32_t>, std::unique_ptr<Bits>> clusterEgressBits_;  // egress rules, by port
+  Bits zeros_;
   std::map<std::vector<std::pair<uint32_t, int>>, Bits> egressMemo_;
   std::map<std::tuple<bool, NpKey, std::vector<TierRule>, std::vector<TierRule>>, Bits> tieredEgressMemo_;
 };

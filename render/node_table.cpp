@@ -51,6 +51,15 @@ struct NodeTable::State {
   std::set<std::string> stalePeers;  // peer keys whose cached sets are out of date
   bool nodesStale = false;           // the cached nodes sets may be: a Node or a cluster policy changed
   std::map<std::string, detail::ServicePiece> servicePieces;
+  // Within one update: the tier chain made for each list of cluster policies and named ports ("" for none).
+  struct TierKey {
+    Direction direction;
+    policy::Tier tier;
+    std::vector<const policy::ClusterNetworkPolicy*> policies;
+    std::string ports;
+    auto operator<=>(const TierKey&) const = default;
+  };
+  std::map<TierKey, std::string> tierChains;
   Table table;
 
   // --- chains
@@ -164,13 +173,17 @@ struct NodeTable::State {
         r.named.emplace_back(t.address, nft::ipProtocolNumber(t.protocol), t.port);
       out.push_back(std::move(r));
     }
-    // A named egress port resolves on other pods (also one that resolves nowhere today).
-    if (d == Direction::kEgress)
-      for (const auto* p : model.clusterPolicies(pod, d, t))
-        for (const auto& rule : p->egressRules)
-          for (const auto& spec : rule.ports)
-            namedEgress = namedEgress || std::holds_alternative<std::string>(spec.port);
+    if (d == Direction::kEgress) namedEgress = namedEgress || hasNamedPort(model.clusterPolicies(pod, d, t));
     return out;
+  }
+
+  // A named egress port resolves on other pods (also one that resolves nowhere today).
+  static bool hasNamedPort(const std::vector<const policy::ClusterNetworkPolicy*>& policies) {
+    for (const auto* p : policies)
+      for (const auto& rule : p->egressRules)
+        for (const auto& spec : rule.ports)
+          if (std::holds_alternative<std::string>(spec.port)) return true;
+    return false;
   }
 
   // The NetworkPolicy chain a local pod is dispatched to in one direction, or "" when no policy isolates it
@@ -194,11 +207,35 @@ struct NodeTable::State {
         hold(detail::divertToAudit(d, enforced ? &*enforced : nullptr, audit, *flowLog)));
   }
 
+  // What of a pod its ingress tier chains depend on besides which policies apply: its named ports (egress
+  // ones resolve on the destinations, so there nothing).
+  static std::string portsSignature(const Pod& pod, Direction d) {
+    std::string out;
+    if (d == Direction::kIngress)
+      for (const auto& p : pod.ports)
+        out += p.name + "/" + std::to_string(static_cast<int>(p.protocol)) + "/" + std::to_string(p.port) + ",";
+    return out;
+  }
+
   // The chain of tier t for the pod in direction d, or "" when none of its cluster policies has rules there.
+  // It depends on nothing of the pod but which policies apply and its named ports: pods alike in both take the
+  // chain made for the first of them in this update.
   std::string tierChainFor(const Model& model, const Pod& pod, Direction d, policy::Tier t, Local& l) {
+    TierKey key{d, t, model.clusterPolicies(pod, d, t), portsSignature(pod, d)};
+    if (d == Direction::kEgress) l.namedEgress = l.namedEgress || hasNamedPort(key.policies);
+    if (auto it = tierChains.find(key); it != tierChains.end()) {
+      if (it->second.empty()) return "";
+      if (auto chain = chains.find(it->second); chain != chains.end()) {
+        ++chain->second.refs;
+        return l.held.emplace_back(it->second);
+      }
+    }
     auto rules = tierRules(model, pod, d, t, l.namedEgress);
-    if (rules.empty()) return "";
-    return l.held.emplace_back(hold(detail::buildTierChain(d, t, rules, flowLog ? &*flowLog : nullptr)));
+    std::string name;
+    if (!rules.empty())
+      name = l.held.emplace_back(hold(detail::buildTierChain(d, t, rules, flowLog ? &*flowLog : nullptr)));
+    tierChains.insert_or_assign(std::move(key), name);
+    return name;
   }
 
   // The tiers in order, as the model decides them: the Admin tier's chain first; then the pod's NetworkPolicy
@@ -278,6 +315,7 @@ struct NodeTable::State {
   // --- the table
 
   const Table& update(const Model& model, const policy::Dirty& dirty) {
+    tierChains.clear();
     if (fresh) {
       for (const auto& [name, pod] : model.pods())
         if (pod->nodeName == node) recompute(model, name.key());
