@@ -97,9 +97,11 @@ int main(int argc, char** argv) {
   const std::string node = "node-7";
   auto dir = std::filesystem::temp_directory_path() / ("nftpol-bench-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  write((dir / "cluster.yaml").string(),
-        bench::generateYaml(
-            {.namespaces = 1000, .pods = 10000, .policies = 2000, .seed = 42, .clusterPolicies = clusterPolicies}));
+  write((dir / "cluster.yaml").string(), bench::generateYaml({.namespaces = 1000,
+                                                              .pods = 10000,
+                                                              .policies = 2000,
+                                                              .seed = 42,
+                                                              .clusterPolicies = clusterPolicies}));
 
   // Initial sync, from nothing in the kernel.
   std::vector<double> initial, load, compileRender, commit;
@@ -212,12 +214,12 @@ int main(int argc, char** argv) {
       return "apiVersion: policy.networking.k8s.io/v1alpha2\nkind: ClusterNetworkPolicy\nmetadata: {name: "
              "bench-guard}\nspec:\n  tier: Admin\n  priority: " +
              std::to_string(priority) +
-             "\n  subject: {namespaces: {}}\n  ingress:\n  - {action: Deny, from: [{namespaces: {matchLabels: "
+             "\n  subject: {namespaces: {}}\n  ingress:\n  - {action: Deny, from: [{namespaces: "
+             "{matchLabels: "
              "{team: team-3}}}], protocols: [{tcp: {destinationPort: {number: 5432}}}]}\n";
     };
     incremental(
-        "incremental: one cluster policy added",
-        [&](int) { write((dir / "cnp.yaml").string(), cnp(500)); },
+        "incremental: one cluster policy added", [&](int) { write((dir / "cnp.yaml").string(), cnp(500)); },
         [&](int) { return std::filesystem::remove(dir / "cnp.yaml"); });
     write((dir / "cnp.yaml").string(), cnp(500));
     reconciler.update(manifests.state(), manifests.refresh().objects);

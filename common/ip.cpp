@@ -33,8 +33,22 @@ IpAddress IpAddress::fromBytes(Family family, const std::array<uint8_t, 16>& byt
 }
 
 std::string IpAddress::toString() const {
+  if (family_ == Family::kV4) {
+    // By hand: inet_ntop formats IPv4 through sprintf, which was a tenth of rendering a large table's named
+    // port sets (their names hash their text).
+    std::string out;
+    out.reserve(15);
+    for (int i = 0; i < 4; ++i) {
+      unsigned v = bytes_[static_cast<size_t>(i)];
+      if (i) out += '.';
+      if (v >= 100) out += static_cast<char>('0' + v / 100);
+      if (v >= 10) out += static_cast<char>('0' + v / 10 % 10);
+      out += static_cast<char>('0' + v % 10);
+    }
+    return out;
+  }
   char buf[INET6_ADDRSTRLEN] = {};
-  inet_ntop(family_ == Family::kV4 ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof buf);
+  inet_ntop(AF_INET6, bytes_.data(), buf, sizeof buf);
   return buf;
 }
 

@@ -29,27 +29,27 @@ bool addressPeerHolds(const Model& model, const ClusterRuleMatch& m, const Pod& 
 }
 
 // The egress destinations of a named port: every address of a pod among the rule's peers that serves it.
-// Selector peers name their pods; only networks and nodes peers need every pod looked at.
+// Selector peers name their pods; only networks and nodes peers need every pod looked at. A pod in two peers
+// is resolved twice, to the same tuples (whoever uses them sorts and deduplicates).
 void resolveNamedEgress(const Model& model, ClusterRuleMatch& m, const PortSpec& spec) {
   const auto& name = std::get<std::string>(spec.port);
-  std::vector<const Pod*> candidates;
-  if (m.networks.empty() && m.nodes.empty()) {
-    for (const SharedPeer* peer : m.pods)
-      candidates.insert(candidates.end(), peer->members.begin(), peer->members.end());
-    std::sort(candidates.begin(), candidates.end(), PodOrder{});
-    candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
-  } else {
-    for (const auto& entry : model.pods())
-      candidates.push_back(entry.second);
-  }
-  for (const Pod* pod : candidates) {
+  auto resolve = [&](const Pod* pod, bool member) {
     auto number = pod->namedPort(name, spec.protocol);
-    if (!number) continue;
-    bool member = std::any_of(m.pods.begin(), m.pods.end(),
-                              [&](const SharedPeer* peer) { return peer->members.contains(pod); });
+    if (!number) return;
     for (const IpAddress& ip : pod->ips)
       if (member || addressPeerHolds(model, m, *pod, ip))
         m.namedTargets.push_back({ip, spec.protocol, *number});
+  };
+  if (m.networks.empty() && m.nodes.empty()) {
+    for (const SharedPeer* peer : m.pods)
+      for (const Pod* pod : peer->members)
+        resolve(pod, true);
+    return;
+  }
+  for (const auto& entry : model.pods()) {
+    const Pod* pod = entry.second;
+    resolve(pod, std::any_of(m.pods.begin(), m.pods.end(),
+                             [&](const SharedPeer* peer) { return peer->members.contains(pod); }));
   }
 }
 

@@ -166,8 +166,9 @@ class MatrixBuilder {
     const Bits& peers = clusterPeerBits(tr, d);
     if (rule.deniesAll() || rule.ports.empty()) return peers;
     if (dst) {
-      bool admits = std::any_of(rule.ports.begin(), rule.ports.end(),
-                                [&](const PortSpec& spec) { return portAdmits(spec, protocol_, port_, dst); });
+      bool admits = std::any_of(rule.ports.begin(), rule.ports.end(), [&](const PortSpec& spec) {
+        return portAdmits(spec, protocol_, port_, dst);
+      });
       return admits ? peers : zeros_;
     }
     auto& slot = clusterEgressBits_[{tr.policy, tr.rule}];

@@ -213,13 +213,14 @@ struct NodeTable::State {
     std::string out;
     if (d == Direction::kIngress)
       for (const auto& p : pod.ports)
-        out += p.name + "/" + std::to_string(static_cast<int>(p.protocol)) + "/" + std::to_string(p.port) + ",";
+        out +=
+            p.name + "/" + std::to_string(static_cast<int>(p.protocol)) + "/" + std::to_string(p.port) + ",";
     return out;
   }
 
   // The chain of tier t for the pod in direction d, or "" when none of its cluster policies has rules there.
-  // It depends on nothing of the pod but which policies apply and its named ports: pods alike in both take the
-  // chain made for the first of them in this update.
+  // It depends on nothing of the pod but which policies apply and its named ports: pods alike in both take
+  // the chain made for the first of them in this update.
   std::string tierChainFor(const Model& model, const Pod& pod, Direction d, policy::Tier t, Local& l) {
     TierKey key{d, t, model.clusterPolicies(pod, d, t), portsSignature(pod, d)};
     if (d == Direction::kEgress) l.namedEgress = l.namedEgress || hasNamedPort(key.policies);

@@ -25,3 +25,18 @@ TEST_CASE("addresses and prefixes, IPv4 and IPv6", "[ip]") {
   }
   CHECK(IpAddress::parse("fd00::1")->toString() == "fd00::1");
 }
+
+TEST_CASE("addresses print as inet_ntop prints them, IPv4 by hand included", "[ip]") {
+  for (const char* text : {"0.0.0.0", "9.10.99.100", "10.244.1.5", "100.64.0.255", "255.255.255.255",
+                           "192.168.0.1", "fd00::1", "::ffff:10.1.0.1", "2001:db8::ff00:42:8329"}) {
+    auto ip = IpAddress::parse(text);
+    REQUIRE(ip);
+    CHECK(ip->toString() == text);
+  }
+  // Every value of an octet, in each position.
+  for (int v = 0; v < 256; ++v) {
+    std::string octet = std::to_string(v);
+    std::string text = octet + "." + octet + ".0." + octet;
+    CHECK(IpAddress::parse(text)->toString() == text);
+  }
+}
