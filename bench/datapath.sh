@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Data path: TCP throughput and connection rate between two pods on one node (network namespaces on a bridge),
-# with no table, and with the table the controller programs for 10 and for 2,000 policies. The destination pod is
+# with no table, and with the table the controller programs for 10 and for 2,000 policies (and for 2,000 with 500
+# ClusterNetworkPolicies). The destination pod is
 # isolated by the policies and reached through the verdict maps and its chain, as in production. Two references
 # show what is connection tracking's and what is the policy's: conntrack alone, and the empty NAT chains of a node
 # with service NAT. The configurations are interleaved round by round, and each figure is the median over the
@@ -30,10 +31,11 @@ ip netns exec "$tag-b" "$probe" sink 5001 & pids+=($!)
 ip netns exec "$tag-b" "$probe" serve 5002 & pids+=($!)
 sleep 0.3
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-cluster() {  # policies: the generated cluster on node-7, plus the two pods and the policy that lets a reach b
-  mkdir -p "$dir/m$1"
-  "$gen" --pods 10000 --namespaces 1000 --policies "$1" --seed 42 > "$dir/m$1/cluster.yaml"
-  cat > "$dir/m$1/bench.yaml" <<YAML
+cluster() {  # NAME POLICIES [CLUSTER-POLICIES]: the generated cluster on node-7, plus the two pods and the policy
+  local name=$1 m=$dir/m$1    # that lets a reach b
+  mkdir -p "$m"
+  "$gen" --pods 10000 --namespaces 1000 --policies "$2" --cluster-policies "${3:-0}" --seed 42 > "$m/cluster.yaml"
+  cat > "$m/bench.yaml" <<YAML
 apiVersion: v1
 kind: List
 items:
@@ -47,10 +49,12 @@ items:
     ingress:
     - from: [{podSelector: {matchLabels: {app: bench}}}]
 YAML
-  "$nftpol" controller --manifests "$dir/m$1" --node node-7 --once --no-conntrack-revoke 2>/dev/null >/dev/null
-  "$nftpol" can-reach --cluster "$dir/m$1" ns-7/bench-a ns-7/bench-b --port 5001 >/dev/null || echo "warning: a cannot reach b"
-  nft list table inet nftpol > "$dir/policies-$1.nft"
-  echo "rules in the $1-policy table: $(grep -c ' accept\| return\| drop' "$dir/policies-$1.nft")" >&2
+  "$nftpol" controller --manifests "$m" --node node-7 --once --no-conntrack-revoke 2>/dev/null >/dev/null
+  for port in 5001 5002; do
+    "$nftpol" can-reach --cluster "$m" ns-7/bench-a ns-7/bench-b --port $port >/dev/null 2>&1 || echo "warning: a cannot reach b on $port"
+  done
+  nft list table inet nftpol > "$dir/$name.nft"
+  echo "rules in the $name table: $(grep -c ' accept\| return\| drop' "$dir/$name.nft")" >&2
   nft delete table inet nftpol
 }
 # Connection tracking and nothing else: the policy table's first rule, which lets replies through.
@@ -70,9 +74,11 @@ table inet nftpol {
   }
 }
 NFT
-cluster 10
-cluster 2000
-configs="none conntrack-only service-nat-only policies-10 policies-2000"
+cluster policies-10 10
+cluster policies-2000 2000
+# And 500 ClusterNetworkPolicies of both tiers beside them: both pods' tier chains on the way.
+cluster policies-2000-cnp-500 2000 500
+configs="none conntrack-only service-nat-only policies-10 policies-2000 policies-2000-cnp-500"
 # CPU time the whole machine spent (user, system, interrupts; not idle, not stolen by the hypervisor), in clock
 # ticks: on a shared VM, the work a connection costs varies far less than the wall time it takes.
 busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
@@ -99,11 +105,11 @@ t0=$(value none tput) r0=$(value none rate) tc=$(value conntrack-only tput) rc=$
 c0=$(value none cpu) cc=$(value conntrack-only cpu)
 echo "TCP between two pods on one node: medians of $rounds interleaved rounds of ${seconds}s per measurement"
 echo "(ratios to no table, and to conntrack only; CPU: microseconds of the machine's CPU per connection):"
-printf '%-15s %8s %6s %6s %13s %6s %6s %6s %6s %6s\n' table "MB/s" ratio "to ct" "connections/s" ratio "to ct" \
+printf '%-21s %8s %6s %6s %13s %6s %6s %6s %6s %6s\n' table "MB/s" ratio "to ct" "connections/s" ratio "to ct" \
   "CPU" ratio "to ct"
 for c in $configs; do
   awk -v l="$c" -v t="$(value "$c" tput)" -v r="$(value "$c" rate)" -v u="$(value "$c" cpu)" -v t0="$t0" \
     -v r0="$r0" -v tc="$tc" -v rc="$rc" -v c0="$c0" -v cc="$cc" \
-    'BEGIN {printf "%-15s %8s %6.3f %6.3f %13s %6.3f %6.3f %6s %6.3f %6.3f\n", l, t, t / t0, t / tc, r, r / r0,
+    'BEGIN {printf "%-21s %8s %6.3f %6.3f %13s %6.3f %6.3f %6s %6.3f %6.3f\n", l, t, t / t0, t / tc, r, r / r0,
             r / rc, u, u / c0, u / cc}'
 done
