@@ -73,11 +73,17 @@ class FakeServer {
     std::lock_guard lock(mu_);
     return lists_;
   }
+  // The server does not have the resource (a CRD not installed): lists of it are 404.
+  void lack(const std::string& resource) {
+    std::lock_guard lock(mu_);
+    missing_.insert(resource);
+  }
 
   // GET /api/v1/pods?limit=N[&continue=OFFSET]
   ApiClient::Response list(const std::string& resource, size_t limit, size_t offset) {
     std::lock_guard lock(mu_);
     ++lists_;
+    if (missing_.contains(resource)) return {404, R"({"kind":"Status","code":404})"};
     faults_[resource].goneStatus = false;
     const auto& objects = objects_[resource];
     std::string items;
@@ -159,6 +165,7 @@ class FakeServer {
   long long version_ = 100;
   long long compactedAt_ = 0;
   int lists_ = 0;
+  std::set<std::string> missing_;
   std::map<std::string, Faults> faults_;
   std::map<std::string, std::map<std::string, std::string>> objects_;
   std::map<std::string, std::vector<std::pair<long long, std::string>>> log_;
@@ -222,6 +229,8 @@ std::set<std::string> summary(const policy::ClusterState& s) {
     out.insert("Pod/" + p.key() + " " + (p.labels.find("pod") ? *p.labels.find("pod") : std::string()));
   for (const auto& p : s.policies())
     out.insert("NetworkPolicy/" + p.key());
+  for (const auto& p : s.clusterPolicies())
+    out.insert("ClusterNetworkPolicy/" + p.key());
   return out;
 }
 
@@ -261,7 +270,28 @@ TEST_CASE("the source lists every kind in pages, then is complete") {
   CHECK(summary(f.source->state()) == std::set<std::string>{"Namespace/x", "Namespace/y", "Pod/x/a a",
                                                             "Pod/x/b b", "Pod/y/a a",
                                                             "NetworkPolicy/x/deny"});
-  CHECK(f.server.lists() == 7);  // three pods in pages of two, and one page for each other kind
+  // Three pods in pages of two, and one page for each other kind (the three cluster policy kinds among them).
+  CHECK(f.server.lists() == 10);
+}
+
+TEST_CASE(
+    "cluster policies: each kind under its key prefix, and a kind the server lacks holds none and is "
+    "complete") {
+  FakeServer server;
+  server.put("clusternetworkpolicies", "guard",
+             R"({"kind":"ClusterNetworkPolicy","apiVersion":"policy.networking.k8s.io/v1alpha2",)"
+             R"("metadata":{"name":"guard"},"spec":{"tier":"Admin","priority":10,)"
+             R"("subject":{"namespaces":{}},"ingress":[{"action":"Deny","from":[{"namespaces":{}}]}]}})");
+  server.lack("adminnetworkpolicies");
+  server.lack("baselineadminnetworkpolicies");
+  KubeSource source([&] { return std::make_unique<FakeClient>(server); },
+                    KubeSourceOptions{.server = "fake", .minBackoff = 10ms});
+  REQUIRE_FALSE(source.start());
+  REQUIRE(until(source, [&] { return source.complete(); }));
+  CHECK(summary(source.state()) == std::set<std::string>{"ClusterNetworkPolicy/cnp/guard"});
+  // Deleted through its watch: the key prefix finds it.
+  server.erase("clusternetworkpolicies", "guard");
+  CHECK(until(source, [&] { return summary(source.state()).empty(); }));
 }
 
 TEST_CASE("watch events: added, modified, deleted, and bookmarks that move the resourceVersion") {
