@@ -150,9 +150,11 @@ upstream() {
     done
   done | sort
 }
-# probe FROM ADDRESS PROTOCOL PORT TIMEOUT_MS [SOURCE_PORT]: "." when the reply came, "X" when it did not.
+# probe FROM ADDRESS PROTOCOL PORT TIMEOUT_MS [SOURCE_PORT]: "." when the reply came, "X" when it did not, "E"
+# when the probe could not even send (which then differs from either expectation, and says why on stderr).
 probe_pair() {
-  if ip netns exec "$tag-${1/\//-}" "$probe" connect "${3,,}" "$2" "$4" "$5" ${6:-}; then echo .; else echo X; fi
+  ip netns exec "$tag-${1/\//-}" "$probe" connect "${3,,}" "$2" "$4" "$5" ${6:-}
+  case $? in 0) echo . ;; 1) echo X ;; *) echo E ;; esac
 }
 # Each round of probes sends from a source port of its own (UDP only): a UDP probe that reused a tuple of an
 # earlier round's still-live conntrack entry would join that flow rather than open a connection, and the flow

@@ -3,7 +3,8 @@
 //                                               connection/datagram ("ok NAME" with NFTPOL_PROBE_NAME=NAME)
 //   nftpol-probe connect tcp|udp ADDRESS PORT [TIMEOUT_MS [SOURCE_PORT]]
 //                                               exit 0 when the reply came within the timeout (default 400
-//                                               ms), 1 when it did not, 2 on bad usage
+//                                               ms), 1 when it did not, 2 on bad usage, 3 when nothing was
+//                                               sent (the socket, bind, connect or send failed here)
 //   nftpol-probe tally ADDRESS PORT COUNT TIMEOUT_MS
 //                                               COUNT TCP connections one after another; prints how many
 //                                               replies each server name gave, and "failed N"
@@ -125,8 +126,13 @@ int connectProbe(bool tcp, const char* address, uint16_t port, int timeoutMs, ui
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     return static_cast<int>(std::max<long long>(0, ms.count()));
   };
+  // A probe that sent nothing proves nothing about the path: it says so, apart from one that got no reply.
+  auto unsent = [](const char* what) {
+    std::fprintf(stderr, "nftpol-probe: %s: %s\n", what, std::strerror(errno));
+    return 3;
+  };
   int fd = socket(to.ss_family, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_NONBLOCK, 0);
-  if (fd < 0) return 1;
+  if (fd < 0) return unsent("socket");
   if (sourcePort) {
     // A fixed source port: a UDP probe whose tuple a live conntrack entry already holds would join that
     // flow instead of opening a new one (and a flow log would rightly not record it).
@@ -138,13 +144,15 @@ int connectProbe(bool tcp, const char* address, uint16_t port, int timeoutMs, ui
       reinterpret_cast<sockaddr_in*>(&from)->sin_port = htons(sourcePort);
     else
       reinterpret_cast<sockaddr_in6*>(&from)->sin6_port = htons(sourcePort);
-    if (bind(fd, reinterpret_cast<sockaddr*>(&from), len) != 0) return 1;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from), len) != 0) return unsent("bind");
   }
   if (tcp) {
-    if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0 && errno != EINPROGRESS) return 1;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0 && errno != EINPROGRESS)
+      return unsent("connect");
   } else {
     // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED instead of silence.
-    if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0 || send(fd, "hi", 2, 0) < 0) return 1;
+    if (connect(fd, reinterpret_cast<sockaddr*>(&to), len) != 0) return unsent("connect");
+    if (send(fd, "hi", 2, 0) < 0) return unsent("send");
   }
   pollfd p{fd, POLLIN, 0};
   while (left() > 0) {
