@@ -357,6 +357,11 @@ TEST_CASE("the incremental table equals the full render after every change of ra
   size_t audited = 0;                            // steps whose table had an audit chain
   size_t tiered = 0;                             // and an Admin tier chain
   for (uint64_t seed = 1; seed <= 10; ++seed) {  // 40 seeds passed when it was written
+#ifdef __SANITIZE_ADDRESS__
+    // Half the seeds under the sanitizers, one of each kind: IPv4 with the flow log and dual-stack without,
+    // each with and without cluster policies, and three namespaces.
+    if (seed != 1 && seed != 2 && seed != 6 && seed != 7 && seed != 9) continue;
+#endif
     bool dualStack = seed % 2 == 0;
     // The last seeds put some fifty pods in each namespace, past where the model indexes a namespace's
     // labels, so the index is built and kept through the changes.
