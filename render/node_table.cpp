@@ -148,8 +148,7 @@ struct NodeTable::State {
   }
 
   // The rules of tier t's cluster policies for the pod in direction d, with their peer sets named.
-  std::vector<detail::TierRule> tierRules(const Model& model, const Pod& pod, Direction d, policy::Tier t,
-                                          bool& namedEgress) {
+  std::vector<detail::TierRule> tierRules(const Model& model, const Pod& pod, Direction d, policy::Tier t) {
     std::vector<detail::TierRule> out;
     for (const policy::ClusterRuleMatch& m : model.clusterRules(pod, d, t)) {
       detail::TierRule r{.policyKey = m.policy->key(),
@@ -173,7 +172,6 @@ struct NodeTable::State {
         r.named.emplace_back(t.address, nft::ipProtocolNumber(t.protocol), t.port);
       out.push_back(std::move(r));
     }
-    if (d == Direction::kEgress) namedEgress = namedEgress || hasNamedPort(model.clusterPolicies(pod, d, t));
     return out;
   }
 
@@ -231,7 +229,7 @@ struct NodeTable::State {
         return l.held.emplace_back(it->second);
       }
     }
-    auto rules = tierRules(model, pod, d, t, l.namedEgress);
+    auto rules = tierRules(model, pod, d, t);
     std::string name;
     if (!rules.empty())
       name = l.held.emplace_back(hold(detail::buildTierChain(d, t, rules, flowLog ? &*flowLog : nullptr)));
