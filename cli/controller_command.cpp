@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <ostream>
 
-#ifdef __SANITIZE_ADDRESS__
+#ifdef NFTPOL_SANITIZED
 #include <sanitizer/lsan_interface.h>
 #endif
 
@@ -140,7 +140,7 @@ int controllerCommand(const std::vector<std::string>& argv, std::ostream& /*out*
   // under load), so the process ends here, without destructors; a sanitizer build still checks for leaks
   // first.
   std::fflush(nullptr);
-#ifdef __SANITIZE_ADDRESS__
+#ifdef NFTPOL_SANITIZED
   __lsan_do_leak_check();
 #endif
   std::_Exit(status);

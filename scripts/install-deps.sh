@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
-  clang libclang-rt-14-dev # libFuzzer and clang's sanitizer runtimes, for the fuzz target
+  clang libclang-rt-14-dev # the sanitizer build and libFuzzer (clang and its runtimes)
   clang-format # CI checks the project's own code is formatted
   clang-tidy   # and runs clang-tidy over it (.clang-tidy)
   libyaml-cpp-dev libfyaml-dev libre2-dev catch2 libcpprest-dev

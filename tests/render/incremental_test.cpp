@@ -346,7 +346,7 @@ struct Scenario {
 
 // Under AddressSanitizer (ten times slower here, and there for memory errors, not for more sequences) the
 // sequences are shorter: the full length took 3 of CI's 20 minutes on its own.
-#ifdef __SANITIZE_ADDRESS__
+#ifdef NFTPOL_SANITIZED
 constexpr int kSteps = 30;
 #else
 constexpr int kSteps = 400;
@@ -357,7 +357,7 @@ TEST_CASE("the incremental table equals the full render after every change of ra
   size_t audited = 0;                            // steps whose table had an audit chain
   size_t tiered = 0;                             // and an Admin tier chain
   for (uint64_t seed = 1; seed <= 10; ++seed) {  // 40 seeds passed when it was written
-#ifdef __SANITIZE_ADDRESS__
+#ifdef NFTPOL_SANITIZED
     // Half the seeds under the sanitizers, one of each kind: IPv4 with the flow log and dual-stack without,
     // each with and without cluster policies, and three namespaces.
     if (seed != 1 && seed != 2 && seed != 6 && seed != 7 && seed != 9) continue;
