@@ -7,14 +7,15 @@
 # (default: tests/conformance/cases/, the upstream set; gen:SEED:COUNT adds COUNT cases generate.sh draws from
 # SEED.)
 #
-# It builds the upstream e2e NetworkPolicy model out of network namespaces: namespaces x, y and z (labelled
-# ns: x, ...), pods a, b and c in each (labelled pod: a, ...), spread over two nodes joined by a fabric, attached by
-# nftpol-bridge with host-local, each serving TCP and UDP on ports 80 and 81 (container ports serve-80-tcp, ...).
+# It builds a model out of network namespaces, by default the upstream e2e NetworkPolicy model (namespaces x, y
+# and z, pods a, b and c in each: model_np below; or network-policy-api's houses, model_houses), its pods
+# spread over two nodes joined by a fabric, attached by nftpol-bridge with host-local, each serving TCP and UDP
+# on the model's ports.
 # One controller per node enforces the same manifests directory; it starts before the pods, and every pod is
 # attached with the handoff required (its ADD returns once its node enforces its policies), so every case also
 # runs on pods that were never open. For each step of each case it writes the step's
 # objects (one rename), probes one pair that the step changes until it shows the change (the time to enforce),
-# waits until both controllers report a generation past the write (not a sleep), probes all 81 pod pairs on every
+# waits until both controllers report a generation past the write (not a sleep), probes every pod pair on every
 # port and protocol the case names (in parallel, each bounded) and compares them with `nftpol matrix` on the same
 # manifests, and compares `nftpol matrix` with the case's own expectations, written from the upstream test.
 # A failure prints the expected, observed and differing truth tables. It ends with "N passed, M failed",
@@ -32,8 +33,13 @@
 #                                         later step without a policy deletes it) and may name its own probes
 #   # recreate: x/b                       (in a step) deletes the pod through the CNI plugin and adds it again,
 #                                         with the next address host-local hands out
+#   # poke: FROM TO TCP/80 X              (in a step) one pair on one port, as upstream's PokeServer judges it:
+#                                         a step with pokes is judged on the pairs they name only (the kernel
+#                                         still on every pair, against the simulator)
 #   # sentinel: FROM TO                   (in a step) the pair whose change times enforcement; by default the
 #                                         first pair whose expected result the step changes
+#   # model: houses                       the model the case is written against (see model_np, model_houses;
+#                                         np by default); all cases of a run share one
 # `@ip(x/a)` and `@node(x/a)` stand for pod x/a's address and node, so a step can relabel a pod (its objects
 # override the generated ones). SCTP is rendered, checked by the kernel (`nft -c`) and against the case's
 # expectations, but not probed (this kernel has no SCTP sockets): reported as skipped, with the reason.
@@ -59,19 +65,63 @@ for arg in "${@:-$src/tests/conformance/cases}"; do
 done
 port=9415
 
+# The model the cases are written against, from their `# model:` line: np (the default), the upstream
+# NetworkPolicy e2e model; houses, network-policy-api's ClusterNetworkPolicy conformance model. Every case of a
+# run must name the same one.
+model=$(sed -n 's/^# model: //p' "${cases[0]}" | head -1)
+model=${model:-np}
+for case in "${cases[@]}"; do
+  m=$(sed -n 's/^# model: //p' "$case" | head -1)
+  [ "${m:-np}" = "$model" ] || { echo "FAIL: $(basename "$case") is written for model ${m:-np}, the first case for $model"; exit 1; }
+done
+declare -A ns_labels pod_labels svc_ip
+pods=()
+# model_np: namespaces x, y and z (labelled ns: x, ...), pods a, b and c in each (labelled pod: a, ...), each
+# serving TCP and UDP on ports 80 and 81 (container ports serve-80-tcp, ...), and a ClusterIP service in front
+# of each pod (s-a in x, ...).
+model_np() {
+  namespaces=(x y z) serve=(80 81) services=yes
+  local ns p
+  for ns in x y z; do
+    ns_labels[$ns]="ns: $ns"
+    for p in a b c; do pods+=("$ns/$p") pod_labels[$ns/$p]="pod: $p"; done
+  done
+  container_ports="{name: serve-80-tcp, containerPort: 80}, {name: serve-80-udp, containerPort: 80, protocol: UDP}, {name: serve-81-tcp, containerPort: 81}, {name: serve-81-udp, containerPort: 81, protocol: UDP}"
+}
+# model_houses: conformance/base/manifests.yaml of kubernetes-sigs/network-policy-api: four houses, each a
+# namespace network-policy-conformance-HOUSE labelled conformance-house: HOUSE, with a StatefulSet of two pods
+# (harry-potter-0 and -1 in gryffindor, draco-malfoy in slytherin, cedric-diggory in hufflepuff, luna-lovegood
+# in ravenclaw) labelled as its template and as the StatefulSet controller labels them; each serves TCP 80
+# (container port web) and 8080, UDP 53 (dns) and 5353 (here TCP and UDP on all four). SCTP 9003 and 9005 are
+# rendered and checked, not probed. The host-network forbidden-forrest is left out: it has no pods' addresses.
+model_houses() {
+  namespaces=() serve=(80 8080 53 5353) services=no
+  local house set i ns
+  for house in gryffindor:harry-potter slytherin:draco-malfoy hufflepuff:cedric-diggory ravenclaw:luna-lovegood; do
+    ns=network-policy-conformance-${house%%:*} set=${house#*:}
+    namespaces+=("$ns") ns_labels[$ns]="conformance-house: ${house%%:*}"
+    for i in 0 1; do
+      pods+=("$ns/$set-$i")
+      pod_labels[$ns/$set-$i]="conformance-house: ${house%%:*}, statefulset.kubernetes.io/pod-name: $set-$i, apps.kubernetes.io/pod-index: '$i'"
+    done
+  done
+  container_ports="{name: web, containerPort: 80}, {name: dns, containerPort: 53, protocol: UDP}"
+}
+case $model in
+  np|houses) "model_$model" ;;
+  *) echo "FAIL: no model $model (np, houses)"; exit 1 ;;
+esac
 ip link set lo up
 nftpol_fabric
 nftpol_node 1
 nftpol_node 2
-pods=()
-declare -A server svc_ip
-for ns in x y z; do
-  for p in a b c; do
-    pods+=("$ns/$p")
-    # Spread over both nodes so that every case crosses nodes as well as bridges.
-    pod_node[$ns/$p]=$(( (${#pods[@]} % 2) + 1 ))
-    svc_ip[$ns/$p]=10.96.0.$((100 + ${#pods[@]}))
-  done
+declare -A server
+n=0
+for pod in "${pods[@]}"; do
+  # Spread over both nodes so that every case crosses nodes as well as bridges.
+  n=$((n + 1))
+  pod_node[$pod]=$(( (n % 2) + 1 ))
+  svc_ip[$pod]=10.96.0.$((100 + n))
 done
 
 mkdir "$dir/m"
@@ -81,12 +131,13 @@ nftpol_nodes 1 2 > "$dir/m/nodes.yaml"
 write_pods() {
   {
     echo "apiVersion: v1"; echo "kind: List"; echo "items:"
-    for ns in x y z; do echo "- {apiVersion: v1, kind: Namespace, metadata: {name: $ns, labels: {ns: $ns}}}"; done
+    for ns in "${namespaces[@]}"; do echo "- {apiVersion: v1, kind: Namespace, metadata: {name: $ns, labels: {${ns_labels[$ns]}}}}"; done
     for pod in "${pods[@]}"; do
       status=""
       [ -n "${pod_ip[$pod]:-}" ] && status=", status: {podIP: ${pod_ip[$pod]}}"
-      echo "- {apiVersion: v1, kind: Pod, metadata: {name: ${pod#*/}, namespace: ${pod%/*}, labels: {pod: ${pod#*/}}}, spec: {nodeName: node-${pod_node[$pod]}, containers: [{name: c, ports: [{name: serve-80-tcp, containerPort: 80}, {name: serve-80-udp, containerPort: 80, protocol: UDP}, {name: serve-81-tcp, containerPort: 81}, {name: serve-81-udp, containerPort: 81, protocol: UDP}]}]}$status}"
+      echo "- {apiVersion: v1, kind: Pod, metadata: {name: ${pod#*/}, namespace: ${pod%/*}, labels: {${pod_labels[$pod]}}}, spec: {nodeName: node-${pod_node[$pod]}, containers: [{name: c, ports: [$container_ports]}]}$status}"
     done
+    [ "$services" = yes ] || return 0
     # A ClusterIP service in front of every pod (s-a in x, ...), so that a case can probe through the translation.
     for pod in "${pods[@]}"; do
       [ -n "${pod_ip[$pod]:-}" ] || continue
@@ -108,7 +159,7 @@ for n in 1 2; do
 done
 for pod in "${pods[@]}"; do
   nftpol_cni_pod "$pod" "${pod_node[$pod]}" "$dir/cni-${pod_node[$pod]}.sock"
-  ip netns exec "$tag-${pod/\//-}" "$probe" serve 80 81 & pids+=($!) server[$pod]=$!
+  ip netns exec "$tag-${pod/\//-}" "$probe" serve "${serve[@]}" & pids+=($!) server[$pod]=$!
 done
 grep -h 'event=cni-add' "$dir"/controller-*.log | grep -qv 'status=programmed' &&
   { echo "FAIL: a pod was attached before its node enforced its policies:"; grep -h 'event=cni-add' "$dir"/controller-*.log; exit 1; }
@@ -118,7 +169,7 @@ nftpol_write "$dir/m/pods.yaml" < <(write_pods)
 nftpol_wait_past 1 "$port" "$g1" && nftpol_wait_past 2 "$port" "$g2" ||
   { echo "FAIL: the controllers did not take the pods' addresses"; exit 1; }
 for id in "${!server[@]}"; do
-  nftpol_listening "$tag-${id/\//-}" tcp+udp 80 81 || { echo "FAIL: the servers of $id do not listen"; exit 1; }
+  nftpol_listening "$tag-${id/\//-}" tcp+udp "${serve[@]}" || { echo "FAIL: the servers of $id do not listen"; exit 1; }
 done
 
 # expected DIR PORT PROTOCOL [--audit-as-enforced]: "from to ." or "from to X" per pair, from `nftpol matrix` on
@@ -132,21 +183,24 @@ expected() {
     row=$((row + 1))
   done | sort
 }
-# upstream STEP SPEC: the same from the step's `# expect` lines, pairs of a pod with itself left out; fails when
-# the step has none.
+# upstream STEP SPEC: the same from the step's `# expect` lines, pairs of a pod with itself left out; or, in a
+# step with `# poke` lines, only the pairs they name. Fails when the step judges nothing on SPEC.
 upstream() {
-  local rules from to r f t v
+  local rules judged=all from to r f t v
   rules=$(sed -n "s|^# expect: ||p; s|^# expect $2: ||p" "$1")
+  if grep -q '^# poke: ' "$1"; then
+    judged=poked rules=$(sed -n "s|^# poke: \([^ ]*\) \([^ ]*\) $2 \([.X]\)\$|\1 \2 \3|p" "$1")
+  fi
   [ -n "$rules" ] || return 1
   for from in "${pods[@]}"; do
     for to in "${pods[@]}"; do
       [ "$from" = "$to" ] && continue
-      r=.
+      r=.; [ "$judged" = poked ] && r=""
       while read -r f t v; do
         # shellcheck disable=SC2053  # the patterns are globs
         [[ $from == $f && $to == $t ]] && r=$v
       done <<< "$rules"
-      echo "$from $to $r"
+      [ -n "$r" ] && echo "$from $to $r"
     done
   done | sort
 }
@@ -285,15 +339,19 @@ $(diff <(echo "$would") <(echo "$audited") | head -5)"
     passed=$((passed + 1)); echo "ok: $name: the flow log has every probe as it went${would:+ (and $(wc -l <<< "$would") would-deny pairs, as --audit-as-enforced has them)}"
   fi
 }
-# table TRIPLES: the truth table, the way the upstream suite prints it ("-" for a pair not judged).
+# table TRIPLES: the truth table, the way the upstream suite prints it ("-" for a pair not judged); long names
+# (the houses model) are numbered, and their columns headed by the numbers.
 table() {
   awk -v pods="${pods[*]}" '
     { cell[$1 " " $2] = $3 }
     END {
-      n = split(pods, p, " ")
-      printf "%-5s", ""; for (j = 1; j <= n; j++) printf " %-4s", p[j]; printf "\n"
+      n = split(pods, p, " "); w = 0
+      for (i = 1; i <= n; i++) if (length(p[i]) > w) w = length(p[i])
+      for (i = 1; i <= n; i++) { row[i] = w > 4 ? sprintf("%2d %s", i, p[i]) : p[i]; col[i] = w > 4 ? i : p[i] }
+      rw = w > 4 ? w + 3 : 5
+      printf "%-" rw "s", ""; for (j = 1; j <= n; j++) printf " %-4s", col[j]; printf "\n"
       for (i = 1; i <= n; i++) {
-        printf "%-5s", p[i]
+        printf "%-" rw "s", row[i]
         for (j = 1; j <= n; j++) printf " %-4s", (p[i] " " p[j]) in cell ? cell[p[i] " " p[j]] : "-"
         printf "\n"
       }
@@ -336,8 +394,8 @@ recreate() {
   nftpol_cni_pod "$1" "$n" "$dir/cni-$n.sock"
   echo "recreated $1: ${was} -> ${pod_ip[$1]}"
   [ "$was" != "${pod_ip[$1]}" ] || { echo "FAIL: $1 came back with its old address"; return 1; }
-  ip netns exec "$tag-$id" "$probe" serve 80 81 & pids+=($!) server[$1]=$!
-  nftpol_listening "$tag-$id" tcp+udp 80 81 || { echo "FAIL: the server of $1 does not listen"; return 1; }
+  ip netns exec "$tag-$id" "$probe" serve "${serve[@]}" & pids+=($!) server[$1]=$!
+  nftpol_listening "$tag-$id" tcp+udp "${serve[@]}" || { echo "FAIL: the server of $1 does not listen"; return 1; }
 }
 # commit FILE TARGET: moves FILE into the manifests as TARGET (one rename: one change) and waits until both
 # controllers committed a generation past it; the file is dropped when it would change nothing.
