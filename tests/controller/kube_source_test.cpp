@@ -78,6 +78,12 @@ class FakeServer {
     std::lock_guard lock(mu_);
     missing_.insert(resource);
   }
+  // The CRD installed: lists of it answer from now on.
+  void install(const std::string& resource) {
+    std::lock_guard lock(mu_);
+    missing_.erase(resource);
+    cv_.notify_all();
+  }
 
   // GET /api/v1/pods?limit=N[&continue=OFFSET]
   ApiClient::Response list(const std::string& resource, size_t limit, size_t offset) {
@@ -291,6 +297,28 @@ TEST_CASE(
   CHECK(summary(source.state()) == std::set<std::string>{"ClusterNetworkPolicy/cnp/guard"});
   // Deleted through its watch: the key prefix finds it.
   server.erase("clusternetworkpolicies", "guard");
+  CHECK(until(source, [&] { return summary(source.state()).empty(); }));
+}
+
+TEST_CASE("a cluster policy kind installed after the start is listed at the next look and then watched") {
+  FakeServer server;
+  server.lack("adminnetworkpolicies");
+  KubeSource source([&] { return std::make_unique<FakeClient>(server); },
+                    KubeSourceOptions{.server = "fake", .minBackoff = 10ms, .missingRecheck = 20ms});
+  REQUIRE_FALSE(source.start());
+  REQUIRE(until(source, [&] { return source.complete(); }));
+  CHECK(summary(source.state()).empty());
+  // The CRD arrives with an object already written: the next look lists it.
+  server.put("adminnetworkpolicies", "late",
+             R"({"kind":"AdminNetworkPolicy","apiVersion":"policy.networking.k8s.io/v1alpha1",)"
+             R"("metadata":{"name":"late"},"spec":{"priority":5,"subject":{"namespaces":{}},)"
+             R"("ingress":[{"action":"Deny","from":[{"namespaces":{}}]}]}})");
+  server.install("adminnetworkpolicies");
+  REQUIRE(until(source, [&] {
+    return summary(source.state()) == std::set<std::string>{"ClusterNetworkPolicy/anp/late"};
+  }));
+  // And from then on it is watched: its deletion arrives as an event.
+  server.erase("adminnetworkpolicies", "late");
   CHECK(until(source, [&] { return summary(source.state()).empty(); }));
 }
 
