@@ -367,7 +367,7 @@ void Controller::answerHandoffs(bool committed) {
     }
   if (!forget.empty() && options_.revokeConntrack) {
     // Before DEL is answered: once it is, host-local may give the address to the next pod.
-    auto gone = nft::forgetConnections(forget);
+    auto gone = conntrack_.forgetConnections(forget);
     if (!gone) {
       logWarn(gone.error().message, "event=conntrack-failed");
       if (revoker_) revoker_->submit(reconciler_.table());  // the pass the DEL did not owe, after all

@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include "nftpol/controller/log.h"
-#include "nftpol/nft/conntrack.h"
 
 namespace nftpol::controller {
 
@@ -37,7 +36,7 @@ void Revoker::run() {
       next_.reset();
     }
     auto start = std::chrono::steady_clock::now();
-    auto revoked = nft::revokeDenied(table);
+    auto revoked = conntrack_.revokeDenied(table);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     if (!revoked) {
       logWarn(revoked.error().message, "event=conntrack-failed");

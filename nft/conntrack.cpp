@@ -120,10 +120,19 @@ std::optional<Error> writeMark(Netlink& nl, const nf_conntrack* entry, bool revo
 
 }  // namespace
 
-Result<Revoked> revokeDenied(const Table& table) {
-  auto nl = Netlink::open(NETLINK_NETFILTER);
-  if (!nl) return Error{"conntrack: " + nl.error().message, nl.error().errnum};
-  Dump dump(*nl);
+Result<Netlink*> Conntrack::socket() {
+  if (!nl_) {
+    auto opened = Netlink::open(NETLINK_NETFILTER);
+    if (!opened) return Error{"conntrack: " + opened.error().message, opened.error().errnum};
+    nl_ = std::move(*opened);
+  }
+  return &*nl_;
+}
+
+Result<Revoked> Conntrack::revokeDenied(const Table& table) {
+  auto nl = socket();
+  if (!nl) return nl.error();
+  Dump dump(**nl);
   std::optional<Error> failure = dump.failure;
   Revoked r;
   for (nf_conntrack* ct : dump.entries) {
@@ -133,13 +142,16 @@ Result<Revoked> revokeDenied(const Table& table) {
     bool denied = !trace(table, *packet).accepted;
     bool marked = (nfct_get_attr_u32(ct, ATTR_MARK) & kRevokedConnectionMark) != 0;
     if (denied == marked) continue;
-    if (auto e = writeMark(*nl, ct, denied)) {
+    if (auto e = writeMark(**nl, ct, denied)) {
       if (!failure) failure = e;
     } else {
       ++(denied ? r.revoked : r.restored);
     }
   }
-  if (failure) return *failure;
+  if (failure) {
+    nl_.reset();
+    return *failure;
+  }
   return r;
 }
 
@@ -167,11 +179,11 @@ std::vector<IpAddress> endsOf(const nf_conntrack* ct) {
 
 }  // namespace
 
-Result<size_t> forgetConnections(const std::vector<IpAddress>& addresses) {
+Result<size_t> Conntrack::forgetConnections(const std::vector<IpAddress>& addresses) {
   if (addresses.empty()) return size_t{0};
-  auto nl = Netlink::open(NETLINK_NETFILTER);
-  if (!nl) return Error{"conntrack: " + nl.error().message, nl.error().errnum};
-  Dump dump(*nl);
+  auto nl = socket();
+  if (!nl) return nl.error();
+  Dump dump(**nl);
   std::optional<Error> failure = dump.failure;
   size_t forgotten = 0;
   for (nf_conntrack* ct : dump.entries) {
@@ -188,13 +200,16 @@ Result<size_t> forgetConnections(const std::vector<IpAddress>& addresses) {
       if (!failure) failure = errnoError("conntrack: cannot delete a connection", EINVAL);
       continue;
     }
-    if (auto e = nl->request(del, "conntrack: cannot delete a connection"); e && e->errnum != ENOENT) {
+    if (auto e = (*nl)->request(del, "conntrack: cannot delete a connection"); e && e->errnum != ENOENT) {
       if (!failure) failure = e;
       continue;
     }
     ++forgotten;
   }
-  if (failure) return *failure;
+  if (failure) {
+    nl_.reset();
+    return *failure;
+  }
   return forgotten;
 }
 

@@ -14,6 +14,7 @@
 
 #include "generator.h"
 #include "nftpol/nft/backend.h"
+#include "nftpol/nft/conntrack.h"
 #include "nftpol/nft/nflog.h"
 #include "nftpol/policy/loader.h"
 #include "nftpol/render/render.h"
@@ -107,6 +108,44 @@ TEST_CASE("apply programs the rendered table, and reading it back gives the same
   CHECK(sameView(*view, viewOf(desired)));
   // And nft itself lists what `nftpol render` prints.
   CHECK(normalised(run("nft list table inet nftpol")) == normalised(toText(desired)));
+}
+
+// A conntrack socket released per pass made every commit wait (see Conntrack): one socket must serve them
+// all.
+TEST_CASE("one conntrack socket serves every pass: it revokes and forgets real entries and stays open",
+          "[netlink][conntrack]") {
+  auto b = backend();
+  Table desired = render::render(policy::Model::of(samples()), "node-a", {});
+  REQUIRE(b->apply(desired).ok());  // its ct rules make the kernel track this namespace's connections
+  run("ip link set lo up");
+  // One UDP flow on loopback: a tracked entry with 127.0.0.1 at both ends.
+  int receiver = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0),
+      sender = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(receiver, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0);
+  socklen_t length = sizeof to;
+  REQUIRE(getsockname(receiver, reinterpret_cast<sockaddr*>(&to), &length) == 0);
+  REQUIRE(sendto(sender, "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == 1);
+  close(sender);
+  close(receiver);
+
+  Conntrack conntrack;
+  CHECK(conntrack.portid() == 0);  // opened at the first pass, not before
+  auto revoked = conntrack.revokeDenied(desired);
+  INFO((revoked ? "" : revoked.error().message));
+  REQUIRE(revoked.ok());
+  CHECK(revoked->checked >= 1);
+  uint32_t port = conntrack.portid();
+  CHECK(port != 0);
+  auto forgotten = conntrack.forgetConnections({*IpAddress::parse("127.0.0.1")});
+  REQUIRE(forgotten.ok());
+  CHECK(*forgotten >= 1);
+  auto again = conntrack.revokeDenied(desired);
+  REQUIRE(again.ok());
+  CHECK(again->checked == 0);  // the flow is forgotten
+  CHECK(conntrack.portid() == port);
 }
 
 TEST_CASE("the node's pod subnets, nested and adjacent, are programmed, read back and grown", "[netlink]") {

@@ -17,6 +17,7 @@
 #include "nftpol/controller/revoker.h"
 #include "nftpol/controller/source.h"
 #include "nftpol/nft/backend.h"
+#include "nftpol/nft/conntrack.h"
 
 namespace nftpol::controller {
 
@@ -111,6 +112,7 @@ class Controller {
   std::unique_ptr<policy::Compiled> flowAuditModel_;
   ServiceIndex flowServices_;
   std::unique_ptr<FlowReader> flowReader_;  // after what it feeds: it stops before them
+  nft::Conntrack conntrack_;                // forgets a deleted pod's connections (the revoker has its own)
   std::unique_ptr<Revoker> revoker_;  // none with --no-conntrack-revoke; declared last, so it stops first
 };
 

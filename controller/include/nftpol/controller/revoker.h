@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "nftpol/controller/metrics.h"
+#include "nftpol/nft/conntrack.h"
 #include "nftpol/nft/ruleset.h"
 
 namespace nftpol::controller {
@@ -27,6 +28,7 @@ class Revoker {
  private:
   void run();
   Metrics& metrics_;
+  nft::Conntrack conntrack_;  // the pass's thread's alone
   std::mutex mu_;
   std::condition_variable cv_;
   std::optional<nft::Table> next_;
