@@ -9,10 +9,12 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -46,6 +48,7 @@ inline bool nextCommit(mnl_socket* monitor, int timeoutMs) {
     pollfd p{mnl_socket_get_fd(monitor), POLLIN, 0};
     if (poll(&p, 1, static_cast<int>(left)) <= 0) return false;
     ssize_t n = mnl_socket_recvfrom(monitor, buf.data(), buf.size());
+    if (n < 0 && errno == ENOBUFS) continue;  // events lost to an overrun: the commit's NEWGEN comes last
     if (n <= 0) return false;
     int remaining = static_cast<int>(n);
     for (auto* h = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(h, remaining);
@@ -57,6 +60,10 @@ inline bool nextCommit(mnl_socket* monitor, int timeoutMs) {
 // A monitor socket subscribed to ruleset commits; nullptr when it cannot be opened.
 inline mnl_socket* openCommitMonitor() {
   mnl_socket* monitor = mnl_socket_open(NETLINK_NETFILTER);
+  // Every object a commit adds is announced on the group before its NEWGEN: a full sync of a table with
+  // cluster policies is thousands of messages, more than the default buffer holds.
+  int bytes = 64 << 20;
+  if (monitor) setsockopt(mnl_socket_get_fd(monitor), SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes);
   if (monitor && mnl_socket_bind(monitor, 1u << (NFNLGRP_NFTABLES - 1), MNL_SOCKET_AUTOPID) < 0) {
     mnl_socket_close(monitor);
     return nullptr;

@@ -33,8 +33,11 @@ struct Path {
   bool matches = false;  // it is the traced connection's (its headers came with the first event)
 };
 
-// "isolated by a/b" -> the side and the policies of a policy chain's decision, from the chain's name.
-std::string sideOf(const std::string& chain) {
+// "isolated by a/b" -> the side and the policies of a policy chain's decision, from the chain's name (a
+// cluster policy's chain and a tier's class chain name their side after the tier's prefix).
+std::string sideOf(std::string_view chain) {
+  for (std::string_view prefix : {"admin-", "baseline-", "cnp-"})
+    if (chain.starts_with(prefix)) chain.remove_prefix(prefix.size());
   if (chain.starts_with("egress-")) return "egress";
   if (chain.starts_with("ingress-")) return "ingress";
   return "";

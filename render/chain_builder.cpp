@@ -246,29 +246,47 @@ std::string restMapName(Direction d, Family f) {
   return std::string(d == Direction::kIngress ? "ingress" : "egress") + "-rest" + familySuffix(f);
 }
 
-BuiltChain buildTierChain(Direction d, policy::Tier tier, const std::vector<TierRule>& tierRules,
-                          const FlowLogOptions* log) {
+std::string forwardIngressChainName() {
+  return "forward-ingress";
+}
+std::string forwardAllowedChainName() {
+  return "forward-allowed";
+}
+
+std::string policyChainName(Direction d, policy::Tier tier, const std::string& policyKey,
+                            const std::string& podPorts) {
+  std::string identity =
+      std::string(policy::toString(tier)) + " " + std::string(toString(d)) + " " + policyKey;
+  if (!podPorts.empty()) identity += " ports " + podPorts;
+  return std::string("cnp-") + (d == Direction::kIngress ? "ingress-" : "egress-") + contentHash(identity) +
+         "/" + cut(policyKey, kReadableMax);
+}
+
+BuiltChain buildPolicyChain(Direction d, policy::Tier tier, const std::vector<TierRule>& tierRules,
+                            const std::string& name, const FlowLogOptions* log) {
   Field peerField = d == Direction::kIngress ? Field::kSource : Field::kDestination;
   bool admin = tier == policy::Tier::kAdmin;
+  // Every verdict here is final or leaves the tier by goto: a return would only go back to the class chain,
+  // which would go on to the next policy.
+  Verdict allowed = d == Direction::kIngress ? Verdict{Verdict::Kind::kAccept, ""}
+                                             : Verdict{Verdict::Kind::kGoto, forwardIngressChainName()};
   auto verdict = [&](policy::Action a) -> Verdict {
     switch (a) {
       case policy::Action::kAccept:
-        return {d == Direction::kIngress ? Verdict::Kind::kAccept : Verdict::Kind::kReturn, ""};
+        return allowed;
       case policy::Action::kDeny:
         return {Verdict::Kind::kDrop, ""};
       case policy::Action::kPass:
         break;
     }
-    return admin ? Verdict{Verdict::Kind::kGoto, passChainName(d)} : Verdict{Verdict::Kind::kReturn, ""};
+    if (admin) return {Verdict::Kind::kGoto, passChainName(d)};
+    return d == Direction::kIngress ? Verdict{Verdict::Kind::kGoto, forwardAllowedChainName()} : allowed;
   };
   BuiltChain built;
   std::vector<Rule>& rules = built.chain.rules;
-  std::string policies;
   for (const TierRule& r : tierRules) {
     std::string comment =
         cut(r.policyKey + " " + r.ruleName + " " + std::string(policy::toString(r.action)), kCommentMax);
-    if (policies.find(r.policyKey) == std::string::npos)
-      policies += (policies.empty() ? "" : ", ") + r.policyKey;
     if (r.deniesAll) {
       rules.push_back(
           {{}, Verdict{Verdict::Kind::kDrop, ""}, cut(comment + ": a peer it cannot read", kCommentMax)});
@@ -283,17 +301,39 @@ BuiltChain buildTierChain(Direction d, policy::Tier tier, const std::vector<Tier
       rules.push_back({{DestinationPortInSet{f, built.namedSets.back().name}}, verdict(r.action), comment});
     }
   }
-  if (admin)
-    rules.push_back({{}, Verdict{Verdict::Kind::kGoto, passChainName(d)}, "no Admin tier rule decided"});
-  std::string hash = contentHash(chainContent(rules));
-  std::string tierName = admin ? "admin-" : "baseline-";
-  built.chain.name = tierName + (d == Direction::kIngress ? "ingress-" : "egress-") + hash + "/" +
-                     cut(tierRules.front().policyKey, kReadableMax);
-  if (log) addLogRules(rules, d, hash, *log);
-  built.chain.comment = cut(std::string(policy::toString(tier)) + " tier " + std::string(toString(d)) +
-                                " of pods that " + policies + " select",
-                            kCommentMax);
+  built.chain.name = name;
+  // The name's hash, which stands for the policy (and the pod's ports), is what its log prefixes carry.
+  if (log) addLogRules(rules, d, name.substr(name.find('/') - 16, 16), *log);
+  built.chain.comment =
+      cut(std::string(policy::toString(tier)) + " tier " + std::string(toString(d)) + " rules of " +
+              (tierRules.empty() ? std::string("?") : tierRules.front().policyKey),
+          kCommentMax);
   return built;
+}
+
+Chain buildClassChain(Direction d, policy::Tier tier, const std::vector<std::string>& policyChains,
+                      const std::vector<std::string>& policyKeys) {
+  bool admin = tier == policy::Tier::kAdmin;
+  Chain c;
+  std::string policies;
+  for (size_t i = 0; i < policyChains.size(); ++i) {
+    c.rules.push_back({{}, Verdict{Verdict::Kind::kJump, policyChains[i]}, ""});
+    policies += (i ? ", " : "") + policyKeys[i];
+  }
+  if (admin)
+    c.rules.push_back({{}, Verdict{Verdict::Kind::kGoto, passChainName(d)}, "no Admin tier rule decided"});
+  else
+    c.rules.push_back({{},
+                       Verdict{Verdict::Kind::kGoto, d == Direction::kIngress ? forwardAllowedChainName()
+                                                                              : forwardIngressChainName()},
+                       "no Baseline tier rule decided: allowed"});
+  c.name = std::string(admin ? "admin-" : "baseline-") + (d == Direction::kIngress ? "ingress-" : "egress-") +
+           contentHash(chainContent(c.rules)) + "/" +
+           cut(policyKeys.empty() ? "" : policyKeys.front(), kReadableMax);
+  c.comment = cut(std::string(policy::toString(tier)) + " tier " + std::string(toString(d)) +
+                      " of pods that " + policies + " select",
+                  kCommentMax);
+  return c;
 }
 
 std::string nodesSetName(const std::string& selector, Family f) {
@@ -380,29 +420,10 @@ Chain baseChain(const FlowLogOptions* log) {
                                                  : "to a pod address not programmed"});
   if (log)
     c.rules.push_back({{Translated{}}, Continue{}, "addressed to a service", {SetMarkBit{kTranslatedMark}}});
-  // Egress first and without accept: an allowed egress returns here so that the destination's ingress is
-  // still checked.
-  for (Direction d : {Direction::kEgress, Direction::kIngress})
-    for (Family f : {Family::kV4, Family::kV6})
-      c.rules.push_back(
-          {{},
-           VerdictMapLookup{f, d == Direction::kEgress ? Field::kSource : Field::kDestination, mapName(d, f)},
-           ""});
-  // What gets here is allowed, and no ingress chain of this node decided it: either the destination is a pod
-  // of this node that no policy isolates, or the connection leaves for another node, whose ingress decides
-  // (this node's decision was the source's egress). Logged once each; traffic between other hosts is not
-  // ours.
-  if (log && log->allowed)
-    for (Family f : {Family::kV4, Family::kV6}) {
-      c.rules.push_back(logRule(*log, {.allowed = true},
-                                {AddressInSet{f, Field::kDestination, nodePodsSetName(f)}},
-                                "allowed: no policy of this node's pod isolates its ingress"));
-      c.rules.push_back(logRule(*log,
-                                {.side = LoggedDecision::Side::kEgress, .allowed = true, .chainHash = "-"},
-                                {AddressInSet{f, Field::kSource, nodePodsSetName(f)},
-                                 AddressInSet{f, Field::kDestination, nodePodsSetName(f), /*negated=*/true}},
-                                "allowed out: the destination's node decides its ingress"));
-    }
+  // Egress first and without accept: an allowed egress returns here, and the destination's ingress decides.
+  for (Family f : {Family::kV4, Family::kV6})
+    c.rules.push_back({{}, VerdictMapLookup{f, Field::kSource, mapName(Direction::kEgress, f)}, ""});
+  c.rules.push_back({{}, Verdict{Verdict::Kind::kGoto, forwardIngressChainName()}, ""});
   return c;
 }
 
@@ -416,6 +437,45 @@ Chain passChain(Direction d) {
                        VerdictMapLookup{f, d == Direction::kEgress ? Field::kSource : Field::kDestination,
                                         restMapName(d, f)},
                        ""});
+  // Reached by a goto from a policy's chain, so never returns: that would go on with the Admin tier.
+  c.rules.push_back({{},
+                     Verdict{Verdict::Kind::kGoto, d == Direction::kIngress ? forwardAllowedChainName()
+                                                                            : forwardIngressChainName()},
+                     "allowed"});
+  return c;
+}
+
+// The ingress half of filter-forward, a chain of its own so that an egress decided deep in the cluster
+// policies' chains can go on to it (goto), as one decided in filter-forward's own lookups does.
+Chain forwardIngressChain() {
+  Chain c{.name = forwardIngressChainName()};
+  c.comment = "the ingress of the destination pod, after the egress of the source pod allowed it";
+  for (Family f : {Family::kV4, Family::kV6})
+    c.rules.push_back({{}, VerdictMapLookup{f, Field::kDestination, mapName(Direction::kIngress, f)}, ""});
+  c.rules.push_back({{}, Verdict{Verdict::Kind::kGoto, forwardAllowedChainName()}, ""});
+  return c;
+}
+
+// What gets here is allowed, and no ingress chain of this node decided it: either the destination is a pod
+// of this node that no policy isolates (or a Baseline Pass, or no rule, let through), or the connection
+// leaves for another node, whose ingress decides (this node's decision was the source's egress). Logged once
+// each; traffic between other hosts is not ours. It accepts, never returns: it is reached by gotos from
+// chains nested in the tiers.
+Chain forwardAllowedChain(const FlowLogOptions* log) {
+  Chain c{.name = forwardAllowedChainName()};
+  c.comment = "allowed: no policy of this node decided against it";
+  if (log && log->allowed)
+    for (Family f : {Family::kV4, Family::kV6}) {
+      c.rules.push_back(logRule(*log, {.allowed = true},
+                                {AddressInSet{f, Field::kDestination, nodePodsSetName(f)}},
+                                "allowed: no policy of this node's pod isolates its ingress"));
+      c.rules.push_back(logRule(*log,
+                                {.side = LoggedDecision::Side::kEgress, .allowed = true, .chainHash = "-"},
+                                {AddressInSet{f, Field::kSource, nodePodsSetName(f)},
+                                 AddressInSet{f, Field::kDestination, nodePodsSetName(f), /*negated=*/true}},
+                                "allowed out: the destination's node decides its ingress"));
+    }
+  c.rules.push_back({{}, Verdict{Verdict::Kind::kAccept, ""}, ""});
   return c;
 }
 }  // namespace
@@ -457,6 +517,8 @@ Table assemble(std::vector<Set> sets, std::vector<Map> maps, std::vector<Chain> 
     chains.push_back(std::move(c));
   for (Direction d : {Direction::kIngress, Direction::kEgress})
     chains.push_back(passChain(d));
+  chains.push_back(forwardIngressChain());
+  chains.push_back(forwardAllowedChain(log));
   std::sort(chains.begin(), chains.end(), [](const Chain& a, const Chain& b) { return a.name < b.name; });
   t.chains.reserve(chains.size() + 1 + services.baseChains.size());
   Chain forward = baseChain(log);

@@ -100,18 +100,38 @@ struct TierRule {
   std::vector<PortRange> ports;
   std::vector<std::tuple<IpAddress, uint8_t, uint16_t>> named;
 };
-// The chains that hand a pod on from its Admin tier chain: "ingress-pass", "egress-pass". Each looks the pod
-// up in its direction's rest map (restMapName) and jumps to what decides after the Admin tier: its
-// NetworkPolicy chain or its Baseline tier chain; without one, it returns and the connection is allowed.
+// The chains that hand a pod on from its Admin tier: "ingress-pass", "egress-pass". Each looks the pod up in
+// its direction's rest map (restMapName) and jumps to what decides after the Admin tier: its NetworkPolicy
+// chain or its Baseline tier chain; without one, or when that allows, it goes on as allowed (ingress: to
+// forward-allowed; egress: to forward-ingress).
 std::string passChainName(Direction d);
 std::string restMapName(Direction d, Family f);  // "ingress-rest-v4", ...
-// The chain of one tier for pods with these rules in direction d, in evaluation order, first match wins:
-// Accept allows (ingress: accept; egress: return, so that the destination's ingress is still checked), Deny
-// drops, Pass goes on past the tier (Admin: to the direction's pass chain; Baseline: returns, allowed). An
-// Admin chain that matches nothing goes on as a Pass does; a Baseline chain returns. Named from its content,
-// so pods with equal rules share it; with `log`, as buildChain.
-BuiltChain buildTierChain(Direction d, policy::Tier tier, const std::vector<TierRule>& rules,
-                          const FlowLogOptions* log = nullptr);
+// filter-forward's ingress half ("forward-ingress": the destination's dispatch), and what accepts an allowed
+// connection that no ingress chain of the node accepted ("forward-allowed", with the allowed logs). Chains of
+// their own, so that a decision made in a chain nested in the tiers goes on by goto: a return there would
+// only go back one level.
+std::string forwardIngressChainName();
+std::string forwardAllowedChainName();
+
+// The tiers. A pod's tier chain in a direction (its class chain: pods with the same cluster policies share
+// it) jumps to the chain of each of its cluster policies in evaluation order; a policy's chain holds that
+// policy's rules, first match wins, and ends every match with a final verdict or a goto out of the tier:
+// Accept allows (ingress: accept; egress: goto forward-ingress, so that the destination's ingress still
+// decides), Deny drops, Pass leaves the tier (Admin: goto the direction's pass chain; Baseline: allowed). No
+// match returns to the class chain and the next policy; after the last, an Admin class chain goes on as a
+// Pass does and a Baseline one allows.
+//
+// A policy's chain is named by the policy (and, on ingress, by the pod's named ports when its rules name
+// ports: `podPorts`, else empty), not by its content: an edit of the policy rewrites that chain in place, and
+// a change of which policies apply to a pod touches only class chains. Its log prefixes carry the name's
+// hash.
+std::string policyChainName(Direction d, policy::Tier tier, const std::string& policyKey,
+                            const std::string& podPorts);
+BuiltChain buildPolicyChain(Direction d, policy::Tier tier, const std::vector<TierRule>& rules,
+                            const std::string& name, const FlowLogOptions* log = nullptr);
+// The class chain over these policy chains (and the policies' keys, for its comment), named from its content.
+Chain buildClassChain(Direction d, policy::Tier tier, const std::vector<std::string>& policyChains,
+                      const std::vector<std::string>& policyKeys);
 // A set of Node addresses, for a nodes peer: "nodes-<hash of the selector>-v4".
 std::string nodesSetName(const std::string& selector, Family f);
 Set nodesSet(const std::string& selector, Family f, const std::vector<IpAddress>& addresses);
@@ -140,8 +160,8 @@ std::string traceDestinationsSetName(Family f);  // "trace-destinations-v4"
 std::vector<Set> traceSets();
 Set nodePodsSet(Family f, std::vector<IpAddress> addresses);
 
-// filter-forward; with `log`, the service mark before the verdicts, and with allowed connections logged, the
-// log of what no ingress chain decided after them.
+// filter-forward: the replies, the closed-by-default checks and the source's egress, then goto
+// forward-ingress; with `log`, the service mark before the verdicts.
 Chain baseChain(const FlowLogOptions* log = nullptr);
 // The dispatch maps (ingress/egress x v4/v6, and the rest maps of the pass chains), from (map name, address,
 // chain) entries in any order.

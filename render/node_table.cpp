@@ -28,7 +28,8 @@ struct NodeTable::State {
   struct ChainEntry {
     Chain chain;
     std::vector<Set> namedSets;
-    std::vector<std::string> sets;  // peer and cidr sets its rules name
+    std::vector<std::string> sets;   // peer and cidr sets its rules name
+    std::vector<std::string> jumps;  // a class chain's policy chains: it holds a reference on each
     int refs = 0;
   };
   // A set a chain names: a shared peer's (by key) or an ipBlock's, with what it was built from.
@@ -60,6 +61,9 @@ struct NodeTable::State {
     auto operator<=>(const TierKey&) const = default;
   };
   std::map<TierKey, std::string> tierChains;
+  // Within one update: the policy chains built (each once, from the first pod that needs it; see
+  // holdPolicyChain).
+  std::set<std::string> policyChainsBuilt;
   Table table;
 
   // --- chains
@@ -122,21 +126,37 @@ struct NodeTable::State {
     return out;
   }
 
+  static void fill(ChainEntry& e, detail::BuiltChain built) {
+    e.sets.clear();
+    for (const auto& r : built.chain.rules)
+      for (const auto& m : r.matches)
+        if (const auto* in = std::get_if<AddressInSet>(&m)) e.sets.push_back(in->set);
+    e.chain = std::move(built.chain);
+    e.namedSets = std::move(built.namedSets);
+  }
+
   // Takes a reference on the chain (made the first time), and returns its name.
   std::string hold(detail::BuiltChain built) {
     std::string chainName = built.chain.name;
     auto [it, inserted] = chains.try_emplace(chainName);
     if (!inserted && !(it->second.chain == built.chain)) detail::throwCollision(chainName);
-    if (inserted) {
-      ChainEntry& e = it->second;
-      for (const auto& r : built.chain.rules)
-        for (const auto& m : r.matches)
-          if (const auto* in = std::get_if<AddressInSet>(&m)) e.sets.push_back(in->set);
-      e.chain = std::move(built.chain);
-      e.namedSets = std::move(built.namedSets);
-    }
+    if (inserted) fill(it->second, std::move(built));
     ++it->second.refs;
     return chainName;
+  }
+
+  // A policy chain is named by its policy, not by its content: the first build of an update replaces what an
+  // earlier update left under the name (the policy changed since, and every pod it applies to is recomputed
+  // in this update); later ones in the same update must be equal.
+  void holdPolicyChain(detail::BuiltChain built) {
+    std::string chainName = built.chain.name;
+    auto [it, inserted] = chains.try_emplace(chainName);
+    bool first = policyChainsBuilt.insert(chainName).second;
+    if (inserted || (first && !(it->second.chain == built.chain)))
+      fill(it->second, std::move(built));
+    else if (!(it->second.chain == built.chain))
+      detail::throwCollision(chainName);
+    ++it->second.refs;
   }
 
   std::string nodesSet(const policy::NodesPeer& peer, Family f) {
@@ -183,6 +203,13 @@ struct NodeTable::State {
           if (std::holds_alternative<std::string>(spec.port)) return true;
     return false;
   }
+  // A named ingress port resolves on the subject pod: the policy's chain then differs with the pod's ports.
+  static bool hasNamedIngressPort(const policy::ClusterNetworkPolicy& p) {
+    for (const auto& rule : p.ingressRules)
+      for (const auto& spec : rule.ports)
+        if (std::holds_alternative<std::string>(spec.port)) return true;
+    return false;
+  }
 
   // The NetworkPolicy chain a local pod is dispatched to in one direction, or "" when no policy isolates it
   // that way. With the flow log, a pod that policies in audit mode select goes through its audit chain as
@@ -216,9 +243,9 @@ struct NodeTable::State {
     return out;
   }
 
-  // The chain of tier t for the pod in direction d, or "" when none of its cluster policies has rules there.
-  // It depends on nothing of the pod but which policies apply and its named ports: pods alike in both take
-  // the chain made for the first of them in this update.
+  // The class chain of tier t for the pod in direction d, or "" when none of its cluster policies has rules
+  // there. It depends on nothing of the pod but which policies apply and its named ports: pods alike in both
+  // take the chain made for the first of them in this update. It holds its policy chains.
   std::string tierChainFor(const Model& model, const Pod& pod, Direction d, policy::Tier t, Local& l) {
     TierKey key{d, t, model.clusterPolicies(pod, d, t), portsSignature(pod, d)};
     if (d == Direction::kEgress) l.namedEgress = l.namedEgress || hasNamedPort(key.policies);
@@ -229,10 +256,43 @@ struct NodeTable::State {
         return l.held.emplace_back(it->second);
       }
     }
-    auto rules = tierRules(model, pod, d, t);
+    std::map<std::string, const policy::ClusterNetworkPolicy*> byKey;
+    for (const auto* p : key.policies)
+      byKey.emplace(p->key(), p);
+    std::vector<detail::TierRule> rules = tierRules(model, pod, d, t);
+    std::vector<std::string> jumps, policyKeys;
+    for (auto from = rules.begin(); from != rules.end();) {
+      auto to =
+          std::find_if(from, rules.end(), [&](const auto& r) { return r.policyKey != from->policyKey; });
+      const auto* policy = byKey.at(from->policyKey);
+      std::string name = detail::policyChainName(
+          d, t, from->policyKey, d == Direction::kIngress && hasNamedIngressPort(*policy) ? key.ports : "");
+      auto built = policyChainsBuilt.count(name) ? chains.find(name) : chains.end();
+      if (built != chains.end())
+        ++built->second.refs;
+      else
+        holdPolicyChain(detail::buildPolicyChain(d, t, std::vector<detail::TierRule>(from, to), name,
+                                                 flowLog ? &*flowLog : nullptr));
+      jumps.push_back(name);
+      policyKeys.push_back(from->policyKey);
+      from = to;
+    }
     std::string name;
-    if (!rules.empty())
-      name = l.held.emplace_back(hold(detail::buildTierChain(d, t, rules, flowLog ? &*flowLog : nullptr)));
+    if (!jumps.empty()) {
+      Chain classChain = detail::buildClassChain(d, t, jumps, policyKeys);
+      name = classChain.name;
+      auto [it, inserted] = chains.try_emplace(name);
+      if (inserted) {
+        it->second.chain = std::move(classChain);
+        it->second.jumps = jumps;  // the references just taken are the class chain's
+      } else {
+        if (!(it->second.chain == classChain)) detail::throwCollision(name);
+        for (const auto& j : jumps)
+          dropChain(j);  // the class chain already holds them
+      }
+      ++it->second.refs;
+      l.held.push_back(name);
+    }
     tierChains.insert_or_assign(std::move(key), name);
     return name;
   }
@@ -254,7 +314,11 @@ struct NodeTable::State {
   void dropChain(const std::string& name) {
     if (name.empty()) return;
     auto it = chains.find(name);
-    if (--it->second.refs == 0) chains.erase(it);
+    if (--it->second.refs > 0) return;
+    std::vector<std::string> jumps = std::move(it->second.jumps);
+    chains.erase(it);
+    for (const auto& j : jumps)
+      dropChain(j);
   }
 
   void recompute(const Model& model, const std::string& key) {
@@ -315,6 +379,7 @@ struct NodeTable::State {
 
   const Table& update(const Model& model, const policy::Dirty& dirty) {
     tierChains.clear();
+    policyChainsBuilt.clear();
     if (fresh) {
       for (const auto& [name, pod] : model.pods())
         if (pod->nodeName == node) recompute(model, name.key());

@@ -111,7 +111,8 @@ TEST_CASE("the reconciler's table equals a full render after every edit", "[mani
   sync();
   dir.write("policy.yaml", netpol("allow-web", "web"));
   sync();
-  CHECK(reconciler.table().chains.size() == 4);  // the base chain, the two pass chains, db's ingress chain
+  // The base chain, forward-ingress and forward-allowed, the two pass chains, db's ingress chain.
+  CHECK(reconciler.table().chains.size() == 6);
   dir.write("override.yaml", netpol("allow-web", "api"));  // a later file rewrites the policy
   sync();
   dir.write("pods.yaml", pod("db", "db", "10.0.0.1") + "---\n" + pod("web", "api", "10.0.0.3", "node-2"));
@@ -122,7 +123,7 @@ TEST_CASE("the reconciler's table equals a full render after every edit", "[mani
   sync();
   fs::remove(dir.path / "policy.yaml");
   sync();
-  CHECK(reconciler.table().chains.size() == 3);
+  CHECK(reconciler.table().chains.size() == 5);
 }
 
 TEST_CASE(

@@ -13,7 +13,10 @@
 # added since, are taken out before the digest: they are new, not changed, and render_test checks them. The
 # flow log's rules, newer still, are left out by --no-flow-log (render_test and kernel_check.sh check them), and
 # the trace sets and rule (trace_test.sh uses them) are taken out like the closed-by-default ones, and so are
-# the cluster policies' pass chains and rest maps (render_test's tracer checks them).
+# the cluster policies' pass chains and rest maps (render_test's tracer checks them). The ingress lookups moved
+# from filter-forward into a chain of their own, forward-ingress, reached by a goto that ends in
+# forward-allowed (so that a cluster policy's chain can go on to them): the goto is read back as the two lookups
+# it stands for, and the two chains are taken out.
 # --write records the digests instead of checking them.
 set -euo pipefail
 nftpol=$1 gen=$2 src=$3 write=${4:-}
@@ -27,12 +30,15 @@ normalise() {
   awk '
     function emit(line) { if (blank && line != "}") print ""; blank = 0; print line }
     /^\t(set|map|chain) / { block = $2 }
-    block ~ /^(node-pod(s|-subnets)|trace-(sources|destinations))-|^(ingress|egress)-(rest-|pass$)/ { if ($0 ~ /^\t}/) { block = ""; skip = 1 }; next }
+    block ~ /^(node-pod(s|-subnets)|trace-(sources|destinations))-|^(ingress|egress)-(rest-|pass$)|^forward-(ingress|allowed)$/ { if ($0 ~ /^\t}/) { block = ""; skip = 1 }; next }
     skip && /^$/ { skip = 0; next }
     { skip = 0 }
     /^$/ { blank = 1; next }
     /pod address not programmed"$/ { next }
     /comment "traced by nftpol trace"$/ { next }
+    block == "filter-forward" && $0 == "\t\tgoto forward-ingress" {
+      emit("\t\tip daddr vmap @ingress-v4"); emit("\t\tip6 daddr vmap @ingress-v6"); next
+    }
     /^\t}/ { block = "" }
     {
       if (block ~ /^(peer|cidr)-/ && $0 ~ /^\t\tcomment "/) { emit("\t\tcomment <normalised>"); next }

@@ -265,10 +265,17 @@ TEST_CASE("a log rule sits before each decision it reports, names its chain, and
     }
     CHECK(denies == 6);  // every policy chain of node-a ends in a logged default deny
     CHECK((allows > 0) == allowed);
+    // The allowed connections no ingress chain decided are logged in forward-allowed, where every such
+    // connection ends, and nowhere in filter-forward.
+    const Chain* allowedEnd = logged.findChain("forward-allowed");
+    REQUIRE(allowedEnd);
     const Chain* forward = logged.findChain("filter-forward");
     REQUIRE(forward);
+    CHECK(std::none_of(forward->rules.begin(), forward->rules.end(), [](const nft::Rule& r) {
+      return !r.statements.empty() && std::holds_alternative<LogToGroup>(r.statements[0]);
+    }));
     size_t endLogs = 0;
-    for (const nft::Rule& r : forward->rules)
+    for (const nft::Rule& r : allowedEnd->rules)
       if (!r.statements.empty() && std::holds_alternative<LogToGroup>(r.statements[0])) {
         std::string prefix = std::get<LogToGroup>(r.statements[0]).prefix;
         CHECK((prefix == "nftpol allowed" || prefix == "nftpol egress allowed -"));
