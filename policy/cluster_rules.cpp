@@ -58,38 +58,47 @@ void resolveNamedEgress(const Model& model, ClusterRuleMatch& m, const PortSpec&
 std::vector<ClusterRuleMatch> Model::clusterRules(const Pod& pod, Direction d, Tier t) const {
   std::vector<ClusterRuleMatch> out;
   for (const ClusterNetworkPolicy* p : clusterPolicies(pod, d, t)) {
-    const auto& rules = p->rules(d);
-    for (uint32_t i = 0; i < rules.size(); ++i) {
-      const ClusterRule& rule = rules[i];
-      ClusterRuleMatch m{.policy = p, .direction = d, .index = i};
-      if (rule.deniesAll()) {
-        m.deniesAll = true;
-        out.push_back(std::move(m));
-        continue;
-      }
-      for (const ClusterPeer& peer : rule.peers) {
-        if (const auto* selector = std::get_if<SelectorPeer>(&peer))
-          m.pods.push_back(&this->peer(*selector));
-        else if (const auto* networks = std::get_if<NetworksPeer>(&peer))
-          m.networks.insert(m.networks.end(), networks->cidrs.begin(), networks->cidrs.end());
-        else if (const auto* nodes = std::get_if<NodesPeer>(&peer))
-          m.nodes.push_back(nodes);
-        // domainNames and peers this version cannot read match nothing (for an Accept: fails closed)
-      }
-      if (m.pods.empty() && m.networks.empty() && m.nodes.empty()) continue;
-      m.allPorts = rule.ports.empty();
-      for (const PortSpec& spec : rule.ports) {
-        if (auto numeric = numericPorts(spec)) {
-          m.ports.push_back(*numeric);
-        } else if (d == Direction::kIngress) {
-          if (auto number = pod.namedPort(std::get<std::string>(spec.port), spec.protocol))
-            m.ports.push_back({spec.protocol, *number, *number});
-        } else {
-          resolveNamedEgress(*this, m, spec);
-        }
-      }
-      if (m.allPorts || !m.ports.empty() || !m.namedTargets.empty()) out.push_back(std::move(m));
+    auto rules = clusterRules(pod, d, *p);
+    out.insert(out.end(), std::make_move_iterator(rules.begin()), std::make_move_iterator(rules.end()));
+  }
+  return out;
+}
+
+std::vector<ClusterRuleMatch> Model::clusterRules(const Pod& pod, Direction d,
+                                                  const ClusterNetworkPolicy& policy) const {
+  std::vector<ClusterRuleMatch> out;
+  const ClusterNetworkPolicy* p = &policy;
+  const auto& rules = p->rules(d);
+  for (uint32_t i = 0; i < rules.size(); ++i) {
+    const ClusterRule& rule = rules[i];
+    ClusterRuleMatch m{.policy = p, .direction = d, .index = i};
+    if (rule.deniesAll()) {
+      m.deniesAll = true;
+      out.push_back(std::move(m));
+      continue;
     }
+    for (const ClusterPeer& peer : rule.peers) {
+      if (const auto* selector = std::get_if<SelectorPeer>(&peer))
+        m.pods.push_back(&this->peer(*selector));
+      else if (const auto* networks = std::get_if<NetworksPeer>(&peer))
+        m.networks.insert(m.networks.end(), networks->cidrs.begin(), networks->cidrs.end());
+      else if (const auto* nodes = std::get_if<NodesPeer>(&peer))
+        m.nodes.push_back(nodes);
+      // domainNames and peers this version cannot read match nothing (for an Accept: fails closed)
+    }
+    if (m.pods.empty() && m.networks.empty() && m.nodes.empty()) continue;
+    m.allPorts = rule.ports.empty();
+    for (const PortSpec& spec : rule.ports) {
+      if (auto numeric = numericPorts(spec)) {
+        m.ports.push_back(*numeric);
+      } else if (d == Direction::kIngress) {
+        if (auto number = pod.namedPort(std::get<std::string>(spec.port), spec.protocol))
+          m.ports.push_back({spec.protocol, *number, *number});
+      } else {
+        resolveNamedEgress(*this, m, spec);
+      }
+    }
+    if (m.allPorts || !m.ports.empty() || !m.namedTargets.empty()) out.push_back(std::move(m));
   }
   return out;
 }

@@ -152,6 +152,9 @@ struct Model::State {
   std::map<std::string, const ClusterNetworkPolicy*> clusterPolicies;  // by key
   std::unordered_map<std::string, std::unique_ptr<ClusterNetworkPolicy>> clusterPolicyCopies;
   std::vector<const ClusterNetworkPolicy*> ordered;  // evaluation order: Admin by precedence, then Baseline
+  std::vector<const SharedPeer*> orderedSubjects;    // the subject of each, looked up once
+  std::unordered_map<std::string, uint64_t> clusterPolicyRevisions;  // see Model::clusterPolicyRevision
+  uint64_t lastRevision = 0;
   std::map<std::string, Node> nodes;
   std::unordered_map<std::string, SharedPeer> peers;  // by identity key
   std::unordered_map<std::string, int> peerUses;      // rules naming each peer
@@ -399,6 +402,9 @@ struct Model::State {
                 if (a->tier != b->tier) return a->tier < b->tier;
                 return a->precedes(*b);
               });
+    orderedSubjects.clear();
+    for (const ClusterNetworkPolicy* p : ordered)
+      orderedSubjects.push_back(&peerOf(p->subject));
   }
 
   void dirtySubjects(const ClusterNetworkPolicy& p) {
@@ -423,8 +429,10 @@ struct Model::State {
       clusterPolicies.insert_or_assign(key, copy.get());
       dirtySubjects(*copy);
       clusterPolicyCopies.insert_or_assign(key, std::move(copy));
+      clusterPolicyRevisions[key] = ++lastRevision;
     } else {
       clusterPolicyCopies.erase(key);
+      clusterPolicyRevisions.erase(key);
     }
     orderClusterPolicies();
   }
@@ -728,9 +736,23 @@ const std::vector<const ClusterNetworkPolicy*>& Model::clusterPolicies() const {
 
 std::vector<const ClusterNetworkPolicy*> Model::clusterPolicies(const Pod& pod, Direction d, Tier t) const {
   std::vector<const ClusterNetworkPolicy*> out;
-  for (const ClusterNetworkPolicy* p : s_->ordered)
-    if (p->tier == t && !p->rules(d).empty() && s_->peerOf(p->subject).members.contains(&pod))
+  for (size_t i = 0; i < s_->ordered.size(); ++i) {
+    const ClusterNetworkPolicy* p = s_->ordered[i];
+    if (p->tier == t && !p->rules(d).empty() && s_->orderedSubjects[i]->members.contains(&pod))
       out.push_back(p);
+  }
+  return out;
+}
+
+uint64_t Model::clusterPolicyRevision(const std::string& key) const {
+  auto it = s_->clusterPolicyRevisions.find(key);
+  return it == s_->clusterPolicyRevisions.end() ? 0 : it->second;
+}
+
+std::vector<const ClusterNetworkPolicy*> Model::clusterPoliciesOf(const Pod& pod) const {
+  std::vector<const ClusterNetworkPolicy*> out;
+  for (size_t i = 0; i < s_->ordered.size(); ++i)
+    if (s_->orderedSubjects[i]->members.contains(&pod)) out.push_back(s_->ordered[i]);
   return out;
 }
 

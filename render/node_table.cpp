@@ -30,6 +30,7 @@ struct NodeTable::State {
     std::vector<Set> namedSets;
     std::vector<std::string> sets;   // peer and cidr sets its rules name
     std::vector<std::string> jumps;  // a class chain's policy chains: it holds a reference on each
+    uint64_t revision = 0;           // a policy chain's: the policy's revision it was built from
     int refs = 0;
   };
   // A set a chain names: a shared peer's (by key) or an ipBlock's, with what it was built from.
@@ -62,8 +63,9 @@ struct NodeTable::State {
   };
   std::map<TierKey, std::string> tierChains;
   // Within one update: the policy chains built (each once, from the first pod that needs it; see
-  // holdPolicyChain).
+  // holdPolicyChain), and whether named egress ports may resolve elsewhere now.
   std::set<std::string> policyChainsBuilt;
+  bool namedTargetsChanged = false;
   Table table;
 
   // --- chains
@@ -148,7 +150,7 @@ struct NodeTable::State {
   // A policy chain is named by its policy, not by its content: the first build of an update replaces what an
   // earlier update left under the name (the policy changed since, and every pod it applies to is recomputed
   // in this update); later ones in the same update must be equal.
-  void holdPolicyChain(detail::BuiltChain built) {
+  void holdPolicyChain(detail::BuiltChain built, uint64_t revision) {
     std::string chainName = built.chain.name;
     auto [it, inserted] = chains.try_emplace(chainName);
     bool first = policyChainsBuilt.insert(chainName).second;
@@ -156,7 +158,14 @@ struct NodeTable::State {
       fill(it->second, std::move(built));
     else if (!(it->second.chain == built.chain))
       detail::throwCollision(chainName);
+    it->second.revision = revision;
     ++it->second.refs;
+  }
+
+  // Whether the policy chain an earlier update left under `name` still holds: built from the policy's current
+  // revision, and not resolving named egress ports when those may have moved.
+  bool policyChainHolds(const ChainEntry& e, const policy::ClusterNetworkPolicy& p, uint64_t revision) const {
+    return e.revision == revision && !(namedTargetsChanged && hasNamedPort({&p}));
   }
 
   std::string nodesSet(const policy::NodesPeer& peer, Family f) {
@@ -167,10 +176,11 @@ struct NodeTable::State {
     return name;
   }
 
-  // The rules of tier t's cluster policies for the pod in direction d, with their peer sets named.
-  std::vector<detail::TierRule> tierRules(const Model& model, const Pod& pod, Direction d, policy::Tier t) {
+  // The rules of one cluster policy for the pod in direction d, with their peer sets named.
+  std::vector<detail::TierRule> tierRules(const Model& model, const Pod& pod, Direction d,
+                                          const policy::ClusterNetworkPolicy& p) {
     std::vector<detail::TierRule> out;
-    for (const policy::ClusterRuleMatch& m : model.clusterRules(pod, d, t)) {
+    for (const policy::ClusterRuleMatch& m : model.clusterRules(pod, d, p)) {
       detail::TierRule r{.policyKey = m.policy->key(),
                          .ruleName = m.name(),
                          .action = m.rule().action,
@@ -245,9 +255,14 @@ struct NodeTable::State {
 
   // The class chain of tier t for the pod in direction d, or "" when none of its cluster policies has rules
   // there. It depends on nothing of the pod but which policies apply and its named ports: pods alike in both
-  // take the chain made for the first of them in this update. It holds its policy chains.
-  std::string tierChainFor(const Model& model, const Pod& pod, Direction d, policy::Tier t, Local& l) {
-    TierKey key{d, t, model.clusterPolicies(pod, d, t), portsSignature(pod, d)};
+  // take the chain made for the first of them in this update. It holds its policy chains; each is built once
+  // an update, from the first pod that needs it. `subjectOf`: the cluster policies whose subject holds the
+  // pod.
+  std::string tierChainFor(const Model& model, const Pod& pod, Direction d, policy::Tier t, Local& l,
+                           const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf) {
+    TierKey key{d, t, {}, portsSignature(pod, d)};
+    for (const auto* p : subjectOf)
+      if (p->tier == t && !p->rules(d).empty()) key.policies.push_back(p);
     if (d == Direction::kEgress) l.namedEgress = l.namedEgress || hasNamedPort(key.policies);
     if (auto it = tierChains.find(key); it != tierChains.end()) {
       if (it->second.empty()) return "";
@@ -256,26 +271,23 @@ struct NodeTable::State {
         return l.held.emplace_back(it->second);
       }
     }
-    std::map<std::string, const policy::ClusterNetworkPolicy*> byKey;
-    for (const auto* p : key.policies)
-      byKey.emplace(p->key(), p);
-    std::vector<detail::TierRule> rules = tierRules(model, pod, d, t);
     std::vector<std::string> jumps, policyKeys;
-    for (auto from = rules.begin(); from != rules.end();) {
-      auto to =
-          std::find_if(from, rules.end(), [&](const auto& r) { return r.policyKey != from->policyKey; });
-      const auto* policy = byKey.at(from->policyKey);
+    for (const auto* policy : key.policies) {
       std::string name = detail::policyChainName(
-          d, t, from->policyKey, d == Direction::kIngress && hasNamedIngressPort(*policy) ? key.ports : "");
-      auto built = policyChainsBuilt.count(name) ? chains.find(name) : chains.end();
-      if (built != chains.end())
+          d, t, policy->key(), d == Direction::kIngress && hasNamedIngressPort(*policy) ? key.ports : "");
+      uint64_t revision = model.clusterPolicyRevision(policy->key());
+      auto built = chains.find(name);
+      if (built != chains.end() &&
+          (policyChainsBuilt.count(name) || policyChainHolds(built->second, *policy, revision))) {
         ++built->second.refs;
-      else
-        holdPolicyChain(detail::buildPolicyChain(d, t, std::vector<detail::TierRule>(from, to), name,
-                                                 flowLog ? &*flowLog : nullptr));
+      } else {
+        auto rules = tierRules(model, pod, d, *policy);
+        if (rules.empty())
+          continue;  // every rule matches nothing (names resolving nowhere, unenforced peers)
+        holdPolicyChain(detail::buildPolicyChain(d, t, rules, name, flowLog ? &*flowLog : nullptr), revision);
+      }
       jumps.push_back(name);
-      policyKeys.push_back(from->policyKey);
-      from = to;
+      policyKeys.push_back(policy->key());
     }
     std::string name;
     if (!jumps.empty()) {
@@ -299,13 +311,15 @@ struct NodeTable::State {
 
   // The tiers in order, as the model decides them: the Admin tier's chain first; then the pod's NetworkPolicy
   // chain when a policy isolates it (its answer is final), else its Baseline tier's chain.
-  void chainsFor(const Model& model, const Pod& pod, Direction d, Local& l) {
+  void chainsFor(const Model& model, const Pod& pod, Direction d, Local& l,
+                 const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf) {
     // Not isolated: the Baseline tier decides. (A pod that only policies in audit mode select is observed
     // through its audit chain where no Baseline rule applies to it.)
     std::string after;
-    if (model.isolating(pod, d).empty()) after = tierChainFor(model, pod, d, policy::Tier::kBaseline, l);
+    if (model.isolating(pod, d).empty())
+      after = tierChainFor(model, pod, d, policy::Tier::kBaseline, l, subjectOf);
     if (after.empty()) after = chainFor(model, pod, d, l);
-    std::string admin = tierChainFor(model, pod, d, policy::Tier::kAdmin, l);
+    std::string admin = tierChainFor(model, pod, d, policy::Tier::kAdmin, l, subjectOf);
     int i = static_cast<int>(d);
     l.entry[i] = admin.empty() ? after : admin;
     l.rest[i] = admin.empty() ? "" : after;
@@ -332,8 +346,9 @@ struct NodeTable::State {
     }
     if (!isLocal) return;
     Local& l = local[key];
+    auto subjectOf = model.clusterPoliciesOf(*pod);
     for (Direction d : {Direction::kIngress, Direction::kEgress})
-      chainsFor(model, *pod, d, l);
+      chainsFor(model, *pod, d, l, subjectOf);
   }
 
   // --- sets
@@ -380,6 +395,7 @@ struct NodeTable::State {
   const Table& update(const Model& model, const policy::Dirty& dirty) {
     tierChains.clear();
     policyChainsBuilt.clear();
+    namedTargetsChanged = dirty.namedTargets;
     if (fresh) {
       for (const auto& [name, pod] : model.pods())
         if (pod->nodeName == node) recompute(model, name.key());
