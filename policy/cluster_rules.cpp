@@ -55,15 +55,6 @@ void resolveNamedEgress(const Model& model, ClusterRuleMatch& m, const PortSpec&
 
 }  // namespace
 
-std::vector<ClusterRuleMatch> Model::clusterRules(const Pod& pod, Direction d, Tier t) const {
-  std::vector<ClusterRuleMatch> out;
-  for (const ClusterNetworkPolicy* p : clusterPolicies(pod, d, t)) {
-    auto rules = clusterRules(pod, d, *p);
-    out.insert(out.end(), std::make_move_iterator(rules.begin()), std::make_move_iterator(rules.end()));
-  }
-  return out;
-}
-
 std::vector<ClusterRuleMatch> Model::clusterRules(const Pod& pod, Direction d,
                                                   const ClusterNetworkPolicy& policy) const {
   std::vector<ClusterRuleMatch> out;

@@ -734,16 +734,6 @@ const std::vector<const ClusterNetworkPolicy*>& Model::clusterPolicies() const {
   return s_->ordered;
 }
 
-std::vector<const ClusterNetworkPolicy*> Model::clusterPolicies(const Pod& pod, Direction d, Tier t) const {
-  std::vector<const ClusterNetworkPolicy*> out;
-  for (size_t i = 0; i < s_->ordered.size(); ++i) {
-    const ClusterNetworkPolicy* p = s_->ordered[i];
-    if (p->tier == t && !p->rules(d).empty() && s_->orderedSubjects[i]->members.contains(&pod))
-      out.push_back(p);
-  }
-  return out;
-}
-
 uint64_t Model::clusterPolicyRevision(const std::string& key) const {
   auto it = s_->clusterPolicyRevisions.find(key);
   return it == s_->clusterPolicyRevisions.end() ? 0 : it->second;

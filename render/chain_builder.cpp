@@ -253,17 +253,26 @@ std::string forwardAllowedChainName() {
   return "forward-allowed";
 }
 
-std::string policyChainName(Direction d, policy::Tier tier, const std::string& policyKey,
+namespace {
+// What a policy chain's name and its log prefixes derive from.
+std::string policyChainHash(Direction d, policy::Tier tier, const std::string& policyKey,
                             const std::string& podPorts) {
   std::string identity =
       std::string(policy::toString(tier)) + " " + std::string(toString(d)) + " " + policyKey;
   if (!podPorts.empty()) identity += " ports " + podPorts;
-  return std::string("cnp-") + (d == Direction::kIngress ? "ingress-" : "egress-") + contentHash(identity) +
-         "/" + cut(policyKey, kReadableMax);
+  return contentHash(identity);
+}
+}  // namespace
+
+std::string policyChainName(Direction d, policy::Tier tier, const std::string& policyKey,
+                            const std::string& podPorts) {
+  return std::string("cnp-") + (d == Direction::kIngress ? "ingress-" : "egress-") +
+         policyChainHash(d, tier, policyKey, podPorts) + "/" + cut(policyKey, kReadableMax);
 }
 
 BuiltChain buildPolicyChain(Direction d, policy::Tier tier, const std::vector<TierRule>& tierRules,
-                            const std::string& name, const FlowLogOptions* log) {
+                            const std::string& policyKey, const std::string& podPorts,
+                            const FlowLogOptions* log) {
   Field peerField = d == Direction::kIngress ? Field::kSource : Field::kDestination;
   bool admin = tier == policy::Tier::kAdmin;
   // Every verdict here is final or leaves the tier by goto: a return would only go back to the class chain,
@@ -301,13 +310,11 @@ BuiltChain buildPolicyChain(Direction d, policy::Tier tier, const std::vector<Ti
       rules.push_back({{DestinationPortInSet{f, built.namedSets.back().name}}, verdict(r.action), comment});
     }
   }
-  built.chain.name = name;
-  // The name's hash, which stands for the policy (and the pod's ports), is what its log prefixes carry.
-  if (log) addLogRules(rules, d, name.substr(name.find('/') - 16, 16), *log);
-  built.chain.comment =
-      cut(std::string(policy::toString(tier)) + " tier " + std::string(toString(d)) + " rules of " +
-              (tierRules.empty() ? std::string("?") : tierRules.front().policyKey),
-          kCommentMax);
+  built.chain.name = policyChainName(d, tier, policyKey, podPorts);
+  if (log) addLogRules(rules, d, policyChainHash(d, tier, policyKey, podPorts), *log);
+  built.chain.comment = cut(
+      std::string(policy::toString(tier)) + " tier " + std::string(toString(d)) + " rules of " + policyKey,
+      kCommentMax);
   return built;
 }
 

@@ -128,7 +128,8 @@ std::string forwardAllowedChainName();
 std::string policyChainName(Direction d, policy::Tier tier, const std::string& policyKey,
                             const std::string& podPorts);
 BuiltChain buildPolicyChain(Direction d, policy::Tier tier, const std::vector<TierRule>& rules,
-                            const std::string& name, const FlowLogOptions* log = nullptr);
+                            const std::string& policyKey, const std::string& podPorts,
+                            const FlowLogOptions* log = nullptr);
 // The class chain over these policy chains (and the policies' keys, for its comment), named from its content.
 Chain buildClassChain(Direction d, policy::Tier tier, const std::vector<std::string>& policyChains,
                       const std::vector<std::string>& policyKeys);

@@ -165,7 +165,7 @@ struct NodeTable::State {
   // Whether the policy chain an earlier update left under `name` still holds: built from the policy's current
   // revision, and not resolving named egress ports when those may have moved.
   bool policyChainHolds(const ChainEntry& e, const policy::ClusterNetworkPolicy& p, uint64_t revision) const {
-    return e.revision == revision && !(namedTargetsChanged && hasNamedPort({&p}));
+    return e.revision == revision && !(namedTargetsChanged && hasNamedPort(p, Direction::kEgress));
   }
 
   std::string nodesSet(const policy::NodesPeer& peer, Family f) {
@@ -205,17 +205,11 @@ struct NodeTable::State {
     return out;
   }
 
-  // A named egress port resolves on other pods (also one that resolves nowhere today).
-  static bool hasNamedPort(const std::vector<const policy::ClusterNetworkPolicy*>& policies) {
-    for (const auto* p : policies)
-      for (const auto& rule : p->egressRules)
-        for (const auto& spec : rule.ports)
-          if (std::holds_alternative<std::string>(spec.port)) return true;
-    return false;
-  }
-  // A named ingress port resolves on the subject pod: the policy's chain then differs with the pod's ports.
-  static bool hasNamedIngressPort(const policy::ClusterNetworkPolicy& p) {
-    for (const auto& rule : p.ingressRules)
+  // Whether the policy's rules in direction d name a port. An egress one resolves on other pods (also one
+  // that resolves nowhere today); an ingress one on the subject pod, so that the policy's chain then differs
+  // with the pod's ports.
+  static bool hasNamedPort(const policy::ClusterNetworkPolicy& p, Direction d) {
+    for (const auto& rule : p.rules(d))
       for (const auto& spec : rule.ports)
         if (std::holds_alternative<std::string>(spec.port)) return true;
     return false;
@@ -263,7 +257,10 @@ struct NodeTable::State {
     TierKey key{d, t, {}, portsSignature(pod, d)};
     for (const auto* p : subjectOf)
       if (p->tier == t && !p->rules(d).empty()) key.policies.push_back(p);
-    if (d == Direction::kEgress) l.namedEgress = l.namedEgress || hasNamedPort(key.policies);
+    if (d == Direction::kEgress)
+      l.namedEgress =
+          l.namedEgress || std::any_of(key.policies.begin(), key.policies.end(),
+                                       [](const auto* p) { return hasNamedPort(*p, Direction::kEgress); });
     if (auto it = tierChains.find(key); it != tierChains.end()) {
       if (it->second.empty()) return "";
       if (auto chain = chains.find(it->second); chain != chains.end()) {
@@ -273,8 +270,8 @@ struct NodeTable::State {
     }
     std::vector<std::string> jumps, policyKeys;
     for (const auto* policy : key.policies) {
-      std::string name = detail::policyChainName(
-          d, t, policy->key(), d == Direction::kIngress && hasNamedIngressPort(*policy) ? key.ports : "");
+      std::string podPorts = d == Direction::kIngress && hasNamedPort(*policy, d) ? key.ports : "";
+      std::string name = detail::policyChainName(d, t, policy->key(), podPorts);
       uint64_t revision = model.clusterPolicyRevision(policy->key());
       auto built = chains.find(name);
       if (built != chains.end() &&
@@ -284,7 +281,9 @@ struct NodeTable::State {
         auto rules = tierRules(model, pod, d, *policy);
         if (rules.empty())
           continue;  // every rule matches nothing (names resolving nowhere, unenforced peers)
-        holdPolicyChain(detail::buildPolicyChain(d, t, rules, name, flowLog ? &*flowLog : nullptr), revision);
+        holdPolicyChain(
+            detail::buildPolicyChain(d, t, rules, policy->key(), podPorts, flowLog ? &*flowLog : nullptr),
+            revision);
       }
       jumps.push_back(name);
       policyKeys.push_back(policy->key());

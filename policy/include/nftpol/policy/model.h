@@ -194,18 +194,13 @@ class Model {
 
   // Cluster policies in evaluation order: the Admin tier by precedence (priority, then key), then Baseline.
   const std::vector<const ClusterNetworkPolicy*>& clusterPolicies() const;
-  // Those of tier t whose subject holds the pod and that have rules in direction d, in evaluation order.
-  std::vector<const ClusterNetworkPolicy*> clusterPolicies(const Pod& pod, Direction d, Tier t) const;
-  // Every cluster policy whose subject holds the pod, of both tiers, in evaluation order: the lists above in
-  // one walk over the policies, for a caller that needs several of them.
+  // Every cluster policy whose subject holds the pod, of both tiers, in evaluation order.
   std::vector<const ClusterNetworkPolicy*> clusterPoliciesOf(const Pod& pod) const;
-  // The rules of those policies, in evaluation order, without the rules that can match nothing (an Accept
-  // whose peers this version cannot read or enforce, ports that are names resolving nowhere).
-  std::vector<ClusterRuleMatch> clusterRules(const Pod& pod, Direction d, Tier t) const;
   // A number that changes whenever the cluster policy `key` is set again (never reused, 0 for none): what a
   // cache of something made from the policy compares.
   uint64_t clusterPolicyRevision(const std::string& key) const;
-  // The same of one policy whose subject holds the pod.
+  // The rules of one of them in direction d, in order, without the rules that can match nothing (an Accept
+  // whose peers this version cannot read or enforce, ports that are names resolving nowhere).
   std::vector<ClusterRuleMatch> clusterRules(const Pod& pod, Direction d,
                                              const ClusterNetworkPolicy& p) const;
   // The addresses (status.addresses) of the Nodes the selector matches, sorted.
