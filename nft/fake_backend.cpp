@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "nftpol/nft/backend.h"
 
@@ -34,8 +35,24 @@ bool referredTo(const KernelView& v, const std::string& name, const std::string&
   return false;
 }
 
+// Rules named by a rule of chain `chain` that `v` does not hold: the kernel refuses such a rule.
+std::optional<Error> unresolved(const KernelView& v, const std::string& chain, const std::string& rule) {
+  for (const auto& name : referencedNames(rule))
+    if (!holds(v, name)) return refused(ENOENT, "add rule to chain " + chain + " naming " + name);
+  return std::nullopt;
+}
+
+// Where the rule with this handle stands in the chain, when the chain's handles are known and hold it.
+std::optional<size_t> positionOf(const ChainView& c, uint64_t handle) {
+  if (!c.knowsHandles()) return std::nullopt;
+  auto it = std::find(c.handles.begin(), c.handles.end(), handle);
+  if (it == c.handles.end()) return std::nullopt;
+  return static_cast<size_t>(it - c.handles.begin());
+}
+
 // One step of a transaction on `v`, as the kernel would carry it out; an error when it would refuse it.
-std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView& want) {
+// Rules get handles from `nextHandle`, as the kernel numbers them, in the chains whose handles are known.
+std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView& want, uint64_t& nextHandle) {
   using K = Step::Kind;
   auto set = v.sets.find(step.name);
   auto chain = v.chains.find(step.name);
@@ -73,16 +90,40 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
     case K::kFlushChain:
       if (chain == v.chains.end()) return refused(ENOENT, "flush chain " + step.name);
       chain->second.rules = Signatures();
+      chain->second.handles.clear();
       return std::nullopt;
-    case K::kAddRules: {
+    case K::kAddRules:
+    case K::kInsertRules: {
       if (chain == v.chains.end()) return refused(ENOENT, "add rule to chain " + step.name);
-      Signatures rules = chain->second.rules;
-      for (const auto& rule : want.chains.at(step.name).rules) {
-        for (const auto& name : referencedNames(rule))
-          if (!holds(v, name)) return refused(ENOENT, "add rule to chain " + step.name + " naming " + name);
-        rules.push_back(rule);
+      ChainView& c = chain->second;
+      bool known = c.rules.empty() || c.knowsHandles();
+      std::vector<std::string> rules(c.rules.begin(), c.rules.end());
+      const Signatures& wanted = want.chains.at(step.name).rules;
+      size_t first = step.kind == K::kAddRules ? 0 : step.first;
+      size_t count = step.kind == K::kAddRules ? wanted.size() : step.count;
+      size_t at = rules.size();
+      if (step.handle != 0) {
+        auto before = positionOf(c, step.handle);
+        if (!before) return refused(ENOENT, "insert a rule into chain " + step.name);
+        at = *before;
       }
-      chain->second.rules = std::move(rules);
+      for (size_t i = 0; i < count; ++i) {
+        if (auto e = unresolved(v, step.name, wanted[first + i])) return e;
+        rules.insert(rules.begin() + static_cast<std::ptrdiff_t>(at + i), wanted[first + i]);
+        if (known) c.handles.insert(c.handles.begin() + static_cast<std::ptrdiff_t>(at + i), nextHandle++);
+      }
+      c.rules = Signatures(std::move(rules));
+      return std::nullopt;
+    }
+    case K::kDeleteRule: {
+      auto at = chain == v.chains.end() ? std::nullopt : positionOf(chain->second, step.handle);
+      if (!at)
+        return refused(ENOENT, "delete rule " + std::to_string(step.handle) + " of chain " + step.name);
+      ChainView& c = chain->second;
+      std::vector<std::string> rules(c.rules.begin(), c.rules.end());
+      rules.erase(rules.begin() + static_cast<std::ptrdiff_t>(*at));
+      c.handles.erase(c.handles.begin() + static_cast<std::ptrdiff_t>(*at));
+      c.rules = Signatures(std::move(rules));
       return std::nullopt;
     }
     case K::kDeleteElements: {
@@ -137,8 +178,12 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
 }  // namespace
 
 Result<KernelView> transact(KernelView current, const Plan& plan, const KernelView& want) {
+  uint64_t nextHandle = 1;
+  for (const auto& [name, c] : current.chains)
+    for (uint64_t h : c.handles)
+      nextHandle = std::max(nextHandle, h + 1);
   for (const Step& step : plan.steps)
-    if (auto error = carryOut(current, step, want)) return *error;
+    if (auto error = carryOut(current, step, want, nextHandle)) return *error;
   return current;
 }
 

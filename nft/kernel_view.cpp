@@ -152,6 +152,30 @@ Plan plan(const KernelView& current, const Table& desired, const KernelView& wan
           rebuild || (it != current.chains.end() && (it->second.base != c.base || it->second.foreignBase));
     }
   }
+  // The rules between the unchanged head and tail of a chain go by handle and the new ones are inserted
+  // before the tail; a chain whose handles are unknown, or that this would cost more, is flushed and
+  // refilled.
+  auto edit = [&](const std::string& name, const ChainView& have, const ChainView& want) {
+    size_t n = have.rules.size(), m = want.rules.size(), head = 0, tail = 0;
+    while (head < n && head < m && have.rules[head] == want.rules[head])
+      ++head;
+    while (tail < n - head && tail < m - head && have.rules[n - 1 - tail] == want.rules[m - 1 - tail])
+      ++tail;
+    size_t gone = n - head - tail, added = m - head - tail;
+    if (!have.knowsHandles() || gone + added >= 1 + m) {
+      step(Step::Kind::kFlushChain, name);
+      if (m > 0) step(Step::Kind::kAddRules, name);
+      return;
+    }
+    for (size_t i = head; i < head + gone; ++i)
+      p.steps.push_back({.kind = Step::Kind::kDeleteRule, .name = name, .handle = have.handles[i]});
+    if (added > 0)
+      p.steps.push_back({.kind = Step::Kind::kInsertRules,
+                         .name = name,
+                         .handle = tail > 0 ? have.handles[n - tail] : 0,
+                         .first = head,
+                         .count = added});
+  };
   static const KernelView kNothing;
   const KernelView& have = rebuild ? kNothing : current;
   if (rebuild) step(Step::Kind::kDeleteTable, desired.name);
@@ -166,9 +190,8 @@ Plan plan(const KernelView& current, const Table& desired, const KernelView& wan
     if (it == have.chains.end()) {
       step(Step::Kind::kAddChain, name);
       if (!c.rules.empty()) step(Step::Kind::kAddRules, name);
-    } else if (it->second.rules != c.rules) {  // a service chain's balancing, or tampering
-      step(Step::Kind::kFlushChain, name);
-      if (!c.rules.empty()) step(Step::Kind::kAddRules, name);
+    } else if (it->second.rules != c.rules) {  // a class chain's policies, a service chain's balancing
+      edit(name, it->second, c);
     }
   }
   // Elements: removals before additions, so that a map key whose jump target changed is replaced in place.
@@ -213,6 +236,8 @@ size_t Plan::messages(const Table& desired) const {
     if (s.kind == Step::Kind::kAddRules) {
       const Chain* c = desired.findChain(s.name);
       n += c ? c->rules.size() : 0;
+    } else if (s.kind == Step::Kind::kInsertRules) {
+      n += s.count;
     } else {
       ++n;
     }

@@ -31,6 +31,12 @@ constexpr size_t kElementsPerMessage = 512;  // keeps every message well inside 
 constexpr uint32_t kBatchPage = 1 << 20;
 constexpr uint32_t kBatchOverrun = 1 << 18;
 constexpr int kAckTimeoutMs = 5000;
+// Rules are echoed (for their handles) only in transactions of up to this many messages: every echo must fit
+// in the receive buffer beside the ACKs until the commit is read, and a large one (a first sync) would need
+// tens of megabytes. A chain whose handles are unknown is flushed and refilled the next time it changes, and
+// echoed then.
+constexpr size_t kEchoLimit = 4096;
+constexpr size_t kEchoBytes = 4096;  // the socket memory an echoed rule may take
 
 Error failed(const std::string& what, int err) {
   return errnoError("netlink: " + what, err);
@@ -119,7 +125,9 @@ int onRule(const nlmsghdr* nlh, void* data) {
   RulePtr r(nftnl_rule_alloc());
   if (nftnl_rule_nlmsg_parse(nlh, r.get()) < 0) return MNL_CB_ERROR;
   if (*st->table != nftnl_rule_get_str(r.get(), NFTNL_RULE_TABLE)) return MNL_CB_OK;
-  st->view->chains[nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN)].rules.push_back(ruleSignature(r.get()));
+  ChainView& c = st->view->chains[nftnl_rule_get_str(r.get(), NFTNL_RULE_CHAIN)];
+  c.rules.push_back(ruleSignature(r.get()));
+  c.handles.push_back(nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE));
   return MNL_CB_OK;
 }
 
@@ -243,6 +251,17 @@ class Batch {
   }
   void done() { nftnl_batch_update(b_); }
   size_t messages() const { return what_.size(); }
+  // The message just added asks the kernel to echo what it made (NLM_F_ECHO): for a rule, its handle.
+  uint32_t echo(nlmsghdr* nlh) {
+    nlh->nlmsg_flags |= NLM_F_ECHO;
+    echoed_[nlh->nlmsg_seq] = 0;
+    return nlh->nlmsg_seq;
+  }
+  // The handle of the rule that the message `seq` added, once sent; 0 when the kernel did not echo it.
+  uint64_t handleOf(uint32_t seq) const {
+    auto it = echoed_.find(seq);
+    return it == echoed_.end() ? 0 : it->second;
+  }
 
   // Sends the batch and waits for every ACK. Errors name what failed; the kernel then applied nothing.
   Result<size_t> send() {
@@ -259,7 +278,8 @@ class Batch {
     if (auto e = nl_.sizeSendBuffer(static_cast<int>(total + (1 << 16)))) return *e;
     // Room for every ACK (each costs about a kilobyte of socket memory), so none is dropped with ENOBUFS
     // while we read the first ones.
-    int rcvbuf = static_cast<int>(std::clamp<size_t>(what_.size() * 2048, 1 << 18, 1 << 26));
+    int rcvbuf = static_cast<int>(
+        std::clamp<size_t>(what_.size() * 2048 + echoed_.size() * kEchoBytes, 1 << 18, 1 << 26));
     if (auto e = nl_.sizeReceiveBuffer(rcvbuf)) return *e;
     sockaddr_nl kernel{};
     kernel.nl_family = AF_NETLINK;
@@ -283,6 +303,14 @@ class Batch {
       int remaining = static_cast<int>(len);
       for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, remaining);
            nlh = mnl_nlmsg_next(nlh, &remaining)) {
+        if (nlh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)) {
+          RulePtr r(nftnl_rule_alloc());
+          auto it = echoed_.find(nlh->nlmsg_seq);
+          if (it != echoed_.end() && nftnl_rule_nlmsg_parse(nlh, r.get()) >= 0 &&
+              nftnl_rule_is_set(r.get(), NFTNL_RULE_HANDLE))
+            it->second = nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE);
+          continue;
+        }
         if (nlh->nlmsg_type != NLMSG_ERROR) continue;
         ++acked;
         auto* e = static_cast<nlmsgerr*>(mnl_nlmsg_get_payload(nlh));
@@ -310,6 +338,7 @@ class Batch {
   Netlink& nl_;
   nftnl_batch* b_;
   std::map<uint32_t, std::string> what_;
+  std::map<uint32_t, uint64_t> echoed_;
 };
 
 void addElements(Batch& batch, const Table& table, const std::string& set,
@@ -419,6 +448,60 @@ Result<uint32_t> NetlinkBackend::generation() {
   return id;
 }
 
+namespace {
+
+// The handles of `want`'s rules after the plan's commit: those of `current` where a chain kept its rules,
+// the echoed ones where rules were added, each edit carried out as the kernel did. A chain with a rule whose
+// handle did not come back keeps none (it is flushed and refilled when it next changes).
+template <typename HandleOf>
+void learnHandles(KernelView& want, const KernelView& current, const Plan& p,
+                  const std::vector<std::vector<uint32_t>>& ruleSeqs, HandleOf handleOf) {
+  std::map<std::string, std::vector<uint64_t>> held;
+  for (const auto& [name, c] : current.chains)
+    if (c.knowsHandles() || c.rules.empty()) held[name] = c.handles;
+  for (size_t i = 0; i < p.steps.size(); ++i) {
+    const Step& step = p.steps[i];
+    auto it = held.find(step.name);
+    switch (step.kind) {
+      case Step::Kind::kDeleteTable:
+        held.clear();
+        break;
+      case Step::Kind::kAddChain:
+      case Step::Kind::kFlushChain:
+        held[step.name].clear();
+        break;
+      case Step::Kind::kDeleteChain:
+        held.erase(step.name);
+        break;
+      case Step::Kind::kDeleteRule:
+        if (it != held.end()) std::erase(it->second, step.handle);
+        break;
+      case Step::Kind::kAddRules:
+      case Step::Kind::kInsertRules: {
+        if (it == held.end()) break;
+        auto at = it->second.end();
+        if (step.kind == Step::Kind::kInsertRules && step.handle != 0)
+          at = std::find(it->second.begin(), it->second.end(), step.handle);
+        std::vector<uint64_t> added;
+        for (uint32_t seq : ruleSeqs[i])
+          added.push_back(seq ? handleOf(seq) : 0);
+        it->second.insert(at, added.begin(), added.end());
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  for (auto& [name, c] : want.chains) {
+    auto it = held.find(name);
+    bool known = it != held.end() && it->second.size() == c.rules.size() &&
+                 std::find(it->second.begin(), it->second.end(), 0) == it->second.end();
+    c.handles = known ? std::move(it->second) : std::vector<uint64_t>{};
+  }
+}
+
+}  // namespace
+
 Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
   auto before = generation();
   if (!before) return before.error();
@@ -433,6 +516,7 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
   KernelView want = viewOf(desired, &signatures_);
   Plan p = plan(current, desired, want);
   if (p.empty()) {
+    learnHandles(want, current, p, {}, [](uint32_t) { return uint64_t{0}; });
     committed_.emplace(*before, std::move(want));
     return Applied{0};
   }
@@ -444,7 +528,20 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
   committed_.reset();
   Batch batch(socket_->nl);
   uint32_t setId = 1;
-  for (const Step& step : p.steps) {
+  bool echo = p.messages(desired) <= kEchoLimit;
+  std::vector<std::vector<uint32_t>> ruleSeqs(p.steps.size());  // each rule step's messages, in order
+  auto addRule = [&](size_t stepIndex, const Chain& chain, size_t i, uint16_t flags, uint64_t before) {
+    std::string what = "add rule " + std::to_string(i) + " of chain " + chain.name;
+    if (!chain.rules[i].comment.empty()) what += " (" + chain.rules[i].comment + ")";
+    nlmsghdr* nlh = batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | flags, what);
+    RulePtr rule = buildRule(desired, chain.name, chain.rules[i]);
+    if (before != 0) nftnl_rule_set_u64(rule.get(), NFTNL_RULE_POSITION, before);
+    nftnl_rule_nlmsg_build_payload(nlh, rule.get());
+    ruleSeqs[stepIndex].push_back(echo ? batch.echo(nlh) : 0);
+    batch.done();
+  };
+  for (size_t stepIndex = 0; stepIndex < p.steps.size(); ++stepIndex) {
+    const Step& step = p.steps[stepIndex];
     switch (step.kind) {
       case Step::Kind::kDeleteTable:
         nftnl_table_nlmsg_build_payload(batch.add(NFT_MSG_DELTABLE, 0, "replace table " + desired.name),
@@ -477,14 +574,29 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
       }
       case Step::Kind::kAddRules: {
         const Chain& chain = *desired.findChain(step.name);
-        for (size_t i = 0; i < chain.rules.size(); ++i) {
-          std::string what = "add rule " + std::to_string(i) + " of chain " + chain.name;
-          if (!chain.rules[i].comment.empty()) what += " (" + chain.rules[i].comment + ")";
-          nlmsghdr* nlh = batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, what);
-          nftnl_rule_nlmsg_build_payload(nlh, buildRule(desired, chain.name, chain.rules[i]).get());
-          batch.done();
-        }
+        for (size_t i = 0; i < chain.rules.size(); ++i)
+          addRule(stepIndex, chain, i, NLM_F_APPEND, 0);
         continue;
+      }
+      case Step::Kind::kInsertRules: {
+        // Before the rule with the step's handle (the kernel's default without NLM_F_APPEND), in order; at
+        // the end when there is none.
+        const Chain& chain = *desired.findChain(step.name);
+        for (size_t i = step.first; i < step.first + step.count; ++i)
+          addRule(stepIndex, chain, i, step.handle ? 0 : NLM_F_APPEND, step.handle);
+        continue;
+      }
+      case Step::Kind::kDeleteRule: {
+        RulePtr r(nftnl_rule_alloc());
+        nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, kFamily);
+        nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, desired.name.c_str());
+        nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, step.name.c_str());
+        nftnl_rule_set_u64(r.get(), NFTNL_RULE_HANDLE, step.handle);
+        nftnl_rule_nlmsg_build_payload(
+            batch.add(NFT_MSG_DELRULE, 0,
+                      "delete rule " + std::to_string(step.handle) + " of chain " + step.name),
+            r.get());
+        break;
       }
       case Step::Kind::kDeleteElements:
       case Step::Kind::kAddElements:
@@ -525,7 +637,10 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
   if (!sent) return sent.error();
   // Trust what we wrote only when ours is the one commit since we read the generation: anything else
   // committed in between (even to another table) makes the next reconcile read the kernel again.
-  if (auto after = generation(); after && *after == *before + 1) committed_.emplace(*after, std::move(want));
+  if (auto after = generation(); after && *after == *before + 1) {
+    learnHandles(want, current, p, ruleSeqs, [&](uint32_t seq) { return batch.handleOf(seq); });
+    committed_.emplace(*after, std::move(want));
+  }
   return Applied{*sent};
 }
 

@@ -123,6 +123,76 @@ TEST_CASE("the fake kernel refuses what the kernel refuses, and takes the planne
   }
 }
 
+// A chain of jumps, as a class chain of cluster policies is: one inserted or removed between others is edited
+// where it stands, by the handles the kernel gave, in as many messages as rules changed.
+TEST_CASE("a chain whose handles are known is edited in place, not flushed and refilled", "[fake]") {
+  auto jumps = [](std::vector<std::string> targets) {
+    Table t;
+    Chain c{.name = "class"};
+    for (const auto& target : targets) {
+      t.chains.push_back(Chain{.name = target});
+      c.rules.push_back(Rule{.action = Verdict{Verdict::Kind::kJump, target}});
+    }
+    c.rules.push_back(Rule{.action = Verdict{Verdict::Kind::kAccept, ""}});
+    t.chains.push_back(c);
+    return t;
+  };
+  FakeBackend fake;
+  REQUIRE(fake.apply(jumps({"a", "b", "c"})).ok());
+  REQUIRE(fake.view().chains.at("class").knowsHandles());
+  std::vector<uint64_t> before = fake.view().chains.at("class").handles;
+
+  Table inserted = jumps({"a", "x", "b", "c"});
+  Plan p = plan(fake.view(), inserted);
+  std::vector<Step::Kind> kinds;
+  for (const auto& step : p.steps)
+    if (step.name == "class") kinds.push_back(step.kind);
+  CHECK(kinds == std::vector<Step::Kind>{Step::Kind::kInsertRules});
+  CHECK(p.steps.back().handle == before[1]);  // before the jump to b
+  auto applied = fake.apply(inserted);
+  REQUIRE(applied.ok());
+  CHECK(applied->messages == 2);  // chain x and the one jump to it
+  const ChainView& edited = fake.view().chains.at("class");
+  CHECK(edited == viewOf(inserted).chains.at("class"));
+  REQUIRE(edited.handles.size() == 5);
+  CHECK(edited.handles[0] == before[0]);  // the others kept their handles: never flushed
+  CHECK(edited.handles[2] == before[1]);
+  CHECK(edited.handles[4] == before[3]);
+
+  // One removed (and its chain with it): one delete by handle.
+  auto removed = fake.apply(jumps({"a", "x", "c"}));
+  REQUIRE(removed.ok());
+  CHECK(removed->messages == 2);
+  CHECK(fake.view().chains.at("class") == viewOf(jumps({"a", "x", "c"})).chains.at("class"));
+
+  // Appended at the tail's end when nothing follows; everything changed: flushed and refilled (cheaper).
+  Table appended = jumps({"a", "x", "c"});
+  appended.chains.back().rules.push_back(Rule{.action = Verdict{Verdict::Kind::kDrop, ""}});
+  REQUIRE(fake.apply(appended).ok());
+  CHECK(fake.view().chains.at("class") == viewOf(appended).chains.at("class"));
+  Plan everything = plan(fake.view(), jumps({"c", "a"}));
+  CHECK(std::any_of(everything.steps.begin(), everything.steps.end(),
+                    [](const Step& s) { return s.kind == Step::Kind::kFlushChain; }));
+
+  // Without handles (a view that never had them), the chain is flushed and refilled.
+  fake.view().chains.at("class").handles.clear();
+  Plan blind = plan(fake.view(), jumps({"a", "c"}));
+  CHECK(std::any_of(blind.steps.begin(), blind.steps.end(),
+                    [](const Step& s) { return s.kind == Step::Kind::kFlushChain && s.name == "class"; }));
+  REQUIRE(fake.apply(jumps({"a", "c"})).ok());
+  CHECK(fake.view().chains.at("class").knowsHandles());
+
+  // A handle the kernel does not hold is refused.
+  const KernelView want = viewOf(inserted);
+  requireRefused(
+      transact(fake.view(), steps({{.kind = Step::Kind::kDeleteRule, .name = "class", .handle = 999}}), want),
+      ENOENT, "delete rule 999 of chain class");
+  requireRefused(
+      transact(fake.view(),
+               steps({{.kind = Step::Kind::kInsertRules, .name = "class", .handle = 999, .count = 1}}), want),
+      ENOENT, "insert a rule into chain class");
+}
+
 TEST_CASE("a set or map never holds a key its type does not admit", "[fake]") {
   Table t = small();
   REQUIRE_FALSE(t.check());

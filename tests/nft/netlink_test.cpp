@@ -189,7 +189,8 @@ TEST_CASE("a table whose comments differ is adopted without emptying or recreati
   CHECK(adopted->messages == 0);
   CHECK(sameView(*b->read("nftpol"), viewOf(desired)));
 
-  // A rule whose comment differs is replaced, its chain's rules and nothing of any set.
+  // A rule whose comment differs is replaced where it stands (deleted by its handle, its successor inserted
+  // in its place), or its chain refilled: rules and nothing of any set.
   for (auto& chain : older.chains)
     for (auto& rule : chain.rules)
       if (!rule.comment.empty()) rule.comment = "older: " + rule.comment;
@@ -198,7 +199,8 @@ TEST_CASE("a table whose comments differ is adopted without emptying or recreati
   CHECK_FALSE(steps.empty());
   for (const Step& step : steps.steps) {
     INFO("step " << static_cast<int>(step.kind) << " " << step.name);
-    CHECK((step.kind == Step::Kind::kFlushChain || step.kind == Step::Kind::kAddRules));
+    CHECK((step.kind == Step::Kind::kFlushChain || step.kind == Step::Kind::kAddRules ||
+           step.kind == Step::Kind::kDeleteRule || step.kind == Step::Kind::kInsertRules));
   }
   REQUIRE(b->apply(desired).ok());
   CHECK(sameView(*b->read("nftpol"), viewOf(desired)));
@@ -461,4 +463,52 @@ TEST_CASE("over its rate a log rule skips the log and never the rest: losses are
   REQUIRE(applied.ok());
   CHECK(b->read("nftpol")->counters.empty());
   CHECK_FALSE(b->counterPackets("nftpol", "offered").ok());
+}
+
+// A chain of jumps edited in place in the kernel: a jump inserted between two others, one removed, each in
+// one message by the handles the kernel echoed when it made the rules; after another program's commit, by the
+// handles a dump reads back. The kernel's order is checked by listing the chain.
+TEST_CASE("a chain of jumps is edited where it stands, by the kernel's handles", "[netlink]") {
+  auto b = backend();
+  auto rule = [](Verdict::Kind kind, const std::string& target) {
+    nft::Rule r;
+    r.action = Verdict{kind, target};
+    return r;
+  };
+  auto jumps = [&](std::vector<std::string> targets) {
+    Table t;
+    t.name = "nftpol";
+    Chain c{.name = "class"};
+    for (const auto& target : targets) {
+      t.chains.push_back(Chain{.name = target});
+      c.rules.push_back(rule(Verdict::Kind::kJump, target));
+    }
+    c.rules.push_back(rule(Verdict::Kind::kAccept, ""));
+    t.chains.push_back(c);
+    return t;
+  };
+  auto order = [] {
+    std::string listed = run("nft list chain inet nftpol class"), out;
+    for (size_t at = listed.find("jump "); at != std::string::npos; at = listed.find("jump ", at + 1))
+      out += listed.substr(at + 5, listed.find_first_of(" \n", at + 5) - at - 5) + " ";
+    return out;
+  };
+  REQUIRE(b->apply(jumps({"a", "b", "c"})).ok());
+  auto inserted = b->apply(jumps({"a", "x", "b", "c"}));
+  REQUIRE(inserted.ok());
+  CHECK(inserted->messages == 2);  // chain x, and the jump to it
+  CHECK(order() == "a x b c ");
+  auto removed = b->apply(jumps({"a", "x", "c"}));
+  REQUIRE(removed.ok());
+  CHECK(removed->messages == 2);  // the jump to b, and chain b
+  CHECK(order() == "a x c ");
+
+  // Another program's commit: the next change reads the table again, handles and all.
+  run("nft add table inet someone-else");
+  auto afterForeign = b->apply(jumps({"y", "a", "x", "c"}));
+  REQUIRE(afterForeign.ok());
+  CHECK(afterForeign->messages == 2);
+  CHECK(order() == "y a x c ");
+  CHECK(sameView(*b->read("nftpol"), viewOf(jumps({"y", "a", "x", "c"}))));
+  run("nft delete table inet someone-else");
 }

@@ -62,7 +62,14 @@ struct ChainView {
   std::optional<BaseChain> base;
   bool foreignBase = false;  // a base chain of a type or hook that nftpol never makes: never one of ours
   Signatures rules;
-  bool operator==(const ChainView&) const = default;
+  // The kernel's handle of each rule, in order, when known (a dump, or the echo of a commit); empty when not.
+  // They let a chain be edited in place, a rule inserted or deleted where it stands, instead of flushed and
+  // refilled. Bookkeeping, not content: two views compare equal whatever their handles.
+  std::vector<uint64_t> handles;
+  bool knowsHandles() const { return !rules.empty() && handles.size() == rules.size(); }
+  bool operator==(const ChainView& o) const {
+    return base == o.base && foreignBase == o.foreignBase && rules == o.rules;
+  }
 };
 
 struct KernelView {
@@ -94,7 +101,10 @@ bool sameSpec(const SetView& a, const SetView& b);
 std::vector<std::string> referencedNames(const std::string& signature);
 
 // The steps that turn `current` into `desired` inside one transaction, in an order the kernel accepts: new
-// sets and chains first, then elements and rules, then removals once nothing refers to what they remove.
+// sets and chains first, then elements and rules, then removals once nothing refers to what they remove. A
+// chain whose rules changed is edited in place (the rules between its unchanged head and tail deleted by
+// handle, the new ones inserted where they go) when `current` knows its handles and that sends fewer
+// messages than flushing and refilling it.
 struct Step {
   enum class Kind : uint8_t {
     kDeleteTable,
@@ -103,7 +113,9 @@ struct Step {
     kAddSet,
     kAddChain,
     kFlushChain,
+    kDeleteRule,
     kAddRules,
+    kInsertRules,
     kDeleteElements,
     kFlushSet,
     kAddElements,
@@ -114,6 +126,11 @@ struct Step {
   Kind kind;
   std::string name;                    // set, chain or counter
   std::vector<ElementTuple> elements;  // for element steps
+  // kDeleteRule: the rule's handle. kInsertRules: the desired chain's rules [first, first + count), each
+  // inserted before the rule with handle `handle` (appended when 0).
+  uint64_t handle = 0;
+  size_t first = 0;
+  size_t count = 0;
 };
 
 struct Plan {
