@@ -393,15 +393,16 @@ struct Model::State {
           if (const auto* sel = std::get_if<SelectorPeer>(&peer)) f(*sel);
   }
 
+  static bool evaluatedBefore(const ClusterNetworkPolicy* a, const ClusterNetworkPolicy* b) {
+    if (a->tier != b->tier) return a->tier < b->tier;
+    return a->precedes(*b);
+  }
+
   void orderClusterPolicies() {
     ordered.clear();
     for (const auto& [key, p] : clusterPolicies)
       ordered.push_back(p);
-    std::sort(ordered.begin(), ordered.end(),
-              [](const ClusterNetworkPolicy* a, const ClusterNetworkPolicy* b) {
-                if (a->tier != b->tier) return a->tier < b->tier;
-                return a->precedes(*b);
-              });
+    std::sort(ordered.begin(), ordered.end(), evaluatedBefore);
     orderedSubjects.clear();
     for (const ClusterNetworkPolicy* p : ordered)
       orderedSubjects.push_back(&peerOf(p->subject));
@@ -409,9 +410,7 @@ struct Model::State {
 
   void dirtySubjects(const ClusterNetworkPolicy& p) {
     dirty.clusterPolicies = !quiet;
-    if (quiet) return;
-    for (const Pod* pod : peerOf(p.subject).members)
-      dirty.pods.insert(pod->key());
+    if (!quiet) dirty.clusterPolicyKeys.insert(p.key());
   }
 
   void setClusterPolicy(const std::string& key, const ClusterNetworkPolicy* now) {
@@ -744,6 +743,27 @@ std::vector<const ClusterNetworkPolicy*> Model::clusterPoliciesOf(const Pod& pod
   for (size_t i = 0; i < s_->ordered.size(); ++i)
     if (s_->orderedSubjects[i]->members.contains(&pod)) out.push_back(s_->ordered[i]);
   return out;
+}
+
+std::vector<const ClusterNetworkPolicy*> Model::clusterPoliciesOf(
+    const Pod& pod, const std::vector<std::string>& before, const std::set<std::string>& changed) const {
+  std::vector<const ClusterNetworkPolicy*> out;
+  for (const auto& key : before)
+    if (!changed.count(key))
+      if (const ClusterNetworkPolicy* p = findClusterPolicy(key)) out.push_back(p);
+  for (const auto& key : changed)
+    if (const ClusterNetworkPolicy* p = findClusterPolicy(key); p && subjectHolds(*p, pod)) out.push_back(p);
+  std::sort(out.begin(), out.end(), State::evaluatedBefore);
+  return out;
+}
+
+const ClusterNetworkPolicy* Model::findClusterPolicy(const std::string& key) const {
+  auto it = s_->clusterPolicies.find(key);
+  return it == s_->clusterPolicies.end() ? nullptr : it->second;
+}
+
+bool Model::subjectHolds(const ClusterNetworkPolicy& p, const Pod& pod) const {
+  return s_->peerOf(p.subject).members.contains(&pod);
 }
 
 std::vector<IpAddress> Model::nodeAddresses(const LabelSelector& selector) const {

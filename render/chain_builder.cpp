@@ -22,7 +22,10 @@ constexpr size_t kReadableMax = 48;  // keeps names short enough to read in `nft
 std::string contentHash(std::string_view s) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(s.data(), s.size(), md, &length, EVP_sha256(), nullptr);
+  // Fetched once: EVP_sha256() in a digest call fetches the implementation on every call, which cost more
+  // than the hashing of a name.
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  EVP_Digest(s.data(), s.size(), md, &length, kSha256, nullptr);
   static constexpr char kDigits[] = "abcdefghijklmnopqrstuvwxyz234567";
   std::string out;
   uint32_t bits = 0;
@@ -319,14 +322,11 @@ BuiltChain buildPolicyChain(Direction d, policy::Tier tier, const std::vector<Ti
 }
 
 Chain buildClassChain(Direction d, policy::Tier tier, const std::vector<std::string>& policyChains,
-                      const std::vector<std::string>& policyKeys) {
+                      const std::string& member) {
   bool admin = tier == policy::Tier::kAdmin;
   Chain c;
-  std::string policies;
-  for (size_t i = 0; i < policyChains.size(); ++i) {
-    c.rules.push_back({{}, Verdict{Verdict::Kind::kJump, policyChains[i]}, ""});
-    policies += (i ? ", " : "") + policyKeys[i];
-  }
+  for (const auto& chain : policyChains)
+    c.rules.push_back({{}, Verdict{Verdict::Kind::kJump, chain}, ""});
   if (admin)
     c.rules.push_back({{}, Verdict{Verdict::Kind::kGoto, passChainName(d)}, "no Admin tier rule decided"});
   else
@@ -334,11 +334,12 @@ Chain buildClassChain(Direction d, policy::Tier tier, const std::vector<std::str
                        Verdict{Verdict::Kind::kGoto, d == Direction::kIngress ? forwardAllowedChainName()
                                                                               : forwardIngressChainName()},
                        "no Baseline tier rule decided: allowed"});
+  std::string identity = std::string(policy::toString(tier)) + " " + std::string(toString(d)) + " " + member;
   c.name = std::string(admin ? "admin-" : "baseline-") + (d == Direction::kIngress ? "ingress-" : "egress-") +
-           contentHash(chainContent(c.rules)) + "/" +
-           cut(policyKeys.empty() ? "" : policyKeys.front(), kReadableMax);
+           contentHash(identity) + "/" + cut(member, kReadableMax);
+  // The kernel keeps a chain's comment from its creation: it says what stays true while the chain lives.
   c.comment = cut(std::string(policy::toString(tier)) + " tier " + std::string(toString(d)) +
-                      " of pods that " + policies + " select",
+                      ": the cluster policies of pods like " + member + ", in order",
                   kCommentMax);
   return c;
 }

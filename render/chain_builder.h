@@ -130,9 +130,11 @@ std::string policyChainName(Direction d, policy::Tier tier, const std::string& p
 BuiltChain buildPolicyChain(Direction d, policy::Tier tier, const std::vector<TierRule>& rules,
                             const std::string& policyKey, const std::string& podPorts,
                             const FlowLogOptions* log = nullptr);
-// The class chain over these policy chains (and the policies' keys, for its comment), named from its content.
+// The class chain over these policy chains, named by the class's first `member` (a pod key), not by its
+// content: a policy added to the class, removed from it or moved within it edits the chain in place (a jump
+// inserted or deleted), and no pod is dispatched anew.
 Chain buildClassChain(Direction d, policy::Tier tier, const std::vector<std::string>& policyChains,
-                      const std::vector<std::string>& policyKeys);
+                      const std::string& member);
 // A set of Node addresses, for a nodes peer: "nodes-<hash of the selector>-v4".
 std::string nodesSetName(const std::string& selector, Family f);
 Set nodesSet(const std::string& selector, Family f, const std::vector<IpAddress>& addresses);

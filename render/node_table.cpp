@@ -19,11 +19,33 @@ using policy::Model;
 using policy::Pod;
 
 struct NodeTable::State {
+  // A class of local pods in one direction and tier: the pods whose cluster policies there (those with rules
+  // in that direction, in evaluation order) are the same, and, when one of them names ports on ingress, whose
+  // named ports are too. Its chain jumps to its policies' chains and is named by its first member, not by its
+  // content (see buildClassChain): a cluster policy that comes, goes or moves edits the chains of the classes
+  // it touches in place, one jump each, and no pod is dispatched anew.
+  struct ClassKey {
+    Direction direction;
+    policy::Tier tier;
+    std::vector<std::string> policies;  // keys
+    std::string ports;                  // the pods' named ports, when a policy's ingress rules name ports
+    auto operator<=>(const ClassKey&) const = default;
+  };
+  struct Class {
+    std::set<std::string> members;  // local pod keys
+    std::string chain;              // "" while none of its policies has a rule that can match
+  };
+  using Classes = std::map<ClassKey, Class>;
   struct Local {
-    std::string entry[2];           // by Direction: the chain it is dispatched to; empty when none applies
-    std::string rest[2];            // by Direction: after its Admin tier chain, when there is more
-    std::vector<std::string> held;  // every chain it holds a reference on
-    bool namedEgress = false;       // its egress rules have named ports: they depend on other pods
+    // By Direction: the NetworkPolicy (or audit) chain it is dispatched to after its tiers ("" for none),
+    // the chains held for it, and whether a NetworkPolicy isolates it (then Baseline is not consulted).
+    std::string np[2];
+    std::vector<std::string> held[2];
+    bool isolated[2] = {false, false};
+    // By Direction and Tier: its class, or none (`classes.end()`).
+    Classes::iterator tier[2][2];
+    std::vector<std::string> clusterPolicies;  // the keys of all its cluster policies
+    bool namedEgress = false;  // its egress NetworkPolicy rules have named ports: they depend on other pods
   };
   struct ChainEntry {
     Chain chain;
@@ -46,6 +68,7 @@ struct NodeTable::State {
   std::vector<Cidr> podSubnets;
   bool subnetsChanged = false;
   std::map<std::string, Local> local;  // local pod key -> its chains
+  Classes classes;
   std::map<std::string, ChainEntry> chains;
   std::map<std::string, SetSource> sources;  // every peer and cidr set a chain names
   std::map<std::string, std::string> names;  // those set names -> what they were hashed from
@@ -53,15 +76,11 @@ struct NodeTable::State {
   std::set<std::string> stalePeers;  // peer keys whose cached sets are out of date
   bool nodesStale = false;           // the cached nodes sets may be: a Node or a cluster policy changed
   std::map<std::string, detail::ServicePiece> servicePieces;
-  // Within one update: the tier chain made for each list of cluster policies and named ports ("" for none).
-  struct TierKey {
-    Direction direction;
-    policy::Tier tier;
-    std::vector<const policy::ClusterNetworkPolicy*> policies;
-    std::string ports;
-    auto operator<=>(const TierKey&) const = default;
-  };
-  std::map<TierKey, std::string> tierChains;
+  // Within one update: the classes whose chains are made again (their members or policies changed), and the
+  // pods whose NetworkPolicy part is found again, by direction.
+  std::set<Classes::iterator, bool (*)(Classes::iterator, Classes::iterator)> stale{
+      [](Classes::iterator a, Classes::iterator b) { return a->first < b->first; }};
+  std::set<std::pair<std::string, int>> npStale;
   // Within one update: the policy chains built (each once, from the first pod that needs it; see
   // holdPolicyChain), and whether named egress ports may resolve elsewhere now.
   std::set<std::string> policyChainsBuilt;
@@ -220,6 +239,7 @@ struct NodeTable::State {
   // well. Every chain it returns or makes is held for the pod.
   std::string chainFor(const Model& model, const Pod& pod, Direction d, Local& l) {
     bool& namedEgress = l.namedEgress;
+    std::vector<std::string>& held = l.held[static_cast<int>(d)];
     auto isolating = model.isolating(pod, d);
     std::vector<const policy::NetworkPolicy*> asEnforced;
     if (flowLog) asEnforced = model.isolatingAsEnforced(pod, d);
@@ -229,10 +249,10 @@ struct NodeTable::State {
     if (!isolating.empty())
       enforced = detail::buildChain(d, ruleAllowances(model, pod, d, isolating, namedEgress), keys(isolating),
                                     flowLog ? &*flowLog : nullptr);
-    if (!audited) return l.held.emplace_back(hold(std::move(*enforced)));
-    std::string audit = l.held.emplace_back(hold(detail::buildAuditChain(
+    if (!audited) return held.emplace_back(hold(std::move(*enforced)));
+    std::string audit = held.emplace_back(hold(detail::buildAuditChain(
         d, ruleAllowances(model, pod, d, asEnforced, namedEgress), keys(asEnforced), *flowLog)));
-    return l.held.emplace_back(
+    return held.emplace_back(
         hold(detail::divertToAudit(d, enforced ? &*enforced : nullptr, audit, *flowLog)));
   }
 
@@ -247,82 +267,129 @@ struct NodeTable::State {
     return out;
   }
 
-  // The class chain of tier t for the pod in direction d, or "" when none of its cluster policies has rules
-  // there. It depends on nothing of the pod but which policies apply and its named ports: pods alike in both
-  // take the chain made for the first of them in this update. It holds its policy chains; each is built once
-  // an update, from the first pod that needs it. `subjectOf`: the cluster policies whose subject holds the
-  // pod.
-  std::string tierChainFor(const Model& model, const Pod& pod, Direction d, policy::Tier t, Local& l,
-                           const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf) {
-    TierKey key{d, t, {}, portsSignature(pod, d)};
+  // --- classes
+
+  // The pod's class in direction d and tier t, among its cluster policies `subjectOf`, joined; none when none
+  // of them has rules there. Joining or leaving a class makes its chain stale.
+  Classes::iterator joinClass(const Pod& pod, Direction d, policy::Tier t,
+                              const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf) {
+    ClassKey key{d, t, {}, ""};
+    bool namedPorts = false;
     for (const auto* p : subjectOf)
-      if (p->tier == t && !p->rules(d).empty()) key.policies.push_back(p);
-    if (d == Direction::kEgress)
-      l.namedEgress =
-          l.namedEgress || std::any_of(key.policies.begin(), key.policies.end(),
-                                       [](const auto* p) { return hasNamedPort(*p, Direction::kEgress); });
-    if (auto it = tierChains.find(key); it != tierChains.end()) {
-      if (it->second.empty()) return "";
-      if (auto chain = chains.find(it->second); chain != chains.end()) {
-        ++chain->second.refs;
-        return l.held.emplace_back(it->second);
+      if (p->tier == t && !p->rules(d).empty()) {
+        key.policies.push_back(p->key());
+        namedPorts = namedPorts || (d == Direction::kIngress && hasNamedPort(*p, d));
       }
+    if (key.policies.empty()) return classes.end();
+    if (namedPorts) key.ports = portsSignature(pod, d);
+    auto it = classes.try_emplace(std::move(key)).first;
+    it->second.members.insert(pod.key());
+    stale.insert(it);
+    return it;
+  }
+
+  // The pod's classes found again from its cluster policies. A pod that a NetworkPolicy isolates in a
+  // direction has no Baseline class there: its NetworkPolicy chain has the final answer.
+  void joinClasses(const Pod& pod, Local& l,
+                   const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf) {
+    l.clusterPolicies.clear();
+    for (const auto* p : subjectOf)
+      l.clusterPolicies.push_back(p->key());
+    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+      int i = static_cast<int>(d);
+      l.tier[i][0] = joinClass(pod, d, policy::Tier::kAdmin, subjectOf);
+      l.tier[i][1] = l.isolated[i] ? classes.end() : joinClass(pod, d, policy::Tier::kBaseline, subjectOf);
     }
-    std::vector<std::string> jumps, policyKeys;
-    for (const auto* policy : key.policies) {
+  }
+
+  void leaveClasses(const std::string& key, Local& l) {
+    for (auto& byTier : l.tier)
+      for (auto& c : byTier) {
+        if (c == classes.end()) continue;
+        c->second.members.erase(key);
+        stale.insert(c);
+        c = classes.end();
+      }
+  }
+
+  // The policy chains a class jumps to, in order, each held for it (built once an update, from the class's
+  // first member; kept from an earlier update while its policy is unchanged). A policy none of whose rules
+  // can match has none.
+  std::vector<std::string> policyChainsOf(const Model& model, const ClassKey& key, const Pod& member) {
+    std::vector<std::string> jumps;
+    for (const auto& policyKey : key.policies) {
+      const policy::ClusterNetworkPolicy* policy = model.findClusterPolicy(policyKey);
+      if (!policy) continue;  // gone: its members left the class in this update
+      Direction d = key.direction;
       std::string podPorts = d == Direction::kIngress && hasNamedPort(*policy, d) ? key.ports : "";
-      std::string name = detail::policyChainName(d, t, policy->key(), podPorts);
-      uint64_t revision = model.clusterPolicyRevision(policy->key());
+      std::string name = detail::policyChainName(d, key.tier, policyKey, podPorts);
+      uint64_t revision = model.clusterPolicyRevision(policyKey);
       auto built = chains.find(name);
       if (built != chains.end() &&
           (policyChainsBuilt.count(name) || policyChainHolds(built->second, *policy, revision))) {
         ++built->second.refs;
       } else {
-        auto rules = tierRules(model, pod, d, *policy);
+        auto rules = tierRules(model, member, d, *policy);
         if (rules.empty())
           continue;  // every rule matches nothing (names resolving nowhere, unenforced peers)
         holdPolicyChain(
-            detail::buildPolicyChain(d, t, rules, policy->key(), podPorts, flowLog ? &*flowLog : nullptr),
+            detail::buildPolicyChain(d, key.tier, rules, policyKey, podPorts, flowLog ? &*flowLog : nullptr),
             revision);
       }
       jumps.push_back(name);
-      policyKeys.push_back(policy->key());
     }
-    std::string name;
-    if (!jumps.empty()) {
-      Chain classChain = detail::buildClassChain(d, t, jumps, policyKeys);
-      name = classChain.name;
-      auto [it, inserted] = chains.try_emplace(name);
-      if (inserted) {
-        it->second.chain = std::move(classChain);
-        it->second.jumps = jumps;  // the references just taken are the class chain's
-      } else {
-        if (!(it->second.chain == classChain)) detail::throwCollision(name);
-        for (const auto& j : jumps)
-          dropChain(j);  // the class chain already holds them
-      }
-      ++it->second.refs;
-      l.held.push_back(name);
-    }
-    tierChains.insert_or_assign(std::move(key), name);
-    return name;
+    return jumps;
   }
 
-  // The tiers in order, as the model decides them: the Admin tier's chain first; then the pod's NetworkPolicy
-  // chain when a policy isolates it (its answer is final), else its Baseline tier's chain.
-  void chainsFor(const Model& model, const Pod& pod, Direction d, Local& l,
-                 const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf) {
-    // Not isolated: the Baseline tier decides. (A pod that only policies in audit mode select is observed
-    // through its audit chain where no Baseline rule applies to it.)
-    std::string after;
-    if (model.isolating(pod, d).empty())
-      after = tierChainFor(model, pod, d, policy::Tier::kBaseline, l, subjectOf);
-    if (after.empty()) after = chainFor(model, pod, d, l);
-    std::string admin = tierChainFor(model, pod, d, policy::Tier::kAdmin, l, subjectOf);
-    int i = static_cast<int>(d);
-    l.entry[i] = admin.empty() ? after : admin;
-    l.rest[i] = admin.empty() ? "" : after;
+  // Makes the stale classes' chains again: the new policy chains held first, so that one both versions use is
+  // kept rather than dropped and built again; then the old class chains dropped; then the new ones made (a
+  // name may pass from one class to another when a pod moves). Emptied classes go. A Baseline class whose
+  // chain came or went changes whether its members' NetworkPolicy (audit) part is needed.
+  void rebuildClasses(const Model& model) {
+    std::vector<std::pair<Classes::iterator, std::vector<std::string>>> made;
+    for (auto it : stale) {
+      std::vector<std::string> jumps;
+      if (!it->second.members.empty())
+        jumps = policyChainsOf(model, it->first, *model.findPod(*it->second.members.begin()));
+      made.emplace_back(it, std::move(jumps));
+    }
+    std::vector<bool> had;
+    for (auto& [it, jumps] : made) {
+      had.push_back(!it->second.chain.empty());
+      dropChain(std::exchange(it->second.chain, ""));
+    }
+    for (size_t i = 0; i < made.size(); ++i) {
+      auto& [it, jumps] = made[i];
+      const ClassKey& key = it->first;
+      Class& c = it->second;
+      if (!jumps.empty()) {
+        Chain chain = detail::buildClassChain(key.direction, key.tier, jumps, *c.members.begin());
+        auto [entry, inserted] = chains.try_emplace(chain.name);
+        if (!inserted) detail::throwCollision(chain.name);
+        c.chain = chain.name;
+        entry->second.chain = std::move(chain);
+        entry->second.jumps = std::move(jumps);  // the references policyChainsOf took are the class chain's
+        entry->second.refs = 1;
+      }
+      if (flowLog && key.tier == policy::Tier::kBaseline && had[i] != !c.chain.empty())
+        for (const auto& member : c.members)
+          npStale.emplace(member, static_cast<int>(key.direction));
+      if (c.members.empty()) classes.erase(it);
+    }
+    stale.clear();
   }
+
+  // Whether a change of these cluster policies may change the pod's classes: it had one of them, or one of
+  // them applies to it now.
+  bool touchedBy(const Model& model, const Pod& pod, const Local& l, const std::set<std::string>& changed) {
+    for (const auto& key : l.clusterPolicies)
+      if (changed.count(key)) return true;
+    for (const auto& key : changed)
+      if (const auto* p = model.findClusterPolicy(key); p && model.subjectHolds(*p, pod)) return true;
+    return false;
+  }
+
+  // --- pods
 
   void dropChain(const std::string& name) {
     if (name.empty()) return;
@@ -334,20 +401,57 @@ struct NodeTable::State {
       dropChain(j);
   }
 
+  // Everything of a pod found again: its isolation, its classes, and (after the classes' chains) its
+  // NetworkPolicy chains.
   void recompute(const Model& model, const std::string& key) {
     const Pod* pod = model.findPod(key);
     bool isLocal = pod && pod->nodeName == node;
     auto it = local.find(key);
     if (it != local.end()) {
-      for (auto& c : it->second.held)
-        dropChain(c);
+      leaveClasses(key, it->second);
+      for (auto& held : it->second.held)
+        for (auto& c : held)
+          dropChain(c);
       local.erase(it);
     }
     if (!isLocal) return;
     Local& l = local[key];
-    auto subjectOf = model.clusterPoliciesOf(*pod);
-    for (Direction d : {Direction::kIngress, Direction::kEgress})
-      chainsFor(model, *pod, d, l, subjectOf);
+    for (auto& byTier : l.tier)
+      for (auto& c : byTier)
+        c = classes.end();
+    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+      int i = static_cast<int>(d);
+      l.isolated[i] = !model.isolating(*pod, d).empty();
+      npStale.emplace(key, i);
+    }
+    joinClasses(*pod, l, model.clusterPoliciesOf(*pod));
+  }
+
+  // Only a pod's classes found again, when cluster policies changed and the pod did not.
+  void recomputeTiers(const Model& model, const std::string& key, Local& l,
+                      const std::set<std::string>& changed) {
+    leaveClasses(key, l);
+    const Pod& pod = *model.findPod(key);
+    joinClasses(pod, l, model.clusterPoliciesOf(pod, l.clusterPolicies, changed));
+    if (flowLog)
+      for (int i = 0; i < 2; ++i)
+        if (!l.isolated[i]) npStale.emplace(key, i);
+  }
+
+  // The pod's NetworkPolicy chain in one direction made again: held when a NetworkPolicy isolates it, or when
+  // no Baseline class chain decides for it (then only an audit chain can be there).
+  void refreshNetworkPolicyChain(const Model& model, const std::string& key, int i) {
+    auto it = local.find(key);
+    if (it == local.end()) return;
+    Local& l = it->second;
+    for (auto& c : l.held[i])
+      dropChain(c);
+    l.held[i].clear();
+    Direction d = static_cast<Direction>(i);
+    if (d == Direction::kEgress) l.namedEgress = false;
+    auto baseline = l.tier[i][1];
+    bool baselineDecides = baseline != classes.end() && !baseline->second.chain.empty();
+    l.np[i] = baselineDecides ? "" : chainFor(model, *model.findPod(key), d, l);
   }
 
   // --- sets
@@ -392,7 +496,6 @@ struct NodeTable::State {
   // --- the table
 
   const Table& update(const Model& model, const policy::Dirty& dirty) {
-    tierChains.clear();
     policyChainsBuilt.clear();
     namedTargetsChanged = dirty.namedTargets;
     if (fresh) {
@@ -403,25 +506,50 @@ struct NodeTable::State {
       fresh = false;
     } else {
       if (dirty.empty() && !subnetsChanged) return table;
-      std::set<std::string> pods(dirty.pods.begin(), dirty.pods.end());
+      std::set<std::string> pods = dirty.pods;
       if (dirty.namedTargets)
         for (const auto& [key, l] : local)
           if (l.namedEgress) pods.insert(key);
       for (const auto& key : pods)
         recompute(model, key);
+      if (!dirty.clusterPolicyKeys.empty())
+        for (auto& [key, l] : local)
+          if (!pods.count(key) && touchedBy(model, *model.findPod(key), l, dirty.clusterPolicyKeys))
+            recomputeTiers(model, key, l, dirty.clusterPolicyKeys);
+      // Named egress ports may resolve elsewhere now: the chains of the policies that name them.
+      if (dirty.namedTargets)
+        for (auto it = classes.begin(); it != classes.end(); ++it)
+          if (it->first.direction == Direction::kEgress)
+            for (const auto& policyKey : it->first.policies)
+              if (const auto* p = model.findClusterPolicy(policyKey);
+                  p && hasNamedPort(*p, Direction::kEgress))
+                stale.insert(it);
       stalePeers.insert(dirty.peers.begin(), dirty.peers.end());
       nodesStale = dirty.clusterPolicies;
       for (const auto& key : dirty.services)
         renderService(model, key);
     }
+    rebuildClasses(model);
+    for (const auto& [key, i] : npStale)
+      refreshNetworkPolicyChain(model, key, i);
+    npStale.clear();
 
+    auto classChain = [&](Classes::iterator c) {
+      return c == classes.end() ? std::string() : c->second.chain;
+    };
     std::vector<std::tuple<std::string, IpAddress, std::string>> dispatch;
     for (const auto& [key, l] : local)
       for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+        // The tiers in order, as the model decides them: the Admin tier's chain first; then the pod's
+        // NetworkPolicy chain when a policy isolates it (its answer is final), else its Baseline tier's
+        // chain.
         int i = static_cast<int>(d);
+        std::string admin = classChain(l.tier[i][0]), after = classChain(l.tier[i][1]);
+        if (after.empty()) after = l.np[i];
+        std::string entry = admin.empty() ? after : admin, rest = admin.empty() ? "" : after;
         for (const auto& ip : model.findPod(key)->ips) {
-          if (!l.entry[i].empty()) dispatch.emplace_back(detail::mapName(d, ip.family()), ip, l.entry[i]);
-          if (!l.rest[i].empty()) dispatch.emplace_back(detail::restMapName(d, ip.family()), ip, l.rest[i]);
+          if (!entry.empty()) dispatch.emplace_back(detail::mapName(d, ip.family()), ip, entry);
+          if (!rest.empty()) dispatch.emplace_back(detail::restMapName(d, ip.family()), ip, rest);
         }
       }
     std::vector<nft::Map> maps = detail::dispatchMaps(std::move(dispatch));

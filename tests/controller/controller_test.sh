@@ -44,7 +44,7 @@ check "no table is programmed from a partial set of files" bash -c '! nft list t
 rm "$dir/m/broken.yaml"
 check "ready after the broken file is gone" wait_generation 1
 check "the table is programmed" bash -c "nft list table inet nftpol > /dev/null"
-check "the cluster policy's Admin tier chain is programmed" bash -c "nft list table inet nftpol | grep -q 'chain admin-ingress-.*/cnp/guard'"
+check "the cluster policy's Admin tier chain is programmed, and jumps to its chain" bash -c "nft list table inet nftpol | grep -A4 'chain admin-ingress-' | grep -q 'jump .*cnp-ingress-.*/cnp/guard'"
 check "what is programmed is what render prints" bash -c "diff <(\"$nftpol\" render --cluster \"$dir/m\" --node node-a | tr -s ' \t\n' ' ') <(nft list table inet nftpol | tr -s ' \t\n' ' ') >/dev/null"
 
 before=$(metric nftpol_netlink_messages_total)

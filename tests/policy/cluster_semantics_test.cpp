@@ -1,5 +1,10 @@
 // The ClusterNetworkPolicy checklist of DESIGN.md, one test (or section) per line, and the loader's
 // validation of the three cluster policy kinds.
+#include <map>
+#include <random>
+#include <set>
+
+#include "generator.h"
 #include "helpers.h"
 #include "nftpol/policy/explain.h"
 #include "nftpol/policy/matrix.h"
@@ -458,4 +463,51 @@ TEST_CASE("a what-if that adds a cluster policy shows the cells it flips", "[mat
   CHECK(diff.flips[0].to == "a/db");
   CHECK_FALSE(diff.flips[0].allowedAfter);
   CHECK(diff.flips[1].to == "a/web");
+}
+
+// The model reports a changed cluster policy by its key, not by its subject's pods (a policy over every
+// namespace would name every pod), and a pod's cluster policies found from its earlier list and the changed
+// keys are exactly those found from scratch: what the renderer relies on to touch only the classes a change
+// touches.
+TEST_CASE("a changed cluster policy is reported by key, and a pod's policies follow from its earlier list",
+          "[semantics][cnp]") {
+  ClusterState state = bench::generateCluster(
+      {.namespaces = 8, .pods = 120, .policies = 10, .seed = 3, .clusterPolicies = 30});
+  Model model = Model::of(state);
+  (void)model.takeDirty();
+  std::mt19937_64 rng(3);
+  std::vector<ClusterNetworkPolicy> all = state.clusterPolicies();
+  REQUIRE(all.size() == 30);
+  size_t moved = 0;
+  for (int step = 0; step < 60; ++step) {
+    std::map<std::string, std::vector<std::string>> before;
+    for (const auto& [name, pod] : model.pods())
+      for (const auto* p : model.clusterPoliciesOf(*pod))
+        before[name.key()].push_back(p->key());
+    // One policy removed, re-added, or its priority or subject changed.
+    ClusterNetworkPolicy p = all[std::uniform_int_distribution<size_t>(0, all.size() - 1)(rng)];
+    int what = static_cast<int>(step % 3);
+    INFO("step " << step << ": " << p.key() << " change " << what);
+    if (what == 0) {
+      model.setClusterPolicy(p.key(), nullptr);
+    } else {
+      if (what == 1) p.priority = static_cast<int32_t>(std::uniform_int_distribution<int>(0, 1000)(rng));
+      if (what == 2) p.subject = all[std::uniform_int_distribution<size_t>(0, all.size() - 1)(rng)].subject;
+      model.setClusterPolicy(p.key(), &p);
+    }
+    Dirty dirty = model.takeDirty();
+    CHECK(dirty.clusterPolicyKeys == std::set<std::string>{p.key()});
+    CHECK(dirty.pods.empty());
+    for (const auto& [name, pod] : model.pods()) {
+      auto fresh = model.clusterPoliciesOf(*pod);
+      auto patched = model.clusterPoliciesOf(*pod, before[name.key()], dirty.clusterPolicyKeys);
+      REQUIRE(patched == fresh);
+      moved += fresh.size() != before[name.key()].size();
+    }
+    if (what == 0) {  // back, for the next steps
+      model.setClusterPolicy(p.key(), &p);
+      (void)model.takeDirty();
+    }
+  }
+  CHECK(moved > 0);
 }

@@ -138,8 +138,13 @@ struct Dirty {
   bool namedTargets = false;    // a destination of named egress ports may differ: every such allowance
   std::set<std::string> services;  // services whose resolution may differ
   bool clusterPolicies = false;    // a cluster policy, or a Node a nodes peer reads, changed
+  // Those cluster policies ("cnp/name"): set again (added, changed, removed), or their nodes peers may read
+  // other addresses. Their subjects' pods are not in `pods` for that: which pods a policy applies to, old and
+  // new, is for the reader to find (a policy over every namespace would name every pod).
+  std::set<std::string> clusterPolicyKeys;
   bool empty() const {
-    return pods.empty() && peers.empty() && !namedTargets && services.empty() && !clusterPolicies;
+    return pods.empty() && peers.empty() && !namedTargets && services.empty() && !clusterPolicies &&
+           clusterPolicyKeys.empty();
   }
 };
 
@@ -196,6 +201,15 @@ class Model {
   const std::vector<const ClusterNetworkPolicy*>& clusterPolicies() const;
   // Every cluster policy whose subject holds the pod, of both tiers, in evaluation order.
   std::vector<const ClusterNetworkPolicy*> clusterPoliciesOf(const Pod& pod) const;
+  // The same, from what it was (`before`, their keys in order) when only the cluster policies `changed` may
+  // differ since (the pod, its namespace and the other policies did not change): a change of one policy
+  // costs the length of the pod's list, not the number of cluster policies.
+  std::vector<const ClusterNetworkPolicy*> clusterPoliciesOf(const Pod& pod,
+                                                             const std::vector<std::string>& before,
+                                                             const std::set<std::string>& changed) const;
+  // The cluster policy `key` ("cnp/name"), or nullptr; and whether its subject holds the pod.
+  const ClusterNetworkPolicy* findClusterPolicy(const std::string& key) const;
+  bool subjectHolds(const ClusterNetworkPolicy& p, const Pod& pod) const;
   // A number that changes whenever the cluster policy `key` is set again (never reused, 0 for none): what a
   // cache of something made from the policy compares.
   uint64_t clusterPolicyRevision(const std::string& key) const;
