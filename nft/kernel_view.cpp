@@ -126,6 +126,71 @@ std::vector<std::pair<std::string, bool>> removalOrder(const KernelView& have, c
   return order;
 }
 
+// How `have`'s rules become `want`'s with the fewest deletions and insertions: the rules outside a longest
+// common subsequence of the two (after their common head and tail) are deleted, and `want`'s others inserted
+// in runs, each before the kept rule of `have` that follows it (`before`, have.size() for the end). A
+// middle too large for the table keeps nothing of itself.
+struct EditScript {
+  struct Run {
+    size_t first, count, before;
+  };
+  std::vector<size_t> deleted;  // indices into have
+  std::vector<Run> inserted;    // ranges of want
+  size_t messages() const {
+    size_t n = deleted.size();
+    for (const auto& r : inserted)
+      n += r.count;
+    return n;
+  }
+};
+
+EditScript editScript(const Signatures& have, const Signatures& want) {
+  constexpr size_t kMaxCells = 1 << 14;
+  size_t n = have.size(), m = want.size(), head = 0, tail = 0;
+  while (head < n && head < m && have[head] == want[head])
+    ++head;
+  while (tail < n - head && tail < m - head && have[n - 1 - tail] == want[m - 1 - tail])
+    ++tail;
+  size_t a = n - head - tail, b = m - head - tail;
+  // oldOf[j]: the index in have of want's rule head + j when it is kept.
+  std::vector<size_t> oldOf(b, n);
+  std::vector<bool> keptOld(a, false);
+  if (a > 0 && b > 0 && a * b <= kMaxCells) {
+    auto at = [&](size_t i, size_t j) { return i * (b + 1) + j; };
+    std::vector<uint32_t> lcs((a + 1) * (b + 1), 0);  // of have's middle from i and want's from j
+    for (size_t i = a; i-- > 0;)
+      for (size_t j = b; j-- > 0;)
+        lcs[at(i, j)] = have[head + i] == want[head + j] ? lcs[at(i + 1, j + 1)] + 1
+                                                         : std::max(lcs[at(i + 1, j)], lcs[at(i, j + 1)]);
+    for (size_t i = 0, j = 0; i < a && j < b;) {
+      if (have[head + i] == want[head + j]) {
+        keptOld[i] = true;
+        oldOf[j++] = head + i++;
+      } else if (lcs[at(i + 1, j)] >= lcs[at(i, j + 1)]) {
+        ++i;
+      } else {
+        ++j;
+      }
+    }
+  }
+  EditScript e;
+  for (size_t i = 0; i < a; ++i)
+    if (!keptOld[i]) e.deleted.push_back(head + i);
+  for (size_t j = 0; j < b;) {
+    if (oldOf[j] < n) {
+      ++j;
+      continue;
+    }
+    size_t end = j;
+    while (end < b && oldOf[end] == n)
+      ++end;
+    size_t before = end < b ? oldOf[end] : n - tail;  // the tail's first rule, or the end of the chain
+    e.inserted.push_back({head + j, end - j, before});
+    j = end;
+  }
+  return e;
+}
+
 }  // namespace
 
 bool sameSpec(const SetView& a, const SetView& b) {
@@ -152,29 +217,24 @@ Plan plan(const KernelView& current, const Table& desired, const KernelView& wan
           rebuild || (it != current.chains.end() && (it->second.base != c.base || it->second.foreignBase));
     }
   }
-  // The rules between the unchanged head and tail of a chain go by handle and the new ones are inserted
-  // before the tail; a chain whose handles are unknown, or that this would cost more, is flushed and
-  // refilled.
+  // A chain edited in place: the rules of `have` outside a longest common subsequence with `want` go by
+  // handle, and `want`'s others are inserted before the kept rule that follows them. A chain whose handles
+  // are unknown, or for which that would cost more, is flushed and refilled.
   auto edit = [&](const std::string& name, const ChainView& have, const ChainView& want) {
-    size_t n = have.rules.size(), m = want.rules.size(), head = 0, tail = 0;
-    while (head < n && head < m && have.rules[head] == want.rules[head])
-      ++head;
-    while (tail < n - head && tail < m - head && have.rules[n - 1 - tail] == want.rules[m - 1 - tail])
-      ++tail;
-    size_t gone = n - head - tail, added = m - head - tail;
-    if (!have.knowsHandles() || gone + added >= 1 + m) {
+    EditScript e = editScript(have.rules, want.rules);
+    if (!have.knowsHandles() || e.messages() >= 1 + want.rules.size()) {
       step(Step::Kind::kFlushChain, name);
-      if (m > 0) step(Step::Kind::kAddRules, name);
+      if (!want.rules.empty()) step(Step::Kind::kAddRules, name);
       return;
     }
-    for (size_t i = head; i < head + gone; ++i)
+    for (size_t i : e.deleted)
       p.steps.push_back({.kind = Step::Kind::kDeleteRule, .name = name, .handle = have.handles[i]});
-    if (added > 0)
+    for (const auto& run : e.inserted)
       p.steps.push_back({.kind = Step::Kind::kInsertRules,
                          .name = name,
-                         .handle = tail > 0 ? have.handles[n - tail] : 0,
-                         .first = head,
-                         .count = added});
+                         .handle = run.before < have.handles.size() ? have.handles[run.before] : 0,
+                         .first = run.first,
+                         .count = run.count});
   };
   static const KernelView kNothing;
   const KernelView& have = rebuild ? kNothing : current;

@@ -507,7 +507,8 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
   if (!before) return before.error();
   KernelView current;
   if (committed_ && committed_->first == *before) {
-    current = committed_->second;
+    current = std::move(committed_->second);  // ours again below, as it is or as the commit changes it
+    committed_.reset();
   } else {
     auto dumped = read(desired.name);
     if (!dumped) return dumped.error();
@@ -516,8 +517,7 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
   KernelView want = viewOf(desired, &signatures_);
   Plan p = plan(current, desired, want);
   if (p.empty()) {
-    learnHandles(want, current, p, {}, [](uint32_t) { return uint64_t{0}; });
-    committed_.emplace(*before, std::move(want));
+    committed_.emplace(*before, std::move(current));  // the desired table, handles and all
     return Applied{0};
   }
   // A key the set's type does not admit would be sent as bytes of another shape: refuse the table instead

@@ -34,6 +34,9 @@ struct NodeTable::State {
   struct Class {
     std::set<std::string> members;  // local pod keys
     std::string chain;              // "" while none of its policies has a rule that can match
+    // Each policy's chain name, once found for the policy's revision (it depends on the key and on whether
+    // the policy names ports).
+    std::vector<std::pair<uint64_t, std::string>> policyChains;
   };
   using Classes = std::map<ClassKey, Class>;
   struct Local {
@@ -269,23 +272,36 @@ struct NodeTable::State {
 
   // --- classes
 
-  // The pod's class in direction d and tier t, among its cluster policies `subjectOf`, joined; none when none
-  // of them has rules there. Joining or leaving a class makes its chain stale.
-  Classes::iterator joinClass(const Pod& pod, Direction d, policy::Tier t,
-                              const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf) {
+  // The pod's class key in direction d and tier t among its cluster policies (`subjectOf`, with their
+  // `keys`); none (no policies) when none of them has rules there.
+  ClassKey classKey(const Pod& pod, Direction d, policy::Tier t,
+                    const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf,
+                    const std::vector<std::string>& keys) {
     ClassKey key{d, t, {}, ""};
     bool namedPorts = false;
-    for (const auto* p : subjectOf)
-      if (p->tier == t && !p->rules(d).empty()) {
-        key.policies.push_back(p->key());
-        namedPorts = namedPorts || (d == Direction::kIngress && hasNamedPort(*p, d));
-      }
-    if (key.policies.empty()) return classes.end();
+    for (size_t i = 0; i < subjectOf.size(); ++i) {
+      const auto* p = subjectOf[i];
+      if (p->tier != t || p->rules(d).empty()) continue;
+      key.policies.push_back(keys[i]);
+      namedPorts = namedPorts || (d == Direction::kIngress && hasNamedPort(*p, d));
+    }
     if (namedPorts) key.ports = portsSignature(pod, d);
-    auto it = classes.try_emplace(std::move(key)).first;
-    it->second.members.insert(pod.key());
-    stale.insert(it);
-    return it;
+    return key;
+  }
+
+  // Moves the pod from class `c` to the class of `key` (none when it has no policies). Joining or leaving a
+  // class makes its chain stale; staying in one changes nothing.
+  void moveTo(const std::string& pod, Classes::iterator& c, ClassKey key) {
+    if (c != classes.end() && c->first == key) return;
+    if (c != classes.end()) {
+      c->second.members.erase(pod);
+      stale.insert(c);
+      c = classes.end();
+    }
+    if (key.policies.empty()) return;
+    c = classes.try_emplace(std::move(key)).first;
+    c->second.members.insert(pod);
+    stale.insert(c);
   }
 
   // The pod's classes found again from its cluster policies. A pod that a NetworkPolicy isolates in a
@@ -295,35 +311,41 @@ struct NodeTable::State {
     l.clusterPolicies.clear();
     for (const auto* p : subjectOf)
       l.clusterPolicies.push_back(p->key());
+    const std::string key = pod.key();
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       int i = static_cast<int>(d);
-      l.tier[i][0] = joinClass(pod, d, policy::Tier::kAdmin, subjectOf);
-      l.tier[i][1] = l.isolated[i] ? classes.end() : joinClass(pod, d, policy::Tier::kBaseline, subjectOf);
+      moveTo(key, l.tier[i][0], classKey(pod, d, policy::Tier::kAdmin, subjectOf, l.clusterPolicies));
+      moveTo(key, l.tier[i][1],
+             l.isolated[i] ? ClassKey{d, policy::Tier::kBaseline, {}, ""}
+                           : classKey(pod, d, policy::Tier::kBaseline, subjectOf, l.clusterPolicies));
     }
   }
 
   void leaveClasses(const std::string& key, Local& l) {
     for (auto& byTier : l.tier)
-      for (auto& c : byTier) {
-        if (c == classes.end()) continue;
-        c->second.members.erase(key);
-        stale.insert(c);
-        c = classes.end();
-      }
+      for (auto& c : byTier)
+        moveTo(key, c, ClassKey{});
   }
 
   // The policy chains a class jumps to, in order, each held for it (built once an update, from the class's
   // first member; kept from an earlier update while its policy is unchanged). A policy none of whose rules
   // can match has none.
-  std::vector<std::string> policyChainsOf(const Model& model, const ClassKey& key, const Pod& member) {
+  std::vector<std::string> policyChainsOf(const Model& model, const ClassKey& key, Class& c,
+                                          const Pod& member) {
     std::vector<std::string> jumps;
-    for (const auto& policyKey : key.policies) {
+    Direction d = key.direction;
+    c.policyChains.resize(key.policies.size());
+    for (size_t i = 0; i < key.policies.size(); ++i) {
+      const std::string& policyKey = key.policies[i];
       const policy::ClusterNetworkPolicy* policy = model.findClusterPolicy(policyKey);
       if (!policy) continue;  // gone: its members left the class in this update
-      Direction d = key.direction;
       std::string podPorts = d == Direction::kIngress && hasNamedPort(*policy, d) ? key.ports : "";
-      std::string name = detail::policyChainName(d, key.tier, policyKey, podPorts);
       uint64_t revision = model.clusterPolicyRevision(policyKey);
+      auto& [namedAt, name] = c.policyChains[i];
+      if (namedAt != revision) {
+        name = detail::policyChainName(d, key.tier, policyKey, podPorts);
+        namedAt = revision;
+      }
       auto built = chains.find(name);
       if (built != chains.end() &&
           (policyChainsBuilt.count(name) || policyChainHolds(built->second, *policy, revision))) {
@@ -350,7 +372,7 @@ struct NodeTable::State {
     for (auto it : stale) {
       std::vector<std::string> jumps;
       if (!it->second.members.empty())
-        jumps = policyChainsOf(model, it->first, *model.findPod(*it->second.members.begin()));
+        jumps = policyChainsOf(model, it->first, it->second, *model.findPod(*it->second.members.begin()));
       made.emplace_back(it, std::move(jumps));
     }
     std::vector<bool> had;
@@ -408,29 +430,37 @@ struct NodeTable::State {
     bool isLocal = pod && pod->nodeName == node;
     auto it = local.find(key);
     if (it != local.end()) {
-      leaveClasses(key, it->second);
-      for (auto& held : it->second.held)
+      for (auto& held : it->second.held) {
         for (auto& c : held)
           dropChain(c);
-      local.erase(it);
+        held.clear();
+      }
+      if (!isLocal) {
+        leaveClasses(key, it->second);
+        local.erase(it);
+      }
     }
     if (!isLocal) return;
-    Local& l = local[key];
-    for (auto& byTier : l.tier)
-      for (auto& c : byTier)
-        c = classes.end();
+    if (it == local.end()) {
+      it = local.try_emplace(key).first;
+      for (auto& byTier : it->second.tier)
+        for (auto& c : byTier)
+          c = classes.end();
+    }
+    Local& l = it->second;
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       int i = static_cast<int>(d);
+      l.np[i].clear();
       l.isolated[i] = !model.isolating(*pod, d).empty();
       npStale.emplace(key, i);
     }
+    l.namedEgress = false;
     joinClasses(*pod, l, model.clusterPoliciesOf(*pod));
   }
 
   // Only a pod's classes found again, when cluster policies changed and the pod did not.
   void recomputeTiers(const Model& model, const std::string& key, Local& l,
                       const std::set<std::string>& changed) {
-    leaveClasses(key, l);
     const Pod& pod = *model.findPod(key);
     joinClasses(pod, l, model.clusterPoliciesOf(pod, l.clusterPolicies, changed));
     if (flowLog)
@@ -516,14 +546,16 @@ struct NodeTable::State {
         for (auto& [key, l] : local)
           if (!pods.count(key) && touchedBy(model, *model.findPod(key), l, dirty.clusterPolicyKeys))
             recomputeTiers(model, key, l, dirty.clusterPolicyKeys);
-      // Named egress ports may resolve elsewhere now: the chains of the policies that name them.
-      if (dirty.namedTargets)
-        for (auto it = classes.begin(); it != classes.end(); ++it)
-          if (it->first.direction == Direction::kEgress)
-            for (const auto& policyKey : it->first.policies)
-              if (const auto* p = model.findClusterPolicy(policyKey);
-                  p && hasNamedPort(*p, Direction::kEgress))
-                stale.insert(it);
+      // The classes of a changed policy (its chain is made again), and, when named egress ports may resolve
+      // elsewhere now, those of the policies that name them.
+      for (auto it = classes.begin(); it != classes.end(); ++it)
+        for (const auto& policyKey : it->first.policies) {
+          const auto* p = dirty.namedTargets && it->first.direction == Direction::kEgress
+                              ? model.findClusterPolicy(policyKey)
+                              : nullptr;
+          if (dirty.clusterPolicyKeys.count(policyKey) || (p && hasNamedPort(*p, Direction::kEgress)))
+            stale.insert(it);
+        }
       stalePeers.insert(dirty.peers.begin(), dirty.peers.end());
       nodesStale = dirty.clusterPolicies;
       for (const auto& key : dirty.services)

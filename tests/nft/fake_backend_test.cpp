@@ -174,6 +174,47 @@ TEST_CASE("a chain whose handles are known is edited in place, not flushed and r
   CHECK(std::any_of(everything.steps.begin(), everything.steps.end(),
                     [](const Step& s) { return s.kind == Step::Kind::kFlushChain; }));
 
+  // One moved from the front to the back (a priority changed): deleted and inserted, two messages.
+  REQUIRE(fake.apply(jumps({"a", "b", "c", "d"})).ok());
+  auto moved = fake.apply(jumps({"b", "c", "d", "a"}));
+  REQUIRE(moved.ok());
+  CHECK(moved->messages == 2);
+  CHECK(fake.view().chains.at("class") == viewOf(jumps({"b", "c", "d", "a"})).chains.at("class"));
+
+  // Random edits: whatever the planner sends makes the chain, never more messages than a refill.
+  std::mt19937 rng(7);
+  std::vector<std::string> now = {"b", "c", "d", "a"};
+  for (int round = 0; round < 200; ++round) {
+    std::vector<std::string> next = now;
+    int edits = std::uniform_int_distribution<int>(1, 3)(rng);
+    for (int k = 0; k < edits; ++k) {
+      int what = std::uniform_int_distribution<int>(0, 2)(rng);
+      std::string target(1, static_cast<char>('a' + std::uniform_int_distribution<int>(0, 11)(rng)));
+      if (what == 0 || next.empty()) {
+        next.insert(next.begin() + std::uniform_int_distribution<size_t>(0, next.size())(rng), target);
+      } else if (what == 1) {
+        next.erase(next.begin() + std::uniform_int_distribution<size_t>(0, next.size() - 1)(rng));
+      } else {
+        std::swap(next[std::uniform_int_distribution<size_t>(0, next.size() - 1)(rng)],
+                  next[std::uniform_int_distribution<size_t>(0, next.size() - 1)(rng)]);
+      }
+    }
+    std::vector<std::string> unique;  // a target's chain is made once
+    for (const auto& t : next)
+      if (std::find(unique.begin(), unique.end(), t) == unique.end()) unique.push_back(t);
+    INFO("round " << round);
+    Table t = jumps(unique);
+    size_t refill = 1 + t.chains.back().rules.size();
+    Plan planned = plan(fake.view(), t);
+    size_t onClass = 0;
+    for (const auto& step : planned.steps)
+      if (step.name == "class") onClass += step.kind == Step::Kind::kInsertRules ? step.count : 1;
+    CHECK(onClass <= refill);
+    REQUIRE(fake.apply(t).ok());
+    REQUIRE(fake.view().chains.at("class") == viewOf(t).chains.at("class"));
+    now = unique;
+  }
+
   // Without handles (a view that never had them), the chain is flushed and refilled.
   fake.view().chains.at("class").handles.clear();
   Plan blind = plan(fake.view(), jumps({"a", "c"}));

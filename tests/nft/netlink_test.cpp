@@ -502,6 +502,11 @@ TEST_CASE("a chain of jumps is edited where it stands, by the kernel's handles",
   REQUIRE(removed.ok());
   CHECK(removed->messages == 2);  // the jump to b, and chain b
   CHECK(order() == "a x c ");
+  auto moved = b->apply(jumps({"x", "c", "a"}));  // a priority changed: one jump moves
+  REQUIRE(moved.ok());
+  CHECK(moved->messages == 2);
+  CHECK(order() == "x c a ");
+  REQUIRE(b->apply(jumps({"a", "x", "c"})).ok());
 
   // Another program's commit: the next change reads the table again, handles and all.
   run("nft add table inet someone-else");

@@ -354,13 +354,15 @@ constexpr int kSteps = 400;
 
 TEST_CASE("the incremental table equals the full render after every change of random sequences",
           "[render][incremental]") {
-  size_t audited = 0;                            // steps whose table had an audit chain
-  size_t tiered = 0;                             // and an Admin tier chain
-  for (uint64_t seed = 1; seed <= 10; ++seed) {  // 40 seeds passed when it was written
+  size_t audited = 0;  // steps whose table had an audit chain
+  size_t tiered = 0;   // and an Admin tier chain
+  // 40 seeds passed when it was written; seed 12 once found a cluster policy's chain named for rules it no
+  // longer had (a policy that came to name ports, in a class whose pods' ports were already in its key).
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
 #ifdef NFTPOL_SANITIZED
     // Half the seeds under the sanitizers, one of each kind: IPv4 with the flow log and dual-stack without,
-    // each with and without cluster policies, and three namespaces.
-    if (seed != 1 && seed != 2 && seed != 6 && seed != 7 && seed != 9) continue;
+    // each with and without cluster policies, and three namespaces; and seed 12.
+    if (seed != 1 && seed != 2 && seed != 6 && seed != 7 && seed != 9 && seed != 12) continue;
 #endif
     bool dualStack = seed % 2 == 0;
     // The last seeds put some fifty pods in each namespace, past where the model indexes a namespace's

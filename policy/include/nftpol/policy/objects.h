@@ -223,7 +223,9 @@ struct ClusterNetworkPolicy {
   // implementation): "anp/x" before "cnp/a" before "cnp/b".
   bool precedes(const ClusterNetworkPolicy& other) const {
     if (priority != other.priority) return priority < other.priority;
-    return key() < other.key();
+    // The keys compared without making them: no short name is a prefix of another.
+    if (kind != other.kind) return shortName(kind) < shortName(other.kind);
+    return name < other.name;
   }
 };
 
