@@ -1,3 +1,4 @@
+#include <endian.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
@@ -230,6 +231,19 @@ Result<KernelView> NetlinkBackend::read(const std::string& table) {
 
 namespace {
 
+// The handle in the kernel's echo of a rule it made: only that attribute is read (a full parse of the rule's
+// expressions, for every rule of a large commit, would cost more than the commit).
+uint64_t echoedHandle(const nlmsghdr* nlh) {
+  uint64_t handle = 0;
+  auto onAttr = [](const nlattr* attr, void* data) -> int {
+    if (mnl_attr_get_type(attr) == NFTA_RULE_HANDLE && mnl_attr_validate(attr, MNL_TYPE_U64) >= 0)
+      *static_cast<uint64_t*>(data) = be64toh(mnl_attr_get_u64(attr));
+    return MNL_CB_OK;
+  };
+  mnl_attr_parse(nlh, sizeof(nfgenmsg), onAttr, &handle);
+  return handle;
+}
+
 // One transaction under construction: every message asks for an ACK, and remembers what it was for, so that a
 // kernel error can be reported against the policy that produced the message.
 class Batch {
@@ -304,11 +318,8 @@ class Batch {
       for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, remaining);
            nlh = mnl_nlmsg_next(nlh, &remaining)) {
         if (nlh->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE)) {
-          RulePtr r(nftnl_rule_alloc());
           auto it = echoed_.find(nlh->nlmsg_seq);
-          if (it != echoed_.end() && nftnl_rule_nlmsg_parse(nlh, r.get()) >= 0 &&
-              nftnl_rule_is_set(r.get(), NFTNL_RULE_HANDLE))
-            it->second = nftnl_rule_get_u64(r.get(), NFTNL_RULE_HANDLE);
+          if (it != echoed_.end()) it->second = echoedHandle(nlh);
           continue;
         }
         if (nlh->nlmsg_type != NLMSG_ERROR) continue;

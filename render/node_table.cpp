@@ -84,6 +84,12 @@ struct NodeTable::State {
   std::set<Classes::iterator, bool (*)(Classes::iterator, Classes::iterator)> stale{
       [](Classes::iterator a, Classes::iterator b) { return a->first < b->first; }};
   std::set<std::pair<std::string, int>> npStale;
+  // Within one update: the chains made, changed or gone, and the sets made again, which are all of the table
+  // that an update without service changes patches; the policy part's set names of the table as it stands.
+  std::set<std::string> changedChains;
+  std::set<std::string> recomputedSets;
+  std::set<std::string> policySets;
+  bool assembled = false;  // the table is whole (a first update assembles it)
   // Within one update: the policy chains built (each once, from the first pod that needs it; see
   // holdPolicyChain), and whether named egress ports may resolve elsewhere now.
   std::set<std::string> policyChainsBuilt;
@@ -150,13 +156,14 @@ struct NodeTable::State {
     return out;
   }
 
-  static void fill(ChainEntry& e, detail::BuiltChain built) {
+  void fill(ChainEntry& e, detail::BuiltChain built) {
     e.sets.clear();
     for (const auto& r : built.chain.rules)
       for (const auto& m : r.matches)
         if (const auto* in = std::get_if<AddressInSet>(&m)) e.sets.push_back(in->set);
     e.chain = std::move(built.chain);
     e.namedSets = std::move(built.namedSets);
+    changedChains.insert(e.chain.name);
   }
 
   // Takes a reference on the chain (made the first time), and returns its name.
@@ -389,6 +396,7 @@ struct NodeTable::State {
         auto [entry, inserted] = chains.try_emplace(chain.name);
         if (!inserted) detail::throwCollision(chain.name);
         c.chain = chain.name;
+        changedChains.insert(chain.name);
         entry->second.chain = std::move(chain);
         entry->second.jumps = std::move(jumps);  // the references policyChainsOf took are the class chain's
         entry->second.refs = 1;
@@ -418,6 +426,7 @@ struct NodeTable::State {
     auto it = chains.find(name);
     if (--it->second.refs > 0) return;
     std::vector<std::string> jumps = std::move(it->second.jumps);
+    changedChains.insert(name);
     chains.erase(it);
     for (const auto& j : jumps)
       dropChain(j);
@@ -491,6 +500,7 @@ struct NodeTable::State {
     auto it = setCache.find(name);
     bool stale = source.nodes ? nodesStale : !source.peer.empty() && stalePeers.count(source.peer);
     if (it != setCache.end() && !stale) return it->second;
+    recomputedSets.insert(name);
     Family f = name.ends_with("-v4") ? Family::kV4 : Family::kV6;
     Set s;
     if (source.nodes) {
@@ -595,14 +605,20 @@ struct NodeTable::State {
       sets.push_back(detail::nodePodsSet(f, programmed));
     }
     subnetsChanged = false;
+    // Services changed (or a first update): the table is assembled whole. Otherwise what changed is patched
+    // into it: the changed chains, the sets made again, the dispatch maps; everything else stays as it is,
+    // not copied again.
+    bool whole = !assembled || !dirty.services.empty();
     std::map<std::string, const Set*> named;
     std::set<std::string> referenced;
     std::vector<Chain> chainList;
     for (const auto& [name, e] : chains) {
-      chainList.push_back(e.chain);
+      if (whole) chainList.push_back(e.chain);
       referenced.insert(e.sets.begin(), e.sets.end());
       for (const auto& s : e.namedSets)
-        if (detail::putOnce(named, s.name, &s)) sets.push_back(s);
+        if (detail::putOnce(named, s.name, &s) &&
+            (whole || changedChains.count(name) || !policySets.count(s.name)))
+          sets.push_back(s);
     }
     // Sets no chain names any more are forgotten, with their names.
     for (auto it = sources.begin(); it != sources.end();) {
@@ -614,17 +630,69 @@ struct NodeTable::State {
       names.erase(it->first);
       it = sources.erase(it);
     }
-    for (const auto& name : referenced)
-      sets.push_back(cachedSet(model, name));
+    for (const auto& name : referenced) {
+      const Set& s = cachedSet(model, name);
+      if (whole || recomputedSets.count(name) || !policySets.count(name)) sets.push_back(s);
+    }
     stalePeers.clear();
     nodesStale = false;
-    // The pieces are combined straight into the table: one copy of the service part per build.
-    std::vector<const detail::ServicePiece*> pieces;
-    for (const auto& [key, piece] : servicePieces)
-      pieces.push_back(&piece);
-    table = detail::assemble(std::move(sets), std::move(maps), std::move(chainList),
-                             detail::combine(std::move(pieces)), flowLog ? &*flowLog : nullptr);
+    std::set<std::string> nowPolicySets;
+    for (const auto& s : sets)
+      nowPolicySets.insert(s.name);
+    nowPolicySets.insert(referenced.begin(), referenced.end());
+    for (const auto& [name, s] : named)
+      nowPolicySets.insert(name);
+    if (whole) {
+      // The pieces are combined straight into the table: one copy of the service part per build.
+      std::vector<const detail::ServicePiece*> pieces;
+      for (const auto& [key, piece] : servicePieces)
+        pieces.push_back(&piece);
+      table = detail::assemble(std::move(sets), std::move(maps), std::move(chainList),
+                               detail::combine(std::move(pieces)), flowLog ? &*flowLog : nullptr);
+      assembled = true;
+    } else {
+      patch(std::move(sets), std::move(maps), nowPolicySets);
+    }
+    policySets = std::move(nowPolicySets);
+    changedChains.clear();
+    recomputedSets.clear();
     return table;
+  }
+
+  // Patches the table: the changed chains in their places (the chains after the base chains are in name
+  // order), `sets` (the policy part's sets made again or new) over the old ones, the policy sets that are
+  // gone out, and the dispatch maps over theirs.
+  void patch(std::vector<Set> sets, std::vector<nft::Map> maps, const std::set<std::string>& nowPolicySets) {
+    auto byName = [](const auto& a, const std::string& name) { return a.name < name; };
+    auto firstPlain =
+        std::find_if(table.chains.begin(), table.chains.end(), [](const Chain& c) { return !c.base; });
+    size_t plain = static_cast<size_t>(firstPlain - table.chains.begin());
+    for (const auto& name : changedChains) {
+      auto at = std::lower_bound(table.chains.begin() + static_cast<std::ptrdiff_t>(plain),
+                                 table.chains.end(), name, byName);
+      bool held = at != table.chains.end() && at->name == name;
+      auto e = chains.find(name);
+      if (e == chains.end()) {
+        if (held) table.chains.erase(at);
+      } else if (held) {
+        *at = e->second.chain;
+      } else {
+        table.chains.insert(at, e->second.chain);
+      }
+    }
+    std::erase_if(table.sets,
+                  [&](const Set& s) { return policySets.count(s.name) && !nowPolicySets.count(s.name); });
+    for (auto& s : sets) {
+      auto at = std::lower_bound(table.sets.begin(), table.sets.end(), s.name, byName);
+      if (at != table.sets.end() && at->name == s.name)
+        *at = std::move(s);
+      else
+        table.sets.insert(at, std::move(s));
+    }
+    for (auto& m : maps) {
+      auto at = std::lower_bound(table.maps.begin(), table.maps.end(), m.name, byName);
+      if (at != table.maps.end() && at->name == m.name) *at = std::move(m);
+    }
   }
 };
 

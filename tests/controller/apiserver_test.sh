@@ -78,7 +78,7 @@ cnp() {  # NAME PRIORITY FROM-NAMESPACE: an Admin tier policy denying ingress in
 }
 cnp guard 10 y
 check "a cluster policy added: its Admin tier chain" in_step
-check "is in the kernel" bash -c "nft list table inet nftpol | grep -q 'chain admin-ingress-.*/cnp/guard'"
+check "is in the kernel, and jumps to its chain" bash -c "nft list table inet nftpol | grep -A4 'chain admin-ingress-' | grep -q 'jump .*cnp-ingress-.*/cnp/guard'"
 cnp guard 20 z
 check "a cluster policy changed" in_step
 [ "$(api delete clusternetworkpolicies guard)" = ok ]
