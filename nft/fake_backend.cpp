@@ -128,7 +128,7 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
     }
     case K::kDeleteElements: {
       if (set == v.sets.end()) return refused(ENOENT, "delete elements of set " + step.name);
-      auto& elements = set->second.elements;
+      auto& elements = set->second.elements.mutate();
       for (const auto& e : step.elements) {
         auto it = std::lower_bound(elements.begin(), elements.end(), e);
         if (it == elements.end() || !(*it == e))
@@ -143,7 +143,7 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
       return std::nullopt;
     case K::kAddElements: {
       if (set == v.sets.end()) return refused(ENOENT, "add elements to set " + step.name);
-      auto& elements = set->second.elements;
+      auto& elements = set->second.elements.mutate();
       for (const auto& e : step.elements) {
         if (!e.chain.empty() && !v.chains.count(e.chain))
           return refused(ENOENT, "add an element of map " + step.name + " jumping to " + e.chain);

@@ -212,7 +212,8 @@ Result<KernelView> NetlinkBackend::read(const std::string& table) {
         nftnl_set_set_str(f.get(), NFTNL_SET_NAME, st.setNames[i].c_str());
         nftnl_set_elems_nlmsg_build_payload(h, f.get());
       });
-      std::sort(v.elements.begin(), v.elements.end());
+      std::vector<ElementTuple>& list = v.elements.mutate();
+      std::sort(list.begin(), list.end());
     }
     if (!err)
       err = dump(NFT_MSG_GETRULE, onRule, &st, [&](nlmsghdr* h) {

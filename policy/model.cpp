@@ -149,7 +149,8 @@ struct Model::State {
   mutable std::unordered_map<std::string, Labels> implied;
   std::map<ObjectName, const NetworkPolicy*> policies;
   std::unordered_map<std::string, std::unique_ptr<NetworkPolicy>> policyCopies;
-  std::map<std::string, const ClusterNetworkPolicy*> clusterPolicies;  // by key
+  std::unordered_map<std::string, const ClusterNetworkPolicy*>
+      clusterPolicies;  // by key (ordered: `ordered`)
   std::unordered_map<std::string, std::unique_ptr<ClusterNetworkPolicy>> clusterPolicyCopies;
   std::vector<const ClusterNetworkPolicy*> ordered;  // evaluation order: Admin by precedence, then Baseline
   std::vector<const SharedPeer*> orderedSubjects;    // the subject of each, looked up once

@@ -23,12 +23,42 @@ struct ElementTuple {
   auto operator<=>(const ElementTuple&) const = default;
 };
 
+// A set's elements, shared (copied on write) between the view cache, the desired view and the view committed
+// last, as a chain's Signatures are: an unchanged set costs no copy per reconcile and compares by pointer.
+class Elements {
+ public:
+  Elements() : list_(none()) {}
+  Elements(std::vector<ElementTuple> list)  // NOLINT(google-explicit-constructor): a view is made from a list
+      : list_(std::make_shared<std::vector<ElementTuple>>(std::move(list))) {}
+  operator const std::vector<ElementTuple>&() const { return *list_; }  // NOLINT(google-explicit-constructor)
+  size_t size() const { return list_->size(); }
+  bool empty() const { return list_->empty(); }
+  const ElementTuple& operator[](size_t i) const { return (*list_)[i]; }
+  auto begin() const { return list_->cbegin(); }
+  auto end() const { return list_->cend(); }
+  // The list to change: a copy of its own first when it is shared.
+  std::vector<ElementTuple>& mutate() {
+    if (list_.use_count() > 1) list_ = std::make_shared<std::vector<ElementTuple>>(*list_);
+    return *list_;
+  }
+  void push_back(ElementTuple e) { mutate().push_back(std::move(e)); }
+  void clear() { list_ = none(); }
+  bool operator==(const Elements& o) const { return list_ == o.list_ || *list_ == *o.list_; }
+
+ private:
+  static const std::shared_ptr<std::vector<ElementTuple>>& none() {
+    static const auto empty = std::make_shared<std::vector<ElementTuple>>();
+    return empty;
+  }
+  std::shared_ptr<std::vector<ElementTuple>> list_;
+};
+
 struct SetView {
   uint32_t flags = 0;
   uint32_t keyType = 0;
   uint32_t keyLength = 0;
-  uint64_t timeoutMs = 0;              // a dynamic set's entry lifetime
-  std::vector<ElementTuple> elements;  // sorted; never those of a dynamic set (flags & NFT_SET_EVAL)
+  uint64_t timeoutMs = 0;  // a dynamic set's entry lifetime
+  Elements elements;       // sorted; never those of a dynamic set (flags & NFT_SET_EVAL)
   bool operator==(const SetView&) const = default;
 };
 
