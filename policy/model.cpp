@@ -747,15 +747,12 @@ std::vector<const ClusterNetworkPolicy*> Model::clusterPoliciesOf(const Pod& pod
 }
 
 std::vector<const ClusterNetworkPolicy*> Model::clusterPoliciesOf(
-    const Pod& pod, const std::vector<std::string>& before, const std::set<std::string>& changed) const {
-  std::vector<const ClusterNetworkPolicy*> out;
-  for (const auto& key : before)
-    if (!changed.count(key))
-      if (const ClusterNetworkPolicy* p = findClusterPolicy(key)) out.push_back(p);
-  for (const auto& key : changed)
-    if (const ClusterNetworkPolicy* p = findClusterPolicy(key); p && subjectHolds(*p, pod)) out.push_back(p);
-  std::sort(out.begin(), out.end(), State::evaluatedBefore);
-  return out;
+    const Pod& pod, std::vector<const ClusterNetworkPolicy*> kept,
+    const std::vector<const ClusterNetworkPolicy*>& changed) const {
+  for (const ClusterNetworkPolicy* p : changed)
+    if (subjectHolds(*p, pod)) kept.push_back(p);
+  std::sort(kept.begin(), kept.end(), State::evaluatedBefore);
+  return kept;
 }
 
 const ClusterNetworkPolicy* Model::findClusterPolicy(const std::string& key) const {

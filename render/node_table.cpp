@@ -27,8 +27,8 @@ struct NodeTable::State {
   struct ClassKey {
     Direction direction;
     policy::Tier tier;
-    std::vector<std::string> policies;  // keys
-    std::string ports;                  // the pods' named ports, when a policy's ingress rules name ports
+    std::vector<uint32_t> policies;  // their ids (policyIds)
+    std::string ports;               // the pods' named ports, when a policy's ingress rules name ports
     auto operator<=>(const ClassKey&) const = default;
   };
   struct Class {
@@ -47,7 +47,7 @@ struct NodeTable::State {
     bool isolated[2] = {false, false};
     // By Direction and Tier: its class, or none (`classes.end()`).
     Classes::iterator tier[2][2];
-    std::vector<std::string> clusterPolicies;  // the keys of all its cluster policies
+    std::vector<uint32_t> clusterPolicies;  // the ids of all its cluster policies, in order
     bool namedEgress = false;  // its egress NetworkPolicy rules have named ports: they depend on other pods
   };
   struct ChainEntry {
@@ -72,6 +72,36 @@ struct NodeTable::State {
   bool subnetsChanged = false;
   std::map<std::string, Local> local;  // local pod key -> its chains
   Classes classes;
+  // Cluster policies by a small id, for the keys of classes and the lists of pods: an id stands for one key
+  // for the table's life, and `policyOf` holds the model's policy for it as of the last update (nullptr once
+  // gone), so that pods and classes compare and copy numbers, not names.
+  std::unordered_map<std::string, uint32_t> policyIds;
+  std::vector<std::string> policyKeys;                        // by id
+  std::vector<const policy::ClusterNetworkPolicy*> policyOf;  // by id
+  std::unordered_map<const policy::ClusterNetworkPolicy*, uint32_t> idOf;
+
+  uint32_t intern(const std::string& key) {
+    auto [it, added] = policyIds.try_emplace(key, static_cast<uint32_t>(policyKeys.size()));
+    if (added) {
+      policyKeys.push_back(key);
+      policyOf.push_back(nullptr);
+    }
+    return it->second;
+  }
+  // The model's policies for these keys (all of them the first time): old ones forgotten before new ones are
+  // taken, as a new one may live where a gone one did.
+  void takePolicies(const Model& model, const std::vector<std::string>& keys) {
+    std::vector<uint32_t> ids;
+    for (const auto& key : keys) {
+      uint32_t id = intern(key);
+      if (policyOf[id]) idOf.erase(policyOf[id]);
+      ids.push_back(id);
+    }
+    for (uint32_t id : ids) {
+      policyOf[id] = model.findClusterPolicy(policyKeys[id]);
+      if (policyOf[id]) idOf[policyOf[id]] = id;
+    }
+  }
   std::map<std::string, ChainEntry> chains;
   std::map<std::string, SetSource> sources;  // every peer and cidr set a chain names
   std::map<std::string, std::string> names;  // those set names -> what they were hashed from
@@ -283,7 +313,7 @@ struct NodeTable::State {
   // `keys`); none (no policies) when none of them has rules there.
   ClassKey classKey(const Pod& pod, Direction d, policy::Tier t,
                     const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf,
-                    const std::vector<std::string>& keys) {
+                    const std::vector<uint32_t>& keys) {
     ClassKey key{d, t, {}, ""};
     bool namedPorts = false;
     for (size_t i = 0; i < subjectOf.size(); ++i) {
@@ -317,7 +347,7 @@ struct NodeTable::State {
                    const std::vector<const policy::ClusterNetworkPolicy*>& subjectOf) {
     l.clusterPolicies.clear();
     for (const auto* p : subjectOf)
-      l.clusterPolicies.push_back(p->key());
+      l.clusterPolicies.push_back(idOf.at(p));
     const std::string key = pod.key();
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       int i = static_cast<int>(d);
@@ -343,8 +373,8 @@ struct NodeTable::State {
     Direction d = key.direction;
     c.policyChains.resize(key.policies.size());
     for (size_t i = 0; i < key.policies.size(); ++i) {
-      const std::string& policyKey = key.policies[i];
-      const policy::ClusterNetworkPolicy* policy = model.findClusterPolicy(policyKey);
+      const std::string& policyKey = policyKeys[key.policies[i]];
+      const policy::ClusterNetworkPolicy* policy = policyOf[key.policies[i]];
       if (!policy) continue;  // gone: its members left the class in this update
       std::string podPorts = d == Direction::kIngress && hasNamedPort(*policy, d) ? key.ports : "";
       uint64_t revision = model.clusterPolicyRevision(policyKey);
@@ -409,13 +439,13 @@ struct NodeTable::State {
     stale.clear();
   }
 
-  // Whether a change of these cluster policies may change the pod's classes: it had one of them, or one of
-  // them applies to it now.
-  bool touchedBy(const Model& model, const Pod& pod, const Local& l, const std::set<std::string>& changed) {
-    for (const auto& key : l.clusterPolicies)
-      if (changed.count(key)) return true;
-    for (const auto& key : changed)
-      if (const auto* p = model.findClusterPolicy(key); p && model.subjectHolds(*p, pod)) return true;
+  // Whether a change of these cluster policies (`changed`, their ids) may change the pod's classes: it had
+  // one of them, or one of them applies to it now.
+  bool touchedBy(const Model& model, const Pod& pod, const Local& l, const std::set<uint32_t>& changed) {
+    for (uint32_t id : l.clusterPolicies)
+      if (changed.count(id)) return true;
+    for (uint32_t id : changed)
+      if (const auto* p = policyOf[id]; p && model.subjectHolds(*p, pod)) return true;
     return false;
   }
 
@@ -469,9 +499,14 @@ struct NodeTable::State {
 
   // Only a pod's classes found again, when cluster policies changed and the pod did not.
   void recomputeTiers(const Model& model, const std::string& key, Local& l,
-                      const std::set<std::string>& changed) {
+                      const std::set<uint32_t>& changed) {
     const Pod& pod = *model.findPod(key);
-    joinClasses(pod, l, model.clusterPoliciesOf(pod, l.clusterPolicies, changed));
+    std::vector<const policy::ClusterNetworkPolicy*> kept, now;
+    for (uint32_t id : l.clusterPolicies)
+      if (!changed.count(id)) kept.push_back(policyOf[id]);
+    for (uint32_t id : changed)
+      if (policyOf[id]) now.push_back(policyOf[id]);
+    joinClasses(pod, l, model.clusterPoliciesOf(pod, std::move(kept), now));
     if (flowLog)
       for (int i = 0; i < 2; ++i)
         if (!l.isolated[i]) npStale.emplace(key, i);
@@ -538,7 +573,12 @@ struct NodeTable::State {
   const Table& update(const Model& model, const policy::Dirty& dirty) {
     policyChainsBuilt.clear();
     namedTargetsChanged = dirty.namedTargets;
+    std::set<uint32_t> changedPolicies;
     if (fresh) {
+      std::vector<std::string> keys;
+      for (const auto* p : model.clusterPolicies())
+        keys.push_back(p->key());
+      takePolicies(model, keys);
       for (const auto& [name, pod] : model.pods())
         if (pod->nodeName == node) recompute(model, name.key());
       for (const auto& service : model.serviceObjects().services())
@@ -550,21 +590,22 @@ struct NodeTable::State {
       if (dirty.namedTargets)
         for (const auto& [key, l] : local)
           if (l.namedEgress) pods.insert(key);
+      takePolicies(model, {dirty.clusterPolicyKeys.begin(), dirty.clusterPolicyKeys.end()});
+      for (const auto& key : dirty.clusterPolicyKeys)
+        changedPolicies.insert(policyIds.at(key));
       for (const auto& key : pods)
         recompute(model, key);
-      if (!dirty.clusterPolicyKeys.empty())
+      if (!changedPolicies.empty())
         for (auto& [key, l] : local)
-          if (!pods.count(key) && touchedBy(model, *model.findPod(key), l, dirty.clusterPolicyKeys))
-            recomputeTiers(model, key, l, dirty.clusterPolicyKeys);
+          if (!pods.count(key) && touchedBy(model, *model.findPod(key), l, changedPolicies))
+            recomputeTiers(model, key, l, changedPolicies);
       // The classes of a changed policy (its chain is made again), and, when named egress ports may resolve
       // elsewhere now, those of the policies that name them.
       for (auto it = classes.begin(); it != classes.end(); ++it)
-        for (const auto& policyKey : it->first.policies) {
-          const auto* p = dirty.namedTargets && it->first.direction == Direction::kEgress
-                              ? model.findClusterPolicy(policyKey)
-                              : nullptr;
-          if (dirty.clusterPolicyKeys.count(policyKey) || (p && hasNamedPort(*p, Direction::kEgress)))
-            stale.insert(it);
+        for (uint32_t id : it->first.policies) {
+          const auto* p =
+              dirty.namedTargets && it->first.direction == Direction::kEgress ? policyOf[id] : nullptr;
+          if (changedPolicies.count(id) || (p && hasNamedPort(*p, Direction::kEgress))) stale.insert(it);
         }
       stalePeers.insert(dirty.peers.begin(), dirty.peers.end());
       nodesStale = dirty.clusterPolicies;

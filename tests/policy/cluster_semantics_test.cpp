@@ -500,7 +500,12 @@ TEST_CASE("a changed cluster policy is reported by key, and a pod's policies fol
     CHECK(dirty.pods.empty());
     for (const auto& [name, pod] : model.pods()) {
       auto fresh = model.clusterPoliciesOf(*pod);
-      auto patched = model.clusterPoliciesOf(*pod, before[name.key()], dirty.clusterPolicyKeys);
+      std::vector<const ClusterNetworkPolicy*> kept, changed;
+      for (const auto& key : before[name.key()])
+        if (!dirty.clusterPolicyKeys.count(key)) kept.push_back(model.findClusterPolicy(key));
+      for (const auto& key : dirty.clusterPolicyKeys)
+        if (const auto* now = model.findClusterPolicy(key)) changed.push_back(now);
+      auto patched = model.clusterPoliciesOf(*pod, kept, changed);
       REQUIRE(patched == fresh);
       moved += fresh.size() != before[name.key()].size();
     }

@@ -201,12 +201,13 @@ class Model {
   const std::vector<const ClusterNetworkPolicy*>& clusterPolicies() const;
   // Every cluster policy whose subject holds the pod, of both tiers, in evaluation order.
   std::vector<const ClusterNetworkPolicy*> clusterPoliciesOf(const Pod& pod) const;
-  // The same, from what it was (`before`, their keys in order) when only the cluster policies `changed` may
-  // differ since (the pod, its namespace and the other policies did not change): a change of one policy
+  // The same, from what it was when only some cluster policies changed since (the pod, its namespace and the
+  // other policies did not): `kept`, those of its earlier ones that did not change (a policy's pointer stays
+  // valid until it is set again), and `changed`, the changed ones as they are now. A change of one policy
   // costs the length of the pod's list, not the number of cluster policies.
-  std::vector<const ClusterNetworkPolicy*> clusterPoliciesOf(const Pod& pod,
-                                                             const std::vector<std::string>& before,
-                                                             const std::set<std::string>& changed) const;
+  std::vector<const ClusterNetworkPolicy*> clusterPoliciesOf(
+      const Pod& pod, std::vector<const ClusterNetworkPolicy*> kept,
+      const std::vector<const ClusterNetworkPolicy*>& changed) const;
   // The cluster policy `key` ("cnp/name"), or nullptr; and whether its subject holds the pod.
   const ClusterNetworkPolicy* findClusterPolicy(const std::string& key) const;
   bool subjectHolds(const ClusterNetworkPolicy& p, const Pod& pod) const;
