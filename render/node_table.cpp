@@ -118,6 +118,15 @@ struct NodeTable::State {
   // that an update without service changes patches; the policy part's set names of the table as it stands.
   std::set<std::string> changedChains;
   std::set<std::string> recomputedSets;
+  std::set<std::string> namedChanged;
+  // How many chains name each peer, cidr and nodes set, and the named-port sets chains hold with how many hold
+  // each: kept as chains come and go, so that an update walks what changed, not every chain.
+  std::map<std::string, int> setUses;
+  struct NamedSet {
+    Set set;
+    int uses = 0;
+  };
+  std::map<std::string, NamedSet> namedSets;
   std::set<std::string> policySets;
   bool assembled = false;  // the table is whole (a first update assembles it)
   // Within one update: the policy chains built (each once, from the first pod that needs it; see
@@ -187,13 +196,31 @@ struct NodeTable::State {
   }
 
   void fill(ChainEntry& e, detail::BuiltChain built) {
+    use(e, -1);
     e.sets.clear();
     for (const auto& r : built.chain.rules)
       for (const auto& m : r.matches)
         if (const auto* in = std::get_if<AddressInSet>(&m)) e.sets.push_back(in->set);
     e.chain = std::move(built.chain);
     e.namedSets = std::move(built.namedSets);
+    use(e, +1);
     changedChains.insert(e.chain.name);
+  }
+
+  // Counts a chain's sets in (+1) or out (-1): the sets it names, and the named-port sets it holds (one name
+  // must stand for one content, or NameCollision).
+  void use(const ChainEntry& e, int delta) {
+    for (const auto& name : e.sets)
+      if ((setUses[name] += delta) == 0) setUses.erase(name);
+    for (const auto& set : e.namedSets) {
+      auto [it, added] = namedSets.try_emplace(set.name, NamedSet{set, 0});
+      if (!added && delta > 0 && !(it->second.set == set)) detail::throwCollision(set.name);
+      if (added) namedChanged.insert(set.name);
+      if ((it->second.uses += delta) == 0) {
+        namedSets.erase(it);
+        namedChanged.insert(set.name);
+      }
+    }
   }
 
   // Takes a reference on the chain (made the first time), and returns its name.
@@ -457,6 +484,7 @@ struct NodeTable::State {
     if (--it->second.refs > 0) return;
     std::vector<std::string> jumps = std::move(it->second.jumps);
     changedChains.insert(name);
+    use(it->second, -1);
     chains.erase(it);
     for (const auto& j : jumps)
       dropChain(j);
@@ -650,20 +678,15 @@ struct NodeTable::State {
     // into it: the changed chains, the sets made again, the dispatch maps; everything else stays as it is,
     // not copied again.
     bool whole = !assembled || !dirty.services.empty();
-    std::map<std::string, const Set*> named;
-    std::set<std::string> referenced;
     std::vector<Chain> chainList;
-    for (const auto& [name, e] : chains) {
-      if (whole) chainList.push_back(e.chain);
-      referenced.insert(e.sets.begin(), e.sets.end());
-      for (const auto& s : e.namedSets)
-        if (detail::putOnce(named, s.name, &s) &&
-            (whole || changedChains.count(name) || !policySets.count(s.name)))
-          sets.push_back(s);
-    }
+    if (whole)
+      for (const auto& [name, e] : chains)
+        chainList.push_back(e.chain);
+    for (const auto& [name, named] : namedSets)
+      if (whole || namedChanged.count(name) || !policySets.count(name)) sets.push_back(named.set);
     // Sets no chain names any more are forgotten, with their names.
     for (auto it = sources.begin(); it != sources.end();) {
-      if (referenced.count(it->first)) {
+      if (setUses.count(it->first)) {
         ++it;
         continue;
       }
@@ -671,7 +694,7 @@ struct NodeTable::State {
       names.erase(it->first);
       it = sources.erase(it);
     }
-    for (const auto& name : referenced) {
+    for (const auto& [name, uses] : setUses) {
       const Set& s = cachedSet(model, name);
       if (whole || recomputedSets.count(name) || !policySets.count(name)) sets.push_back(s);
     }
@@ -680,8 +703,9 @@ struct NodeTable::State {
     std::set<std::string> nowPolicySets;
     for (const auto& s : sets)
       nowPolicySets.insert(s.name);
-    nowPolicySets.insert(referenced.begin(), referenced.end());
-    for (const auto& [name, s] : named)
+    for (const auto& [name, uses] : setUses)
+      nowPolicySets.insert(name);
+    for (const auto& [name, named] : namedSets)
       nowPolicySets.insert(name);
     if (whole) {
       // The pieces are combined straight into the table: one copy of the service part per build.
@@ -697,6 +721,7 @@ struct NodeTable::State {
     policySets = std::move(nowPolicySets);
     changedChains.clear();
     recomputedSets.clear();
+    namedChanged.clear();
     return table;
   }
 
