@@ -33,10 +33,11 @@ constexpr uint32_t kBatchPage = 1 << 20;
 constexpr uint32_t kBatchOverrun = 1 << 18;
 constexpr int kAckTimeoutMs = 5000;
 // Rules are echoed (for their handles) only in transactions of up to this many messages: every echo must fit
-// in the receive buffer beside the ACKs until the commit is read, and a large one (a first sync) would need
-// tens of megabytes. A chain whose handles are unknown is flushed and refilled the next time it changes, and
-// echoed then.
-constexpr size_t kEchoLimit = 4096;
+// in the receive buffer beside the ACKs until the commit is read, and the kernel builds each echo as it would
+// a dump of the rule, which a first sync of thousands of rules would pay for in its commit time (the batch
+// against `nft -f` went from about 0.4 to 0.5). A chain whose handles are unknown is flushed and refilled
+// the next time it changes, echoed then, and edited in place from then on.
+constexpr size_t kEchoLimit = 1024;
 constexpr size_t kEchoBytes = 4096;  // the socket memory an echoed rule may take
 
 Error failed(const std::string& what, int err) {
