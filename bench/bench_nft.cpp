@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,14 +37,14 @@ using bench::write;
 
 namespace {
 
-// `clusterPolicy`: when not empty, a cluster policy's YAML, also added (and removed) each round.
+// `clusterPolicy`: when set, a cluster policy's YAML at a priority, also added, moved and removed each round.
 std::string throughController(const std::filesystem::path& dir, const std::string& node,
-                              const std::string& clusterPolicy) {
+                              const std::function<std::string(int)>& clusterPolicy) {
   mnl_socket* monitor = bench::openCommitMonitor();
   if (!monitor) return "cannot open the nftables monitor";
   pid_t pid = bench::startController(dir, node);
   std::string failure;
-  std::vector<double> relabel, added, clusterAdded;
+  std::vector<double> relabel, added, clusterAdded, clusterMoved;
   if (!nextCommit(monitor, 10000)) failure = "no initial sync within 10 s";
   for (int i = 0; failure.empty() && i < 100; ++i) {
     usleep(30000);  // a quiet spell, as between real edits
@@ -66,12 +67,18 @@ std::string throughController(const std::filesystem::path& dir, const std::strin
     added.push_back(ms(Clock::now() - t0));
     std::filesystem::remove(path);
     (void)nextCommit(monitor, 2000);
-    if (clusterPolicy.empty() || !failure.empty()) continue;
+    if (!clusterPolicy || !failure.empty()) continue;
     usleep(30000);
     t0 = Clock::now();
-    write((dir / "e2e-cnp.yaml").string(), clusterPolicy);
+    write((dir / "e2e-cnp.yaml").string(), clusterPolicy(500));
     if (!nextCommit(monitor, 2000)) failure = "no commit after a cluster policy was added";
     clusterAdded.push_back(ms(Clock::now() - t0));
+    // Its priority moved past the others' (from 500 to 1 or 999), which reorders the tier for its subjects.
+    usleep(30000);
+    t0 = Clock::now();
+    write((dir / "e2e-cnp.yaml").string(), clusterPolicy(i % 2 ? 1 : 999));
+    if (!nextCommit(monitor, 2000)) failure = "no commit after a cluster policy's priority changed";
+    clusterMoved.push_back(ms(Clock::now() - t0));
     std::filesystem::remove(dir / "e2e-cnp.yaml");
     (void)nextCommit(monitor, 2000);
   }
@@ -83,10 +90,13 @@ std::string throughController(const std::filesystem::path& dir, const std::strin
               percentile(relabel, 0.5), percentile(relabel, 0.99));
   std::printf("  one policy added: median %.2f ms, p99 %.2f ms [100 runs]\n", percentile(added, 0.5),
               percentile(added, 0.99));
-  if (!clusterAdded.empty())
+  if (!clusterAdded.empty()) {
     std::printf(
         "  one cluster policy added (subject: every namespace): median %.2f ms, p99 %.2f ms [100 runs]\n",
         percentile(clusterAdded, 0.5), percentile(clusterAdded, 0.99));
+    std::printf("  its priority changed: median %.2f ms, p99 %.2f ms [100 runs]\n", percentile(clusterMoved, 0.5),
+                percentile(clusterMoved, 0.99));
+  }
   return "";
 }
 
@@ -270,7 +280,9 @@ int main(int argc, char** argv) {
 
   // End to end through the controller process: from the file's write to the commit, as the kernel announces
   // it to a netlink monitor (a NEWGEN message per transaction).
-  if (auto e2e = throughController(dir, node, clusterPolicies > 0 ? cnp(500) : ""); !e2e.empty()) {
+  std::function<std::string(int)> clusterPolicy;
+  if (clusterPolicies > 0) clusterPolicy = cnp;
+  if (auto e2e = throughController(dir, node, clusterPolicy); !e2e.empty()) {
     std::fprintf(stderr, "controller: %s\n", e2e.c_str());
     return 1;
   }

@@ -534,10 +534,13 @@ struct NodeTable::State {
       if (!changed.count(id)) kept.push_back(policyOf[id]);
     for (uint32_t id : changed)
       if (policyOf[id]) now.push_back(policyOf[id]);
+    Classes::iterator baseline[2] = {l.tier[0][1], l.tier[1][1]};
     joinClasses(pod, l, model.clusterPoliciesOf(pod, std::move(kept), now));
+    // Its audit chain depends on its Baseline class (see refreshNetworkPolicyChain): when that changed. (A
+    // class whose own chain came or went is seen to in rebuildClasses.)
     if (flowLog)
       for (int i = 0; i < 2; ++i)
-        if (!l.isolated[i]) npStale.emplace(key, i);
+        if (!l.isolated[i] && l.tier[i][1] != baseline[i]) npStale.emplace(key, i);
   }
 
   // The pod's NetworkPolicy chain in one direction made again: held when a NetworkPolicy isolates it, or when
