@@ -94,8 +94,8 @@ std::string throughController(const std::filesystem::path& dir, const std::strin
     std::printf(
         "  one cluster policy added (subject: every namespace): median %.2f ms, p99 %.2f ms [100 runs]\n",
         percentile(clusterAdded, 0.5), percentile(clusterAdded, 0.99));
-    std::printf("  its priority changed: median %.2f ms, p99 %.2f ms [100 runs]\n", percentile(clusterMoved, 0.5),
-                percentile(clusterMoved, 0.99));
+    std::printf("  its priority changed: median %.2f ms, p99 %.2f ms [100 runs]\n",
+                percentile(clusterMoved, 0.5), percentile(clusterMoved, 0.99));
   }
   return "";
 }

@@ -22,7 +22,8 @@ void Reconciler::setPodSubnets(std::vector<Cidr> subnets) {
 
 Result<ReconcileResult> Reconciler::apply() {
   const nft::Table& desired = table_.table();
-  auto applied = backend_.apply(desired);
+  auto changes = table_.takeChanges();
+  auto applied = changes ? backend_.applyChanged(desired, *changes) : backend_.apply(desired);
   if (!applied) return applied.error();
   ReconcileResult r{
       .messages = applied->messages, .pods = table_.localPods(), .policies = model_.policies().size()};

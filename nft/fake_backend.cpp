@@ -187,7 +187,33 @@ Result<KernelView> transact(KernelView current, const Plan& plan, const KernelVi
   return current;
 }
 
+// The caller's promise checked: whatever differs from the table given to the previous apply is named.
+Result<Applied> FakeBackend::applyChanged(const Table& desired, const std::set<std::string>& changed) {
+  if (previous_) {
+    KernelView now = viewOf(desired);
+    auto unnamed = [&](const auto& before, const auto& after) -> std::optional<std::string> {
+      for (const auto& [name, v] : after) {
+        auto it = before.find(name);
+        if ((it == before.end() || !(it->second == v)) && !changed.count(name)) return name;
+      }
+      for (const auto& [name, v] : before)
+        if (!after.count(name) && !changed.count(name)) return name;
+      return std::nullopt;
+    };
+    auto missed = unnamed(previous_->sets, now.sets);
+    if (!missed) missed = unnamed(previous_->chains, now.chains);
+    if (missed) {
+      ++refused_;
+      previous_ = std::move(now);
+      return Error{"fake kernel: " + *missed +
+                   " changed since the previous apply, but was not named changed"};
+    }
+  }
+  return apply(desired);
+}
+
 Result<Applied> FakeBackend::apply(const Table& desired) {
+  previous_ = viewOf(desired);
   if (!failures_.empty()) {
     Error e = failures_.front().error;
     if (--failures_.front().times <= 0) failures_.erase(failures_.begin());

@@ -7,7 +7,8 @@
 
 namespace nftpol::nft {
 
-KernelView viewOf(const Table& desired, SignatureCache* cache) {
+KernelView viewOf(const Table& desired, SignatureCache* cache, const std::set<std::string>* changed) {
+  auto same = [&](const std::string& name) { return changed && !changed->count(name); };
   KernelView v;
   v.exists = true;
   // Sets and maps are both sets to the kernel: one view of them, by name.
@@ -17,7 +18,7 @@ KernelView viewOf(const Table& desired, SignatureCache* cache) {
       return;
     }
     auto it = cached->find(s.name);
-    if (it == cached->end() || !(it->second.first == s))
+    if (it == cached->end() || (!same(s.name) && !(it->second.first == s)))
       it = cached->insert_or_assign(s.name, std::pair{s, setViewOf(s)}).first;
     v.sets[s.name] = it->second.second;
   };
@@ -32,7 +33,7 @@ KernelView viewOf(const Table& desired, SignatureCache* cache) {
     const SignatureCache::Entry* cached = nullptr;
     if (cache) {
       auto it = cache->chains.find(c.name);
-      if (it != cache->chains.end() && it->second.rules == c.rules) cached = &it->second;
+      if (it != cache->chains.end() && (same(c.name) || it->second.rules == c.rules)) cached = &it->second;
     }
     if (cached) {
       cv.rules = cached->signatures;

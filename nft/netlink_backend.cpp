@@ -161,7 +161,13 @@ void NetlinkBackend::recover() {
 }
 
 Result<Applied> NetlinkBackend::apply(const Table& desired) {
-  auto r = applyOnce(desired);
+  auto r = applyOnce(desired, nullptr);
+  if (!r) recover();
+  return r;
+}
+
+Result<Applied> NetlinkBackend::applyChanged(const Table& desired, const std::set<std::string>& changed) {
+  auto r = applyOnce(desired, &changed);
   if (!r) recover();
   return r;
 }
@@ -232,6 +238,16 @@ Result<KernelView> NetlinkBackend::read(const std::string& table) {
 }
 
 namespace {
+
+// What a DELRULE names: every rule of a chain (a flush), or the one with `handle`.
+RulePtr ruleIn(const Table& table, const std::string& chain, uint64_t handle = 0) {
+  RulePtr r(nftnl_rule_alloc());
+  nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, kFamily);
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, table.name.c_str());
+  nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, chain.c_str());
+  if (handle != 0) nftnl_rule_set_u64(r.get(), NFTNL_RULE_HANDLE, handle);
+  return r;
+}
 
 // The handle in the kernel's echo of a rule it made: only that attribute is read (a full parse of the rule's
 // expressions, for every rule of a large commit, would cost more than the commit).
@@ -515,7 +531,11 @@ void learnHandles(KernelView& want, const KernelView& current, const Plan& p,
 
 }  // namespace
 
-Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
+Result<Applied> NetlinkBackend::applyOnce(const Table& desired, const std::set<std::string>* changed) {
+  // The promise is against the table of the previous apply, which is what the cache was made from only when
+  // that apply got as far as making its view.
+  if (!cacheHoldsPrevious_) changed = nullptr;
+  cacheHoldsPrevious_ = false;
   auto before = generation();
   if (!before) return before.error();
   KernelView current;
@@ -527,7 +547,8 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
     if (!dumped) return dumped.error();
     current = std::move(*dumped);
   }
-  KernelView want = viewOf(desired, &signatures_);
+  KernelView want = viewOf(desired, &signatures_, changed);
+  cacheHoldsPrevious_ = true;
   Plan p = plan(current, desired, want);
   if (p.empty()) {
     committed_.emplace(*before, std::move(current));  // the desired table, handles and all
@@ -577,14 +598,10 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
         nftnl_chain_nlmsg_build_payload(batch.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add chain " + step.name),
                                         buildChain(desired, *desired.findChain(step.name)).get());
         break;
-      case Step::Kind::kFlushChain: {
-        RulePtr r(nftnl_rule_alloc());
-        nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, kFamily);
-        nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, desired.name.c_str());
-        nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, step.name.c_str());
-        nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_DELRULE, 0, "flush chain " + step.name), r.get());
+      case Step::Kind::kFlushChain:
+        nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_DELRULE, 0, "flush chain " + step.name),
+                                       ruleIn(desired, step.name).get());
         break;
-      }
       case Step::Kind::kAddRules: {
         const Chain& chain = *desired.findChain(step.name);
         for (size_t i = 0; i < chain.rules.size(); ++i)
@@ -599,18 +616,12 @@ Result<Applied> NetlinkBackend::applyOnce(const Table& desired) {
           addRule(stepIndex, chain, i, step.handle ? 0 : NLM_F_APPEND, step.handle);
         continue;
       }
-      case Step::Kind::kDeleteRule: {
-        RulePtr r(nftnl_rule_alloc());
-        nftnl_rule_set_u32(r.get(), NFTNL_RULE_FAMILY, kFamily);
-        nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, desired.name.c_str());
-        nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, step.name.c_str());
-        nftnl_rule_set_u64(r.get(), NFTNL_RULE_HANDLE, step.handle);
+      case Step::Kind::kDeleteRule:
         nftnl_rule_nlmsg_build_payload(
             batch.add(NFT_MSG_DELRULE, 0,
                       "delete rule " + std::to_string(step.handle) + " of chain " + step.name),
-            r.get());
+            ruleIn(desired, step.name, step.handle).get());
         break;
-      }
       case Step::Kind::kDeleteElements:
       case Step::Kind::kAddElements:
         addElements(batch, desired, step.name, step.elements, step.kind == Step::Kind::kDeleteElements);
@@ -678,11 +689,8 @@ Result<Applied> NetlinkBackend::merge(const Table& shape) {
     nftnl_chain_nlmsg_build_payload(batch.add(NFT_MSG_NEWCHAIN, NLM_F_CREATE, "add chain " + chain.name),
                                     buildChain(shape, chain).get());
     batch.done();
-    RulePtr flush(nftnl_rule_alloc());
-    nftnl_rule_set_u32(flush.get(), NFTNL_RULE_FAMILY, kFamily);
-    nftnl_rule_set_str(flush.get(), NFTNL_RULE_TABLE, shape.name.c_str());
-    nftnl_rule_set_str(flush.get(), NFTNL_RULE_CHAIN, chain.name.c_str());
-    nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_DELRULE, 0, "flush chain " + chain.name), flush.get());
+    nftnl_rule_nlmsg_build_payload(batch.add(NFT_MSG_DELRULE, 0, "flush chain " + chain.name),
+                                   ruleIn(shape, chain.name).get());
     batch.done();
     for (size_t i = 0; i < chain.rules.size(); ++i) {
       nlmsghdr* nlh = batch.add(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND,

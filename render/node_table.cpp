@@ -119,8 +119,8 @@ struct NodeTable::State {
   std::set<std::string> changedChains;
   std::set<std::string> recomputedSets;
   std::set<std::string> namedChanged;
-  // How many chains name each peer, cidr and nodes set, and the named-port sets chains hold with how many hold
-  // each: kept as chains come and go, so that an update walks what changed, not every chain.
+  // How many chains name each peer, cidr and nodes set, and the named-port sets chains hold with how many
+  // hold each: kept as chains come and go, so that an update walks what changed, not every chain.
   std::map<std::string, int> setUses;
   struct NamedSet {
     Set set;
@@ -129,6 +129,9 @@ struct NodeTable::State {
   std::map<std::string, NamedSet> namedSets;
   std::set<std::string> policySets;
   bool assembled = false;  // the table is whole (a first update assembles it)
+  // Since the last takeChanges(): the names of what updates changed in the table, or all of it.
+  std::set<std::string> changes;
+  bool changedWhole = true;
   // Within one update: the policy chains built (each once, from the first pod that needs it; see
   // holdPolicyChain), and whether named egress ports may resolve elsewhere now.
   std::set<std::string> policyChainsBuilt;
@@ -718,7 +721,15 @@ struct NodeTable::State {
       table = detail::assemble(std::move(sets), std::move(maps), std::move(chainList),
                                detail::combine(std::move(pieces)), flowLog ? &*flowLog : nullptr);
       assembled = true;
+      changedWhole = true;
     } else {
+      changes.insert(changedChains.begin(), changedChains.end());
+      for (const auto& s : sets)
+        changes.insert(s.name);
+      for (const auto& m : maps)
+        changes.insert(m.name);
+      for (const auto& name : policySets)
+        if (!nowPolicySets.count(name)) changes.insert(name);
       patch(std::move(sets), std::move(maps), nowPolicySets);
     }
     policySets = std::move(nowPolicySets);
@@ -784,6 +795,13 @@ void NodeTable::setPodSubnets(std::vector<Cidr> subnets) {
   if (subnets == s_->podSubnets) return;
   s_->podSubnets = std::move(subnets);
   s_->subnetsChanged = true;
+}
+std::optional<std::set<std::string>> NodeTable::takeChanges() {
+  std::optional<std::set<std::string>> out;
+  if (!s_->changedWhole) out = std::move(s_->changes);
+  s_->changes.clear();
+  s_->changedWhole = false;
+  return out;
 }
 const Table& NodeTable::table() const {
   return s_->table;

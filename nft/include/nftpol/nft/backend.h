@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,13 @@ class Backend {
   virtual ~Backend() = default;
   // Makes the kernel's table equal to `desired` in one transaction: all of it or, on error, none of it.
   virtual Result<Applied> apply(const Table& desired) = 0;
+  // The same, told which of the table's sets, maps and chains (by name) may differ from the table given to
+  // the previous apply: the others are equal to it, so a backend need not compare them again. A promise of
+  // the caller's (the fake kernel checks it); without one, everything is compared.
+  virtual Result<Applied> applyChanged(const Table& desired, const std::set<std::string>& changed) {
+    (void)changed;
+    return apply(desired);
+  }
   // Removes the table (nothing to do when it is absent).
   virtual Result<Applied> remove(const std::string& table) = 0;
   // What the kernel holds now.
@@ -43,6 +51,7 @@ class Backend {
 class FakeBackend : public Backend {
  public:
   Result<Applied> apply(const Table& desired) override;
+  Result<Applied> applyChanged(const Table& desired, const std::set<std::string>& changed) override;
   Result<Applied> remove(const std::string& table) override;
   Result<KernelView> read(const std::string&) override { return view_; }
   void forget() override { ++forgotten_; }
@@ -61,6 +70,7 @@ class FakeBackend : public Backend {
   };
   std::vector<Failure> failures_;
   KernelView view_;
+  std::optional<KernelView> previous_;  // the view of the table given to the previous apply
   size_t applied_ = 0, refused_ = 0, forgotten_ = 0;
 };
 
@@ -74,6 +84,7 @@ class NetlinkBackend : public Backend {
   static Result<std::unique_ptr<NetlinkBackend>> open();
   ~NetlinkBackend() override;
   Result<Applied> apply(const Table& desired) override;
+  Result<Applied> applyChanged(const Table& desired, const std::set<std::string>& changed) override;
   Result<Applied> remove(const std::string& table) override;
   Result<KernelView> read(const std::string& table) override;
   void forget() override { committed_.reset(); }
@@ -100,7 +111,7 @@ class NetlinkBackend : public Backend {
 
  private:
   NetlinkBackend() = default;
-  Result<Applied> applyOnce(const Table& desired);
+  Result<Applied> applyOnce(const Table& desired, const std::set<std::string>* changed);
   void recover();
   Result<uint32_t> generation();  // the ruleset generation, which every commit by anyone increments
   std::unique_ptr<Socket> socket_;
@@ -108,6 +119,7 @@ class NetlinkBackend : public Backend {
   // unchanged nobody has committed anything, so the view is still exact and no dump is needed.
   std::optional<std::pair<uint32_t, KernelView>> committed_;
   SignatureCache signatures_;
+  bool cacheHoldsPrevious_ = false;  // signatures_ was made from the table given to the previous apply
 };
 
 }  // namespace nftpol::nft

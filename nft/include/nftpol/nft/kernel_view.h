@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -121,7 +122,10 @@ struct SignatureCache {
   std::map<std::string, std::pair<Map, SetView>> maps;
 };
 
-KernelView viewOf(const Table& desired, SignatureCache* cache = nullptr);
+// With `changed` (a name that is not in it stands for what the cache last saw under it), the cache's view
+// of such an object is taken without comparing the object with what it was made from.
+KernelView viewOf(const Table& desired, SignatureCache* cache = nullptr,
+                  const std::set<std::string>* changed = nullptr);
 
 // Whether two sets have the same shape (flags, key type and length, timeout): what cannot change in place.
 bool sameSpec(const SetView& a, const SetView& b);

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 
@@ -40,6 +41,10 @@ class NodeTable {
   // NameCollision, after which the NodeTable must be replaced.
   const nft::Table& update(const policy::Model& model, const policy::Dirty& dirty);
   const nft::Table& table() const;
+  // The names of the table's sets, maps and chains that updates changed, made or removed since the last
+  // call; nullopt when it may all have changed (an update made the table whole: the first, or one that
+  // changed services). What a backend's applyChanged is told.
+  std::optional<std::set<std::string>> takeChanges();
   // This node's pod subnets (its Node's spec.podCIDRs, --pod-cidr, what the CNI plugin reported): an address
   // in them that no local pod holds is closed both ways. Taken by the next update.
   void setPodSubnets(std::vector<Cidr> subnets);
