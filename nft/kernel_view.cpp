@@ -33,14 +33,24 @@ KernelView viewOf(const Table& desired, SignatureCache* cache, const std::set<st
     const SignatureCache::Entry* cached = nullptr;
     if (cache) {
       auto it = cache->chains.find(c.name);
-      if (it != cache->chains.end() && (same(c.name) || it->second.rules == c.rules)) cached = &it->second;
+      if (it != cache->chains.end()) cached = &it->second;
     }
-    if (cached) {
+    if (cached && (same(c.name) || cached->rules == c.rules)) {
       cv.rules = cached->signatures;
     } else {
+      // A chain that changed mostly keeps its head and tail (a jump inserted into a class chain): their
+      // signatures are taken from the cache, only the rules between are built and printed.
+      size_t n = c.rules.size(), m = cached ? cached->rules.size() : 0, head = 0, tail = 0;
+      while (head < n && head < m && c.rules[head] == cached->rules[head])
+        ++head;
+      while (tail < n - head && tail < m - head && c.rules[n - 1 - tail] == cached->rules[m - 1 - tail])
+        ++tail;
       std::vector<std::string> signatures;
-      for (const auto& r : c.rules)
-        signatures.push_back(ruleSignature(buildRule(desired, c.name, r).get()));
+      signatures.reserve(n);
+      for (size_t i = 0; i < n; ++i)
+        signatures.push_back(i < head        ? cached->signatures[i]
+                             : i >= n - tail ? cached->signatures[m - (n - i)]
+                                             : ruleSignature(buildRule(desired, c.name, c.rules[i]).get()));
       cv.rules = Signatures(std::move(signatures));
       if (cache) cache->chains[c.name] = {c.rules, cv.rules};
     }

@@ -102,9 +102,9 @@ struct NodeTable::State {
       if (policyOf[id]) idOf[policyOf[id]] = id;
     }
   }
-  std::map<std::string, ChainEntry> chains;
-  std::map<std::string, SetSource> sources;  // every peer and cidr set a chain names
-  std::map<std::string, std::string> names;  // those set names -> what they were hashed from
+  std::unordered_map<std::string, ChainEntry> chains;  // by name (a whole table sorts them)
+  std::map<std::string, SetSource> sources;            // every peer and cidr set a chain names
+  std::map<std::string, std::string> names;            // those set names -> what they were hashed from
   std::unordered_map<std::string, Set> setCache;
   std::set<std::string> stalePeers;  // peer keys whose cached sets are out of date
   bool nodesStale = false;           // the cached nodes sets may be: a Node or a cluster policy changed

@@ -181,8 +181,10 @@ TEST_CASE("a chain whose handles are known is edited in place, not flushed and r
   CHECK(moved->messages == 2);
   CHECK(fake.view().chains.at("class") == viewOf(jumps({"b", "c", "d", "a"})).chains.at("class"));
 
-  // Random edits: whatever the planner sends makes the chain, never more messages than a refill.
+  // Random edits: whatever the planner sends makes the chain, never more messages than a refill; and the
+  // view made through a signature cache (which keeps a changed chain's head and tail) is the view made anew.
   std::mt19937 rng(7);
+  SignatureCache cache;
   std::vector<std::string> now = {"b", "c", "d", "a"};
   for (int round = 0; round < 200; ++round) {
     std::vector<std::string> next = now;
@@ -210,6 +212,7 @@ TEST_CASE("a chain whose handles are known is edited in place, not flushed and r
     for (const auto& step : planned.steps)
       if (step.name == "class") onClass += step.kind == Step::Kind::kInsertRules ? step.count : 1;
     CHECK(onClass <= refill);
+    REQUIRE(viewOf(t, &cache).chains.at("class") == viewOf(t).chains.at("class"));
     REQUIRE(fake.apply(t).ok());
     REQUIRE(fake.view().chains.at("class") == viewOf(t).chains.at("class"));
     now = unique;
