@@ -327,10 +327,14 @@ class Batch {
     size_t acked = 0;
     std::vector<char> buf(1 << 16);
     while (acked < what_.size()) {
-      pollfd p{fd, POLLIN, 0};
-      int ready = poll(&p, 1, errors.empty() ? kAckTimeoutMs : 100);
-      if (ready <= 0) break;
-      ssize_t len = recv(fd, buf.data(), buf.size(), 0);
+      // The answers are mostly there already (the kernel acknowledges a batch when it has committed it): read
+      // without waiting, and wait (bounded) only when none is.
+      ssize_t len = recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+      if (len < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, errors.empty() ? kAckTimeoutMs : 100) <= 0) break;
+        continue;
+      }
       if (len < 0) return failed("reading acknowledgements", errno);
       int remaining = static_cast<int>(len);
       for (auto* nlh = reinterpret_cast<nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, remaining);
