@@ -97,7 +97,7 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
       if (chain == v.chains.end()) return refused(ENOENT, "add rule to chain " + step.name);
       ChainView& c = chain->second;
       bool known = c.rules.empty() || c.knowsHandles();
-      std::vector<std::string> rules(c.rules.begin(), c.rules.end());
+      std::vector<std::string>& rules = c.rules.mutate();
       const Signatures& wanted = want.chains.at(step.name).rules;
       size_t first = step.kind == K::kAddRules ? 0 : step.first;
       size_t count = step.kind == K::kAddRules ? wanted.size() : step.count;
@@ -112,7 +112,6 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
         rules.insert(rules.begin() + static_cast<std::ptrdiff_t>(at + i), wanted[first + i]);
         if (known) c.handles.insert(c.handles.begin() + static_cast<std::ptrdiff_t>(at + i), nextHandle++);
       }
-      c.rules = Signatures(std::move(rules));
       return std::nullopt;
     }
     case K::kDeleteRule: {
@@ -120,10 +119,9 @@ std::optional<Error> carryOut(KernelView& v, const Step& step, const KernelView&
       if (!at)
         return refused(ENOENT, "delete rule " + std::to_string(step.handle) + " of chain " + step.name);
       ChainView& c = chain->second;
-      std::vector<std::string> rules(c.rules.begin(), c.rules.end());
+      std::vector<std::string>& rules = c.rules.mutate();
       rules.erase(rules.begin() + static_cast<std::ptrdiff_t>(*at));
       c.handles.erase(c.handles.begin() + static_cast<std::ptrdiff_t>(*at));
-      c.rules = Signatures(std::move(rules));
       return std::nullopt;
     }
     case K::kDeleteElements: {
@@ -189,8 +187,8 @@ Result<KernelView> transact(KernelView current, const Plan& plan, const KernelVi
 
 // The caller's promise checked: whatever differs from the table given to the previous apply is named.
 Result<Applied> FakeBackend::applyChanged(const Table& desired, const std::set<std::string>& changed) {
+  KernelView want = viewOf(desired);
   if (previous_) {
-    KernelView now = viewOf(desired);
     auto unnamed = [&](const auto& before, const auto& after) -> std::optional<std::string> {
       for (const auto& [name, v] : after) {
         auto it = before.find(name);
@@ -200,20 +198,25 @@ Result<Applied> FakeBackend::applyChanged(const Table& desired, const std::set<s
         if (!after.count(name) && !changed.count(name)) return name;
       return std::nullopt;
     };
-    auto missed = unnamed(previous_->sets, now.sets);
-    if (!missed) missed = unnamed(previous_->chains, now.chains);
+    auto missed = unnamed(previous_->sets, want.sets);
+    if (!missed) missed = unnamed(previous_->chains, want.chains);
     if (missed) {
       ++refused_;
-      previous_ = std::move(now);
+      previous_ = std::move(want);
       return Error{"fake kernel: " + *missed +
                    " changed since the previous apply, but was not named changed"};
     }
   }
-  return apply(desired);
+  return applyView(desired, std::move(want));
 }
 
 Result<Applied> FakeBackend::apply(const Table& desired) {
-  previous_ = viewOf(desired);
+  return applyView(desired, viewOf(desired));
+}
+
+Result<Applied> FakeBackend::applyView(const Table& desired, KernelView view) {
+  previous_ = std::move(view);
+  const KernelView& want = *previous_;
   if (!failures_.empty()) {
     Error e = failures_.front().error;
     if (--failures_.front().times <= 0) failures_.erase(failures_.begin());
@@ -224,7 +227,6 @@ Result<Applied> FakeBackend::apply(const Table& desired) {
     ++refused_;
     return Error{"fake kernel: " + *problem, EINVAL};
   }
-  KernelView want = viewOf(desired);
   Plan p = plan(view_, desired, want);
   if (p.empty()) return Applied{0};
   auto done = transact(view_, p, want);

@@ -635,12 +635,13 @@ struct NodeTable::State {
             recomputeTiers(model, key, l, changedPolicies);
       // The classes of a changed policy (its chain is made again), and, when named egress ports may resolve
       // elsewhere now, those of the policies that name them.
-      for (auto it = classes.begin(); it != classes.end(); ++it)
-        for (uint32_t id : it->first.policies) {
-          const auto* p =
-              dirty.namedTargets && it->first.direction == Direction::kEgress ? policyOf[id] : nullptr;
-          if (changedPolicies.count(id) || (p && hasNamedPort(*p, Direction::kEgress))) stale.insert(it);
-        }
+      if (!changedPolicies.empty() || dirty.namedTargets)
+        for (auto it = classes.begin(); it != classes.end(); ++it)
+          for (uint32_t id : it->first.policies) {
+            const auto* p =
+                dirty.namedTargets && it->first.direction == Direction::kEgress ? policyOf[id] : nullptr;
+            if (changedPolicies.count(id) || (p && hasNamedPort(*p, Direction::kEgress))) stale.insert(it);
+          }
       stalePeers.insert(dirty.peers.begin(), dirty.peers.end());
       nodesStale = dirty.clusterPolicies;
       for (const auto& key : dirty.services)

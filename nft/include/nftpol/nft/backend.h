@@ -71,6 +71,8 @@ class FakeBackend : public Backend {
   std::vector<Failure> failures_;
   KernelView view_;
   std::optional<KernelView> previous_;  // the view of the table given to the previous apply
+  // apply() with the desired table's view made once.
+  Result<Applied> applyView(const Table& desired, KernelView view);
   size_t applied_ = 0, refused_ = 0, forgotten_ = 0;
 };
 

@@ -24,35 +24,40 @@ struct ElementTuple {
   auto operator<=>(const ElementTuple&) const = default;
 };
 
-// A set's elements, shared (copied on write) between the view cache, the desired view and the view committed
-// last, as a chain's Signatures are: an unchanged set costs no copy per reconcile and compares by pointer.
-class Elements {
+// A list shared (copied on write) between the view cache, the desired view and the view committed last: an
+// unchanged chain or set costs no copy per reconcile and compares by pointer.
+template <typename T>
+class SharedList {
  public:
-  Elements() : list_(none()) {}
-  Elements(std::vector<ElementTuple> list)  // NOLINT(google-explicit-constructor): a view is made from a list
-      : list_(std::make_shared<std::vector<ElementTuple>>(std::move(list))) {}
-  operator const std::vector<ElementTuple>&() const { return *list_; }  // NOLINT(google-explicit-constructor)
+  SharedList() : list_(none()) {}
+  SharedList(std::vector<T> list)  // NOLINT(google-explicit-constructor): a view is made from a list
+      : list_(std::make_shared<std::vector<T>>(std::move(list))) {}
+  operator const std::vector<T>&() const { return *list_; }  // NOLINT(google-explicit-constructor)
   size_t size() const { return list_->size(); }
   bool empty() const { return list_->empty(); }
-  const ElementTuple& operator[](size_t i) const { return (*list_)[i]; }
+  const T& operator[](size_t i) const { return (*list_)[i]; }
   auto begin() const { return list_->cbegin(); }
   auto end() const { return list_->cend(); }
   // The list to change: a copy of its own first when it is shared.
-  std::vector<ElementTuple>& mutate() {
-    if (list_.use_count() > 1) list_ = std::make_shared<std::vector<ElementTuple>>(*list_);
+  std::vector<T>& mutate() {
+    if (list_.use_count() > 1) list_ = std::make_shared<std::vector<T>>(*list_);
     return *list_;
   }
-  void push_back(ElementTuple e) { mutate().push_back(std::move(e)); }
+  void push_back(T item) { mutate().push_back(std::move(item)); }
   void clear() { list_ = none(); }
-  bool operator==(const Elements& o) const { return list_ == o.list_ || *list_ == *o.list_; }
+  bool operator==(const SharedList& o) const { return list_ == o.list_ || *list_ == *o.list_; }
 
  private:
-  static const std::shared_ptr<std::vector<ElementTuple>>& none() {
-    static const auto empty = std::make_shared<std::vector<ElementTuple>>();
+  static const std::shared_ptr<std::vector<T>>& none() {
+    static const auto empty = std::make_shared<std::vector<T>>();
     return empty;
   }
-  std::shared_ptr<std::vector<ElementTuple>> list_;
+  std::shared_ptr<std::vector<T>> list_;
 };
+
+// A set's elements, sorted; a chain's rule signatures, in order.
+using Elements = SharedList<ElementTuple>;
+using Signatures = SharedList<std::string>;
 
 struct SetView {
   uint32_t flags = 0;
@@ -61,32 +66,6 @@ struct SetView {
   uint64_t timeoutMs = 0;  // a dynamic set's entry lifetime
   Elements elements;       // sorted; never those of a dynamic set (flags & NFT_SET_EVAL)
   bool operator==(const SetView&) const = default;
-};
-
-// A chain's rule signatures, in order. Shared between the signature cache, the desired view and the view
-// committed last, so an unchanged chain costs no copy per reconcile and compares by pointer.
-class Signatures {
- public:
-  Signatures() : list_(none()) {}
-  explicit Signatures(std::vector<std::string> list)
-      : list_(std::make_shared<std::vector<std::string>>(std::move(list))) {}
-  size_t size() const { return list_->size(); }
-  bool empty() const { return list_->empty(); }
-  const std::string& operator[](size_t i) const { return (*list_)[i]; }
-  auto begin() const { return list_->cbegin(); }
-  auto end() const { return list_->cend(); }
-  void push_back(std::string signature) {  // while a dump builds it: copies first if it is shared
-    if (list_.use_count() > 1) list_ = std::make_shared<std::vector<std::string>>(*list_);
-    list_->push_back(std::move(signature));
-  }
-  bool operator==(const Signatures& o) const { return list_ == o.list_ || *list_ == *o.list_; }
-
- private:
-  static const std::shared_ptr<std::vector<std::string>>& none() {
-    static const auto empty = std::make_shared<std::vector<std::string>>();
-    return empty;
-  }
-  std::shared_ptr<std::vector<std::string>> list_;
 };
 
 struct ChainView {
