@@ -48,8 +48,12 @@ void sendReply(int fd, handoff::Reply::Status status, const std::string& message
 }  // namespace
 
 Result<std::unique_ptr<CniServer>> CniServer::start(const std::string& path, CniServerOptions options) {
-  sockaddr_un addr;
-  if (!sockaddrFor(path, addr)) return Error{"--cni-socket \"" + path + "\": empty or longer than 107 bytes"};
+  // The socket is bound under a name of its own, made the node's (0600) and listening, and only then renamed
+  // into place: a socket found at `path` is always one a client of the node can connect to.
+  const std::string made = path + "~";
+  sockaddr_un addr, madeAddr;
+  if (!sockaddrFor(path, addr) || !sockaddrFor(made, madeAddr))
+    return Error{"--cni-socket \"" + path + "\": empty or longer than 106 bytes"};
   std::filesystem::path dir = std::filesystem::path(path).parent_path();
   std::error_code ec;
   if (!dir.empty() && !std::filesystem::exists(dir, ec)) {
@@ -66,18 +70,19 @@ Result<std::unique_ptr<CniServer>> CniServer::start(const std::string& path, Cni
     if (live) return Error{"another controller listens on " + path, EADDRINUSE};
     ::unlink(path.c_str());  // left by a controller that is gone
   }
+  ::unlink(made.c_str());  // left by a start that failed half-way
   int fd = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return systemError("socket");
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-    auto e = systemError("cannot bind " + path);
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&madeAddr), sizeof madeAddr) != 0) {
+    auto e = systemError("cannot bind " + made);
     ::close(fd);
     return e;
   }
-  // Before listen: nobody can connect while it is still the umask's mode.
-  if (::chmod(path.c_str(), 0600) != 0 || ::listen(fd, 128) != 0) {
+  if (::chmod(made.c_str(), 0600) != 0 || ::listen(fd, 128) != 0 ||
+      ::rename(made.c_str(), path.c_str()) != 0) {
     auto e = systemError("cannot listen on " + path);
     ::close(fd);
-    ::unlink(path.c_str());
+    ::unlink(made.c_str());
     return e;
   }
   int wake = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), stop = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

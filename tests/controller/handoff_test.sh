@@ -79,7 +79,10 @@ check "and leaves no veth and no reservation" test -z "$(pod_ip allowed)$(ls "$d
 "$nftpol" controller "${source_args[@]}" --node node-1 --listen "127.0.0.1:$port" --no-node-routes \
   --cni-socket "$sock" 2> "$dir/controller.log" & pids+=($!)
 check "the controller listens on its socket" nftpol_wait_for 10 test -S "$sock"
+# The socket appears at its path only once it is 0600 and listening (made under a name of its own, then
+# renamed): finding it is enough to use it.
 check "the socket is the node's: mode 0600" test "$(stat -c %a "$sock")" = 600
+check "and nothing is left under the name it was made as" test ! -e "$sock~"
 check "the controller synced" nftpol_wait_for 10 past 0 || exit 1
 out=$(cni ADD allowed)
 check "with the controller up the retry succeeds" test $? = 0 || echo "$out"
